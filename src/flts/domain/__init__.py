@@ -1,0 +1,1 @@
+"""Pure data: wire messages, stage configs and the config hash. No I/O."""

@@ -1,0 +1,109 @@
+"""Stage configurations, model types and the lineage hash.
+
+``config_hash`` is the sha256 of canonical JSON (sorted keys, no whitespace), so it is stable
+under key order and changes with any field. Preprocess computes it once, from its config plus a
+fingerprint of the input data, and every later message carries it unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flts.errors import UnknownModelTypeError
+
+
+class ModelType(StrEnum):
+    """Every forecaster FLTS knows. Baselines are scored next to every model, never promoted."""
+
+    GRU = "GRU"
+    LSTM = "LSTM"
+    PROPHET = "PROPHET"
+    PERSISTENCE = "PERSISTENCE"
+    SEASONAL_NAIVE = "SEASONAL_NAIVE"
+
+    @classmethod
+    def parse(cls, value: str) -> ModelType:
+        try:
+            return cls(value.strip().upper())
+        except ValueError:
+            known = ", ".join(m.value for m in cls)
+            raise UnknownModelTypeError(f"unknown model type {value!r}; known: {known}") from None
+
+
+TRAINABLE_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.GRU, ModelType.LSTM, ModelType.PROPHET)
+BASELINE_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.PERSISTENCE, ModelType.SEASONAL_NAIVE)
+
+
+class FrozenConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PreprocessConfig(FrozenConfig):
+    """How raw CSV becomes model-ready data. Every field feeds ``config_hash``."""
+
+    time_col: str = "time"
+    target: str = "down"
+    #: Input columns besides the time; None means every numeric column of the file.
+    feature_columns: tuple[str, ...] | None = None
+    #: Step of the regular grid in seconds; None infers it (median spacing of the training file).
+    step_seconds: int | None = Field(default=None, gt=0)
+    #: Gaps and missing values are filled by linear interpolation in time, then edge values.
+    fill_method: Literal["interpolate"] = "interpolate"
+    #: Clip every input column to these quantiles of the *training* data (None: no clipping).
+    clip_quantiles: tuple[float, float] | None = None
+    time_features: bool = True
+    #: Extra lagged copies of the target, in steps (e.g. (720,) for one day earlier).
+    lags: tuple[int, ...] = ()
+    lookback: int = Field(default=30, ge=1)
+    horizon: int = Field(default=1, ge=1)
+    #: Steps in one seasonal period for the seasonal-naive baseline; None = one day of steps.
+    season_steps: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PreprocessConfig:
+        if self.clip_quantiles is not None:
+            low, high = self.clip_quantiles
+            if not 0.0 <= low < high <= 1.0:
+                raise ValueError("clip_quantiles must satisfy 0 <= low < high <= 1")
+        if any(lag < 1 for lag in self.lags):
+            raise ValueError("lags must be positive step counts")
+        return self
+
+
+class TrainConfig(FrozenConfig):
+    """Hyper-parameters of one training run. CPU-sized defaults."""
+
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    hidden_size: int = Field(default=64, ge=1)
+    num_layers: int = Field(default=2, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    learning_rate: float = Field(default=2e-3, gt=0.0)
+    #: Early stopping: epochs without validation improvement before stopping.
+    patience: int = Field(default=3, ge=1)
+    #: Fraction of the training windows, taken from the end in time order, used for validation.
+    validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    seed: int = 42
+    #: Torch intra-op threads (None: leave torch's default).
+    torch_threads: int | None = Field(default=None, ge=1)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: the same value always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def sha256_hex(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def compute_config_hash(config: PreprocessConfig, data_fingerprint: str) -> str:
+    """Lineage hash of one preprocessing run: its config plus what data it read."""
+    payload = {"preprocess": config.model_dump(mode="json"), "data": data_fingerprint}
+    return sha256_hex(canonical_json(payload))

@@ -1,0 +1,225 @@
+"""Wire messages: one frozen pydantic model per event of the Kafka contract.
+
+Field names are exactly those of the spec (shared/spec/kafka-usage-report.md). Readers are
+tolerant: unknown fields are kept (``extra="allow"``) so a message relayed by FLTS never loses
+what another producer added. Fields FLTS adds beyond the spec are optional, so messages from
+existing producers still decode. Writers always emit every spec field (``to_wire``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flts.errors import MessageError
+
+SCHEMA_VERSION: Literal[1] = 1
+
+
+class WireMessage(BaseModel):
+    """Base of every wire message: frozen, tolerant of extra fields, strict about types."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict sent on the wire; every declared field is present."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+    def to_json_bytes(self) -> bytes:
+        return orjson.dumps(self.to_wire())
+
+
+class ClaimCheck(WireMessage):
+    """A pointer to an object in S3-compatible storage (the claim-check pattern)."""
+
+    bucket: str = Field(min_length=1)
+    object: str = Field(min_length=1)
+    size: int = Field(ge=0)
+    v: Literal[1] = SCHEMA_VERSION
+    identifier: str = Field(min_length=1)
+    # Added by FLTS (optional for compatibility): the lineage hash computed once by preprocess.
+    config_hash: str | None = None
+
+
+class TrainingDataReady(ClaimCheck):
+    """Topic ``training-data``: the processed training set is ready. Key ``train-claim``."""
+
+
+class InferenceDataReady(ClaimCheck):
+    """Topic ``inference-data``: the processed test/inference set is ready. Key ``inference-claim``."""
+
+    object_key: str = Field(min_length=1)
+    operation: str = "post: test data"
+
+
+class ModelTrainingRunning(WireMessage):
+    """Topic ``model-training``, status RUNNING: a trainer started on a claim."""
+
+    model_type: str
+    config_hash: str
+    run_id: str
+    status: Literal["RUNNING"] = "RUNNING"
+    identifier: str
+
+
+class BaselineScores(BaseModel):
+    """Errors of one baseline on exactly the windows the model was scored on."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    rmse: float
+    mae: float
+    mse: float
+    mape: float | None = None
+
+
+class ModelTrained(WireMessage):
+    """Topic ``model-training``, status SUCCESS: a model is trained, scored and logged.
+
+    Metrics are in the target's original units, on the test windows only.
+    """
+
+    model_type: str
+    config_hash: str
+    run_id: str
+    status: Literal["SUCCESS"] = "SUCCESS"
+    test_rmse: float
+    test_mae: float
+    test_mse: float
+    train_start: str
+    train_end: str
+    identifier: str
+    artifact_uri: str
+    # Added by FLTS: what evaluation needs to compare models honestly.
+    model_uri: str | None = None
+    test_mape: float | None = None
+    test_windows: int | None = None
+    horizon: int | None = None
+    baselines: dict[str, BaselineScores] | None = None
+
+
+class ModelSelected(WireMessage):
+    """Topic ``model-selected``: the evaluator promoted a champion. Key ``promotion``."""
+
+    model_uri: str
+    model_type: str
+    run_id: str
+    config_hash: str
+    composite_score: float
+    test_rmse: float
+    test_mae: float
+    test_mse: float
+    promotion_time: str
+    identifier: str
+    # Added by FLTS.
+    registered_model: str | None = None
+    model_version: str | None = None
+
+
+class PerformanceEval(WireMessage):
+    """Topic ``performance-eval``: metrics of one batch inference (monitoring sink)."""
+
+    identifier: str
+    config_hash: str
+    model_type: str
+    run_id: str
+    rows: int
+    windows: int
+    latency_ms: float
+    latency_per_window_ms: float
+    rmse: float | None = None
+    mae: float | None = None
+    mse: float | None = None
+    mape: float | None = None
+    output_bucket: str
+    output_object: str
+    timestamp: str
+    v: Literal[1] = SCHEMA_VERSION
+
+
+class DlqRecord(WireMessage):
+    """Topic ``DLQ-<base-topic>``: a message that could not be processed, with why."""
+
+    operation: str
+    status: str
+    error_details: str
+    payload: Any = None
+    timestamp: str
+    # Added by FLTS: where the failed message came from, when known.
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    error_type: str | None = None
+
+
+class ProgressEvent(WireMessage):
+    """Topic ``flts-progress`` (added by FLTS): live progress of long work, for humans."""
+
+    stage: str
+    identifier: str
+    message: str
+    config_hash: str | None = None
+    model_type: str | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    timestamp: str = Field(default_factory=lambda: utc_now_iso())
+
+
+M = TypeVar("M", bound=WireMessage)
+
+
+def utc_now_iso() -> str:
+    """UTC timestamp in the ISO form the spec uses (``2025-11-24T12:00:00Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _load_object(what: str, raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw) if isinstance(raw, bytes | str) else raw
+    except orjson.JSONDecodeError as exc:
+        raise MessageError(f"{what}: payload is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise MessageError(f"{what}: payload must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def decode(model: type[M], raw: bytes | str | dict[str, Any]) -> M:
+    """Decode raw bytes/JSON/dict into ``model``; raise MessageError naming the bad fields."""
+    data = _load_object(model.__name__, raw)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise MessageError(f"{model.__name__}: {problems}") from exc
+
+
+def decode_model_training(raw: bytes | str | dict[str, Any]) -> ModelTrainingRunning | ModelTrained:
+    """The model-training topic carries two events; dispatch on ``status``."""
+    data = _load_object("model-training event", raw)
+    status = data.get("status")
+    if status == "RUNNING":
+        return decode(ModelTrainingRunning, data)
+    if status == "SUCCESS":
+        return decode(ModelTrained, data)
+    raise MessageError(f"model-training event: unknown status {status!r} (RUNNING or SUCCESS)")
+
+
+#: Every wire message, by the name its JSON Schema file carries.
+ALL_MESSAGES: dict[str, type[WireMessage]] = {
+    "training-data": TrainingDataReady,
+    "inference-data": InferenceDataReady,
+    "model-training.running": ModelTrainingRunning,
+    "model-training.success": ModelTrained,
+    "model-selected": ModelSelected,
+    "performance-eval": PerformanceEval,
+    "dlq": DlqRecord,
+    "flts-progress": ProgressEvent,
+}

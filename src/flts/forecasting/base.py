@@ -1,0 +1,99 @@
+"""The one interface every forecaster implements, models and baselines alike."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from flts.domain.config import ModelType, TrainConfig
+from flts.forecasting.spec import ForecastSpec
+
+SPEC_FILE = "forecaster.json"
+
+
+class EpochProgress(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float | None = None
+
+
+ProgressCallback = Callable[[EpochProgress], None]
+
+
+class FitSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    seconds: float
+    epochs_run: int = 0
+    best_epoch: int | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    train_windows: int = 0
+    val_windows: int = 0
+
+
+class Forecaster(ABC):
+    """fit / predict / save / load over processed frames (see ``flts.forecasting``).
+
+    ``predict`` returns an array of shape (len(origins), horizon) in the target's *original*
+    units and must read no row at or after an origin.
+    """
+
+    model_type: ClassVar[ModelType]
+
+    def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
+        self.spec = spec
+        self.train_config = train_config or TrainConfig()
+
+    @property
+    def min_history(self) -> int:
+        """Rows of history an origin needs before it."""
+        return self.spec.lookback
+
+    @abstractmethod
+    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+        """Fit on the processed training frame (time-ordered validation is carved inside)."""
+
+    @abstractmethod
+    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        """Forecast ``horizon`` steps from each origin, in original units."""
+
+    def save(self, directory: Path) -> None:
+        """Write the spec and config, then the model's own state (``_save_state``)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        header = {
+            "model_type": self.model_type.value,
+            "spec": self.spec.model_dump(mode="json"),
+            "train_config": self.train_config.model_dump(mode="json"),
+        }
+        (directory / SPEC_FILE).write_text(json.dumps(header, indent=2, sort_keys=True))
+        self._save_state(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> Forecaster:
+        header = json.loads((directory / SPEC_FILE).read_text())
+        spec = ForecastSpec.model_validate(header["spec"])
+        model = cls(spec, TrainConfig.model_validate(header["train_config"]))
+        model._load_state(directory)
+        return model
+
+    def _save_state(self, directory: Path) -> None:  # noqa: B027 - baselines have no state
+        """Persist fitted state; stateless forecasters keep the default."""
+
+    def _load_state(self, directory: Path) -> None:  # noqa: B027
+        """Restore what ``_save_state`` wrote."""
+
+
+def read_model_type(directory: Path) -> ModelType:
+    header = json.loads((directory / SPEC_FILE).read_text())
+    return ModelType.parse(header["model_type"])

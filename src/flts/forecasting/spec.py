@@ -1,0 +1,94 @@
+"""What a trained model must carry to predict honestly: scaler, feature order, window shape."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flts.errors import DataValidationError
+
+TIME_COLUMN = "ds"
+
+
+class ScalerParams(BaseModel):
+    """Per-column standardisation fitted on training data only: ``(x - mean) / scale``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    columns: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> ScalerParams:
+        if not len(self.columns) == len(self.mean) == len(self.scale):
+            raise ValueError("scaler columns, mean and scale must have the same length")
+        if any(s <= 0 for s in self.scale):
+            raise ValueError("scaler scale must be positive")
+        return self
+
+    @classmethod
+    def fit(cls, columns: tuple[str, ...], values: np.ndarray) -> ScalerParams:
+        """Fit on a (rows, columns) array of *training* values; constant columns get scale 1."""
+        mean = np.nanmean(values, axis=0)
+        std = np.nanstd(values, axis=0)
+        std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+        return cls(
+            columns=columns,
+            mean=tuple(float(m) for m in mean),
+            scale=tuple(float(s) for s in std),
+        )
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - np.asarray(self.mean)) / np.asarray(self.scale)
+
+    def inverse_column(self, column: str, values: np.ndarray) -> np.ndarray:
+        """Back to original units for one column (the target)."""
+        idx = self.columns.index(column)
+        return values * self.scale[idx] + self.mean[idx]
+
+    def transform_column(self, column: str, values: np.ndarray) -> np.ndarray:
+        idx = self.columns.index(column)
+        return (values - self.mean[idx]) / self.scale[idx]
+
+
+class ForecastSpec(BaseModel):
+    """Shape and lineage of a forecasting problem; saved with every model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    #: Model input columns, in the order the model was trained on; enforced at inference.
+    feature_order: tuple[str, ...]
+    lookback: int = Field(ge=1)
+    horizon: int = Field(ge=1)
+    step_seconds: int = Field(gt=0)
+    season_steps: int = Field(gt=0)
+    scaler: ScalerParams
+    config_hash: str = ""
+    #: Raw CSV columns (besides time) the feature pipeline derives ``feature_order`` from.
+    raw_columns: tuple[str, ...] = ()
+    time_features: bool = True
+    lags: tuple[int, ...] = ()
+
+    @model_validator(mode="after")
+    def _target_is_feature(self) -> ForecastSpec:
+        if self.target not in self.feature_order:
+            raise ValueError(f"target {self.target!r} must be one of the feature columns")
+        if tuple(self.scaler.columns) != tuple(self.feature_order):
+            raise ValueError("scaler columns must equal feature_order")
+        return self
+
+    @property
+    def target_index(self) -> int:
+        return self.feature_order.index(self.target)
+
+    def check_frame_columns(self, columns: list[str] | tuple[str, ...]) -> None:
+        """Refuse a frame whose features are missing; order is taken from the spec, not the frame."""
+        missing = [c for c in self.feature_order if c not in columns]
+        if missing:
+            raise DataValidationError(
+                f"input is missing feature columns {missing}; the model needs {list(self.feature_order)}"
+            )
+        if TIME_COLUMN not in columns:
+            raise DataValidationError(f"input has no {TIME_COLUMN!r} timestamp column")

@@ -1,0 +1,53 @@
+"""Rolling-origin windows. The only place that decides which rows a forecast may read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flts.errors import DataValidationError
+from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
+
+
+def evaluation_origins(n_rows: int, spec: ForecastSpec) -> np.ndarray:
+    """Origins every model and baseline is scored on: the same set for all of them.
+
+    The first origin leaves room for the longest history any forecaster needs (the RNN lookback
+    or one seasonal period for seasonal naive); the last leaves ``horizon`` rows of actuals.
+    """
+    first = max(spec.lookback, spec.season_steps)
+    last = n_rows - spec.horizon
+    if last < first:
+        raise DataValidationError(
+            f"test data has {n_rows} rows; scoring needs at least {first + spec.horizon} "
+            f"(history of {first} rows plus a horizon of {spec.horizon})"
+        )
+    return np.arange(first, last + 1, dtype=np.int64)
+
+
+def input_windows(matrix: np.ndarray, origins: np.ndarray, lookback: int) -> np.ndarray:
+    """Stack ``matrix[i - lookback : i]`` for each origin: shape (n, lookback, features).
+
+    A zero-copy strided view, so windowing the whole test file costs no memory.
+    """
+    if len(origins) == 0:
+        return np.empty((0, lookback, matrix.shape[1]), dtype=matrix.dtype)
+    if origins.min() < lookback or origins.max() > len(matrix):
+        raise DataValidationError(
+            f"origins must lie in [{lookback}, {len(matrix)}] for a lookback of {lookback}"
+        )
+    view = np.lib.stride_tricks.sliding_window_view(matrix, (lookback, matrix.shape[1]))[:, 0]
+    return view[origins - lookback]
+
+
+def actuals(target: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """Actual target values for each origin and step: shape (n, horizon)."""
+    steps = np.arange(horizon)
+    return target[origins[:, None] + steps[None, :]]
+
+
+def target_timestamps(frame: pd.DataFrame, origins: np.ndarray, spec: ForecastSpec) -> np.ndarray:
+    """Timestamps forecast from each origin: after the input window, never inside it."""
+    last_seen = frame[TIME_COLUMN].to_numpy()[origins - 1]
+    steps = np.arange(1, spec.horizon + 1) * np.timedelta64(spec.step_seconds, "s")
+    return last_seen[:, None] + steps[None, :]

@@ -1,0 +1,115 @@
+"""Requests, configs and results of the four stages that are not themselves wire messages.
+
+Wire messages (``flts.domain.messages``) are the requests/results where the spec defines one:
+train takes a ``TrainingDataReady`` and returns a ``ModelTrained``; infer takes an
+``InferenceDataReady`` and returns a ``PerformanceEval``; evaluate returns a ``ModelSelected``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
+from flts.domain.messages import InferenceDataReady, ModelSelected, ModelTrained, TrainingDataReady
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ObjectRef(Frozen):
+    bucket: str
+    key: str
+
+
+# --- preprocess -------------------------------------------------------------------------------
+
+
+class PreprocessRequest(Frozen):
+    """Raw CSVs already in the object store (the CLI uploads local files to ``dataset``)."""
+
+    identifier: str = Field(min_length=1)
+    train: ObjectRef
+    test: ObjectRef
+
+
+class PreprocessResult(Frozen):
+    training: TrainingDataReady
+    inference: InferenceDataReady
+    config_hash: str
+    #: True when processed data for this (identifier, config_hash) already existed and was reused.
+    reused: bool
+    train_rows: int
+    test_rows: int
+    #: Human-readable notes: rows filled, values clipped, inferred step, ...
+    notes: tuple[str, ...] = ()
+
+
+# --- train --------------------------------------------------------------------------------------
+
+
+class TrainStageConfig(Frozen):
+    model_type: ModelType
+    train: TrainConfig = TrainConfig()
+    experiment: str = "flts"
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+
+class EvaluateRequest(Frozen):
+    identifier: str
+    config_hash: str
+    #: SUCCESS events of every expected model type for this (identifier, config_hash).
+    results: tuple[ModelTrained, ...]
+
+
+class EvaluateStageConfig(Frozen):
+    expected_model_types: tuple[ModelType, ...] = (ModelType.GRU, ModelType.LSTM, ModelType.PROPHET)
+    registered_model_name: str = "flts-forecaster"
+    alias: str = "champion"
+
+
+class ScoreRow(Frozen):
+    """One line of the evaluation report: a model or a baseline on the shared test windows."""
+
+    model_type: str
+    run_id: str | None
+    is_baseline: bool
+    rmse: float
+    mae: float
+    mse: float
+    mape: float | None
+    rmse_vs_persistence: float
+    mae_vs_persistence: float
+    #: Mean of the two ratios above: < 1 means better than persistence.
+    composite_score: float
+    beats_persistence: bool
+
+
+class EvaluationReport(Frozen):
+    identifier: str
+    config_hash: str
+    rows: tuple[ScoreRow, ...]
+    champion: str | None
+    reason: str
+
+
+class EvaluateResult(Frozen):
+    report: EvaluationReport
+    #: None when no model beat persistence (nothing promoted).
+    selected: ModelSelected | None
+    promotion_record: ObjectRef | None
+
+
+# --- infer --------------------------------------------------------------------------------------
+
+
+class InferStageConfig(Frozen):
+    model_uri: str
+    model_type: str
+    run_id: str
+
+
+class InferRequest(Frozen):
+    claim: InferenceDataReady
