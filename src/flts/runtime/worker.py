@@ -1,0 +1,398 @@
+"""One generic Kafka worker that drives a stage handler with at-least-once delivery.
+
+Per message: poll -> run the handler on a separate thread while the assigned partitions are
+paused (the polling thread keeps calling ``poll()``, so heartbeats, rebalances and
+``max.poll.interval.ms`` stay healthy however long training takes) -> resume -> produce the
+handler's outputs, each confirmed by the broker -> commit the message's offset synchronously.
+
+Error policy (the only broad ``except`` of a service lives here):
+
+- The handler decodes its wire model; a :class:`MessageError` or any other failure goes to a
+  dead-letter topic chosen by ``dlq_topic_for(consumed_topic, error)``, then the offset is
+  committed and the worker moves on.
+- Infrastructure failures (:class:`TrackingError`, :class:`MessagingError`, and
+  :class:`StorageError` except :class:`ObjectNotFoundError`) are retried by ``RetryPolicy``:
+  ``attempts`` tries in all, with exponential backoff (1 s, 2 s, 4 s ... capped), before DLQ.
+- If the broker cannot confirm the outputs or the DLQ record after the same retries, the worker
+  raises :class:`MessagingError` without committing: the process exits and the message is
+  redelivered after a restart.
+- A partition revoked while its message was being handled is neither produced for nor
+  committed: its new owner gets the message again (stages are idempotent).
+- ``stop_event`` (set by SIGTERM/SIGINT) abandons the in-flight message uncommitted and closes
+  the consumer, which leaves the group at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from flts.domain.messages import WireMessage
+from flts.errors import (
+    FltsError,
+    MessagingError,
+    ObjectNotFoundError,
+    StorageError,
+    TrackingError,
+)
+from flts.kafka_utils import commit_offsets_sync, produce_message, publish_error
+from flts.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed Kafka record, decoupled from confluent-kafka so handlers test without a broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes | None
+
+    @classmethod
+    def from_message(cls, msg: Message) -> Record:
+        raw_key = msg.key()
+        key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
+        return cls(
+            str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0), key, msg.value()
+        )
+
+
+@dataclass(frozen=True)
+class Output:
+    """One event the worker must get confirmed before it commits the consumed offset."""
+
+    topic: str
+    value: WireMessage | dict[str, Any]
+    key: str | None = None
+
+
+Handler = Callable[[Record], Sequence[Output]]
+#: (consumed topic, error) -> dead-letter topic.
+DlqRouter = Callable[[str, BaseException], str]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff for infrastructure failures."""
+
+    attempts: int = 3
+    initial_delay_s: float = 1.0
+    max_delay_s: float = 15.0
+
+    def delay(self, attempt: int) -> float:
+        """Wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
+        return float(min(self.max_delay_s, self.initial_delay_s * 2 ** (attempt - 1)))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of the infrastructure (worth a retry), not of the message."""
+    if isinstance(exc, ObjectNotFoundError):
+        return False
+    return isinstance(exc, StorageError | TrackingError | MessagingError)
+
+
+def dlq_of(topic: str) -> str:
+    """The spec's dead-letter naming: ``DLQ-<base-topic>``."""
+    return f"DLQ-{topic}"
+
+
+def consumer_config(kafka: KafkaSettings, group_id: str, **extra: Any) -> dict[str, Any]:
+    """librdkafka settings of a worker: manual commits, earliest reset, short session (tansu)."""
+    return {
+        **kafka.client_config(),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": kafka.session_timeout_ms,
+        "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
+        "max.poll.interval.ms": kafka.max_poll_interval_ms,
+        **extra,
+    }
+
+
+def install_signal_handlers(stop_event: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop_event`` (call from the main thread)."""
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s received: stopping", signal.Signals(signum).name)
+        stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
+@dataclass
+class WorkerStats:
+    processed: int = 0
+    dead_lettered: int = 0
+    abandoned: int = 0
+    skipped_revoked: int = 0
+
+
+@dataclass
+class _HandlerRun:
+    """The handler on a daemon thread, so an abandoned run never blocks process exit."""
+
+    target: Callable[[], list[Output]]
+    done: threading.Event = field(default_factory=threading.Event)
+    outputs: list[Output] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="flts-handler", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.outputs = self.target()
+        except BaseException as exc:  # the worker decides what a failure means
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class KafkaWorker:
+    """Consumes ``topics`` in one group and drives ``handler`` message by message.
+
+    Example::
+
+        worker = KafkaWorker(consumer_config(kafka, "train-gru"), ["training-data"], handle,
+                             producer, lambda topic, exc: dlq_of(topic), stop_event)
+        worker.run()
+    """
+
+    def __init__(
+        self,
+        consumer_conf: dict[str, Any],
+        topics: Sequence[str],
+        handler: Handler,
+        producer: Producer,
+        dlq_topic_for: DlqRouter,
+        stop_event: threading.Event | None = None,
+        *,
+        operation: str = "process",
+        retry: RetryPolicy | None = None,
+        poll_timeout_s: float = 0.2,
+    ) -> None:
+        self.consumer_conf = dict(consumer_conf)
+        self.topics = list(topics)
+        self.handler = handler
+        self.producer = producer
+        self.dlq_topic_for = dlq_topic_for
+        self.stop_event = stop_event or threading.Event()
+        self.operation = operation
+        self.retry = retry or RetryPolicy()
+        self.poll_timeout_s = poll_timeout_s
+        self.stats = WorkerStats()
+        self._buffer: deque[Message] = deque()
+        self._revoked: set[tuple[str, int]] = set()
+        self._repause = False
+        self._consumer: Consumer | None = None
+
+    # --- public -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self, max_messages: int | None = None) -> WorkerStats:
+        """Process messages until ``stop_event`` is set (or ``max_messages`` were handled)."""
+        try:
+            consumer = Consumer(self.consumer_conf)
+            consumer.subscribe(
+                self.topics,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+        except KafkaException as exc:
+            raise MessagingError(f"cannot subscribe to {self.topics}: {exc}") from exc
+        self._consumer = consumer
+        log.info("worker started", extra={"topic": ",".join(self.topics)})
+        try:
+            while not self.stop_event.is_set():
+                if max_messages is not None and self._handled() >= max_messages:
+                    break
+                msg = self._buffer.popleft() if self._buffer else consumer.poll(self.poll_timeout_s)
+                if msg is None or self._is_error(msg):
+                    continue
+                self._process(consumer, msg)
+        finally:
+            self._close(consumer)
+        return self.stats
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _handled(self) -> int:
+        s = self.stats
+        return s.processed + s.dead_lettered + s.skipped_revoked
+
+    def _close(self, consumer: Consumer) -> None:
+        """Leave the group at once (no wait for the session timeout) and flush the producer."""
+        try:
+            consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("consumer close failed: %s", exc)
+        self.producer.flush(5.0)
+        log.info("worker stopped", extra={"topic": ",".join(self.topics)})
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+        self._repause = True
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {(p.topic, p.partition) for p in partitions}
+        log.info("revoked %s", sorted(lost))
+        self._revoked |= lost
+        self._buffer = deque(m for m in self._buffer if (m.topic(), m.partition()) not in lost)
+
+    def _is_error(self, msg: Message) -> bool:
+        err = msg.error()
+        if err is None:
+            return False
+        if err.code() == KafkaError._PARTITION_EOF:
+            return True
+        if err.fatal():
+            raise MessagingError(f"consumer failed: {err}")
+        log.warning("consumer error (continuing): %s", err)
+        return True
+
+    def _process(self, consumer: Consumer, msg: Message) -> None:
+        record = Record.from_message(msg)
+        ctx = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        started = time.monotonic()
+        self._revoked.clear()
+        run = _HandlerRun(lambda: self._call_with_retries(record))
+        self._pause_all(consumer)
+        run.start()
+        try:
+            finished = self._wait(consumer, run)
+        finally:
+            self._resume_all(consumer)
+        if not finished:
+            self.stats.abandoned += 1
+            log.warning("stopping: in-flight message abandoned uncommitted", extra=ctx)
+            return
+        if (record.topic, record.partition) in self._revoked:
+            self.stats.skipped_revoked += 1
+            log.warning("partition revoked during handling: not committing", extra=ctx)
+            return
+        if run.error is not None:
+            self._dead_letter(record, run.error)
+            self.stats.dead_lettered += 1
+        else:
+            for out in run.outputs:
+                self._deliver(out.topic, self._sender(out))
+            self.stats.processed += 1
+        duration_ms = round((time.monotonic() - started) * 1000)
+        self._commit(consumer, record, {**ctx, "duration_ms": duration_ms})
+
+    def _wait(self, consumer: Consumer, run: _HandlerRun) -> bool:
+        """Poll (paused: no records, but heartbeats and rebalances) until the handler ends."""
+        while not run.done.is_set():
+            if self.stop_event.is_set():
+                return False
+            msg = consumer.poll(self.poll_timeout_s)
+            if msg is not None and not self._is_error(msg):
+                self._buffer.append(msg)  # fetched before the pause took effect: keep it
+            if self._repause:
+                self._pause_all(consumer)
+        return True
+
+    def _pause_all(self, consumer: Consumer) -> None:
+        self._repause = False
+        assignment = consumer.assignment()
+        if assignment:
+            consumer.pause(assignment)
+
+    def _resume_all(self, consumer: Consumer) -> None:
+        assignment = consumer.assignment()
+        if assignment:
+            consumer.resume(assignment)
+
+    def _call_with_retries(self, record: Record) -> list[Output]:
+        attempt = 1
+        while True:
+            try:
+                return list(self.handler(record))
+            except Exception as exc:
+                if not is_transient(exc) or attempt >= self.retry.attempts:
+                    raise
+                delay = self.retry.delay(attempt)
+                log.warning(
+                    "transient failure (try %d/%d), retrying in %.1fs: %s",
+                    attempt,
+                    self.retry.attempts,
+                    delay,
+                    exc,
+                    extra={"topic": record.topic, "offset": record.offset},
+                )
+                if self.stop_event.wait(delay):
+                    raise
+                attempt += 1
+
+    def _sender(self, out: Output) -> Callable[[], bool]:
+        return lambda: produce_message(self.producer, out.topic, out.value, out.key)
+
+    def _deliver(self, topic: str, send: Callable[[], bool]) -> None:
+        """Send with the retry policy; the broker not confirming is fatal (no commit)."""
+        for attempt in range(1, self.retry.attempts + 1):
+            if send():
+                return
+            if attempt < self.retry.attempts and self.stop_event.wait(self.retry.delay(attempt)):
+                break
+        raise MessagingError(f"broker did not confirm a record to {topic!r}; not committing")
+
+    def _dead_letter(self, record: Record, exc: BaseException) -> None:
+        dlq = self.dlq_topic_for(record.topic, exc)
+        details = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "message failed, sent to %s: %s",
+            dlq,
+            details,
+            exc_info=exc if not isinstance(exc, Exception) or _is_bug(exc) else None,
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_type": type(exc).__name__,
+                "dlq_topic": dlq,
+            },
+        )
+        self._deliver(
+            dlq,
+            lambda: publish_error(
+                self.producer,
+                dlq,
+                self.operation,
+                "Failure",
+                details,
+                record.value,
+                source_topic=record.topic,
+                source_partition=record.partition,
+                source_offset=record.offset,
+                error_type=type(exc).__name__,
+            ),
+        )
+
+    def _commit(self, consumer: Consumer, record: Record, ctx: dict[str, Any]) -> None:
+        try:
+            commit_offsets_sync(consumer, {(record.topic, record.partition): record.offset + 1})
+        except MessagingError as exc:
+            log.warning("commit failed, the message may be redelivered: %s", exc, extra=ctx)
+            return
+        log.info("committed", extra=ctx)
+
+
+def _is_bug(exc: BaseException) -> bool:
+    """Errors that are not FLTS's own are programming errors: log their traceback."""
+    return not isinstance(exc, FltsError)
