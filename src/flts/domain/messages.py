@@ -47,6 +47,10 @@ class ClaimCheck(WireMessage):
 class TrainingDataReady(ClaimCheck):
     """Topic ``training-data``: the processed training set is ready. Key ``train-claim``."""
 
+    # Added by FLTS (optional for compatibility): key of the processed test set in the same
+    # bucket, so a trainer can score its model on exactly the test windows evaluation uses.
+    test_object: str | None = None
+
 
 class InferenceDataReady(ClaimCheck):
     """Topic ``inference-data``: the processed test/inference set is ready. Key ``inference-claim``."""

@@ -1,0 +1,222 @@
+"""Raw CSV -> validated, regular, gap-free frame. Pure compute on bytes and frames.
+
+Rules (documented here because they decide what a model sees):
+
+* **Reading.** The time column is parsed as timestamps; values with a UTC offset are converted to
+  UTC, naive values are taken as UTC. The result has ``ds`` (tz-naive, UTC) plus the selected raw
+  columns as float64, target first. Empty cells in numeric columns are missing values (allowed);
+  any other non-numeric text is an error.
+* **Line numbers.** Errors cite *file lines*: the header is line 1, the first data row line 2,
+  so the number is the one an editor shows.
+* **Order.** Timestamps must be strictly increasing as read: a duplicate or a step backwards is an
+  error naming both lines (FLTS never silently re-orders or drops rows).
+* **Regular grid.** Each timestamp is snapped to the nearest slot of the grid
+  ``anchor + k * step`` (anchor: the first timestamp, or the one given). Two rows landing on the
+  same slot are an error. Missing slots are inserted.
+* **Filling.** Inserted rows and empty cells are filled by linear interpolation in time; leading or
+  trailing gaps take the nearest observed value. Notes count what was inserted and filled.
+* **Clipping** (optional): bounds are quantiles of the *training* data only, applied to both files.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+import pandas as pd
+
+from flts.domain.config import PreprocessConfig
+from flts.errors import DataValidationError
+from flts.forecasting.spec import TIME_COLUMN
+
+logger = logging.getLogger(__name__)
+
+ClipBounds = dict[str, tuple[float, float]]
+
+#: Offset between a 0-based data-row index and the file line number (header is line 1).
+_LINE_OFFSET = 2
+
+
+def _line(index: int) -> int:
+    return int(index) + _LINE_OFFSET
+
+
+def read_csv_bytes(data: bytes, *, source: str, config: PreprocessConfig) -> pd.DataFrame:
+    """Parse and validate one raw CSV; return ``ds`` + raw columns (target first), float64."""
+    try:
+        raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{source}: cannot be read as CSV ({exc})") from exc
+    columns = [str(c) for c in raw.columns]
+    if config.time_col not in columns:
+        raise DataValidationError(
+            f"{source}: time column {config.time_col!r} not found; columns are {columns}"
+        )
+    if raw.empty:
+        raise DataValidationError(f"{source}: has a header but no data rows")
+    selected = select_columns(columns, config, source=source)
+    ds = _parse_times(raw[config.time_col], source=source, column=config.time_col)
+    _check_increasing(ds, source=source)
+    frame = pd.DataFrame({TIME_COLUMN: ds})
+    for column in selected:
+        frame[column] = _parse_numeric(raw[column], source=source, column=column)
+    return frame
+
+
+def select_columns(columns: list[str], config: PreprocessConfig, *, source: str) -> list[str]:
+    """The raw input columns, target first, then the others in file (or configured) order."""
+    others = [c for c in columns if c != config.time_col]
+    if config.target not in others:
+        raise DataValidationError(f"{source}: target {config.target!r} not in columns {others}")
+    if config.feature_columns is None:
+        wanted = others
+    else:
+        unknown = [c for c in config.feature_columns if c not in others]
+        if unknown:
+            raise DataValidationError(
+                f"{source}: feature columns {unknown} not in columns {others}"
+            )
+        wanted = list(config.feature_columns)
+    return [config.target, *(c for c in dict.fromkeys(wanted) if c != config.target)]
+
+
+def _parse_times(values: pd.Series, *, source: str, column: str) -> pd.Series:
+    text = values.str.strip()
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    if parsed.isna().any():
+        # Not ISO 8601 throughout: let pandas infer one format from the first value instead.
+        fallback = pd.to_datetime(text, errors="coerce", utc=True)
+        if fallback.isna().sum() < parsed.isna().sum():
+            parsed = fallback
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        first = int(bad[0])
+        raise DataValidationError(
+            f"{source}: {len(bad)} of {len(values)} values in column {column!r} cannot be parsed "
+            f"as timestamps (first at line {_line(first)}: {values.iloc[first]!r})"
+        )
+    naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return naive.astype("datetime64[ns]").reset_index(drop=True)
+
+
+def _check_increasing(ds: pd.Series, *, source: str) -> None:
+    diffs = ds.diff().to_numpy()[1:]
+    bad = np.flatnonzero(diffs <= np.timedelta64(0, "ns"))
+    if not len(bad):
+        return
+    i = int(bad[0]) + 1  # the later row of the offending pair
+    before, after = ds.iloc[i - 1], ds.iloc[i]
+    if before == after:
+        raise DataValidationError(
+            f"{source}: duplicated timestamp {after} at lines {_line(i - 1)} and {_line(i)}"
+        )
+    raise DataValidationError(
+        f"{source}: timestamps not sorted at lines {_line(i - 1)}-{_line(i)} "
+        f"({after} after {before})"
+    )
+
+
+def _parse_numeric(values: pd.Series, *, source: str, column: str) -> pd.Series:
+    text = values.str.strip()
+    empty = text.eq("") | text.str.lower().isin({"nan", "na", "null", "none"})
+    numbers = pd.to_numeric(text.where(~empty), errors="coerce").astype("float64")
+    bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
+    if len(bad):
+        first = int(bad[0])
+        raise DataValidationError(
+            f"{source}: column {column!r} is not numeric "
+            f"(line {_line(first)}: {values.iloc[first]!r}; {len(bad)} such values)"
+        )
+    infinite = np.flatnonzero(np.isinf(numbers.to_numpy()))
+    if len(infinite):
+        first = int(infinite[0])
+        raise DataValidationError(
+            f"{source}: column {column!r} holds an infinite value at line {_line(first)}"
+        )
+    if numbers.isna().all():
+        raise DataValidationError(f"{source}: column {column!r} has no values at all")
+    return numbers.reset_index(drop=True)
+
+
+def infer_step_seconds(ds: pd.Series) -> int:
+    """The step of a series: the median spacing, rounded to whole seconds."""
+    if len(ds) < 2:
+        raise DataValidationError("cannot infer the step from fewer than two timestamps")
+    spacing = ds.diff().dropna().dt.total_seconds().median()
+    step = round(float(spacing))
+    if step <= 0:
+        raise DataValidationError(f"median spacing of {spacing} s is not a usable step")
+    return step
+
+
+def _grid_slots(
+    frame: pd.DataFrame, origin: pd.Timestamp, step_seconds: int, source: str
+) -> tuple[np.ndarray, int]:
+    """Slot number of each row on the grid, and how many rows were off it (snapped)."""
+    elapsed = (frame[TIME_COLUMN] - origin).dt.total_seconds().to_numpy(dtype="float64")
+    offsets = elapsed / step_seconds
+    slots = np.round(offsets).astype(np.int64)
+    snapped = int(np.count_nonzero(np.abs(offsets - slots) > 1e-9))
+    clash = np.flatnonzero(np.diff(slots) == 0)
+    if len(clash):
+        i = int(clash[0])
+        raise DataValidationError(
+            f"{source}: rows at lines {_line(i)} and {_line(i + 1)} fall on the same "
+            f"{step_seconds} s slot ({frame[TIME_COLUMN].iloc[i]} and "
+            f"{frame[TIME_COLUMN].iloc[i + 1]}); the data is denser than the step"
+        )
+    return slots, snapped
+
+
+def regularise(
+    frame: pd.DataFrame,
+    step_seconds: int,
+    *,
+    anchor: pd.Timestamp | None = None,
+    source: str = "data",
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Snap to the grid ``anchor + k * step``, insert missing slots, fill every gap.
+
+    Returns the new frame and human notes counting what was snapped, inserted and filled.
+    """
+    step = pd.Timedelta(seconds=step_seconds)
+    origin = frame[TIME_COLUMN].iloc[0] if anchor is None else pd.Timestamp(anchor)
+    slots, snapped = _grid_slots(frame, origin, step_seconds, source)
+    values = frame.drop(columns=[TIME_COLUMN]).set_axis(slots, axis=0)
+    grid = np.arange(slots[0], slots[-1] + 1, dtype=np.int64)
+    regular = values.reindex(grid)
+    regular.index = pd.DatetimeIndex(origin + grid * step, name=TIME_COLUMN).astype(
+        "datetime64[ns]"
+    )
+    inserted = len(grid) - len(slots)
+    missing = regular.isna().sum()
+    filled = regular.interpolate(method="time", limit_area="inside").ffill().bfill()
+    notes = [f"{source}: {len(grid)} rows on a {step_seconds} s grid"]
+    if snapped:
+        notes.append(f"{source}: {snapped} timestamps snapped to the grid")
+    if inserted:
+        notes.append(f"{source}: {inserted} missing time steps inserted")
+    if int(missing.sum()):
+        detail = ", ".join(f"{c}: {int(n)}" for c, n in missing.items() if n)
+        notes.append(f"{source}: {int(missing.sum())} missing values filled ({detail})")
+    out = filled.reset_index()
+    return out, tuple(notes)
+
+
+def fit_clip_bounds(train: pd.DataFrame, quantiles: tuple[float, float]) -> ClipBounds:
+    """Per-column clip bounds from the *training* frame only (never the test data)."""
+    low, high = quantiles
+    columns = [c for c in train.columns if c != TIME_COLUMN]
+    return {c: (float(train[c].quantile(low)), float(train[c].quantile(high))) for c in columns}
+
+
+def apply_clip(frame: pd.DataFrame, bounds: ClipBounds) -> tuple[pd.DataFrame, int]:
+    """Clip the bounded columns; return the new frame and how many values changed."""
+    out = frame.copy()
+    changed = 0
+    for column, (low, high) in bounds.items():
+        clipped = out[column].clip(lower=low, upper=high)
+        changed += int((clipped != out[column]).sum())
+        out[column] = clipped
+    return out, changed

@@ -1,0 +1,183 @@
+"""Raw training + test CSV bytes -> processed frames and the ForecastSpec. Pure compute.
+
+Honesty rules enforced here:
+
+* The step, the clip bounds and the scaler come from the *training* file only; the test file is
+  put on the same grid (anchored at the first training timestamp) and transformed with them.
+* Every test timestamp must be strictly after the last training timestamp.
+* Test lags may read the tail of the training data (the past), never the other way round.
+* Size rule: training needs ``lookback + horizon - 1 + MIN_TRAIN_WINDOWS`` rows (at least
+  ``MIN_TRAIN_WINDOWS`` windows, so a 10 % time-ordered validation split still has 10); the test
+  file needs ``max(lookback, season_steps) + horizon`` rows, the first scoring origin plus one
+  horizon of actuals (see ``flts.forecasting.windows.evaluation_origins``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import pandas as pd
+
+from flts.domain.config import PreprocessConfig, canonical_json, sha256_hex
+from flts.errors import DataValidationError
+from flts.forecasting.data import (
+    apply_clip,
+    fit_clip_bounds,
+    infer_step_seconds,
+    read_csv_bytes,
+    regularise,
+)
+from flts.forecasting.features import build_features, feature_order_for
+from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
+
+#: Fewest training windows preprocess accepts (see the module docstring).
+MIN_TRAIN_WINDOWS = 100
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    spec: ForecastSpec
+    train_notes: tuple[str, ...]
+    test_notes: tuple[str, ...]
+
+
+def data_fingerprint(train_bytes: bytes, test_bytes: bytes) -> str:
+    """What data a run read: sha256 of the canonical JSON of both files' sha256."""
+    return sha256_hex(
+        canonical_json({"train": sha256_hex(train_bytes), "test": sha256_hex(test_bytes)})
+    )
+
+
+def season_steps_for(config: PreprocessConfig, step_seconds: int) -> int:
+    return config.season_steps or max(1, 86_400 // step_seconds)
+
+
+def min_train_rows(config: PreprocessConfig) -> int:
+    return config.lookback + config.horizon - 1 + MIN_TRAIN_WINDOWS
+
+
+def min_test_rows(config: PreprocessConfig, step_seconds: int) -> int:
+    return max(config.lookback, season_steps_for(config, step_seconds)) + config.horizon
+
+
+def _require_rows(source: str, have: int, need: int, why: str) -> None:
+    if have < need:
+        raise DataValidationError(
+            f"{source}: too few rows for the configured windows: has {have} rows, "
+            f"needs {need} ({why})"
+        )
+
+
+def _check_step(frame: pd.DataFrame, step: int, source: str) -> None:
+    if len(frame) >= 2 and (found := infer_step_seconds(frame[TIME_COLUMN])) != step:
+        raise DataValidationError(
+            f"{source}: rows are {found} s apart (median) but the step is {step} s; "
+            "resample the file or set step_seconds to match"
+        )
+
+
+def _check_no_overlap(train: pd.DataFrame, test: pd.DataFrame, names: tuple[str, str]) -> None:
+    train_end = train[TIME_COLUMN].iloc[-1]
+    early = int((test[TIME_COLUMN] <= train_end).sum())
+    if early:
+        raise DataValidationError(
+            f"test data overlaps training data: {names[1]} starts at "
+            f"{test[TIME_COLUMN].iloc[0]} but {names[0]} ends at {train_end} "
+            f"({early} test rows at or before the end of training)"
+        )
+
+
+def prepare_datasets(
+    train_bytes: bytes,
+    test_bytes: bytes,
+    config: PreprocessConfig,
+    *,
+    config_hash: str,
+    train_source: str = "train.csv",
+    test_source: str = "test.csv",
+) -> PreparedData:
+    """Validate, regularise, fill, clip and featurise both files; fit the scaler on training."""
+    train_raw = read_csv_bytes(train_bytes, source=train_source, config=config)
+    raw_columns = tuple(c for c in train_raw.columns if c != TIME_COLUMN)
+    test_config = config.model_copy(update={"feature_columns": raw_columns})
+    test_raw = read_csv_bytes(test_bytes, source=test_source, config=test_config)
+    if len(train_raw) < 2:
+        _require_rows(train_source, len(train_raw), min_train_rows(config), "windows and a step")
+    step = config.step_seconds or infer_step_seconds(train_raw[TIME_COLUMN])
+    _check_step(train_raw, step, train_source)
+    _check_step(test_raw, step, test_source)
+    _check_no_overlap(train_raw, test_raw, (train_source, test_source))
+
+    anchor = train_raw[TIME_COLUMN].iloc[0]
+    train_reg, train_notes = regularise(train_raw, step, anchor=anchor, source=train_source)
+    test_reg, test_notes = regularise(test_raw, step, anchor=anchor, source=test_source)
+    train_notes = (
+        f"{train_source}: step {step} s "
+        f"({'configured' if config.step_seconds else 'median spacing'})",
+        *train_notes,
+    )
+    if config.clip_quantiles is not None:
+        bounds = fit_clip_bounds(train_reg, config.clip_quantiles)
+        train_reg, n_train = apply_clip(train_reg, bounds)
+        test_reg, n_test = apply_clip(test_reg, bounds)
+        train_notes += (f"{train_source}: {n_train} values clipped to training quantiles",)
+        test_notes += (f"{test_source}: {n_test} values clipped to training quantiles",)
+
+    featurise = partial(
+        build_features,
+        target=config.target,
+        raw_columns=raw_columns,
+        time_features=config.time_features,
+        lags=config.lags,
+        step_seconds=step,
+    )
+    train = featurise(train_reg)
+    test = featurise(test_reg, context=train_reg.tail(max(config.lags, default=0)))
+    if config.lags:
+        train_notes += (
+            f"{train_source}: {len(train_reg) - len(train)} rows dropped "
+            "(lags reach before the data)",
+        )
+        test_notes += (
+            f"{test_source}: {len(test_reg) - len(test)} rows dropped "
+            "(lags reach before the training tail)",
+        )
+    _require_rows(
+        train_source,
+        len(train),
+        min_train_rows(config),
+        f"lookback {config.lookback} + horizon {config.horizon} - 1 "
+        f"+ {MIN_TRAIN_WINDOWS} training windows",
+    )
+    season = season_steps_for(config, step)
+    _require_rows(
+        test_source,
+        len(test),
+        min_test_rows(config, step),
+        f"max(lookback {config.lookback}, season_steps {season}) "
+        f"+ horizon {config.horizon} for one scoring window",
+    )
+
+    order = feature_order_for(
+        target=config.target,
+        raw_columns=raw_columns,
+        time_features=config.time_features,
+        lags=config.lags,
+    )
+    spec = ForecastSpec(
+        target=config.target,
+        feature_order=order,
+        lookback=config.lookback,
+        horizon=config.horizon,
+        step_seconds=step,
+        season_steps=season,
+        scaler=ScalerParams.fit(order, train[list(order)].to_numpy(dtype="float64")),
+        config_hash=config_hash,
+        raw_columns=raw_columns,
+        time_features=config.time_features,
+        lags=config.lags,
+    )
+    return PreparedData(train, test, spec, train_notes, test_notes)
