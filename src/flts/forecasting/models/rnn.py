@@ -1,0 +1,188 @@
+"""GRU and LSTM forecasters: one recurrent net, a linear head to all horizon steps at once.
+
+The net reads a window of ``lookback`` scaled feature rows and emits the scaled target for every
+horizon step (direct multi-output: no recursion, so errors do not compound and a day-long
+horizon costs one forward pass). Scaling uses ``spec.scaler`` (fitted on training data by
+preprocess); outputs are inverted to original units before they leave ``predict``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from flts.domain.config import ModelType, TrainConfig
+from flts.errors import DataValidationError, ModelError
+from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
+from flts.forecasting.models._common import (
+    check_finite,
+    check_origins,
+    feature_matrix,
+    require_fitted,
+)
+from flts.forecasting.models._training import fit_network, split_windows
+from flts.forecasting.spec import ForecastSpec
+from flts.forecasting.windows import input_windows
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "model.pt"
+#: Windows per forward pass at inference: large enough to amortise overhead, small in memory.
+PREDICT_BATCH = 4096
+
+CellKind = Literal["GRU", "LSTM"]
+
+
+class RecurrentNet(nn.Module):
+    """Recurrent layers, then a linear map from the last hidden state to ``horizon`` outputs."""
+
+    def __init__(self, cell: CellKind, n_features: int, horizon: int, config: TrainConfig) -> None:
+        super().__init__()
+        rnn_cls = nn.GRU if cell == "GRU" else nn.LSTM
+        self.rnn = rnn_cls(
+            input_size=n_features,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.head = nn.Linear(config.hidden_size, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        result: torch.Tensor = self.head(out[:, -1, :])
+        return result
+
+
+class RecurrentForecaster(Forecaster):
+    """Shared fit/predict/save/load; subclasses pick the recurrent cell."""
+
+    cell: ClassVar[CellKind]
+
+    def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
+        super().__init__(spec, train_config)
+        self._net: RecurrentNet | None = None
+
+    def _new_net(self) -> RecurrentNet:
+        n_features = len(self.spec.feature_order)
+        return RecurrentNet(self.cell, n_features, self.spec.horizon, self.train_config)
+
+    def _apply_threads(self) -> None:
+        threads = self.train_config.torch_threads
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+        started = time.perf_counter()
+        name = self.model_type.value
+        matrix = feature_matrix(train, self.spec)
+        check_finite(matrix, self.spec, name)
+        scaled = self.spec.scaler.transform(matrix).astype(np.float32)
+        windows = split_windows(scaled, self.spec, self.train_config.validation_fraction, name)
+        self._apply_threads()
+        cfg = self.train_config
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        net = self._new_net()
+        result = fit_network(net, windows, cfg, _progress_logger(name, progress))
+        self._net = net
+        summary = FitSummary(
+            seconds=time.perf_counter() - started,
+            epochs_run=result.epochs_run,
+            best_epoch=result.best_epoch,
+            train_loss=result.train_loss,
+            val_loss=result.val_loss,
+            train_windows=windows.n_train,
+            val_windows=windows.n_val,
+        )
+        logger.info("%s fitted: %s", name, summary.model_dump())
+        return summary
+
+    # -- prediction ----------------------------------------------------------------------
+    def scale_window(self, frame_rows: pd.DataFrame) -> np.ndarray:
+        """The last ``lookback`` rows of a frame, scaled: shape (lookback, features), float32.
+
+        Lets a caller (the HTTP API) scale each request on its own and stack many windows into
+        one ``predict_scaled_batch`` call.
+        """
+        matrix = feature_matrix(frame_rows, self.spec)
+        lookback = self.spec.lookback
+        if len(matrix) < lookback:
+            raise DataValidationError(
+                f"{self.model_type.value} needs {lookback} rows of history; got {len(matrix)}"
+            )
+        scaled: np.ndarray = self.spec.scaler.transform(matrix[-lookback:]).astype(np.float32)
+        return scaled
+
+    def predict_scaled_batch(self, windows: np.ndarray) -> np.ndarray:
+        """(batch, lookback, features) scaled float32 windows -> (batch, horizon) original units."""
+        require_fitted(self._net is not None, self.model_type.value)
+        assert self._net is not None
+        expected = (self.spec.lookback, len(self.spec.feature_order))
+        if windows.ndim != 3 or tuple(windows.shape[1:]) != expected:
+            raise DataValidationError(
+                f"windows must have shape (batch, {expected[0]}, {expected[1]}); "
+                f"got {windows.shape}"
+            )
+        self._apply_threads()
+        self._net.eval()
+        out = np.empty((len(windows), self.spec.horizon), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(windows), PREDICT_BATCH):
+                chunk = np.ascontiguousarray(windows[start : start + PREDICT_BATCH], np.float32)
+                out[start : start + len(chunk)] = self._net(torch.from_numpy(chunk)).numpy()
+        return self.spec.scaler.inverse_column(self.spec.target, out)
+
+    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        require_fitted(self._net is not None, self.model_type.value)
+        matrix = feature_matrix(frame, self.spec)
+        idx = check_origins(origins, len(matrix), self.min_history, self.model_type.value)
+        # Scale only the rows some window reads; rows at or after the last origin stay unread.
+        end = int(idx.max()) if idx.size else 0
+        scaled = self.spec.scaler.transform(matrix[:end]).astype(np.float32)
+        return self.predict_scaled_batch(input_windows(scaled, idx, self.spec.lookback))
+
+    # -- persistence ---------------------------------------------------------------------
+    def _save_state(self, directory: Path) -> None:
+        require_fitted(self._net is not None, self.model_type.value)
+        assert self._net is not None
+        torch.save(self._net.state_dict(), directory / STATE_FILE)
+
+    def _load_state(self, directory: Path) -> None:
+        path = directory / STATE_FILE
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net = self._new_net()
+            net.load_state_dict(state)
+        except (OSError, RuntimeError) as exc:
+            name = self.model_type.value
+            raise ModelError(f"cannot load {name} weights from {path}: {exc}") from exc
+        net.eval()
+        self._net = net
+
+
+class GRUForecaster(RecurrentForecaster):
+    model_type = ModelType.GRU
+    cell = "GRU"
+
+
+class LSTMForecaster(RecurrentForecaster):
+    model_type = ModelType.LSTM
+    cell = "LSTM"
+
+
+def _progress_logger(name: str, progress: ProgressCallback | None) -> ProgressCallback:
+    def report(event: EpochProgress) -> None:
+        logger.debug("%s epoch %d/%d: %s", name, event.epoch, event.epochs, event.model_dump())
+        if progress is not None:
+            progress(event)
+
+    return report
