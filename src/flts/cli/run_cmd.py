@@ -1,0 +1,167 @@
+"""`flts run`: one command from raw CSV to a promoted champion and its batch forecast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from flts.domain.config import ModelType
+
+
+class TqdmDisplay:
+    """Live progress on stderr: one bar per trainer, one line per phase."""
+
+    def __init__(self, models: tuple[ModelType, ...], quiet: bool = False) -> None:
+        self._bars: dict[str, tqdm] = {}
+        self._models = models
+        self._quiet = quiet
+        self._t0 = time.monotonic()
+
+    def _bar(self, model: str, total: int) -> tqdm:
+        if model not in self._bars:
+            position = len(self._bars)
+            self._bars[model] = tqdm(
+                total=total,
+                desc=f"{model:>8}",
+                unit="epoch",
+                position=position,
+                leave=True,
+                file=sys.stderr,
+                disable=self._quiet,
+                dynamic_ncols=True,
+            )
+        return self._bars[model]
+
+    def phase(self, name: str, detail: str = "") -> None:
+        self.note(f"[{time.monotonic() - self._t0:6.1f}s] {name}: {detail}".rstrip(": "))
+
+    def epoch(self, model_type: str, epoch: int, epochs: int, val_loss: float | None) -> None:
+        bar = self._bar(model_type, epochs)
+        bar.total = max(epochs, epoch)
+        bar.n = epoch
+        if val_loss is not None:
+            bar.set_postfix(val_loss=f"{val_loss:.4f}", refresh=False)
+        bar.refresh()
+
+    def trained(self, model_type: str, rmse: float) -> None:
+        bar = self._bar(model_type, 1)
+        bar.n = bar.total or 1
+        bar.set_postfix_str(f"done, test RMSE {rmse:.4e}")
+        bar.refresh()
+
+    def note(self, text: str) -> None:
+        if not self._quiet:
+            tqdm.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+def _parse_models(text: str) -> tuple[ModelType, ...]:
+    models = tuple(ModelType.parse(part) for part in text.split(",") if part.strip())
+    trainable = {ModelType.GRU, ModelType.LSTM, ModelType.PROPHET}
+    bad = [m.value for m in models if m not in trainable]
+    if bad or not models:
+        raise argparse.ArgumentTypeError(f"--models takes GRU, LSTM, PROPHET; got {text!r}")
+    return models
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from flts.datasets import bundled_test_csv, bundled_train_csv
+
+    parser.add_argument(
+        "--train", type=Path, default=None, help="training CSV (default: bundled PobleSec)"
+    )
+    parser.add_argument(
+        "--test", type=Path, default=None, help="test CSV (default: bundled PobleSec_test)"
+    )
+    parser.add_argument("--time-col", default="time", help="timestamp column (default: time)")
+    parser.add_argument("--target", default="down", help="column to forecast (default: down)")
+    parser.add_argument("--models", type=_parse_models, default=_parse_models("GRU,LSTM,PROPHET"))
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="RNN epochs (default: TrainConfig)"
+    )
+    parser.add_argument(
+        "--identifier", default=None, help="run identifier (default: flts-run-<UTC time>)"
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="where summary, plot and logs go"
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
+    parser.add_argument("--api-port", type=int, default=18000, help="inference API port")
+    parser.add_argument("--config", default=None, help="preprocess config overrides as JSON")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before giving up")
+    parser.add_argument("--keep-running", action="store_true", help="leave stack and services up")
+    parser.add_argument("--json", action="store_true", help="print only the summary JSON on stdout")
+    parser.set_defaults(func=run, default_train=bundled_train_csv, default_test=bundled_test_csv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flts.runtime.pipeline_run import PipelineFailed, RunOptions
+    from flts.runtime.run_flow import execute_run
+    from flts.runtime.stack import default_data_dir
+
+    identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    options = RunOptions(
+        identifier=identifier,
+        train_csv=(args.train or args.default_train()).resolve(),
+        test_csv=(args.test or args.default_test()).resolve(),
+        run_dir=(args.run_dir or Path("runs") / identifier).resolve(),
+        stack_dir=args.data_dir or default_data_dir(),
+        models=args.models,
+        time_col=args.time_col,
+        target=args.target,
+        epochs=args.epochs,
+        keep_running=args.keep_running,
+        api_port=args.api_port,
+        timeout_s=args.timeout,
+        preprocess_config_json=args.config,
+    )
+    display = TqdmDisplay(options.models)
+    try:
+        summary = execute_run(options, display)
+    except PipelineFailed as exc:
+        display.close()
+        print(f"flts run: FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        display.close()
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        print(render_summary(summary))
+    return 0
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    from flts.runtime.run_report import score_table, timings_table
+
+    champion = (summary.get("champion") or {}).get("model_type")
+    config_hash = str(summary.get("config_hash"))[:12]
+    lines = [
+        f"FLTS run {summary['identifier']}  (config_hash {config_hash}...)",
+        f"target: {summary['target']} (original units), "
+        f"test windows: {summary.get('test_windows')}",
+        "",
+        score_table(summary["scores"], champion),
+        "",
+        f"champion: {champion or 'none (no model beat persistence)'}"
+        + (f"  {summary['champion']['model_uri']}" if champion else ""),
+        "",
+        "timings:",
+        timings_table(summary["timings"]),
+        "",
+        f"summary: {summary['artifacts']['summary_json']}",
+        f"plot:    {summary['artifacts']['plot_png']}",
+    ]
+    if summary.get("api_url"):
+        lines.append(f"API:     {summary['api_url']}  (POST /predict, GET /model, /docs)")
+    return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""The sequence of `flts run`, and the summary it leaves behind (JSON + plot)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from flts.runtime import supervisor
+from flts.runtime.monitor import TopicMonitor
+from flts.runtime.pipeline_run import (
+    WATCHED_TOPICS,
+    PipelineFailed,
+    PipelineRunner,
+    RunDisplay,
+    RunOptions,
+    RunOutcome,
+)
+from flts.runtime.run_report import plot_forecast, read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
+    from flts.adapters.s3 import S3ObjectStore
+    from flts.kafka_utils import ensure_topics, topic_names
+    from flts.runtime.stack import LocalStack
+
+    t0 = time.monotonic()
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    display.phase("infrastructure", f"local stack in {options.stack_dir}")
+    stack = LocalStack(options.stack_dir)
+    was_running = stack.is_running()
+    endpoints = stack.up()
+    ensure_topics(endpoints.kafka_bootstrap, topic_names())
+    runner = PipelineRunner(options, endpoints.service_env(), display)
+    monitor = TopicMonitor(endpoints.kafka_bootstrap, WATCHED_TOPICS, options.identifier)
+    monitor.start()
+    keep = False
+    try:
+        runner.start_services()
+        display.phase("services", ", ".join(s.name for s in runner.services))
+        wait_until_ready(runner, monitor, options.timeout_s)
+        t_infra = time.monotonic()
+        display.phase("preprocess", f"{options.train_csv.name} + {options.test_csv.name}")
+        runner.run_preprocess()
+        t_pre = time.monotonic()
+        outcome = runner.follow(monitor)
+        store = S3ObjectStore.from_endpoints(endpoints)
+        summary = build_summary(options, outcome, store, t0=t0, t_infra=t_infra, t_pre=t_pre)
+        if options.keep_running:
+            keep = True
+            summary["api_url"] = f"http://127.0.0.1:{options.api_port}"
+            summary["services_file"] = str(supervisor.remember(runner.services, options.stack_dir))
+        write_summary(options, summary)
+        return summary
+    finally:
+        monitor.stop()
+        if not keep:
+            supervisor.stop_all(runner.services)
+            if not was_running:
+                stack.down()
+
+
+def wait_until_ready(runner: PipelineRunner, monitor: TopicMonitor, timeout_s: float) -> None:
+    """Services are ready once each has joined its consumer group (their logs say so)."""
+    deadline = time.monotonic() + timeout_s
+    pending = {svc.name: svc for svc in runner.services}
+    while pending:
+        for name, svc in list(pending.items()):
+            rc = svc.exited()
+            if rc is not None:
+                raise PipelineFailed(
+                    f"service {name} exited with code {rc} at start; log {svc.log_path}:\n"
+                    f"{svc.log_tail()}"
+                )
+            if _log_says_ready(svc):
+                del pending[name]
+        if time.monotonic() > deadline:
+            raise PipelineFailed(f"services not ready in time: {sorted(pending)}")
+        time.sleep(0.2)
+    monitor.assigned.wait(timeout=30)
+
+
+def _log_says_ready(svc: supervisor.ServiceProcess) -> bool:
+    try:
+        text = svc.log_path.read_text(errors="replace")
+    except OSError:
+        return False
+    return "partitions assigned" in text or '"event": "ready"' in text
+
+
+def build_summary(
+    options: RunOptions,
+    outcome: RunOutcome,
+    store: Any,
+    *,
+    t0: float,
+    t_infra: float,
+    t_pre: float,
+) -> dict[str, Any]:
+    selected = outcome.selected or {}
+    ident = options.identifier
+    record_key = f"{ident}/{selected.get('config_hash', outcome.config_hash)}/current.json"
+    record = orjson.loads(store.get_bytes("model-promotion", record_key))
+    report = record.get("report", {})
+    perf = outcome.performance or {}
+    jsonl = read_jsonl(store.get_bytes(perf["output_bucket"], perf["output_object"]))
+    plot_path = options.run_dir / "forecast.png"
+    plot_forecast(
+        jsonl,
+        options.target,
+        f"{ident}: champion {selected.get('model_type')} vs actual ({options.target})",
+        plot_path,
+    )
+    return {
+        "identifier": ident,
+        "config_hash": selected.get("config_hash", outcome.config_hash),
+        "target": options.target,
+        "test_windows": next(iter(outcome.trained.values()), {}).get("test_windows"),
+        "champion": selected or None,
+        "scores": list(report.get("rows", [])),
+        "trained": outcome.trained,
+        "performance": perf,
+        "promotion_record": f"s3://model-promotion/{record_key}",
+        "timings": phase_timings(outcome, t0=t0, t_infra=t_infra, t_pre=t_pre),
+        "artifacts": {
+            "summary_json": str(options.run_dir / "summary.json"),
+            "plot_png": str(plot_path),
+            "inference_log": f"s3://{perf['output_bucket']}/{perf['output_object']}",
+        },
+    }
+
+
+def _iso_seconds(start: str, end: str) -> float:
+    from datetime import datetime
+
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def phase_timings(
+    outcome: RunOutcome, *, t0: float, t_infra: float, t_pre: float
+) -> dict[str, Any]:
+    """Wall time per phase, and how much of it was stage work versus messaging/orchestration."""
+    marks = outcome.marks
+    training = {
+        model: _iso_seconds(str(ev["train_start"]), str(ev["train_end"]))
+        for model, ev in sorted(outcome.trained.items())
+    }
+    t_end = marks["inferred"]
+    pipeline_wall = t_end - t_infra
+    inference_work = float((outcome.performance or {}).get("latency_ms", 0.0)) / 1000.0
+    preprocess_work = outcome.preprocess_work_s or (t_pre - t_infra)
+    evaluation_wall = marks["selected"] - marks["trained"]
+    stage_work = (
+        preprocess_work + max(training.values(), default=0.0) + evaluation_wall + inference_work
+    )
+    overhead = max(pipeline_wall - stage_work, 0.0)
+    return {
+        "infrastructure_s": t_infra - t0,
+        "preprocess_s": t_pre - t_infra,
+        "preprocess_work_s": preprocess_work,
+        "training_s": training,
+        "training_wall_s": marks["trained"] - t_pre,
+        "evaluation_s": evaluation_wall,
+        "inference_s": t_end - marks["selected"],
+        "inference_work_s": inference_work,
+        "pipeline_s": pipeline_wall,
+        "total_s": t_end - t0,
+        "overhead_s": overhead,
+        "overhead_fraction": overhead / pipeline_wall if pipeline_wall > 0 else 0.0,
+    }
+
+
+def write_summary(options: RunOptions, summary: dict[str, Any]) -> None:
+    path = options.run_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
