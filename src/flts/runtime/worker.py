@@ -59,6 +59,11 @@ class Record:
     key: str | None
     value: bytes | None
 
+    @property
+    def body(self) -> bytes:
+        """The value, with a tombstone (None) as empty bytes: it then fails JSON decoding."""
+        return self.value or b""
+
     @classmethod
     def from_message(cls, msg: Message) -> Record:
         raw_key = msg.key()

@@ -1,0 +1,125 @@
+"""Wiring shared by the Kafka services, and how an orchestrator spawns them.
+
+Each service reads its settings once, at start-up, from the spec's env vars (a missing or bad
+variable raises ``ConfigError`` naming it, and ``flts service`` exits non-zero), builds its
+adapters, and hands a stage handler to the generic :class:`~flts.runtime.worker.KafkaWorker`.
+
+DLQ routing (one rule for every service):
+
+- input that cannot be decoded or does not fit its contract (``MessageError``: not JSON, wrong
+  types, missing fields, unknown status) -> ``DLQ-<consumed topic>``;
+- any other failure while processing -> the service's own DLQ: train ``DLQ-{PRODUCER_TOPIC}``
+  (``DLQ-model-training``), eval ``DLQ_MODEL_SELECTED`` (``DLQ-model-selected``), inference
+  ``DLQ-{PRODUCER_TOPIC}`` (``DLQ-performance-eval``), preprocess ``DLQ_PREPROCESS``.
+
+Spawning (the spec's mapping table)::
+
+    subprocess.Popen(service_command("train-gru"), env=service_env("train-gru", base_env))
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import Producer
+
+from flts.adapters.s3 import S3ObjectStore
+from flts.errors import ConfigError, MessageError
+from flts.kafka_utils import create_producer, ensure_topics
+from flts.runtime.worker import DlqRouter, dlq_of
+from flts.settings import KafkaSettings, MlflowSettings, S3Settings, load_settings
+from flts.stages.ports import Tracker
+
+log = logging.getLogger(__name__)
+
+#: ``flts service <name>`` commands.
+SERVICE_NAMES: tuple[str, ...] = ("preprocess", "train", "eval", "inference", "gateway")
+
+#: The spec's containers -> (service command, env the mapping table fixes for it).
+SPEC_SERVICES: dict[str, tuple[str, dict[str, str]]] = {
+    "preprocess": ("preprocess", {}),
+    "train-gru": ("train", {"MODEL_TYPE": "GRU", "CONSUMER_GROUP_ID": "train-gru"}),
+    "train-lstm": ("train", {"MODEL_TYPE": "LSTM", "CONSUMER_GROUP_ID": "train-lstm"}),
+    "nonml-prophet": ("train", {"MODEL_TYPE": "PROPHET", "CONSUMER_GROUP_ID": "nonml-prophet"}),
+    "eval": ("eval", {"EVAL_GROUP_ID": "eval-promoter-r5"}),
+    "inference": ("inference", {"CONSUMER_GROUP_ID": "batch-forecasting-v2"}),
+    "gateway": ("gateway", {}),
+}
+
+
+def _spec_entry(name: str) -> tuple[str, dict[str, str]]:
+    try:
+        return SPEC_SERVICES[name]
+    except KeyError:
+        known = ", ".join(SPEC_SERVICES)
+        raise ConfigError(f"unknown service {name!r}; known: {known}") from None
+
+
+def service_command(name: str) -> list[str]:
+    """argv that runs service ``name`` (a key of SPEC_SERVICES) with this interpreter."""
+    command, _ = _spec_entry(name)
+    return [sys.executable, "-m", "flts", "service", command]
+
+
+def service_env(name: str, base_env: Mapping[str, str], **overrides: str) -> dict[str, str]:
+    """``base_env`` + the mapping table's values for ``name`` + ``overrides`` (which win)."""
+    _, fixed = _spec_entry(name)
+    env = {**base_env, **fixed, **{k: str(v) for k, v in overrides.items()}}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def route_dlq(service_dlq: str) -> DlqRouter:
+    """The DLQ rule above: MessageError -> DLQ-<consumed topic>; else ``service_dlq``."""
+
+    def route(topic: str, exc: BaseException) -> str:
+        return dlq_of(topic) if isinstance(exc, MessageError) else service_dlq
+
+    return route
+
+
+@dataclass
+class Infra:
+    """What every Kafka service needs, built once from the environment."""
+
+    kafka: KafkaSettings
+    s3: S3Settings
+    producer: Producer
+
+    @classmethod
+    def from_env(cls) -> Infra:
+        kafka = load_settings(KafkaSettings)
+        s3 = load_settings(S3Settings)
+        return cls(kafka=kafka, s3=s3, producer=create_producer(settings=kafka))
+
+    def store(self) -> S3ObjectStore:
+        return S3ObjectStore(self.s3)
+
+    def ensure_topics(self, *topics: str) -> None:
+        """Create the topics (and their DLQs) explicitly, with one partition each."""
+        wanted = [*topics, *(dlq_of(t) for t in topics)]
+        created = ensure_topics(self.kafka.bootstrap_servers, wanted, settings=self.kafka)
+        if created:
+            log.info("created topics %s", created)
+
+
+def mlflow_tracker() -> Tracker:
+    """The MLflow tracker from MLFLOW_TRACKING_URI (imported lazily: mlflow is heavy)."""
+    from flts.adapters.mlflow_tracker import MlflowTracker
+
+    tracker: Tracker = MlflowTracker(load_settings(MlflowSettings).tracking_uri)
+    return tracker
+
+
+__all__ = [
+    "SERVICE_NAMES",
+    "SPEC_SERVICES",
+    "Infra",
+    "mlflow_tracker",
+    "route_dlq",
+    "service_command",
+    "service_env",
+]

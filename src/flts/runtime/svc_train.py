@@ -1,0 +1,81 @@
+"""Service ``train``: one trainer per MODEL_TYPE (GRU, LSTM, PROPHET), group CONSUMER_GROUP_ID.
+
+Consumes claims from CONSUMER_TOPIC (training-data), runs the train stage, and produces the
+SUCCESS event to PRODUCER_TOPIC (model-training) with key ``trained-<MODEL_TYPE>``. The RUNNING
+event and epoch progress are emitted by the stage through the Kafka event sink while it trains.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flts.domain.messages import TrainingDataReady, decode
+from flts.runtime.services import Infra, mlflow_tracker, route_dlq
+from flts.runtime.sinks import KafkaEventSink, topic_router
+from flts.runtime.worker import Handler, KafkaWorker, Output, Record, consumer_config
+from flts.settings import TrainSettings, load_settings
+from flts.stages import train
+from flts.stages.contracts import TrainStageConfig
+from flts.stages.ports import StageContext
+
+log = logging.getLogger(__name__)
+
+
+def success_key(settings: TrainSettings) -> str:
+    """The spec's key of the SUCCESS event."""
+    return f"trained-{settings.model_type.value}"
+
+
+def build_handler(
+    settings: TrainSettings, ctx: StageContext, sink: KafkaEventSink | None = None
+) -> Handler:
+    """Decode a claim, train (or reuse a finished run), return the SUCCESS event."""
+    config = TrainStageConfig(
+        model_type=settings.model_type,
+        train=settings.train_config(),
+        experiment=settings.mlflow_experiment,
+    )
+
+    def handle(record: Record) -> list[Output]:
+        claim = decode(TrainingDataReady, record.body)
+        log.info(
+            "training on %s/%s",
+            claim.bucket,
+            claim.object,
+            extra={
+                "stage": "train",
+                "identifier": claim.identifier,
+                "config_hash": claim.config_hash,
+                "model_type": settings.model_type.value,
+            },
+        )
+        try:
+            result = train.run(claim, config, ctx)
+        finally:
+            if sink is not None:
+                sink.flush()
+        return [Output(settings.producer_topic, result, success_key(settings))]
+
+    return handle
+
+
+def run(stop_event: threading.Event) -> int:
+    """Run the trainer until ``stop_event`` is set (SIGTERM/SIGINT)."""
+    settings = load_settings(TrainSettings)
+    infra = Infra.from_env()
+    tracker = mlflow_tracker()
+    infra.ensure_topics(settings.consumer_topic, settings.producer_topic)
+    sink = KafkaEventSink(infra.producer, topic_router(settings.producer_topic))
+    ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
+    worker = KafkaWorker(
+        consumer_config(infra.kafka, settings.consumer_group_id),
+        [settings.consumer_topic],
+        build_handler(settings, ctx, sink),
+        infra.producer,
+        route_dlq(settings.dlq_topic),
+        stop_event,
+        operation=f"train {settings.model_type.value}",
+    )
+    worker.run()
+    return 0
