@@ -1,0 +1,258 @@
+"""Settings read from the environment, one class per concern.
+
+Entrypoints call :func:`load_settings` once per process and pass the result down; library code
+never reads ``os.environ`` itself. Field aliases are the spec's env var names, and defaults are
+the spec's defaults (``SPEC_DEFAULTS`` lists them; a unit test keeps both in step). Secrets are
+``SecretStr`` so they never show in a repr or a log line.
+
+Example::
+
+    kafka = load_settings(KafkaSettings)          # ConfigError names KAFKA_BOOTSTRAP_SERVERS
+    train = load_settings(TrainSettings, MODEL_TYPE="GRU", CONSUMER_GROUP_ID="train-gru")
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType, TrainConfig
+from flts.errors import ConfigError, FltsError
+
+#: The spec's env var defaults, per settings class (the same name can differ per service:
+#: PRODUCER_TOPIC is "model-training" for trainers and "performance-eval" for inference).
+SPEC_DEFAULTS: dict[str, dict[str, object]] = {
+    "KafkaSettings": {
+        "KAFKA_SESSION_TIMEOUT_MS": 6000,
+        "KAFKA_HEARTBEAT_INTERVAL_MS": 500,
+        "KAFKA_MAX_POLL_INTERVAL_MS": 600000,
+    },
+    "PreprocessSettings": {
+        "PRODUCER_TOPIC_0": "training-data",
+        "PRODUCER_TOPIC_1": "inference-data",
+        "DLQ_PREPROCESS": "DLQ-preprocess",
+    },
+    "TrainSettings": {
+        "CONSUMER_TOPIC": "training-data",
+        "PRODUCER_TOPIC": "model-training",
+        "MLFLOW_EXPERIMENT": "flts",
+    },
+    "EvalSettings": {
+        "MODEL_TRAINING_TOPIC": "model-training",
+        "MODEL_SELECTED_TOPIC": "model-selected",
+        "EVAL_GROUP_ID": "eval-promoter",
+        "DLQ_MODEL_SELECTED": "DLQ-model-selected",
+        "EXPECTED_MODEL_TYPES": "GRU,LSTM,PROPHET",
+        "REGISTERED_MODEL_NAME": "flts-forecaster",
+        "CHAMPION_ALIAS": "champion",
+    },
+    "InferenceSettings": {
+        "CONSUMER_TOPIC_0": "inference-data",
+        "CONSUMER_TOPIC_1": "model-training",
+        "PROMOTION_TOPIC": "model-selected",
+        "CONSUMER_GROUP_ID": "batch-forecasting-v2",
+        "PRODUCER_TOPIC": "performance-eval",
+        "RUN_INFERENCE_ON_TRAIN_SUCCESS": 1,
+        "API_HOST": "127.0.0.1",
+        "API_PORT": 18000,
+        "MAX_BATCH_SIZE": 64,
+        "MAX_BATCH_WAIT_MS": 2,
+        "REGISTERED_MODEL_NAME": "flts-forecaster",
+        "CHAMPION_ALIAS": "champion",
+    },
+    "S3Settings": {"AWS_DEFAULT_REGION": "us-east-1"},
+    "GatewaySettings": {
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": 18080,
+        "GATEWAY_MAX_UPLOAD_BYTES": 256 * 1024 * 1024,
+    },
+}
+
+_D = SPEC_DEFAULTS
+
+
+def _env(name: str, default: Any = ..., **kw: Any) -> Any:
+    """A field read from env var ``name`` (also settable by field name in code)."""
+    return Field(default, validation_alias=name, **kw)
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(
+        populate_by_name=True, extra="ignore", frozen=True, case_sensitive=False
+    )
+
+
+class KafkaSettings(_Base):
+    """Broker connection. Session/heartbeat defaults suit tansu's slow first group join."""
+
+    bootstrap_servers: str = _env("KAFKA_BOOTSTRAP_SERVERS", min_length=1)
+    session_timeout_ms: int = _env("KAFKA_SESSION_TIMEOUT_MS", 6000, gt=0)
+    heartbeat_interval_ms: int = _env("KAFKA_HEARTBEAT_INTERVAL_MS", 500, gt=0)
+    max_poll_interval_ms: int = _env("KAFKA_MAX_POLL_INTERVAL_MS", 600000, gt=0)
+    security_protocol: str | None = _env("KAFKA_SECURITY_PROTOCOL", None)
+    sasl_mechanism: str | None = _env("KAFKA_SASL_MECHANISM", None)
+    sasl_username: str | None = _env("KAFKA_SASL_USERNAME", None)
+    sasl_password: SecretStr | None = _env("KAFKA_SASL_PASSWORD", None)
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka settings common to producers, consumers and admin clients."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol:
+            conf["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        return conf
+
+
+class PreprocessSettings(_Base):
+    producer_topic_0: str = _env("PRODUCER_TOPIC_0", "training-data")
+    producer_topic_1: str = _env("PRODUCER_TOPIC_1", "inference-data")
+    dlq_topic: str = _env("DLQ_PREPROCESS", "DLQ-preprocess")
+
+
+class TrainSettings(_Base):
+    """One trainer service. Hyper-parameter env vars override ``TrainConfig`` defaults."""
+
+    consumer_topic: str = _env("CONSUMER_TOPIC", "training-data")
+    consumer_group_id: str = _env("CONSUMER_GROUP_ID", min_length=1)
+    producer_topic: str = _env("PRODUCER_TOPIC", "model-training")
+    model_type: ModelType = _env("MODEL_TYPE")
+    epochs: int | None = _env("EPOCHS", None)
+    batch_size: int | None = _env("BATCH_SIZE", None)
+    hidden_size: int | None = _env("HIDDEN_SIZE", None)
+    num_layers: int | None = _env("NUM_LAYERS", None)
+    learning_rate: float | None = _env("LEARNING_RATE", None)
+    patience: int | None = _env("PATIENCE", None)
+    seed: int | None = _env("SEED", None)
+    torch_threads: int | None = _env("TORCH_THREADS", None)
+    mlflow_experiment: str = _env("MLFLOW_EXPERIMENT", "flts")
+    dlq_topic_override: str | None = _env("DLQ_TOPIC", None)
+
+    @field_validator("model_type", mode="before")
+    @classmethod
+    def _parse_model_type(cls, value: Any) -> ModelType:
+        try:
+            parsed = ModelType.parse(str(value))
+        except FltsError as exc:
+            raise ValueError(str(exc)) from None
+        if parsed not in TRAINABLE_MODEL_TYPES:
+            raise ValueError(f"{parsed.value} is not trainable; use one of GRU, LSTM, PROPHET")
+        return parsed
+
+    @property
+    def dlq_topic(self) -> str:
+        """Where failures of the produce side go (spec: ``DLQ-{PRODUCER_TOPIC}``)."""
+        return self.dlq_topic_override or f"DLQ-{self.producer_topic}"
+
+    @property
+    def consumer_dlq_topic(self) -> str:
+        """Where undecodable input goes (``DLQ-training-data``)."""
+        return f"DLQ-{self.consumer_topic}"
+
+    def train_config(self) -> TrainConfig:
+        names = ["epochs", "batch_size", "hidden_size", "num_layers", "learning_rate"]
+        names += ["patience", "seed", "torch_threads"]
+        overrides = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        try:
+            return TrainConfig(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid hyper-parameter override: {exc}") from exc
+
+
+class EvalSettings(_Base):
+    model_training_topic: str = _env("MODEL_TRAINING_TOPIC", "model-training")
+    model_selected_topic: str = _env("MODEL_SELECTED_TOPIC", "model-selected")
+    eval_group_id: str = _env("EVAL_GROUP_ID", "eval-promoter")
+    dlq_topic: str = _env("DLQ_MODEL_SELECTED", "DLQ-model-selected")
+    expected_model_types: Annotated[tuple[ModelType, ...], NoDecode] = _env(
+        "EXPECTED_MODEL_TYPES", TRAINABLE_MODEL_TYPES
+    )
+    registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
+    champion_alias: str = _env("CHAMPION_ALIAS", "champion")
+
+    @field_validator("expected_model_types", mode="before")
+    @classmethod
+    def _parse_types(cls, value: Any) -> tuple[ModelType, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        if not items or any(not str(i).strip() for i in items):
+            raise ValueError(
+                f"expected a comma-separated list like GRU,LSTM,PROPHET, got {value!r}"
+            )
+        try:
+            return tuple(ModelType.parse(str(i)) for i in items)
+        except FltsError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class InferenceSettings(_Base):
+    consumer_topic_0: str = _env("CONSUMER_TOPIC_0", "inference-data")
+    consumer_topic_1: str = _env("CONSUMER_TOPIC_1", "model-training")
+    promotion_topic: str = _env("PROMOTION_TOPIC", "model-selected")
+    consumer_group_id: str = _env("CONSUMER_GROUP_ID", "batch-forecasting-v2")
+    producer_topic: str = _env("PRODUCER_TOPIC", "performance-eval")
+    run_inference_on_train_success: bool = _env("RUN_INFERENCE_ON_TRAIN_SUCCESS", True)
+    api_host: str = _env("API_HOST", "127.0.0.1")
+    api_port: int = _env("API_PORT", 18000, ge=0, le=65535)
+    api_token: SecretStr | None = _env("API_TOKEN", None)
+    max_batch_size: int = _env("MAX_BATCH_SIZE", 64, ge=1)
+    max_batch_wait_ms: float = _env("MAX_BATCH_WAIT_MS", 2, ge=0)
+    registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
+    champion_alias: str = _env("CHAMPION_ALIAS", "champion")
+
+
+class S3Settings(_Base):
+    endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("S3_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
+    )
+    access_key_id: str | None = _env("AWS_ACCESS_KEY_ID", None)
+    secret_access_key: SecretStr | None = _env("AWS_SECRET_ACCESS_KEY", None)
+    region: str = _env("AWS_DEFAULT_REGION", "us-east-1")
+
+
+class MlflowSettings(_Base):
+    tracking_uri: str = _env("MLFLOW_TRACKING_URI", min_length=1)
+
+
+class GatewaySettings(_Base):
+    host: str = _env("GATEWAY_HOST", "127.0.0.1")
+    port: int = _env("GATEWAY_PORT", 18080, ge=0, le=65535)
+    token: SecretStr | None = _env("GATEWAY_TOKEN", None)
+    max_upload_bytes: int = _env("GATEWAY_MAX_UPLOAD_BYTES", 256 * 1024 * 1024, gt=0)
+    url: str | None = _env("GATEWAY_URL", None)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def _env_name(cls: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+    """The env var behind an error location (pydantic reports the alias, or the field name)."""
+    first = str(loc[0]) if loc else "<settings>"
+    field = cls.model_fields.get(first)
+    if field is not None and isinstance(field.validation_alias, str):
+        return field.validation_alias
+    return first.upper()
+
+
+def load_settings(cls: type[S], **values: Any) -> S:
+    """Build ``cls`` from the environment (``values`` win); ConfigError names each bad env var.
+
+    Error messages never include the offending value, since it may be a secret.
+    """
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            name = _env_name(cls, err["loc"])
+            if err["type"] == "missing":
+                problems.append(f"{name} is required but not set")
+            else:
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                problems.append(f"{name} is invalid: {msg}")
+        raise ConfigError(f"{cls.__name__}: " + "; ".join(problems)) from None
