@@ -60,9 +60,11 @@ def test_rank_candidates_picks_lowest_composite_that_beats_persistence() -> None
         _row("PROPHET", 12.0, 2.0),  # composite < 1 but RMSE worse than persistence
     ]
     champion = scoring.rank_candidates(rows)
-    assert champion is not None and champion.model_type == "LSTM"
+    assert champion is not None
+    assert champion.model_type == "LSTM"
     prophet = rows[-1]
-    assert prophet.composite_score < 1.0 and not prophet.beats_persistence
+    assert prophet.composite_score < 1.0
+    assert not prophet.beats_persistence
 
 
 def test_rank_candidates_none_when_nothing_beats_persistence() -> None:

@@ -1,0 +1,167 @@
+"""Infer stage: forecast every window of a processed inference set and log the forecasts.
+
+Origins run from the first row with enough history to the last row that still has a full
+horizon of actuals, plus one final origin at the end of the data: a true forecast beyond it,
+whose actuals are null. Forecasts are in original units, and each line says which timestamps
+it forecasts (always after its input window). The output key is deterministic, so a replayed
+claim overwrites its log instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from flts.domain.messages import PerformanceEval
+from flts.errors import DataValidationError
+from flts.forecasting import windows
+from flts.forecasting.base import Forecaster
+from flts.forecasting.metrics import error_metrics
+from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
+from flts.stages._timefmt import iso_utc
+from flts.stages.contracts import InferRequest, InferStageConfig
+from flts.stages.ports import BUCKET_INFERENCE_LOGS, StageContext
+
+
+def run(
+    request: InferRequest,
+    config: InferStageConfig,
+    ctx: StageContext,
+    model: Forecaster | None = None,
+) -> PerformanceEval:
+    """Forecast the claimed data with ``model`` (or the one at ``config.model_uri``)."""
+    from flts.forecasting.dataset import read_processed
+
+    claim = request.claim
+    if model is None:
+        model = ctx.tracker.load_forecaster(config.model_uri)
+    source = f"s3://{claim.bucket}/{claim.object}"
+    raw, meta = read_processed(ctx.store.get_bytes(claim.bucket, claim.object), source)
+    if claim.config_hash is not None and claim.config_hash != meta.config_hash:
+        raise DataValidationError(
+            f"claim says config_hash {claim.config_hash} but {source} carries {meta.config_hash}"
+        )
+    if meta.config_hash != model.spec.config_hash:
+        ctx.logger.warning(
+            "infer: data config_hash %s differs from the model's %s; features are checked by name",
+            meta.config_hash,
+            model.spec.config_hash,
+        )
+    frame = ordered_features(raw, model.spec, source)
+    origins, scored = inference_origins(len(frame), model)
+
+    started = time.perf_counter()
+    predictions = np.asarray(model.predict(frame, origins), dtype=np.float64)
+    latency_ms = (time.perf_counter() - started) * 1000.0
+
+    target = frame[model.spec.target].to_numpy(dtype=np.float64)
+    actual = np.full(predictions.shape, np.nan)
+    actual[:scored] = windows.actuals(target, origins[:scored], model.spec.horizon)
+    metrics = error_metrics(actual[:scored], predictions[:scored]) if scored else None
+
+    key = f"{claim.identifier}/{meta.config_hash}/{config.model_type}-{config.run_id}.jsonl"
+    body = forecast_lines(
+        frame,
+        origins,
+        predictions,
+        actual,
+        model.spec,
+        {
+            "model_type": config.model_type,
+            "run_id": config.run_id,
+            "identifier": claim.identifier,
+            "config_hash": meta.config_hash,
+        },
+    )
+    ctx.store.ensure_bucket(BUCKET_INFERENCE_LOGS)
+    ctx.store.put_bytes(BUCKET_INFERENCE_LOGS, key, body, content_type="application/x-ndjson")
+    ctx.logger.info(
+        "infer %s: %d windows (%d scored) in %.1f ms -> s3://%s/%s",
+        config.model_type,
+        len(origins),
+        scored,
+        latency_ms,
+        BUCKET_INFERENCE_LOGS,
+        key,
+    )
+    return PerformanceEval(
+        identifier=claim.identifier,
+        config_hash=meta.config_hash,
+        model_type=config.model_type,
+        run_id=config.run_id,
+        rows=len(frame),
+        windows=len(origins),
+        latency_ms=latency_ms,
+        latency_per_window_ms=latency_ms / len(origins),
+        rmse=None if metrics is None else metrics.rmse,
+        mae=None if metrics is None else metrics.mae,
+        mse=None if metrics is None else metrics.mse,
+        mape=None if metrics is None else metrics.mape,
+        output_bucket=BUCKET_INFERENCE_LOGS,
+        output_object=key,
+        timestamp=iso_utc(ctx.clock.now()),
+    )
+
+
+def ordered_features(frame: pd.DataFrame, spec: ForecastSpec, source: str) -> pd.DataFrame:
+    """``ds`` + the model's features in the model's order; missing columns fail loudly."""
+    missing = [c for c in (TIME_COLUMN, *spec.feature_order) if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source} lacks columns {missing} that the model needs "
+            f"(model features, in order: {list(spec.feature_order)})"
+        )
+    return frame.loc[:, [TIME_COLUMN, *spec.feature_order]].reset_index(drop=True)
+
+
+def inference_origins(n_rows: int, model: Forecaster) -> tuple[np.ndarray, int]:
+    """Origins with full actuals, then the final origin ``n_rows``; and how many are scored."""
+    spec = model.spec
+    first = max(model.min_history, spec.lookback)
+    if n_rows < first:
+        raise DataValidationError(
+            f"inference data has {n_rows} rows; {model.model_type.value} needs at least {first} "
+            "rows of history for one forecast"
+        )
+    scored = np.arange(first, n_rows - spec.horizon + 1, dtype=np.int64)
+    return np.append(scored, np.int64(n_rows)), len(scored)
+
+
+def _iso(stamps: np.ndarray) -> np.ndarray:
+    return np.char.add(np.datetime_as_string(stamps.astype("datetime64[s]"), unit="s"), "Z")
+
+
+def forecast_lines(
+    frame: pd.DataFrame,
+    origins: np.ndarray,
+    predictions: np.ndarray,
+    actual: np.ndarray,
+    spec: ForecastSpec,
+    constants: dict[str, str],
+) -> bytes:
+    """JSONL, one line per (origin, step), built from whole arrays (no per-row pandas)."""
+    horizon = spec.horizon
+    target_ts = _iso(windows.target_timestamps(frame, origins, spec)).ravel().tolist()
+    origin_ts = np.repeat(_iso(frame[TIME_COLUMN].to_numpy()[origins - 1]), horizon).tolist()
+    steps = np.tile(np.arange(1, horizon + 1), len(origins)).tolist()
+    preds = predictions.ravel().tolist()
+    known = np.isfinite(actual).ravel().tolist()
+    actuals = [v if ok else None for v, ok in zip(actual.ravel().tolist(), known, strict=True)]
+    dumps = orjson.dumps
+    lines = [
+        dumps(
+            {
+                "target_ts": t,
+                "origin_ts": o,
+                "horizon_step": k,
+                "prediction": p,
+                "actual": a,
+                **constants,
+            }
+        )
+        for t, o, k, p, a in zip(target_ts, origin_ts, steps, preds, actuals, strict=True)
+    ]
+    return b"\n".join(lines) + b"\n"

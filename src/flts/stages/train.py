@@ -1,0 +1,309 @@
+"""Train stage: one claim of processed data in, one trained, scored and logged model out.
+
+Idempotent per (identifier, config_hash, model_type): a replayed claim whose run already
+finished re-emits that run's SUCCESS event without training again. The test set is never shown
+to ``fit``; it only scores the fitted model next to its baselines on the same windows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from flts.domain.config import BASELINE_MODEL_TYPES
+from flts.domain.messages import (
+    BaselineScores,
+    ModelTrained,
+    ModelTrainingRunning,
+    ProgressEvent,
+    TrainingDataReady,
+)
+from flts.errors import DataValidationError, MessageError, TrackingError
+from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
+from flts.forecasting.spec import ForecastSpec
+from flts.stages import scoring
+from flts.stages._timefmt import iso_utc
+from flts.stages.contracts import TrainStageConfig
+from flts.stages.ports import StageContext, TrackedRun
+
+#: Name of the logged model inside its run (``runs:/<run_id>/model``).
+MODEL_NAME = "model"
+SCORE_REPORT = "score_report.json"
+_METRIC_FIELDS = ("rmse", "mae", "mse", "mape")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    spec: ForecastSpec
+    config_hash: str
+
+
+def run(request: TrainingDataReady, config: TrainStageConfig, ctx: StageContext) -> ModelTrained:
+    """Train ``config.model_type`` on the claimed data, or return the finished run of a replay."""
+    data: TrainingData | None = None
+    config_hash = request.config_hash
+    if config_hash is None:
+        data = load_training_data(request, ctx)
+        config_hash = data.config_hash
+    tags = run_tags(request.identifier, config_hash, config.model_type.value)
+    existing = ctx.tracker.find_finished_run(config.experiment, tags)
+    if existing is not None:
+        ctx.logger.info(
+            "train %s: run %s already finished for identifier=%s config_hash=%s; not retraining",
+            config.model_type.value,
+            existing.run_id,
+            request.identifier,
+            config_hash,
+        )
+        return _from_finished_run(existing, request.identifier, config_hash, config)
+    if data is None:
+        data = load_training_data(request, ctx)
+    return _train(request, config, ctx, data, tags)
+
+
+def run_tags(identifier: str, config_hash: str, model_type: str) -> dict[str, str]:
+    """The tags that identify one training job; the idempotency key."""
+    return {"identifier": identifier, "config_hash": config_hash, "model_type": model_type}
+
+
+def load_training_data(request: TrainingDataReady, ctx: StageContext) -> TrainingData:
+    """Read both processed objects of a claim and check they share one lineage."""
+    from flts.forecasting.dataset import read_processed
+
+    if not request.test_object:
+        raise MessageError("training-data claim has no test_object; cannot score on the test set")
+    train_src = f"s3://{request.bucket}/{request.object}"
+    test_src = f"s3://{request.bucket}/{request.test_object}"
+    train, train_meta = read_processed(
+        ctx.store.get_bytes(request.bucket, request.object), train_src
+    )
+    test, test_meta = read_processed(
+        ctx.store.get_bytes(request.bucket, request.test_object), test_src
+    )
+    if train_meta.config_hash != test_meta.config_hash:
+        raise DataValidationError(
+            f"{train_src} has config_hash {train_meta.config_hash} but {test_src} has "
+            f"{test_meta.config_hash}; they come from different preprocessing runs"
+        )
+    if request.config_hash is not None and request.config_hash != train_meta.config_hash:
+        raise DataValidationError(
+            f"claim says config_hash {request.config_hash} but {train_src} carries "
+            f"{train_meta.config_hash}"
+        )
+    if test_meta.spec.feature_order != train_meta.spec.feature_order:
+        raise DataValidationError(
+            f"{test_src} features {list(test_meta.spec.feature_order)} differ from "
+            f"{train_src} features {list(train_meta.spec.feature_order)}"
+        )
+    return TrainingData(train, test, train_meta.spec, train_meta.config_hash)
+
+
+def _train(
+    request: TrainingDataReady,
+    config: TrainStageConfig,
+    ctx: StageContext,
+    data: TrainingData,
+    tags: dict[str, str],
+) -> ModelTrained:
+    from flts.forecasting.models import create_forecaster
+
+    model_type = config.model_type.value
+    train_start = iso_utc(ctx.clock.now())
+    run_id = ctx.tracker.start_run(
+        config.experiment,
+        f"{model_type}-{data.config_hash[:12]}",
+        {**tags, "flts.stage": "train"},
+    )
+    running = ModelTrainingRunning(
+        model_type=model_type,
+        config_hash=data.config_hash,
+        run_id=run_id,
+        identifier=request.identifier,
+    )
+    ctx.events.emit(running, key=f"trained-{model_type}")
+    try:
+        ctx.tracker.log_params(run_id, _params(request, config, data))
+        model = create_forecaster(config.model_type, data.spec, config.train)
+        started = time.perf_counter()
+        summary = model.fit(data.train, _progress(ctx, run_id, request.identifier, data, config))
+        fit_seconds = time.perf_counter() - started
+        scores = scoring.score_on_test(model, data.test, data.spec)
+        logged = ctx.tracker.log_forecaster(run_id, model, MODEL_NAME)
+        ctx.tracker.log_metrics(run_id, _metrics(scores, summary, fit_seconds))
+        ctx.tracker.log_artifact_bytes(run_id, SCORE_REPORT, _report(model, scores, summary))
+        train_end = iso_utc(ctx.clock.now())
+        ctx.tracker.log_params(
+            run_id, {"flts.train_start": train_start, "flts.train_end": train_end}
+        )
+        ctx.tracker.end_run(run_id, "FINISHED")
+    except BaseException:
+        _fail_run(ctx, run_id)
+        raise
+    ctx.logger.info(
+        "train %s: run %s finished in %.1fs, test rmse %.6g (persistence %.6g) on %d windows",
+        model_type,
+        run_id,
+        fit_seconds,
+        scores.model.rmse,
+        scores.baselines[scoring.PERSISTENCE].rmse,
+        scores.windows,
+    )
+    return ModelTrained(
+        model_type=model_type,
+        config_hash=data.config_hash,
+        run_id=run_id,
+        test_rmse=scores.model.rmse,
+        test_mae=scores.model.mae,
+        test_mse=scores.model.mse,
+        train_start=train_start,
+        train_end=train_end,
+        identifier=request.identifier,
+        artifact_uri=logged.artifact_uri,
+        model_uri=logged.model_uri,
+        test_mape=scores.model.mape,
+        test_windows=scores.windows,
+        horizon=scores.horizon,
+        baselines=scores.baseline_scores(),
+    )
+
+
+def _fail_run(ctx: StageContext, run_id: str) -> None:
+    try:
+        ctx.tracker.end_run(run_id, "FAILED")
+    except TrackingError:
+        ctx.logger.exception("could not mark run %s FAILED", run_id)
+
+
+def _progress(
+    ctx: StageContext,
+    run_id: str,
+    identifier: str,
+    data: TrainingData,
+    config: TrainStageConfig,
+) -> ProgressCallback:
+    """Per-epoch losses go to the tracker (step = epoch) and out as progress events."""
+    model_type = config.model_type.value
+
+    def report(event: EpochProgress) -> None:
+        losses = {"train_loss": event.train_loss}
+        if event.val_loss is not None:
+            losses["val_loss"] = event.val_loss
+        ctx.tracker.log_metrics(run_id, losses, step=event.epoch)
+        val = "n/a" if event.val_loss is None else f"{event.val_loss:.5f}"
+        ctx.events.emit(
+            ProgressEvent(
+                stage="train",
+                identifier=identifier,
+                message=f"{model_type} epoch {event.epoch}/{event.epochs} "
+                f"train_loss {event.train_loss:.5f} val_loss {val}",
+                config_hash=data.config_hash,
+                model_type=model_type,
+                epoch=event.epoch,
+                epochs=event.epochs,
+                train_loss=event.train_loss,
+                val_loss=event.val_loss,
+                timestamp=iso_utc(ctx.clock.now()),
+            ),
+            key=f"progress-{model_type}",
+        )
+
+    return report
+
+
+def _params(
+    request: TrainingDataReady, config: TrainStageConfig, data: TrainingData
+) -> dict[str, Any]:
+    spec = data.spec
+    params: dict[str, Any] = {
+        "model_type": config.model_type.value,
+        "identifier": request.identifier,
+        "config_hash": data.config_hash,
+        "training_object": f"{request.bucket}/{request.object}",
+        "test_object": f"{request.bucket}/{request.test_object}",
+        "spec.target": spec.target,
+        "spec.lookback": spec.lookback,
+        "spec.horizon": spec.horizon,
+        "spec.step_seconds": spec.step_seconds,
+        "spec.season_steps": spec.season_steps,
+        "spec.features": ",".join(spec.feature_order),
+    }
+    params.update({f"train.{k}": v for k, v in config.train.model_dump(mode="json").items()})
+    return params
+
+
+def _metrics(
+    scores: scoring.ModelScores, summary: FitSummary, fit_seconds: float
+) -> dict[str, float]:
+    metrics: dict[str, float] = {
+        "fit_seconds": fit_seconds,
+        "epochs_run": float(summary.epochs_run),
+        "test_windows": float(scores.windows),
+        "horizon": float(scores.horizon),
+    }
+    for field in _METRIC_FIELDS:
+        value = getattr(scores.model, field)
+        if value is not None:
+            metrics[f"test_{field}"] = float(value)
+        for name, baseline in scores.baselines.items():
+            value = getattr(baseline, field)
+            if value is not None:
+                metrics[f"{name.lower()}_{field}"] = float(value)
+    persistence = scores.baselines[scoring.PERSISTENCE]
+    metrics["composite_score"] = scoring.composite_score(
+        scores.model.rmse, scores.model.mae, persistence.rmse, persistence.mae
+    )
+    return metrics
+
+
+def _report(model: Forecaster, scores: scoring.ModelScores, summary: FitSummary) -> bytes:
+    body = {
+        "model_type": model.model_type.value,
+        "scores": scores.model_dump(mode="json"),
+        "fit": summary.model_dump(mode="json"),
+        "units": "original units of the target " + repr(model.spec.target),
+    }
+    return json.dumps(body, indent=2, sort_keys=True).encode()
+
+
+def _from_finished_run(
+    run: TrackedRun, identifier: str, config_hash: str, config: TrainStageConfig
+) -> ModelTrained:
+    """Rebuild a finished run's SUCCESS event from what it logged."""
+    metrics, params = run.metrics, run.params
+    try:
+        baselines = {
+            mt.value: BaselineScores(
+                rmse=metrics[f"{mt.value.lower()}_rmse"],
+                mae=metrics[f"{mt.value.lower()}_mae"],
+                mse=metrics[f"{mt.value.lower()}_mse"],
+                mape=metrics.get(f"{mt.value.lower()}_mape"),
+            )
+            for mt in BASELINE_MODEL_TYPES
+        }
+        return ModelTrained(
+            model_type=config.model_type.value,
+            config_hash=config_hash,
+            run_id=run.run_id,
+            test_rmse=metrics["test_rmse"],
+            test_mae=metrics["test_mae"],
+            test_mse=metrics["test_mse"],
+            train_start=params.get("flts.train_start", ""),
+            train_end=params.get("flts.train_end", ""),
+            identifier=identifier,
+            artifact_uri=run.artifact_uri,
+            model_uri=run.model_uri or f"runs:/{run.run_id}/{MODEL_NAME}",
+            test_mape=metrics.get("test_mape"),
+            test_windows=int(metrics["test_windows"]),
+            horizon=int(metrics["horizon"]),
+            baselines=baselines,
+        )
+    except KeyError as exc:
+        raise TrackingError(
+            f"finished run {run.run_id} lacks metric {exc}; cannot rebuild its SUCCESS event"
+        ) from exc
