@@ -1,0 +1,255 @@
+"""Each kind of bad CSV fails with its own message naming the file, column and line."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from _rawcsv import SMALL, START, csv_pair, raw_frame, to_csv
+
+from flts.domain.config import PreprocessConfig
+from flts.errors import DataValidationError
+from flts.forecasting.data import (
+    apply_clip,
+    fit_clip_bounds,
+    infer_step_seconds,
+    read_csv_bytes,
+    regularise,
+)
+from flts.forecasting.prepare import prepare_datasets
+
+
+def read(data: bytes, config: PreprocessConfig = SMALL, source: str = "train.csv") -> pd.DataFrame:
+    return read_csv_bytes(data, source=source, config=config)
+
+
+def test_valid_csv_gives_ds_and_float_columns_target_first() -> None:
+    frame = raw_frame(20)[["time", "up", "down"]]
+    out = read(to_csv(frame))
+    assert list(out.columns) == ["ds", "down", "up"]
+    assert str(out["ds"].dtype) == "datetime64[ns]"
+    assert out["down"].dtype == np.float64
+    assert out["ds"].iloc[0] == START
+
+
+def test_missing_time_column() -> None:
+    data = to_csv(raw_frame(10).rename(columns={"time": "when"}))
+    with pytest.raises(DataValidationError) as err:
+        read(data)
+    assert str(err.value) == (
+        "train.csv: time column 'time' not found; columns are ['when', 'down', 'up']"
+    )
+
+
+def test_unparseable_timestamps_are_counted_and_located() -> None:
+    frame = raw_frame(10)
+    frame.loc[3, "time"] = "xx"
+    frame.loc[7, "time"] = "not a time"
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    assert str(err.value) == (
+        "train.csv: 2 of 10 values in column 'time' cannot be parsed as timestamps "
+        "(first at line 5: 'xx')"
+    )
+
+
+def test_unknown_target() -> None:
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(raw_frame(10)), PreprocessConfig(target="foo"))
+    assert str(err.value) == "train.csv: target 'foo' not in columns ['down', 'up']"
+
+
+def test_unknown_feature_column() -> None:
+    with pytest.raises(DataValidationError, match=r"feature columns \['rnti'\] not in columns"):
+        read(to_csv(raw_frame(10)), PreprocessConfig(feature_columns=("up", "rnti")))
+
+
+def test_non_numeric_column_names_column_line_and_value() -> None:
+    frame = raw_frame(20).astype({"up": object})
+    frame.loc[15, "up"] = "abc"
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame), source="PobleSec.csv")
+    assert str(err.value) == (
+        "PobleSec.csv: column 'up' is not numeric (line 17: 'abc'; 1 such values)"
+    )
+
+
+def test_non_numeric_column_not_selected_is_ignored() -> None:
+    frame = raw_frame(20).assign(site="PobleSec")
+    out = read(to_csv(frame), PreprocessConfig(feature_columns=("up",)))
+    assert list(out.columns) == ["ds", "down", "up"]
+
+
+def test_empty_cells_are_missing_values_not_errors() -> None:
+    frame = raw_frame(20).astype({"up": object})
+    frame.loc[[4, 5], "up"] = ""
+    out = read(to_csv(frame))
+    assert out["up"].isna().sum() == 2
+
+
+def test_infinite_value_rejected() -> None:
+    frame = raw_frame(20).astype({"down": object})
+    frame.loc[2, "down"] = "inf"
+    with pytest.raises(
+        DataValidationError, match="column 'down' holds an infinite value at line 4"
+    ):
+        read(to_csv(frame))
+
+
+def test_column_without_any_value_rejected() -> None:
+    frame = raw_frame(5).assign(up="")
+    with pytest.raises(DataValidationError, match="column 'up' has no values at all"):
+        read(to_csv(frame))
+
+
+def test_duplicated_timestamp() -> None:
+    frame = raw_frame(20)
+    frame.loc[9, "time"] = frame.loc[8, "time"]
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    assert (
+        str(err.value) == "train.csv: duplicated timestamp 2018-02-05 00:08:00 at lines 10 and 11"
+    )
+
+
+def test_unsorted_timestamps() -> None:
+    frame = raw_frame(20)
+    frame.loc[[8, 9], "time"] = frame.loc[[9, 8], "time"].to_numpy()
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    assert str(err.value) == (
+        "train.csv: timestamps not sorted at lines 10-11 "
+        "(2018-02-05 00:08:00 after 2018-02-05 00:09:00)"
+    )
+
+
+def test_header_only_file() -> None:
+    with pytest.raises(DataValidationError, match=r"train\.csv: has a header but no data rows"):
+        read(b"time,down,up\n")
+
+
+def test_empty_file() -> None:
+    with pytest.raises(DataValidationError, match=r"train\.csv: cannot be read as CSV"):
+        read(b"")
+
+
+def test_timezone_offsets_become_naive_utc() -> None:
+    frame = raw_frame(3)
+    frame["time"] = [
+        "2018-02-05T01:00:00+01:00",
+        "2018-02-05T01:01:00+01:00",
+        "2018-02-05T00:02:00Z",
+    ]
+    out = read(to_csv(frame))
+    assert list(out["ds"]) == [
+        START,
+        START + pd.Timedelta(minutes=1),
+        START + pd.Timedelta(minutes=2),
+    ]
+
+
+def test_too_few_training_rows_names_file_rows_and_need() -> None:
+    train, test = csv_pair(train_rows=50)
+    with pytest.raises(DataValidationError) as err:
+        prepare_datasets(train, test, SMALL, config_hash="h")
+    assert str(err.value) == (
+        "train.csv: too few rows for the configured windows: has 50 rows, needs 106 "
+        "(lookback 5 + horizon 2 - 1 + 100 training windows)"
+    )
+
+
+def test_too_few_test_rows_names_file_rows_and_need() -> None:
+    train, test = csv_pair(test_rows=11)
+    with pytest.raises(DataValidationError) as err:
+        prepare_datasets(train, test, SMALL, config_hash="h")
+    assert str(err.value) == (
+        "test.csv: too few rows for the configured windows: has 11 rows, needs 12 "
+        "(max(lookback 5, season_steps 10) + horizon 2 for one scoring window)"
+    )
+
+
+def test_test_file_overlapping_training_is_rejected() -> None:
+    train = raw_frame(140)
+    test = raw_frame(30, start=START + pd.Timedelta(minutes=130))
+    with pytest.raises(DataValidationError) as err:
+        prepare_datasets(to_csv(train), to_csv(test), SMALL, config_hash="h")
+    assert str(err.value) == (
+        "test data overlaps training data: test.csv starts at 2018-02-05 02:10:00 but train.csv "
+        "ends at 2018-02-05 02:19:00 (10 test rows at or before the end of training)"
+    )
+
+
+def test_test_file_with_another_step_is_rejected() -> None:
+    train, _ = csv_pair()
+    test = raw_frame(30, start=START + pd.Timedelta(hours=5), step_s=120)
+    with pytest.raises(
+        DataValidationError, match=r"test\.csv: rows are 120 s apart .* step is 60 s"
+    ):
+        prepare_datasets(train, to_csv(test), SMALL, config_hash="h")
+
+
+def test_test_file_missing_a_training_column_is_rejected() -> None:
+    train, _ = csv_pair()
+    test = raw_frame(30, start=START + pd.Timedelta(hours=5)).drop(columns=["up"])
+    with pytest.raises(DataValidationError, match=r"test.csv: feature columns \['up'\] not in"):
+        prepare_datasets(train, to_csv(test), SMALL, config_hash="h")
+
+
+def test_infer_step_is_median_spacing() -> None:
+    ds = pd.Series(
+        pd.to_datetime(
+            ["2018-01-01 00:00", "2018-01-01 00:02", "2018-01-01 00:04", "2018-01-01 00:10"]
+        )
+    )
+    assert infer_step_seconds(ds) == 120
+
+
+def test_regularise_inserts_gaps_and_interpolates_in_time() -> None:
+    frame = read(to_csv(raw_frame(10)))
+    frame.loc[0, "up"] = np.nan
+    gappy = frame.drop(index=[4, 5]).reset_index(drop=True)
+    out, notes = regularise(gappy, 60, source="train.csv")
+    assert len(out) == 10
+    assert list(out["ds"]) == list(frame["ds"])
+    # Linear in time across the 3-minute gap between rows 3 and 6.
+    expected = frame.loc[3, "down"] + (frame.loc[6, "down"] - frame.loc[3, "down"]) / 3
+    assert math.isclose(out.loc[4, "down"], expected)
+    # Leading edge takes the nearest observed value.
+    assert out.loc[0, "up"] == frame.loc[1, "up"]
+    assert notes == (
+        "train.csv: 10 rows on a 60 s grid",
+        "train.csv: 2 missing time steps inserted",
+        "train.csv: 5 missing values filled (down: 2, up: 3)",
+    )
+
+
+def test_regularise_snaps_jittered_timestamps() -> None:
+    frame = read(to_csv(raw_frame(5)))
+    frame.loc[2, "ds"] += pd.Timedelta(seconds=20)
+    out, notes = regularise(frame, 60, source="f.csv")
+    assert out.loc[2, "ds"] == START + pd.Timedelta(minutes=2)
+    assert "f.csv: 1 timestamps snapped to the grid" in notes
+
+
+def test_regularise_rejects_rows_denser_than_step() -> None:
+    frame = read(to_csv(raw_frame(5)))
+    with pytest.raises(
+        DataValidationError, match=r"f\.csv: rows at lines 2 and 3 fall on the same"
+    ):
+        regularise(frame, 600, source="f.csv")
+
+
+def test_clip_bounds_come_from_training_only() -> None:
+    train = pd.DataFrame(
+        {"ds": pd.date_range(START, periods=101, freq="min"), "down": np.arange(101.0)}
+    )
+    test = pd.DataFrame(
+        {"ds": pd.date_range(START, periods=3, freq="min"), "down": [-50.0, 50.0, 1e6]}
+    )
+    bounds = fit_clip_bounds(train, (0.1, 0.9))
+    assert bounds == {"down": (10.0, 90.0)}
+    clipped, changed = apply_clip(test, bounds)
+    assert list(clipped["down"]) == [10.0, 50.0, 90.0]
+    assert changed == 2

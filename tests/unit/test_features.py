@@ -1,0 +1,134 @@
+"""The feature pipeline: fixed order, cyclic time encodings, lags by timestamp, live reuse."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from _rawcsv import SMALL, START, csv_pair
+
+from flts.errors import DataValidationError
+from flts.forecasting.features import (
+    build_features,
+    feature_order_for,
+    features_for_spec,
+    time_feature_frame,
+)
+from flts.forecasting.prepare import prepare_datasets
+
+
+def raw(rows: int, start: pd.Timestamp = START) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ds": pd.date_range(start, periods=rows, freq="min"),
+            "down": np.arange(rows, dtype=float) * 10,
+            "up": np.arange(rows, dtype=float),
+        }
+    )
+
+
+def test_feature_order_is_raw_target_first_then_time_then_lags() -> None:
+    order = feature_order_for(
+        target="down", raw_columns=("up", "down"), time_features=True, lags=(3, 1)
+    )
+    assert order == (
+        "down",
+        "up",
+        "day_sin",
+        "day_cos",
+        "week_sin",
+        "week_cos",
+        "down_lag3",
+        "down_lag1",
+    )
+    assert feature_order_for(
+        target="down", raw_columns=("down",), time_features=False, lags=()
+    ) == ("down",)
+
+
+def test_time_features_are_cyclic_over_day_and_week() -> None:
+    monday_midnight = pd.Timestamp("2018-02-05 00:00")  # a Monday
+    stamps = pd.Series(
+        [
+            monday_midnight,
+            monday_midnight + pd.Timedelta(hours=6),
+            monday_midnight + pd.Timedelta(days=7),
+        ]
+    )
+    feats = time_feature_frame(stamps)
+    np.testing.assert_allclose(feats.loc[0].to_numpy(), [0.0, 1.0, 0.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(
+        feats.loc[1, ["day_sin", "day_cos"]].to_numpy(), [1.0, 0.0], atol=1e-12
+    )
+    np.testing.assert_allclose(feats.loc[2].to_numpy(), feats.loc[0].to_numpy(), atol=1e-12)
+
+
+def test_lags_are_looked_up_by_timestamp_and_incomplete_rows_dropped() -> None:
+    frame = build_features(
+        raw(10),
+        target="down",
+        raw_columns=("down", "up"),
+        time_features=False,
+        lags=(2,),
+        step_seconds=60,
+    )
+    assert len(frame) == 8
+    assert list(frame.columns) == ["ds", "down", "up", "down_lag2"]
+    np.testing.assert_array_equal(frame["down_lag2"].to_numpy(), frame["down"].to_numpy() - 20)
+
+
+def test_lags_read_past_context_but_context_rows_never_become_output() -> None:
+    past = raw(10)
+    current = raw(5, start=START + pd.Timedelta(minutes=10))
+    current["down"] += 1000
+    frame = build_features(
+        current,
+        target="down",
+        raw_columns=("down", "up"),
+        time_features=True,
+        lags=(3,),
+        step_seconds=60,
+        context=past,
+    )
+    assert len(frame) == 5
+    assert frame["ds"].min() == current["ds"].min()
+    assert list(frame["down_lag3"][:3]) == [70.0, 80.0, 90.0]  # from the context
+    assert list(frame["down_lag3"][3:]) == [1000.0, 1010.0]  # from the frame itself
+
+
+def test_missing_raw_column_is_an_error() -> None:
+    with pytest.raises(DataValidationError, match=r"raw data is missing columns \['rnti'\]"):
+        build_features(
+            raw(5),
+            target="down",
+            raw_columns=("down", "rnti"),
+            time_features=True,
+            lags=(),
+            step_seconds=60,
+        )
+
+
+def test_features_for_spec_rebuilds_exactly_what_preprocess_stored() -> None:
+    """Live inference on raw test rows must see the same features the models were scored on."""
+    config = SMALL.model_copy(update={"lags": (4,)})
+    train_bytes, test_bytes = csv_pair()
+    prepared = prepare_datasets(train_bytes, test_bytes, config, config_hash="h")
+    test_raw = pd.read_csv(io.BytesIO(test_bytes), parse_dates=["time"])
+    train_raw = pd.read_csv(io.BytesIO(train_bytes), parse_dates=["time"])
+    live = features_for_spec(
+        test_raw.rename(columns={"time": "ds"}),
+        prepared.spec,
+        context=train_raw.rename(columns={"time": "ds"}),
+    )
+    pd.testing.assert_frame_equal(live, prepared.test)
+
+
+def test_features_for_spec_without_context_drops_rows_lacking_lag_history() -> None:
+    config = SMALL.model_copy(update={"lags": (4,)})
+    prepared = prepare_datasets(*csv_pair(), config, config_hash="h")
+    window = prepared.test.loc[:, ["ds", "down", "up"]]
+    live = features_for_spec(window, prepared.spec)
+    assert len(live) == len(window) - 4
+    assert tuple(live.columns[1:]) == prepared.spec.feature_order

@@ -1,0 +1,94 @@
+"""Property tests: no window reads the future, and no test timestamp reaches training."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from _rawcsv import START, raw_frame, to_csv
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flts.domain.config import PreprocessConfig
+from flts.errors import DataValidationError
+from flts.forecasting.prepare import prepare_datasets
+from flts.forecasting.spec import ForecastSpec, ScalerParams
+from flts.forecasting.windows import actuals, evaluation_origins, input_windows
+
+
+def spec_for(lookback: int, horizon: int, season: int) -> ForecastSpec:
+    return ForecastSpec(
+        target="y",
+        feature_order=("y", "x"),
+        lookback=lookback,
+        horizon=horizon,
+        step_seconds=60,
+        season_steps=season,
+        scaler=ScalerParams(columns=("y", "x"), mean=(0.0, 0.0), scale=(1.0, 1.0)),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_rows=st.integers(1, 300),
+    lookback=st.integers(1, 40),
+    horizon=st.integers(1, 12),
+    season=st.integers(1, 60),
+)
+def test_windows_never_include_a_row_at_or_after_the_origin(
+    n_rows: int, lookback: int, horizon: int, season: int
+) -> None:
+    spec = spec_for(lookback, horizon, season)
+    # Each cell holds its own row index, so a window shows exactly which rows it read.
+    matrix = np.repeat(np.arange(n_rows, dtype=np.float64)[:, None], 2, axis=1)
+    try:
+        origins = evaluation_origins(n_rows, spec)
+    except DataValidationError:
+        assert n_rows < max(lookback, season) + horizon
+        return
+    windows = input_windows(matrix, origins, lookback)
+    assert windows.shape == (len(origins), lookback, 2)
+    assert (windows.max(axis=(1, 2)) < origins).all()
+    np.testing.assert_array_equal(windows[:, -1, 0], origins - 1)  # the latest row it may read
+    truth = actuals(matrix[:, 0], origins, horizon)
+    assert (truth.min(axis=1) >= origins).all()
+    assert truth.max() < n_rows
+
+
+@st.composite
+def split_files(draw: st.DrawFn) -> tuple[bytes, bytes, PreprocessConfig]:
+    """A training file, a later test file (maybe after a gap), holes in both, random config."""
+    train_rows = draw(st.integers(125, 170))
+    gap_steps = draw(st.integers(0, 30))
+    test_rows = draw(st.integers(30, 50))
+    train = raw_frame(train_rows, seed=draw(st.integers(0, 5)))
+    test_start = START + pd.Timedelta(minutes=train_rows + gap_steps)
+    test = raw_frame(test_rows, start=test_start, seed=7)
+    holes = draw(st.lists(st.integers(1, train_rows - 2), max_size=5, unique=True))
+    train = train.drop(index=holes)
+    config = PreprocessConfig(
+        lookback=draw(st.integers(1, 5)),
+        horizon=draw(st.integers(1, 3)),
+        season_steps=draw(st.integers(1, 10)),
+        lags=tuple(draw(st.lists(st.integers(1, 12), max_size=2, unique=True))),
+        time_features=draw(st.booleans()),
+        clip_quantiles=draw(st.sampled_from([None, (0.01, 0.99)])),
+    )
+    return to_csv(train), to_csv(test), config
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files=split_files())
+def test_every_processed_test_timestamp_is_after_every_training_timestamp(
+    files: tuple[bytes, bytes, PreprocessConfig],
+) -> None:
+    train_bytes, test_bytes, config = files
+    prepared = prepare_datasets(train_bytes, test_bytes, config, config_hash="h")
+    assert prepared.test["ds"].min() > prepared.train["ds"].max()
+    # And the test rows are exactly the test file's span: no training row leaked in.
+    first_test = pd.read_csv(io.BytesIO(test_bytes))["time"].iloc[0]
+    assert prepared.test["ds"].iloc[0] >= pd.Timestamp(first_test)
+    assert prepared.train["ds"].is_monotonic_increasing
+    assert not prepared.train.isna().any().any()
+    assert not prepared.test.isna().any().any()
