@@ -1,0 +1,217 @@
+"""Per-model preparation for the HTTP hot path: numpy features, scaling, batched forward.
+
+For a GRU/LSTM champion a request becomes one scaled float32 window built with numpy only (raw
+columns, the cyclic time features and target lags of ``flts.forecasting.features``), and the
+windows of concurrent requests share one ``predict_scaled_batch`` call. Any other champion
+(Prophet, baselines) goes through ``features_for_spec`` + ``Forecaster.predict`` unbatched.
+
+Honesty check: when a runtime is built, the numpy features and the batched forward are compared
+with the reference path (``features_for_spec`` then ``Forecaster.predict``) on a synthetic
+window. If features differ the runtime builds features with pandas (still batched); if forecasts
+differ it falls back to the reference path entirely. Either way a warning is logged, so a change
+in the feature pipeline can slow the API down but never change its numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from flts.api.model_state import LoadedModel
+from flts.api.predict_schema import PredictInput, RequestError
+from flts.forecasting.features import TIME_FEATURES, features_for_spec, lag_column
+from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["batched-numpy", "batched-pandas", "reference"]
+_US = 1_000_000
+_DAY = 86_400
+_WEEK = 7 * _DAY
+#: 1970-01-01 was a Thursday; pandas counts Monday as day 0.
+_EPOCH_WEEKDAY = 3
+_PARITY_RTOL = 1e-5
+
+ColumnFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class ModelRuntime:
+    """Everything the API needs to answer with one loaded model."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        forecaster = loaded.forecaster
+        spec = forecaster.spec
+        self.spec = spec
+        self.raw_columns = _raw_columns(spec)
+        self.max_lag = max(spec.lags, default=0)
+        self.min_rows = forecaster.min_history + self.max_lag
+        self.mean = np.asarray(spec.scaler.mean, dtype=np.float64)
+        self.scale = np.asarray(spec.scaler.scale, dtype=np.float64)
+        batch_fn = getattr(forecaster, "predict_scaled_batch", None)
+        self.runner: Callable[[np.ndarray], np.ndarray] | None = batch_fn
+        self._plan = _column_plan(spec, self.raw_columns)
+        self.mode: Mode = "reference" if batch_fn is None else "batched-numpy"
+        if self._plan is None and batch_fn is not None:
+            self.mode = "batched-pandas"
+        if self.mode != "reference":
+            self.mode = _self_check(self)
+        logger.info(
+            "inference runtime for %s run_id=%s: mode=%s, needs %d rows of %s",
+            loaded.model_type,
+            loaded.run_id,
+            self.mode,
+            self.min_rows,
+            list(self.raw_columns),
+        )
+
+    @property
+    def batched(self) -> bool:
+        return self.mode != "reference"
+
+    def check_rows(self, inp: PredictInput) -> None:
+        """Enough rows, strictly increasing timestamps on the model's grid."""
+        n = len(inp.times_us)
+        if n < self.min_rows:
+            raise RequestError(
+                ("body", *inp.base_loc),
+                f"got {n} rows; this model needs at least {self.min_rows} "
+                f"(lookback {self.loaded.forecaster.min_history}, lags {list(self.spec.lags)})",
+                "too_short",
+            )
+        diffs = np.diff(inp.times_us)
+        step = self.spec.step_seconds * _US
+        bad = np.flatnonzero(diffs != step)
+        if bad.size:
+            i = int(bad[0]) + 1
+            gap = diffs[i - 1] / _US
+            what = "not after" if gap <= 0 else f"{gap:g} s after"
+            raise RequestError(
+                _time_loc(inp, i),
+                f"row {i}: timestamp is {what} row {i - 1}; rows must be sorted and exactly "
+                f"{self.spec.step_seconds} s apart",
+            )
+
+    def window(self, inp: PredictInput) -> np.ndarray:
+        """The scaled float32 (lookback, features) window of the last rows."""
+        if self.mode == "batched-numpy":
+            assert self._plan is not None
+            matrix = _features(self._plan, inp.times_us, inp.values, self.spec.lookback)
+            return ((matrix - self.mean) / self.scale).astype(np.float32)
+        frame = features_for_spec(_raw_frame(inp, self.raw_columns), self.spec)
+        matrix = frame.loc[:, list(self.spec.feature_order)].to_numpy(dtype=np.float64)
+        return ((matrix[-self.spec.lookback :] - self.mean) / self.scale).astype(np.float32)
+
+    def predict_reference(self, inp: PredictInput) -> np.ndarray:
+        """The unbatched path: the forecaster's own ``predict`` from the end of the window."""
+        frame = features_for_spec(_raw_frame(inp, self.raw_columns), self.spec)
+        out = self.loaded.forecaster.predict(frame, np.array([len(frame)], dtype=np.int64))
+        row: np.ndarray = np.asarray(out, dtype=np.float64)[0]
+        return row
+
+
+def _raw_columns(spec: ForecastSpec) -> tuple[str, ...]:
+    raw = spec.raw_columns or (spec.target,)
+    return (spec.target, *(c for c in raw if c != spec.target))
+
+
+def _time_loc(inp: PredictInput, i: int) -> tuple[str | int, ...]:
+    if inp.legacy:
+        return ("body", *inp.base_loc, inp.time_key, i)
+    return ("body", *inp.base_loc, i, inp.time_key)
+
+
+def _raw_frame(inp: PredictInput, columns: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(inp.values, columns=list(columns))
+    frame.insert(0, TIME_COLUMN, inp.times_us.astype("datetime64[us]").astype("datetime64[ns]"))
+    return frame
+
+
+# -- numpy features --------------------------------------------------------------------------
+def _column_plan(spec: ForecastSpec, raw_columns: tuple[str, ...]) -> list[ColumnFn] | None:
+    """One function per feature column, or None when a feature is unknown to this module."""
+    plan: list[ColumnFn] = []
+    lags = {lag_column(spec.target, k): k for k in spec.lags}
+    target_idx = raw_columns.index(spec.target)
+    for name in spec.feature_order:
+        if name in raw_columns:
+            plan.append(_raw_fn(raw_columns.index(name), 0))
+        elif name in lags:
+            plan.append(_raw_fn(target_idx, lags[name]))
+        elif name in TIME_FEATURES:
+            plan.append(_time_fn(name))
+        else:
+            return None
+    return plan
+
+
+def _raw_fn(col: int, lag: int) -> ColumnFn:
+    def column(seconds: np.ndarray, values: np.ndarray) -> np.ndarray:
+        n = len(seconds)
+        total = len(values)
+        return values[total - n - lag : total - lag, col]
+
+    return column
+
+
+def _time_fn(name: str) -> ColumnFn:
+    period = _DAY if name.startswith("day") else _WEEK
+    trig = np.sin if name.endswith("sin") else np.cos
+
+    def column(seconds: np.ndarray, values: np.ndarray) -> np.ndarray:
+        of_day = (seconds % _DAY).astype(np.float64)
+        if period == _WEEK:
+            weekday = ((seconds // _DAY) + _EPOCH_WEEKDAY) % 7
+            of_day = weekday.astype(np.float64) * _DAY + of_day
+        result: np.ndarray = trig(2.0 * np.pi * of_day / period)
+        return result
+
+    return column
+
+
+def _features(
+    plan: list[ColumnFn], times_us: np.ndarray, values: np.ndarray, lookback: int
+) -> np.ndarray:
+    """(lookback, features) in original units for the last ``lookback`` rows."""
+    seconds = times_us[-lookback:] // _US
+    out = np.empty((lookback, len(plan)), dtype=np.float64)
+    for j, fn in enumerate(plan):
+        out[:, j] = fn(seconds, values)
+    return out
+
+
+# -- load-time parity check -------------------------------------------------------------------
+def _self_check(rt: ModelRuntime) -> Mode:
+    """Compare the fast path with the reference path on a synthetic window."""
+    spec = rt.spec
+    rng = np.random.default_rng(0)
+    n = rt.min_rows + 3
+    start = (1_517_874_000 // spec.step_seconds) * spec.step_seconds  # 2018-02-05, a Monday
+    times = (start + spec.step_seconds * np.arange(n, dtype=np.int64)) * _US
+    idx = [spec.scaler.columns.index(c) for c in rt.raw_columns]
+    values = rt.mean[idx] + rt.scale[idx] * rng.standard_normal((n, len(idx)))
+    inp = PredictInput(times, values, False, None, ("observations",), TIME_COLUMN)
+    mode = rt.mode
+    try:
+        reference = rt.predict_reference(inp)
+        if mode == "batched-numpy":
+            frame = features_for_spec(_raw_frame(inp, rt.raw_columns), spec)
+            slow = frame.loc[:, list(spec.feature_order)].to_numpy(dtype=np.float64)
+            assert rt._plan is not None
+            fast = _features(rt._plan, times, values, spec.lookback)
+            if not np.allclose(fast, slow[-spec.lookback :], rtol=1e-12, atol=1e-12):
+                logger.warning("numpy features differ from features_for_spec; using pandas")
+                mode = rt.mode = "batched-pandas"
+        assert rt.runner is not None
+        batched = rt.runner(np.stack([rt.window(inp)] * 2))[0]
+    except Exception:
+        logger.exception("fast-path self-check failed; answering through Forecaster.predict")
+        return "reference"
+    if not np.allclose(batched, reference, rtol=_PARITY_RTOL, atol=0.0):
+        logger.warning("batched forecasts differ from Forecaster.predict; using the reference path")
+        return "reference"
+    return mode
