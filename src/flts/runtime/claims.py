@@ -1,0 +1,86 @@
+"""Inference claims the inference service has seen, persisted in the object store.
+
+An inference-data claim can arrive before any model of its lineage exists, and batch
+inference must (re)run once the promoted champion arrives. Keeping the claims in
+``inference-logs/_claims/<config_hash>/<claim digest>.json`` lets the service commit the
+claim's offset at once and still run it later, across restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from flts.domain.config import canonical_json
+from flts.domain.messages import InferenceDataReady
+from flts.stages.ports import BUCKET_INFERENCE_LOGS, ObjectStore
+
+log = logging.getLogger(__name__)
+PREFIX = "_claims/"
+NO_HASH = "_none"
+
+
+class ClaimEntry(BaseModel):
+    """One claim and what has been done with it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    claim: InferenceDataReady
+    #: run_ids of models whose inference over this claim was published.
+    runs: list[str] = []
+    #: True once a promoted champion (not a provisional model) ran it.
+    champion_done: bool = False
+    failed: str | None = None
+
+    @property
+    def config_hash(self) -> str:
+        return self.claim.config_hash or NO_HASH
+
+
+def claim_digest(claim: InferenceDataReady) -> str:
+    return hashlib.sha256(canonical_json(claim.to_wire()).encode()).hexdigest()[:24]
+
+
+class ClaimBook:
+    """In-memory index of the stored claims; every change is written through."""
+
+    def __init__(self, store: ObjectStore, bucket: str = BUCKET_INFERENCE_LOGS) -> None:
+        self.store = store
+        self.bucket = bucket
+        self._entries: dict[str, ClaimEntry] = {}
+
+    def _key(self, entry: ClaimEntry) -> str:
+        return f"{PREFIX}{entry.config_hash}/{claim_digest(entry.claim)}.json"
+
+    def load_all(self) -> int:
+        """Read every stored claim (at start-up); returns how many."""
+        self.store.ensure_bucket(self.bucket)
+        for key in self.store.list_keys(self.bucket, PREFIX):
+            try:
+                entry = ClaimEntry.model_validate_json(self.store.get_bytes(self.bucket, key))
+            except ValidationError as exc:
+                log.warning("skipping unreadable claim record %s: %s", key, exc)
+                continue
+            self._entries[self._key(entry)] = entry
+        return len(self._entries)
+
+    def add(self, claim: InferenceDataReady) -> ClaimEntry:
+        """The entry of ``claim`` (stored on first sight)."""
+        entry = ClaimEntry(claim=claim)
+        key = self._key(entry)
+        if key not in self._entries:
+            self._entries[key] = entry
+            self.save(entry)
+        return self._entries[key]
+
+    def save(self, entry: ClaimEntry) -> None:
+        self.store.ensure_bucket(self.bucket)
+        data = entry.model_dump_json(indent=2).encode()
+        self.store.put_bytes(self.bucket, self._key(entry), data, "application/json")
+
+    def for_config(self, config_hash: str | None) -> list[ClaimEntry]:
+        """Claims of one lineage (``None``: claims that carry no config_hash)."""
+        wanted = config_hash or NO_HASH
+        return [e for e in self._entries.values() if e.config_hash == wanted]

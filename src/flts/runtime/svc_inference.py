@@ -1,0 +1,292 @@
+"""Service ``inference``: batch forecasts over Kafka plus the HTTP API, in one process.
+
+One consumer (group CONSUMER_GROUP_ID, manual commits) reads three topics:
+
+- PROMOTION_TOPIC (model-selected): load the champion and hot-swap it into the API's
+  ModelState; then (re)run every stored claim of its config_hash not yet run by it.
+- CONSUMER_TOPIC_1 (model-training): with RUN_INFERENCE_ON_TRAIN_SUCCESS, a SUCCESS for a
+  lineage with no model loaded yet is loaded as a *provisional* model (fast path) and runs the
+  claims nothing has run yet. A promotion always wins: claims run by a provisional model are
+  run again by the champion (output keys differ per model, so both logs survive).
+- CONSUMER_TOPIC_0 (inference-data): the claim is stored (``runtime.claims``) and run at once
+  if a model of its lineage is loaded, else when one arrives.
+
+PerformanceEval events are produced (confirmed) to PRODUCER_TOPIC before a claim is marked done.
+At start-up the registry's champion alias (REGISTERED_MODEL_NAME@CHAMPION_ALIAS) is loaded if it
+exists, so the API is ready after a restart. The API runs in a uvicorn thread; SIGTERM stops both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import Producer
+
+from flts.api.model_state import LoadedModel, ModelSource, ModelState
+from flts.domain.messages import (
+    InferenceDataReady,
+    ModelSelected,
+    ModelTrained,
+    decode,
+    decode_model_training,
+)
+from flts.errors import MessagingError, StackError
+from flts.kafka_utils import produce_message, publish_error
+from flts.runtime.claims import ClaimBook, ClaimEntry
+from flts.runtime.services import Infra, mlflow_tracker, route_dlq
+from flts.runtime.worker import (
+    KafkaWorker,
+    Output,
+    Record,
+    consumer_config,
+    dlq_of,
+    is_transient,
+)
+from flts.settings import InferenceSettings, load_settings
+from flts.stages import infer
+from flts.stages.contracts import InferRequest, InferStageConfig
+from flts.stages.ports import StageContext
+
+log = logging.getLogger(__name__)
+CHAMPION_SOURCES: tuple[ModelSource, ...] = ("promotion", "registry")
+DEFAULT_MODEL_NAME = "model"
+
+
+def run_id_of(model_uri: str) -> str:
+    """``runs:/<run_id>/...`` -> run_id; other URIs are their own id."""
+    if model_uri.startswith("runs:/"):
+        return model_uri.removeprefix("runs:/").split("/", 1)[0]
+    return model_uri
+
+
+class InferenceService:
+    """The three topic handlers and the models they loaded, per config_hash."""
+
+    def __init__(
+        self,
+        settings: InferenceSettings,
+        ctx: StageContext,
+        producer: Producer,
+        state: ModelState,
+        claims: ClaimBook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.producer = producer
+        self.state = state
+        self.claims = claims or ClaimBook(ctx.store)
+        self.models: dict[str, LoadedModel] = {}
+        self.dlq_topic = dlq_of(settings.producer_topic)
+
+    # --- entry points -----------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """Load stored claims and the registry's champion (when there is one)."""
+        count = self.claims.load_all()
+        log.info("%d stored inference claims", count)
+        self._load_registry_champion()
+
+    def handle(self, record: Record) -> list[Output]:
+        s = self.settings
+        if record.topic == s.promotion_topic:
+            self.on_selected(decode(ModelSelected, record.body))
+        elif record.topic == s.consumer_topic_1:
+            event = decode_model_training(record.body)
+            if isinstance(event, ModelTrained):
+                self.on_trained(event)
+        elif record.topic == s.consumer_topic_0:
+            self.on_claim(decode(InferenceDataReady, record.body))
+        return []
+
+    def on_selected(self, selected: ModelSelected) -> None:
+        loaded = self._load(
+            selected.model_uri,
+            selected.run_id,
+            selected.config_hash,
+            selected.identifier,
+            "promotion",
+        )
+        self.state.set(loaded)
+        self._run_all(self.claims.for_config(selected.config_hash), loaded)
+
+    def on_trained(self, event: ModelTrained) -> None:
+        if not self.settings.run_inference_on_train_success:
+            return
+        if event.config_hash in self.models:
+            return  # a champion (or an earlier provisional model) is already loaded
+        uri = event.model_uri or f"runs:/{event.run_id}/{DEFAULT_MODEL_NAME}"
+        loaded = self._load(
+            uri, event.run_id, event.config_hash, event.identifier, "training-success"
+        )
+        if self.state.current() is None:
+            self.state.set(loaded)
+        self._run_all(self.claims.for_config(event.config_hash), loaded)
+
+    def on_claim(self, claim: InferenceDataReady) -> None:
+        entry = self.claims.add(claim)
+        model = self._model_for(claim.config_hash)
+        if model is None:
+            log.info(
+                "no model for this lineage yet: claim kept pending",
+                extra={"identifier": claim.identifier, "config_hash": claim.config_hash},
+            )
+            return
+        if self._eligible(entry, model):
+            self._run_one(entry, model)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _model_for(self, config_hash: str | None) -> LoadedModel | None:
+        if config_hash is None:
+            return self.state.current()
+        return self.models.get(config_hash)
+
+    def _load(
+        self, uri: str, run_id: str, config_hash: str, identifier: str, source: ModelSource
+    ) -> LoadedModel:
+        forecaster = self.ctx.tracker.load_forecaster(uri)
+        loaded = LoadedModel.of(
+            forecaster,
+            model_uri=uri,
+            run_id=run_id,
+            identifier=identifier,
+            source=source,
+            config_hash=config_hash,
+        )
+        self.models[config_hash] = loaded
+        log.info(
+            "loaded %s model %s from %s",
+            source,
+            loaded.model_type,
+            uri,
+            extra={"identifier": identifier, "config_hash": config_hash, "run_id": run_id},
+        )
+        return loaded
+
+    def _load_registry_champion(self) -> None:
+        name, alias = self.settings.registered_model_name, self.settings.champion_alias
+        resolve = getattr(self.ctx.tracker, "model_uri_for_alias", None)
+        if resolve is None:
+            return
+        try:
+            uri = str(resolve(name, alias))
+            forecaster = self.ctx.tracker.load_forecaster(uri)
+        except Exception as exc:  # no registered champion yet is the normal first start
+            log.info("no %s@%s champion loaded at start-up: %s", name, alias, exc)
+            return
+        loaded = LoadedModel.of(
+            forecaster,
+            model_uri=uri,
+            run_id=run_id_of(uri),
+            identifier="registry",
+            source="registry",
+        )
+        self.models[loaded.config_hash] = loaded
+        self.state.set(loaded)
+
+    @staticmethod
+    def _eligible(entry: ClaimEntry, model: LoadedModel) -> bool:
+        if entry.failed or model.run_id in entry.runs:
+            return False
+        return model.source in CHAMPION_SOURCES or not entry.runs
+
+    def _run_all(self, entries: list[ClaimEntry], model: LoadedModel) -> None:
+        """Run every eligible claim; one bad claim goes to the DLQ, the others still run."""
+        for entry in entries:
+            if not self._eligible(entry, model):
+                continue
+            try:
+                self._run_one(entry, model)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                self._dead_letter(entry, exc)
+
+    def _run_one(self, entry: ClaimEntry, model: LoadedModel) -> None:
+        claim = entry.claim
+        config = InferStageConfig(
+            model_uri=model.model_uri, model_type=model.model_type, run_id=model.run_id
+        )
+        try:
+            perf = infer.run(InferRequest(claim=claim), config, self.ctx, model=model.forecaster)
+        except Exception as exc:
+            if not is_transient(exc):
+                entry.failed = f"{type(exc).__name__}: {exc}"
+                self.claims.save(entry)
+            raise
+        topic = self.settings.producer_topic
+        if not produce_message(self.producer, topic, perf, key=claim.identifier):
+            raise MessagingError(f"PerformanceEval for {claim.identifier} not confirmed by {topic}")
+        entry.runs.append(model.run_id)
+        entry.champion_done = entry.champion_done or model.source in CHAMPION_SOURCES
+        self.claims.save(entry)
+
+    def _dead_letter(self, entry: ClaimEntry, exc: BaseException) -> None:
+        details = f"{type(exc).__name__}: {exc}"
+        log.error("pending claim failed: %s", details, extra={"dlq_topic": self.dlq_topic})
+        publish_error(
+            self.producer,
+            self.dlq_topic,
+            "inference",
+            "Failure",
+            details,
+            entry.claim.to_wire(),
+            source_topic=self.settings.consumer_topic_0,
+            error_type=type(exc).__name__,
+        )
+
+
+def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, threading.Thread]:
+    """Serve the inference API on API_HOST:API_PORT from a uvicorn thread; wait until it listens.
+
+    uvicorn installs no signal handlers off the main thread, so SIGTERM stays with the service.
+    """
+    import uvicorn
+
+    from flts.api.inference_app import create_inference_app, one_torch_thread
+
+    app = create_inference_app(state, settings, thread_initializer=one_torch_thread)
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="flts-api", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            where = f"{settings.api_host}:{settings.api_port}"
+            raise StackError(f"inference API could not start on {where} (port in use?)")
+        thread.join(0.05)
+    log.info("inference API on http://%s:%d", settings.api_host, settings.api_port)
+    return server, thread
+
+
+def run(stop_event: threading.Event) -> int:
+    """Run the batch consumer and the API until ``stop_event`` is set (SIGTERM/SIGINT)."""
+    settings = load_settings(InferenceSettings)
+    infra = Infra.from_env()
+    tracker = mlflow_tracker()
+    topics = [settings.consumer_topic_0, settings.consumer_topic_1, settings.promotion_topic]
+    infra.ensure_topics(*topics, settings.producer_topic)
+    state = ModelState()
+    server, thread = start_api(state, settings)
+    try:
+        ctx = StageContext(store=infra.store(), tracker=tracker)
+        service = InferenceService(settings, ctx, infra.producer, state)
+        service.startup()
+        worker = KafkaWorker(
+            consumer_config(infra.kafka, settings.consumer_group_id),
+            topics,
+            service.handle,
+            infra.producer,
+            route_dlq(service.dlq_topic),
+            stop_event,
+            operation="inference",
+        )
+        worker.run()
+    finally:
+        server.should_exit = True
+        thread.join(10.0)
+    return 0
