@@ -1,0 +1,196 @@
+"""The compiled KFP pipeline: shape of the DAG, components that really run FLTS code, no drift
+from the committed IR, the CLI's compile/submit paths, and the Dockerfile's essentials."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flts.cli import main
+from flts.kfp import glue
+from flts.kfp.components import COMPONENT_FUNCTIONS
+from flts.kfp.pipeline import TASK_NAMES, TRAINERS_LOOP, compile_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "pipelines" / "flts-pipeline.yaml"
+
+
+@pytest.fixture(scope="module")
+def ir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = compile_pipeline(tmp_path_factory.mktemp("kfp") / "p.yaml", image="img.example/flts:t")
+    loaded = yaml.safe_load(path.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _component_function(source: str, name: str) -> ast.FunctionDef:
+    tree = ast.parse(source)
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    assert len(funcs) == 1, f"embedded source does not define {name}()"
+    return funcs[0]
+
+
+def test_every_stage_is_a_component_and_a_task(ir: dict[str, Any]) -> None:
+    assert set(ir["components"]) >= {f"comp-{n}" for n in TASK_NAMES}
+    tasks = ir["root"]["dag"]["tasks"]
+    assert {"preprocess", "evaluate", "infer"} <= set(tasks)
+    assert ir["pipelineInfo"]["name"] == "flts-pipeline"
+    # Every task opted out of KFP caching (the stages are idempotent themselves).
+    all_tasks = dict(tasks)
+    for comp in ir["components"].values():
+        all_tasks.update(comp.get("dag", {}).get("tasks", {}))
+    assert not any(t.get("cachingOptions", {}).get("enableCache") for t in all_tasks.values())
+
+
+def test_trainers_fan_out_over_model_types_and_are_collected(ir: dict[str, Any]) -> None:
+    tasks = ir["root"]["dag"]["tasks"]
+    loops = [(k, t) for k, t in tasks.items() if t["taskInfo"]["name"] == TRAINERS_LOOP]
+    assert len(loops) == 1
+    loop_key, loop = loops[0]
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("model_types")
+    assert loop["dependentTasks"] == ["preprocess"]
+    loop_dag = ir["components"][loop["componentRef"]["name"]]["dag"]
+    assert set(loop_dag["tasks"]) == {"train"}
+    models_in = tasks["evaluate"]["inputs"]["artifacts"]["models"]["taskOutputArtifact"]
+    assert models_in["producerTask"] == loop_key
+    evaluate_inputs = ir["components"]["comp-evaluate"]["inputDefinitions"]["artifacts"]
+    assert evaluate_inputs["models"]["isArtifactList"] is True
+    infer_inputs = tasks["infer"]["inputs"]["artifacts"]
+    assert infer_inputs["inference_data"]["taskOutputArtifact"]["producerTask"] == "preprocess"
+    assert infer_inputs["selection"]["taskOutputArtifact"]["producerTask"] == "evaluate"
+
+
+def test_outputs_are_typed_artifacts(ir: dict[str, Any]) -> None:
+    def outs(name: str) -> dict[str, str]:
+        arts = ir["components"][f"comp-{name}"]["outputDefinitions"]["artifacts"]
+        return {k: v["artifactType"]["schemaTitle"] for k, v in arts.items()}
+
+    assert outs("preprocess") == {
+        "training_data": "system.Dataset",
+        "inference_data": "system.Dataset",
+    }
+    assert outs("train") == {"model": "system.Model"}
+    assert outs("evaluate") == {"selection": "system.Artifact"}
+    assert outs("infer") == {"predictions": "system.Artifact"}
+
+
+def test_no_credentials_among_pipeline_parameters(ir: dict[str, Any]) -> None:
+    params = set(ir["root"]["inputDefinitions"]["parameters"])
+    assert {"mlflow_tracking_uri", "s3_endpoint_url", "model_types", "epochs"} <= params
+    assert not [p for p in params if re.search(r"secret|password|access_key|token", p)]
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_component_body_imports_flts_and_calls_its_glue(ir: dict[str, Any], name: str) -> None:
+    executor = ir["deploymentSpec"]["executors"][f"exec-{name}"]["container"]
+    assert executor["image"] == "img.example/flts:t"
+    assert executor["args"][-1] == name  # --function_to_execute
+    assert "kfp.dsl.executor_main" in executor["command"][2]
+    func = _component_function(executor["command"][-1], name)
+    body = [
+        s for s in func.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+    ]
+    assert len(body) == 2, f"{name}: the body must be one import and one glue call"
+    imp, call_stmt = body
+    assert isinstance(imp, ast.ImportFrom)
+    assert (imp.module, [a.name for a in imp.names]) == ("flts.kfp", ["glue"])
+    assert isinstance(call_stmt, ast.Expr)
+    call = call_stmt.value
+    assert isinstance(call, ast.Call)
+    assert isinstance(call.func, ast.Attribute)
+    assert isinstance(call.func.value, ast.Name)
+    assert call.func.value.id == "glue"
+    target = getattr(glue, call.func.attr)
+    assert call.func.attr == f"{name}_task"
+    # Every component input/output reaches the glue function, by its own name.
+    params = [a.arg for a in func.args.args]
+    assert [(k.arg, k.value.id) for k in call.keywords if isinstance(k.value, ast.Name)] == [
+        (p, p) for p in params
+    ]
+    glue_params = set(inspect.signature(target).parameters) - {"ctx"}
+    assert glue_params == set(params)
+
+
+def test_embedded_source_is_the_module_source() -> None:
+    """The IR carries the component functions verbatim: no copy of logic lives elsewhere."""
+    for name, func in COMPONENT_FUNCTIONS.items():
+        assert func.__name__ == name
+        assert "glue." in inspect.getsource(func)
+
+
+def test_compile_matches_committed_ir(tmp_path: Path) -> None:
+    out = tmp_path / "p.yaml"
+    assert main(["kfp", "compile", "-o", str(out)]) == 0
+    assert COMMITTED.is_file(), "pipelines/flts-pipeline.yaml is missing"
+    assert out.read_text() == COMMITTED.read_text(), (
+        "the committed IR is stale: regenerate it with `flts kfp compile`"
+    )
+
+
+def test_compile_image_option(tmp_path: Path) -> None:
+    out = tmp_path / "p.yaml"
+    assert main(["kfp", "compile", "-o", str(out), "--image", "registry.local/x:9"]) == 0
+    execs = yaml.safe_load(out.read_text())["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in execs.values()} == {"registry.local/x:9"}
+
+
+def test_submit_dry_run_contacts_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["kfp", "submit", "--host", "http://127.0.0.1:9", "--dry-run", "--image", "i:1"]
+    argv += ["--param", "epochs=3", "--param", "model_types=gru,prophet", "--experiment", "e"]
+    assert main(argv) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["dry_run"] is True
+    assert plan["parameters"] == {"epochs": 3, "model_types": ["GRU", "PROPHET"]}
+    assert (plan["image"], plan["host"], plan["pipeline_name"]) == (
+        "i:1",
+        "http://127.0.0.1:9",
+        "flts-pipeline",
+    )
+
+
+@pytest.mark.parametrize("bad", ["nope=1", "epochs=many", "model_types=GRU,XGB", "epochs"])
+def test_submit_rejects_bad_params(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["kfp", "submit", "--host", "http://127.0.0.1:9", "--dry-run", "--param", bad]
+    assert main(argv) == 1
+    assert "--param" in capsys.readouterr().err
+
+
+def _dockerfile() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n", " ", text)
+    return [
+        ln.strip() for ln in joined.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+
+
+def test_dockerfile_essentials() -> None:
+    lines = _dockerfile()
+    instr = [ln.split(None, 1)[0].upper() for ln in lines]
+    assert lines[instr.index("FROM")].split()[1] == "python:3.11-slim"
+    runs = [ln for ln in lines if ln.upper().startswith("RUN ") and "pip install" in ln]
+    assert len(runs) == 1
+    install = runs[0]
+    assert re.search(r"(-c|--constraint)\s+constraints\.txt", install)
+    assert any(ln.startswith("COPY") and "constraints.txt" in ln for ln in lines)
+    extras = next(ln for ln in lines if ln.startswith("ARG EXTRAS=")).split("=", 1)[1].split(",")
+    assert {"ml", "kfp"} <= set(extras)
+    assert "dev" not in extras
+    users = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
+    assert users, "the image must switch to a non-root user"
+    assert users[-1] not in {"root", "0"}
+    assert instr.index("USER") > lines.index(install), "USER must come after the install"
+    entry = next(ln for ln in lines if ln.startswith("ENTRYPOINT"))
+    assert json.loads(entry.split(None, 1)[1]) == ["flts"]
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    ignored = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".venv", ".git", ".pytest_cache", ".mypy_cache", "tests"} <= ignored
+    assert not {"src", "pyproject.toml", "constraints.txt"} & ignored
