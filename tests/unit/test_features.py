@@ -132,3 +132,30 @@ def test_features_for_spec_without_context_drops_rows_lacking_lag_history() -> N
     live = features_for_spec(window, prepared.spec)
     assert len(live) == len(window) - 4
     assert tuple(live.columns[1:]) == prepared.spec.feature_order
+
+
+def test_raw_column_clashing_with_a_feature_name_is_an_error() -> None:
+    frame = raw(5).assign(down_lag1=1.0)
+    with pytest.raises(DataValidationError, match=r"feature names \['down_lag1'\] clash"):
+        build_features(
+            frame,
+            target="down",
+            raw_columns=("down", "down_lag1"),
+            time_features=False,
+            lags=(1,),
+            step_seconds=60,
+        )
+
+
+def test_empty_window_with_context_gives_no_rows() -> None:
+    frame = build_features(
+        raw(0),
+        target="down",
+        raw_columns=("down", "up"),
+        time_features=True,
+        lags=(1,),
+        step_seconds=60,
+        context=raw(5),
+    )
+    assert frame.empty
+    assert list(frame.columns)[-1] == "down_lag1"

@@ -90,6 +90,9 @@ def build_features(
         target=target, raw_columns=raw_columns, time_features=time_features, lags=lags
     )
     raw_part = [target, *(c for c in raw_columns if c != target)]
+    clashes = sorted({c for c in order if order.count(c) > 1} | {TIME_COLUMN} & set(order))
+    if clashes:
+        raise DataValidationError(f"feature names {clashes} clash; rename those raw columns")
     missing = [c for c in (TIME_COLUMN, *raw_part) if c not in raw.columns]
     if missing:
         raise DataValidationError(f"raw data is missing columns {missing}; it has {list(raw)}")
@@ -101,7 +104,7 @@ def build_features(
         frame = pd.concat([frame, time_feature_frame(frame[TIME_COLUMN])], axis=1)
     if lags:
         history = frame[[TIME_COLUMN, target]]
-        if context is not None and len(context):
+        if context is not None and len(context) and len(frame):
             past = context[[TIME_COLUMN, target]].copy()
             past[TIME_COLUMN] = pd.to_datetime(past[TIME_COLUMN]).astype("datetime64[ns]")
             past = past[past[TIME_COLUMN] < frame[TIME_COLUMN].iloc[0]]

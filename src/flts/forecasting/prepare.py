@@ -102,6 +102,7 @@ def prepare_datasets(
     """Validate, regularise, fill, clip and featurise both files; fit the scaler on training."""
     train_raw = read_csv_bytes(train_bytes, source=train_source, config=config)
     raw_columns = tuple(c for c in train_raw.columns if c != TIME_COLUMN)
+    # The test file must offer the training columns; extra ones are ignored.
     test_config = config.model_copy(update={"feature_columns": raw_columns})
     test_raw = read_csv_bytes(test_bytes, source=test_source, config=test_config)
     if len(train_raw) < 2:
@@ -110,15 +111,14 @@ def prepare_datasets(
     _check_step(train_raw, step, train_source)
     _check_step(test_raw, step, test_source)
     _check_no_overlap(train_raw, test_raw, (train_source, test_source))
+    how = "configured" if config.step_seconds else "median spacing"
+    train_notes: tuple[str, ...] = (f"{train_source}: step {step} s ({how})",)
+    test_notes: tuple[str, ...] = ()
 
-    anchor = train_raw[TIME_COLUMN].iloc[0]
-    train_reg, train_notes = regularise(train_raw, step, anchor=anchor, source=train_source)
+    anchor = train_raw[TIME_COLUMN].iloc[0]  # one grid for both files
+    train_reg, notes = regularise(train_raw, step, anchor=anchor, source=train_source)
+    train_notes += notes
     test_reg, test_notes = regularise(test_raw, step, anchor=anchor, source=test_source)
-    train_notes = (
-        f"{train_source}: step {step} s "
-        f"({'configured' if config.step_seconds else 'median spacing'})",
-        *train_notes,
-    )
     if config.clip_quantiles is not None:
         bounds = fit_clip_bounds(train_reg, config.clip_quantiles)
         train_reg, n_train = apply_clip(train_reg, bounds)
@@ -138,46 +138,57 @@ def prepare_datasets(
     test = featurise(test_reg, context=train_reg.tail(max(config.lags, default=0)))
     if config.lags:
         train_notes += (
-            f"{train_source}: {len(train_reg) - len(train)} rows dropped "
-            "(lags reach before the data)",
+            f"{train_source}: {len(train_reg) - len(train)} rows dropped (lag history)",
         )
-        test_notes += (
-            f"{test_source}: {len(test_reg) - len(test)} rows dropped "
-            "(lags reach before the training tail)",
-        )
+        test_notes += (f"{test_source}: {len(test_reg) - len(test)} rows dropped (lag history)",)
+    _check_sizes(config, step, (len(train), len(test)), (train_source, test_source))
+    spec = _spec(config, config_hash, step, raw_columns, train)
+    return PreparedData(train, test, spec, train_notes, test_notes)
+
+
+def _check_sizes(
+    config: PreprocessConfig, step: int, rows: tuple[int, int], names: tuple[str, str]
+) -> None:
     _require_rows(
-        train_source,
-        len(train),
+        names[0],
+        rows[0],
         min_train_rows(config),
         f"lookback {config.lookback} + horizon {config.horizon} - 1 "
         f"+ {MIN_TRAIN_WINDOWS} training windows",
     )
-    season = season_steps_for(config, step)
     _require_rows(
-        test_source,
-        len(test),
+        names[1],
+        rows[1],
         min_test_rows(config, step),
-        f"max(lookback {config.lookback}, season_steps {season}) "
+        f"max(lookback {config.lookback}, season_steps {season_steps_for(config, step)}) "
         f"+ horizon {config.horizon} for one scoring window",
     )
 
+
+def _spec(
+    config: PreprocessConfig,
+    config_hash: str,
+    step: int,
+    raw_columns: tuple[str, ...],
+    train: pd.DataFrame,
+) -> ForecastSpec:
+    """The spec every model trained on this data carries; the scaler sees training rows only."""
     order = feature_order_for(
         target=config.target,
         raw_columns=raw_columns,
         time_features=config.time_features,
         lags=config.lags,
     )
-    spec = ForecastSpec(
+    return ForecastSpec(
         target=config.target,
         feature_order=order,
         lookback=config.lookback,
         horizon=config.horizon,
         step_seconds=step,
-        season_steps=season,
+        season_steps=season_steps_for(config, step),
         scaler=ScalerParams.fit(order, train[list(order)].to_numpy(dtype="float64")),
         config_hash=config_hash,
         raw_columns=raw_columns,
         time_features=config.time_features,
         lags=config.lags,
     )
-    return PreparedData(train, test, spec, train_notes, test_notes)
