@@ -1,0 +1,167 @@
+"""Eval's persistent completion tracker and the eval handler, with in-memory doubles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker, RecordingSink
+from flts.domain.config import ModelType
+from flts.domain.messages import ModelSelected, ModelTrained, ProgressEvent, decode
+from flts.errors import MessageError, UnknownModelTypeError
+from flts.runtime import svc_eval
+from flts.runtime.completion import CompletionTracker
+from flts.runtime.worker import Record
+from flts.settings import EvalSettings
+from flts.stages.contracts import EvaluateResult, EvaluationReport
+from flts.stages.ports import BUCKET_PROMOTION, StageContext
+
+
+class FakeProducer:
+    """Stands in for confluent_kafka.Producer: every record is delivered on flush."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, str | None]] = []
+        self._pending: list[Any] = []
+
+    def produce(self, topic: str, value: bytes, key: str | None = None, on_delivery=None) -> None:  # type: ignore[no-untyped-def]
+        self.sent.append((topic, value, key))
+        if on_delivery is not None:
+            self._pending.append(on_delivery)
+
+    def flush(self, timeout: float = 0) -> int:
+        while self._pending:
+            self._pending.pop(0)(None, None)
+        return 0
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+
+def trained(model_type: str, run_id: str | None = None, ident: str = "run-1") -> ModelTrained:
+    return ModelTrained(
+        model_type=model_type,
+        config_hash="h1",
+        run_id=run_id or f"run-{model_type.lower()}",
+        test_rmse=1.0,
+        test_mae=1.0,
+        test_mse=1.0,
+        train_start="2025-11-24T12:00:00Z",
+        train_end="2025-11-24T12:05:00Z",
+        identifier=ident,
+        artifact_uri="s3://mlflow/x",
+    )
+
+
+def _record(event: Any) -> Record:
+    body = event if isinstance(event, bytes) else event.to_json_bytes()
+    return Record("model-training", 0, 0, "trained-GRU", body)
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> Any:
+    store, sink, producer = InMemoryObjectStore(), RecordingSink(), FakeProducer()
+    calls: list[Any] = []
+
+    def fake_evaluate(request: Any, config: Any, ctx: Any) -> EvaluateResult:
+        calls.append(request)
+        best = request.results[0]
+        selected = ModelSelected(
+            model_uri=f"runs:/{best.run_id}/model",
+            model_type=best.model_type,
+            run_id=best.run_id,
+            config_hash=best.config_hash,
+            composite_score=0.5,
+            test_rmse=1.0,
+            test_mae=1.0,
+            test_mse=1.0,
+            promotion_time="2025-11-24T12:10:00Z",
+            identifier=best.identifier,
+        )
+        report = EvaluationReport(
+            identifier=request.identifier,
+            config_hash=request.config_hash,
+            rows=(),
+            champion=best.model_type,
+            reason="best composite",
+        )
+        return EvaluateResult(report=report, selected=selected, promotion_record=None)
+
+    monkeypatch.setattr(svc_eval.evaluate, "run", fake_evaluate)
+    tracker = InMemoryTracker()
+    ctx = StageContext(store=store, tracker=tracker, events=sink)
+
+    def make_service() -> svc_eval.EvalService:
+        return svc_eval.EvalService(EvalSettings(), ctx, producer)  # type: ignore[arg-type]
+
+    yield store, sink, producer, calls, make_service
+    tracker.close()
+
+
+def test_tracker_state_is_persisted_under_the_promotion_bucket() -> None:
+    store = InMemoryObjectStore()
+    tracker = CompletionTracker(store, [ModelType.GRU, ModelType.LSTM])
+    state, changed = tracker.record(trained("GRU"))
+    assert changed
+    assert state.missing() == ["LSTM"]
+    assert store.exists(BUCKET_PROMOTION, "_state/run-1/h1.json")
+    again = CompletionTracker(store, [ModelType.GRU, ModelType.LSTM]).load("run-1", "h1")
+    assert list(again.results) == ["GRU"]
+    _, changed = tracker.record(trained("GRU"))
+    assert not changed  # the same run twice is a duplicate
+
+
+def test_promotes_once_when_all_expected_models_succeeded(harness: Any) -> None:
+    _store, sink, producer, calls, make_service = harness
+    service = make_service()
+    for model in ("GRU", "LSTM"):
+        assert service.handle(_record(trained(model))) == []
+    assert calls == []
+    waiting = [e.message for e in sink.of_type(ProgressEvent)]
+    assert "waiting for LSTM, PROPHET" in waiting
+    assert "waiting for PROPHET" in waiting
+    service.handle(_record(trained("PROPHET")))
+    assert len(calls) == 1
+    selected = [s for s in producer.sent if s[0] == "model-selected"]
+    assert len(selected) == 1
+    assert selected[0][2] == "promotion"
+    assert decode(ModelSelected, selected[0][1]).model_type == "GRU"
+    # Duplicates and replays after promotion change nothing.
+    service.handle(_record(trained("PROPHET")))
+    service.handle(_record(trained("GRU", run_id="another-run")))
+    assert len(calls) == 1
+    assert len([s for s in producer.sent if s[0] == "model-selected"]) == 1
+
+
+def test_a_restarted_evaluator_continues_from_the_stored_state(harness: Any) -> None:
+    _store, _sink, producer, calls, make_service = harness
+    first = make_service()
+    first.handle(_record(trained("GRU")))
+    first.handle(_record(trained("LSTM")))
+    restarted = make_service()  # a new process: only the object store survives
+    restarted.handle(_record(trained("PROPHET")))
+    assert len(calls) == 1
+    assert {r.model_type for r in calls[0].results} == {"GRU", "LSTM", "PROPHET"}
+    assert len([s for s in producer.sent if s[0] == "model-selected"]) == 1
+
+
+def test_running_events_are_ignored(harness: Any) -> None:
+    store, _sink, _producer, _calls, make_service = harness
+    running = (
+        b'{"model_type":"GRU","config_hash":"h1","run_id":"r",'
+        b'"status":"RUNNING","identifier":"run-1"}'
+    )
+    assert make_service().handle(_record(running)) == []
+    assert store.list_keys(BUCKET_PROMOTION) == []
+
+
+def test_bad_events_raise_the_errors_that_route_them(harness: Any) -> None:
+    *_, make_service = harness
+    service = make_service()
+    with pytest.raises(MessageError):
+        service.handle(_record(b"not json"))
+    with pytest.raises(MessageError):
+        service.handle(_record(b'{"status":"SUCCESS","model_type":"GRU"}'))
+    with pytest.raises(UnknownModelTypeError):
+        service.handle(_record(trained("XGBOOST")))
