@@ -37,7 +37,7 @@ class ClaimCheck(WireMessage):
 
     bucket: str = Field(min_length=1)
     object: str = Field(min_length=1)
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=2**63 - 1)  # a Kafka-side int64
     v: Literal[1] = SCHEMA_VERSION
     identifier: str = Field(min_length=1)
     # Added by FLTS (optional for compatibility): the lineage hash computed once by preprocess.
