@@ -1,0 +1,52 @@
+"""Benchmarks: ``flts bench <name|all>`` measures the project and writes ``bench/results``.
+
+Each benchmark module defines ``run(options: BenchOptions) -> list[BenchResult]`` (one module
+may produce several results: the training pass also yields the accuracy table). Modules are
+imported only when their benchmark runs, so ``flts bench kafka`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flts.bench.common import BenchResult
+
+log = logging.getLogger(__name__)
+
+#: Benchmark name -> module; ``all`` runs them in this order.
+BENCHMARKS: dict[str, str] = {
+    "kafka": "flts.bench.kafka_bench",
+    "train": "flts.bench.train_bench",
+    "accuracy": "flts.bench.accuracy_bench",
+    "batch": "flts.bench.batch_bench",
+    "api": "flts.bench.api_bench",
+    "pipeline": "flts.bench.pipeline_bench",
+}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What every benchmark gets: the mode, where results go, and optional shared inputs."""
+
+    quick: bool = False
+    out_dir: Path = Path("bench/results")
+    #: Use this Kafka bootstrap instead of starting a local stack (kafka bench only).
+    bootstrap: str | None = None
+    #: Scratch directory for stacks, models and data; a temp dir when None.
+    work_dir: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+BenchRunner = Callable[[BenchOptions], list[BenchResult]]
+
+
+def runner(name: str) -> BenchRunner:
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}, all")
+    module = importlib.import_module(BENCHMARKS[name])
+    run: BenchRunner = module.run
+    return run
