@@ -76,14 +76,15 @@ class LocalStack:
         tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
         tmp.replace(self.state_path)
 
-    def _endpoints(self, ports: StackPorts) -> StackEndpoints:
-        return StackEndpoints.for_ports(ports, load_or_create_credentials(self.data_dir))
+    def _ports(self) -> StackPorts:
+        state = self._read_state()
+        return StackPorts(**state["ports"]) if state.get("ports") else self.ports
 
     def endpoints(self) -> StackEndpoints:
-        """Endpoints of the recorded stack (or of the configured ports if none is recorded)."""
-        state = self._read_state()
-        ports = StackPorts(**state["ports"]) if state.get("ports") else self.ports
-        return self._endpoints(ports)
+        """Endpoints of the stack recorded in ``data_dir`` (credentials included)."""
+        if not (self.data_dir / "credentials.json").exists():
+            raise StackError(f"no stack in {self.data_dir}; start one with `flts stack up`")
+        return StackEndpoints.for_ports(self._ports(), load_or_create_credentials(self.data_dir))
 
     # --- health ----------------------------------------------------------------------------
     def _checks(self, ep: StackEndpoints) -> dict[str, Callable[[], bool]]:
@@ -97,14 +98,14 @@ class LocalStack:
     def status(self) -> dict[str, dict[str, Any]]:
         """Per component: endpoint, pid, alive, healthy."""
         state = self._read_state()
-        ep = self.endpoints()
+        ports = self._ports()
         urls = {
-            "seaweedfs": ep.s3_endpoint,
-            "kafka": ep.kafka_bootstrap,
-            "mlflow": ep.mlflow_uri,
-            "gateway": ep.gateway_url,
+            "seaweedfs": f"http://127.0.0.1:{ports.s3}",
+            "kafka": f"127.0.0.1:{ports.kafka}",
+            "mlflow": f"http://127.0.0.1:{ports.mlflow}",
+            "gateway": f"http://127.0.0.1:{ports.gateway}",
         }
-        checks = self._checks(ep)
+        checks = self._checks(self.endpoints()) if state.get("components") else {}
         out: dict[str, dict[str, Any]] = {}
         for name in COMPONENTS:
             rec = state.get("components", {}).get(name)
