@@ -166,20 +166,24 @@ class InferenceService:
         return loaded
 
     def _load_registry_champion(self) -> None:
+        """Load ``models:/<REGISTERED_MODEL_NAME>@<CHAMPION_ALIAS>`` if the registry has it."""
         name, alias = self.settings.registered_model_name, self.settings.champion_alias
-        resolve = getattr(self.ctx.tracker, "model_uri_for_alias", None)
-        if resolve is None:
-            return
+        tracker: Any = self.ctx.tracker
         try:
-            uri = str(resolve(name, alias))
-            forecaster = self.ctx.tracker.load_forecaster(uri)
+            resolve = getattr(tracker, "model_uri_for_alias", None)
+            uri = str(resolve(name, alias)) if resolve else f"models:/{name}@{alias}"
+            forecaster = tracker.load_forecaster(uri)
+            run_id = run_id_of(uri)
+            client = getattr(tracker, "client", None)
+            if client is not None:
+                run_id = str(client.get_model_version_by_alias(name, alias).run_id)
         except Exception as exc:  # no registered champion yet is the normal first start
             log.info("no %s@%s champion loaded at start-up: %s", name, alias, exc)
             return
         loaded = LoadedModel.of(
             forecaster,
             model_uri=uri,
-            run_id=run_id_of(uri),
+            run_id=run_id,
             identifier="registry",
             source="registry",
         )
