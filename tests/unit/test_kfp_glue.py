@@ -78,6 +78,7 @@ def _train(ctx: StageContext, training: FakeArtifact, model_type: str, out: Path
         learning_rate=0.01,
         patience=1,
         seed=7,
+        torch_threads=1,
         experiment="glue",
         model=model,
         ctx=ctx,

@@ -44,6 +44,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--epochs", type=int, default=None, help="training epochs")
     run.add_argument("--lookback", type=int, default=None, help="input window length")
     run.add_argument("--horizon", type=int, default=None, help="steps forecast ahead")
+    run.add_argument("--torch-threads", type=int, default=None, help="torch threads per trainer")
     run.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
     run.add_argument("--run-dir", type=Path, default=None, help="outputs (runs/<identifier>)")
     run.add_argument("--keep-running", action="store_true", help="leave the stack up")
@@ -81,7 +82,7 @@ def local_arguments(args: argparse.Namespace, mlflow_uri: str, s3_endpoint: str)
         arguments["train_csv_uri"] = str(args.train.resolve())
     if args.test is not None:
         arguments["test_csv_uri"] = str(args.test.resolve())
-    for name in ("epochs", "lookback", "horizon"):
+    for name in ("epochs", "lookback", "horizon", "torch_threads"):
         if getattr(args, name) is not None:
             arguments[name] = getattr(args, name)
     return arguments

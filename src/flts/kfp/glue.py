@@ -200,13 +200,17 @@ def train_task(
     learning_rate: float,
     patience: int,
     seed: int,
+    torch_threads: int,
     experiment: str,
     s3_endpoint_url: str,
     mlflow_tracking_uri: str,
     model: ArtifactLike,
     ctx: StageContext | None = None,
 ) -> None:
-    """Run the train stage on the claim in ``training_data``; the model file is ModelTrained."""
+    """Run the train stage on the claim in ``training_data``; the model file is ModelTrained.
+
+    ``torch_threads`` 0 leaves torch's default (size it to the task's CPU limit otherwise).
+    """
     from flts.stages import train
 
     ctx = ctx or build_context(s3_endpoint_url, mlflow_tracking_uri)
@@ -219,6 +223,7 @@ def train_task(
         learning_rate=learning_rate,
         patience=patience,
         seed=seed,
+        torch_threads=torch_threads or None,
     )
     claim = decode(TrainingDataReady, read_artifact(training_data))
     stage_config = TrainStageConfig(

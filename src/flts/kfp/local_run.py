@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,8 @@ def run_pipeline_locally(
     from flts.kfp.pipeline import build_pipeline
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
+    # kfp.local warns that the task image is not a python image; the tasks run in this venv.
+    warnings.filterwarnings("ignore", message="You may be attemp", category=RuntimeWarning)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),

@@ -68,6 +68,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
         learning_rate: float = _T.learning_rate,
         patience: int = _T.patience,
         seed: int = _T.seed,
+        torch_threads: int = 0,
         experiment: str = "flts",
         registered_model_name: str = "flts-forecaster",
         alias: str = "champion",
@@ -97,6 +98,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
                 learning_rate=learning_rate,
                 patience=patience,
                 seed=seed,
+                torch_threads=torch_threads,
                 experiment=experiment,
                 **endpoints,
             ).set_caching_options(False)
