@@ -83,9 +83,7 @@ def _read_bundled(name: str) -> pd.DataFrame:
     return frame
 
 
-def bundled_problem(
-    lookback: int = 30, horizon: int = 1, train_rows: int | None = None
-) -> Problem:
+def bundled_problem(lookback: int = 30, horizon: int = 1, train_rows: int | None = None) -> Problem:
     """The bundled train/test files (train optionally cut to its first ``train_rows`` rows)."""
     train = _read_bundled("PobleSec.csv")
     if train_rows is not None:
