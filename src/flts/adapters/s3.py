@@ -123,12 +123,12 @@ class S3ObjectStore:
         except BotoCoreError as exc:
             raise StorageError(f"cannot check {self._where(bucket, key)}: {exc}") from exc
 
-    def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
+    def list_keys(self, bucket: str, prefix: str = "", *, page_size: int = 1000) -> list[str]:
         """All keys under ``prefix`` (every page); a missing bucket has no keys."""
         keys: list[str] = []
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix
+                Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
             )
             for page in pages:
                 keys.extend(obj["Key"] for obj in page.get("Contents", []))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -142,12 +143,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` of a log, without terminal colour codes."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(_ANSI.sub("", line) for line in text.splitlines()[-lines:])
 
 
 def wait_ports_closed(ports: Sequence[int], timeout_s: float = 10.0) -> list[int]:

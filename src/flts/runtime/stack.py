@@ -30,6 +30,7 @@ import httpx
 from flts.errors import FltsError, StackError
 from flts.runtime import procs
 from flts.runtime.stack_parts import (
+    GRPC_OFFSET,
     Credentials,
     StackEndpoints,
     StackPorts,
@@ -49,7 +50,7 @@ COMPONENTS = ("seaweedfs", "kafka", "mlflow", "gateway")
 #: Stop order: clients of S3 first, S3 last (tansu flushes to it on SIGINT).
 STOP_ORDER = ("gateway", "mlflow", "kafka", "seaweedfs")
 STOP_SIGNAL = {"kafka": signal.SIGINT}
-START_TIMEOUT_S = {"seaweedfs": 60.0, "kafka": 60.0, "mlflow": 120.0, "gateway": 60.0}
+START_TIMEOUT_S = {"seaweedfs": 90.0, "kafka": 90.0, "mlflow": 180.0, "gateway": 90.0}
 
 __all__ = ["COMPONENTS", "LocalStack", "StackEndpoints", "StackPorts", "default_data_dir"]
 
@@ -133,6 +134,7 @@ class LocalStack:
                 return self.endpoints()
             log.info("stack in %s is partly down; restarting it", self.data_dir)
             self.down()
+        self._check_ports_free()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         creds = load_or_create_credentials(self.data_dir)
@@ -147,6 +149,25 @@ class LocalStack:
             raise
         log.info("stack up in %s", self.data_dir)
         return ep
+
+    def _check_ports_free(self) -> None:
+        """Fail before starting anything when a port is taken, naming the component."""
+        owner = {
+            "kafka": "kafka",
+            "mlflow": "mlflow",
+            "gateway": "gateway",
+        }
+        busy = []
+        for name, port in vars(self.ports).items():
+            component = owner.get(name, "seaweedfs")
+            wanted = [port] if component != "seaweedfs" else [port, port + GRPC_OFFSET]
+            busy += [
+                f"{p} ({component}, --{name.replace('_', '-')}-port)"
+                for p in wanted
+                if not procs.port_free(p)
+            ]
+        if busy:
+            raise StackError(f"ports already in use on 127.0.0.1: {', '.join(busy)}; pick others")
 
     def _start_all(self, state: dict[str, Any], ep: StackEndpoints, creds: Credentials) -> None:
         s3_config = self.data_dir / "s3-identities.json"
