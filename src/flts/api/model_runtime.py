@@ -36,7 +36,8 @@ _WEEK = 7 * _DAY
 _EPOCH_WEEKDAY = 3
 _PARITY_RTOL = 1e-5
 
-ColumnFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_TWO_PI = 2.0 * np.pi
+_PERIODS = np.array([float(_DAY), float(_WEEK)])
 
 
 class ModelRuntime:
@@ -54,7 +55,7 @@ class ModelRuntime:
         self.scale = np.asarray(spec.scaler.scale, dtype=np.float64)
         batch_fn = getattr(forecaster, "predict_scaled_batch", None)
         self.runner: Callable[[np.ndarray], np.ndarray] | None = batch_fn
-        self._plan = _column_plan(spec, self.raw_columns)
+        self._plan = FeaturePlan.for_spec(spec, self.raw_columns)
         self.mode: Mode = "reference" if batch_fn is None else "batched-numpy"
         if self._plan is None and batch_fn is not None:
             self.mode = "batched-pandas"
@@ -100,7 +101,7 @@ class ModelRuntime:
         """The scaled float32 (lookback, features) window of the last rows."""
         if self.mode == "batched-numpy":
             assert self._plan is not None
-            matrix = _features(self._plan, inp.times_us, inp.values, self.spec.lookback)
+            matrix = self._plan.build(inp.times_us, inp.values)
             return ((matrix - self.mean) / self.scale).astype(np.float32)
         frame = features_for_spec(_raw_frame(inp, self.raw_columns), self.spec)
         matrix = frame.loc[:, list(self.spec.feature_order)].to_numpy(dtype=np.float64)
@@ -132,56 +133,48 @@ def _raw_frame(inp: PredictInput, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 # -- numpy features --------------------------------------------------------------------------
-def _column_plan(spec: ForecastSpec, raw_columns: tuple[str, ...]) -> list[ColumnFn] | None:
-    """One function per feature column, or None when a feature is unknown to this module."""
-    plan: list[ColumnFn] = []
-    lags = {lag_column(spec.target, k): k for k in spec.lags}
-    target_idx = raw_columns.index(spec.target)
-    for name in spec.feature_order:
-        if name in raw_columns:
-            plan.append(_raw_fn(raw_columns.index(name), 0))
-        elif name in lags:
-            plan.append(_raw_fn(target_idx, lags[name]))
-        elif name in TIME_FEATURES:
-            plan.append(_time_fn(name))
-        else:
+class FeaturePlan:
+    """Builds the (lookback, features) matrix with a handful of vectorised numpy calls.
+
+    Blocks are stacked as ``[raw columns | target lags | sin(day, week) | cos(day, week)]`` and
+    one fancy index puts them in ``spec.feature_order``. The time features repeat the arithmetic
+    of ``flts.forecasting.features.time_feature_frame`` operation by operation.
+    """
+
+    def __init__(self, spec: ForecastSpec, raw_columns: tuple[str, ...], order: np.ndarray) -> None:
+        self.lookback = spec.lookback
+        self.lags = tuple(spec.lags)
+        self.target_idx = raw_columns.index(spec.target)
+        self.time_features = any(name in TIME_FEATURES for name in spec.feature_order)
+        self.order = order
+
+    @classmethod
+    def for_spec(cls, spec: ForecastSpec, raw_columns: tuple[str, ...]) -> FeaturePlan | None:
+        """The plan, or None when a feature is unknown here (then pandas builds features)."""
+        block = [*raw_columns, *(lag_column(spec.target, k) for k in spec.lags)]
+        block += ["day_sin", "week_sin", "day_cos", "week_cos"]
+        if any(name not in block for name in spec.feature_order):
             return None
-    return plan
+        order = np.array([block.index(name) for name in spec.feature_order], dtype=np.intp)
+        return cls(spec, raw_columns, order)
 
-
-def _raw_fn(col: int, lag: int) -> ColumnFn:
-    def column(seconds: np.ndarray, values: np.ndarray) -> np.ndarray:
-        n = len(seconds)
-        total = len(values)
-        return values[total - n - lag : total - lag, col]
-
-    return column
-
-
-def _time_fn(name: str) -> ColumnFn:
-    period = _DAY if name.startswith("day") else _WEEK
-    trig = np.sin if name.endswith("sin") else np.cos
-
-    def column(seconds: np.ndarray, values: np.ndarray) -> np.ndarray:
-        of_day = (seconds % _DAY).astype(np.float64)
-        if period == _WEEK:
-            weekday = ((seconds // _DAY) + _EPOCH_WEEKDAY) % 7
-            of_day = weekday.astype(np.float64) * _DAY + of_day
-        result: np.ndarray = trig(2.0 * np.pi * of_day / period)
-        return result
-
-    return column
-
-
-def _features(
-    plan: list[ColumnFn], times_us: np.ndarray, values: np.ndarray, lookback: int
-) -> np.ndarray:
-    """(lookback, features) in original units for the last ``lookback`` rows."""
-    seconds = times_us[-lookback:] // _US
-    out = np.empty((lookback, len(plan)), dtype=np.float64)
-    for j, fn in enumerate(plan):
-        out[:, j] = fn(seconds, values)
-    return out
+    def build(self, times_us: np.ndarray, values: np.ndarray) -> np.ndarray:
+        lookback, total = self.lookback, len(values)
+        parts = [values[total - lookback :]]
+        for k in self.lags:
+            parts.append(
+                values[total - lookback - k : total - k, self.target_idx : self.target_idx + 1]
+            )
+        if self.time_features:
+            seconds = times_us[-lookback:] // _US
+            of_day = seconds % _DAY
+            of_week = ((seconds // _DAY + _EPOCH_WEEKDAY) % 7) * _DAY + of_day
+            angles = _TWO_PI * np.stack([of_day, of_week], axis=1).astype(np.float64) / _PERIODS
+            parts += [np.sin(angles), np.cos(angles)]
+        else:
+            parts.append(np.zeros((lookback, 4)))
+        full = np.concatenate(parts, axis=1)
+        return full[:, self.order]
 
 
 # -- load-time parity check -------------------------------------------------------------------
@@ -202,7 +195,7 @@ def _self_check(rt: ModelRuntime) -> Mode:
             frame = features_for_spec(_raw_frame(inp, rt.raw_columns), spec)
             slow = frame.loc[:, list(spec.feature_order)].to_numpy(dtype=np.float64)
             assert rt._plan is not None
-            fast = _features(rt._plan, times, values, spec.lookback)
+            fast = rt._plan.build(times, values)
             if not np.allclose(fast, slow[-spec.lookback :], rtol=1e-12, atol=1e-12):
                 logger.warning("numpy features differ from features_for_spec; using pandas")
                 mode = rt.mode = "batched-pandas"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from pydantic import BaseModel, Field
 
 TIME_KEYS: tuple[str, ...] = ("ds", "time")
 _MS_THRESHOLD = 1e11
+_NAIVE_ISO_LEN = len("2018-02-05 23:40:00")
 
 
 class RequestError(Exception):
@@ -168,10 +170,12 @@ def _from_rows(rows: Any, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndar
             (*loc, 0), f"row has no timestamp; use one of {list(TIME_KEYS)}", "missing"
         )
     try:
-        stamps = [row[key] for row in rows]
-        table = [[row[c] for c in columns] for row in rows]
+        stamps = list(map(itemgetter(key), rows))
+        table: list[Any] = list(map(itemgetter(*columns), rows))
     except (KeyError, TypeError):
         raise _locate_row_problem(rows, key, columns, loc) from None
+    if len(columns) == 1:
+        table = [[v] for v in table]  # itemgetter of one key returns the value, not a tuple
     times = parse_times(stamps, lambda i: (*loc, i, key))
     return times, _numbers(table, lambda i, j: (*loc, i, columns[j])), key
 
@@ -227,7 +231,7 @@ def _from_columns(
     return times, np.ascontiguousarray(values), index_col
 
 
-def _numbers(table: list[list[Any]], where: Any) -> np.ndarray:
+def _numbers(table: list[Any], where: Any) -> np.ndarray:
     """A float64 matrix; ``where(i, j)`` gives the loc of cell (i, j) for errors."""
     try:
         arr = np.array(table, dtype=np.float64)
@@ -248,7 +252,8 @@ def _numbers(table: list[list[Any]], where: Any) -> np.ndarray:
 
 def parse_times(stamps: list[Any], where: Any) -> np.ndarray:
     """Epoch microseconds (UTC) for ISO strings or epoch numbers; ``where(i)`` locates row i."""
-    if all(type(s) is str and len(s) <= 19 for s in stamps):
+    # numpy parses naive ISO strings fast; anything longer may carry an offset numpy mishandles.
+    if set(map(type, stamps)) == {str} and max(map(len, stamps)) <= _NAIVE_ISO_LEN:
         try:
             return np.array(stamps, dtype="datetime64[us]").astype(np.int64)
         except ValueError:

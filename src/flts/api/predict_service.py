@@ -13,7 +13,8 @@ import hmac
 import logging
 import threading
 import time
-from typing import Any, Literal, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -30,7 +31,7 @@ from flts.errors import FltsError
 logger = logging.getLogger(__name__)
 
 PREDICT = "/predict"
-_US = 1_000_000
+_EPOCH = datetime(1970, 1, 1)
 NO_MODEL = "no model is loaded yet; the service loads the champion on promotion or at start-up"
 
 
@@ -162,11 +163,10 @@ def _wants_legacy(query: bytes) -> bool:
 
 
 def _timestamps(last_us: int, step_seconds: int, n: int) -> list[str]:
-    stamps = last_us + step_seconds * _US * np.arange(1, n + 1, dtype=np.int64)
-    unit: Literal["s", "us"] = "s" if not (stamps % _US).any() else "us"
-    as_dates: Any = stamps.astype("datetime64[us]")
-    text: list[str] = np.datetime_as_string(as_dates, unit=unit).tolist()
-    return text
+    """ISO 8601 (UTC, no offset) of the ``n`` steps after ``last_us``."""
+    first = _EPOCH + timedelta(microseconds=last_us)
+    step = timedelta(seconds=step_seconds)
+    return [(first + step * k).isoformat() for k in range(1, n + 1)]
 
 
 def _response(runtime: ModelRuntime, inp: PredictInput, values: np.ndarray, legacy: bool) -> bytes:
