@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ class TqdmDisplay:
         self._bars: dict[str, tqdm] = {}
         self._models = models
         self._quiet = quiet
+        # Bars only make sense on a terminal; logs and CI get one plain line per event.
+        self._plain = not sys.stderr.isatty()
         self._t0 = time.monotonic()
 
     def _bar(self, model: str, total: int) -> tqdm:
@@ -43,6 +46,10 @@ class TqdmDisplay:
         self.note(f"[{time.monotonic() - self._t0:6.1f}s] {name}: {detail}".rstrip(": "))
 
     def epoch(self, model_type: str, epoch: int, epochs: int, val_loss: float | None) -> None:
+        if self._plain:
+            loss = f", val_loss {val_loss:.4f}" if val_loss is not None else ""
+            self.note(f"  {model_type}: epoch {epoch}/{epochs}{loss}")
+            return
         bar = self._bar(model_type, epochs)
         bar.total = max(epochs, epoch)
         bar.n = epoch
@@ -51,6 +58,9 @@ class TqdmDisplay:
         bar.refresh()
 
     def trained(self, model_type: str, rmse: float) -> None:
+        if self._plain:
+            self.note(f"  {model_type}: trained, test RMSE {rmse:.4e}")
+            return
         bar = self._bar(model_type, 1)
         bar.n = bar.total or 1
         bar.set_postfix_str(f"done, test RMSE {rmse:.4e}")
@@ -126,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         preprocess_config_json=args.config,
     )
     display = TqdmDisplay(options.models)
+    # SIGTERM unwinds like Ctrl-C, so the services this run started are stopped too.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         summary = execute_run(options, display)
     except PipelineFailed as exc:
@@ -135,10 +147,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         display.close()
     if args.json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        print(json.dumps(summary, indent=2, sort_keys=True, default=str))
     else:
         print(render_summary(summary))
+    if summary.get("champion") is None:
+        print(f"flts run: no champion: {summary.get('no_champion_reason')}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def render_summary(summary: dict[str, Any]) -> str:
@@ -160,8 +179,9 @@ def render_summary(summary: dict[str, Any]) -> str:
         timings_table(summary["timings"]),
         "",
         f"summary: {summary['artifacts']['summary_json']}",
-        f"plot:    {summary['artifacts']['plot_png']}",
     ]
+    if "plot_png" in summary["artifacts"]:
+        lines.append(f"plot:    {summary['artifacts']['plot_png']}")
     if summary.get("api_url"):
         lines.append(f"API:     {summary['api_url']}  (POST /predict, GET /model, /docs)")
     return "\n".join(lines)

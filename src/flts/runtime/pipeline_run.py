@@ -20,17 +20,16 @@ from flts.domain.config import ModelType
 from flts.errors import FltsError
 from flts.runtime import supervisor
 from flts.runtime.monitor import ObservedEvent, TopicMonitor
+from flts.runtime.services import service_command, service_env
 
 log = logging.getLogger(__name__)
 
-#: Groups of the spec's mapping table, per trainer model type.
-TRAIN_GROUPS = {
+#: Trainer services of the spec's mapping table (flts.runtime.services), per model type.
+TRAIN_SERVICES = {
     ModelType.GRU: "train-gru",
     ModelType.LSTM: "train-lstm",
     ModelType.PROPHET: "nonml-prophet",
 }
-EVAL_GROUP = "eval-promoter-r5"
-INFERENCE_GROUP = "batch-forecasting-v2"
 WATCHED_TOPICS = [
     "model-training",
     "model-selected",
@@ -85,6 +84,8 @@ class RunOutcome:
     selected: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
     preprocess_work_s: float | None = None
+    #: Why eval promoted nothing (no model beat persistence); the run then ends without inference.
+    no_champion: str | None = None
     marks: dict[str, float] = field(default_factory=dict)
 
 
@@ -154,38 +155,23 @@ class PipelineRunner:
 
     # -- services -----------------------------------------------------------------------------
 
-    def _service_env(self, **extra: str) -> dict[str, str]:
-        env = dict(self.base_env)
-        env.update({k: v for k, v in extra.items() if v is not None})
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
-
-    def start_services(self) -> None:
-        opts = self.options
-        log_dir = opts.run_dir / "logs"
-        epochs = {"EPOCHS": str(opts.epochs)} if opts.epochs else {}
-        for model in opts.models:
-            env = self._service_env(
-                MODEL_TYPE=model.value, CONSUMER_GROUP_ID=TRAIN_GROUPS[model], **epochs
-            )
-            name = f"train-{model.value.lower()}"
-            self.services.append(
-                supervisor.spawn(name, supervisor.flts_command("service", "train"), env, log_dir)
-            )
-        eval_env = self._service_env(
-            EVAL_GROUP_ID=EVAL_GROUP, EXPECTED_MODEL_TYPES=",".join(m.value for m in opts.models)
-        )
-        self.services.append(
-            supervisor.spawn("eval", supervisor.flts_command("service", "eval"), eval_env, log_dir)
-        )
-        infer_env = self._service_env(
-            CONSUMER_GROUP_ID=INFERENCE_GROUP, API_PORT=str(opts.api_port)
-        )
+    def _spawn(self, spec_name: str, log_name: str, **overrides: str) -> None:
+        env = service_env(spec_name, self.base_env, **overrides)
         self.services.append(
             supervisor.spawn(
-                "inference", supervisor.flts_command("service", "inference"), infer_env, log_dir
+                log_name, service_command(spec_name), env, self.options.run_dir / "logs"
             )
         )
+
+    def start_services(self) -> None:
+        """The trainers, eval and inference of the spec's mapping table, one process each."""
+        opts = self.options
+        epochs = {"EPOCHS": str(opts.epochs)} if opts.epochs else {}
+        for model in opts.models:
+            self._spawn(TRAIN_SERVICES[model], f"train-{model.value.lower()}", **epochs)
+        expected = ",".join(m.value for m in opts.models)
+        self._spawn("eval", "eval", EXPECTED_MODEL_TYPES=expected)
+        self._spawn("inference", "inference", API_PORT=str(opts.api_port))
 
     def run_preprocess(self) -> None:
         opts = self.options
@@ -205,8 +191,9 @@ class PipelineRunner:
         ]
         if opts.preprocess_config_json:
             args += ["--config", opts.preprocess_config_json]
+        env = service_env("preprocess", self.base_env)
         proc = supervisor.spawn(
-            "preprocess", supervisor.flts_command(*args), self._service_env(), opts.run_dir / "logs"
+            "preprocess", supervisor.flts_command(*args), env, opts.run_dir / "logs"
         )
         rc = proc.process.wait(timeout=opts.timeout_s)
         if rc != 0:
@@ -247,7 +234,11 @@ class PipelineRunner:
         elif stage == "preprocess" and value.get("message", "").startswith("done"):
             self.outcome.preprocess_work_s = value.get("duration_s")
         elif stage == "eval":
-            self.display.note(f"eval: {value.get('message')}")
+            message = str(value.get("message", ""))
+            self.display.note(f"eval: {message}")
+            if message.startswith("no champion"):
+                self.outcome.no_champion = message
+                self.outcome.marks["selected"] = time.monotonic()
 
     def _is_champion_inference(self, value: dict[str, Any]) -> bool:
         selected = self.outcome.selected
@@ -263,6 +254,7 @@ class PipelineRunner:
         waiter.until(lambda: expected <= set(out.trained), self._handle)
         out.marks["trained"] = time.monotonic()
         self.display.phase("evaluation", "scoring against persistence and seasonal naive")
-        waiter.until(lambda: out.selected is not None, self._handle)
-        waiter.until(lambda: out.performance is not None, self._handle)
+        waiter.until(lambda: out.selected is not None or out.no_champion is not None, self._handle)
+        if out.selected is not None:
+            waiter.until(lambda: out.performance is not None, self._handle)
         return out

@@ -28,6 +28,7 @@ def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
     from flts.adapters.s3 import S3ObjectStore
     from flts.kafka_utils import ensure_topics, topic_names
     from flts.runtime.stack import LocalStack
+    from flts.settings import S3Settings, load_settings
 
     t0 = time.monotonic()
     options.run_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,16 @@ def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
         runner.run_preprocess()
         t_pre = time.monotonic()
         outcome = runner.follow(monitor)
-        store = S3ObjectStore.from_endpoints(endpoints)
+        env = endpoints.service_env()
+        store = S3ObjectStore(
+            load_settings(
+                S3Settings,
+                endpoint_url=env["S3_ENDPOINT_URL"],
+                access_key_id=env["AWS_ACCESS_KEY_ID"],
+                secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                region=env["AWS_DEFAULT_REGION"],
+            )
+        )
         summary = build_summary(options, outcome, store, t0=t0, t_infra=t_infra, t_pre=t_pre)
         if options.keep_running:
             keep = True
@@ -90,7 +100,7 @@ def _log_says_ready(svc: supervisor.ServiceProcess) -> bool:
         text = svc.log_path.read_text(errors="replace")
     except OSError:
         return False
-    return "partitions assigned" in text or '"event": "ready"' in text
+    return '"msg": "assigned [' in text or '"msg":"assigned [' in text
 
 
 def build_summary(
@@ -104,34 +114,36 @@ def build_summary(
 ) -> dict[str, Any]:
     selected = outcome.selected or {}
     ident = options.identifier
-    record_key = f"{ident}/{selected.get('config_hash', outcome.config_hash)}/current.json"
+    config_hash = selected.get("config_hash", outcome.config_hash)
+    record_key = f"{ident}/{config_hash}/current.json"
     record = orjson.loads(store.get_bytes("model-promotion", record_key))
     report = record.get("report", {})
-    perf = outcome.performance or {}
-    jsonl = read_jsonl(store.get_bytes(perf["output_bucket"], perf["output_object"]))
-    plot_path = options.run_dir / "forecast.png"
-    plot_forecast(
-        jsonl,
-        options.target,
-        f"{ident}: champion {selected.get('model_type')} vs actual ({options.target})",
-        plot_path,
-    )
+    perf = outcome.performance
+    artifacts: dict[str, Any] = {"summary_json": str(options.run_dir / "summary.json")}
+    if perf is not None:
+        jsonl = read_jsonl(store.get_bytes(perf["output_bucket"], perf["output_object"]))
+        artifacts["inference_log"] = f"s3://{perf['output_bucket']}/{perf['output_object']}"
+        artifacts["plot_png"] = str(
+            plot_forecast(
+                jsonl,
+                options.target,
+                f"{ident}: champion {selected.get('model_type')} vs actual ({options.target})",
+                options.run_dir / "forecast.png",
+            )
+        )
     return {
         "identifier": ident,
-        "config_hash": selected.get("config_hash", outcome.config_hash),
+        "config_hash": config_hash,
         "target": options.target,
         "test_windows": next(iter(outcome.trained.values()), {}).get("test_windows"),
         "champion": selected or None,
+        "no_champion_reason": outcome.no_champion,
         "scores": list(report.get("rows", [])),
         "trained": outcome.trained,
         "performance": perf,
         "promotion_record": f"s3://model-promotion/{record_key}",
         "timings": phase_timings(outcome, t0=t0, t_infra=t_infra, t_pre=t_pre),
-        "artifacts": {
-            "summary_json": str(options.run_dir / "summary.json"),
-            "plot_png": str(plot_path),
-            "inference_log": f"s3://{perf['output_bucket']}/{perf['output_object']}",
-        },
+        "artifacts": artifacts,
     }
 
 
@@ -153,7 +165,7 @@ def phase_timings(
         model: _iso_seconds(str(ev["train_start"]), str(ev["train_end"]))
         for model, ev in sorted(outcome.trained.items())
     }
-    t_end = marks["inferred"]
+    t_end = marks.get("inferred", marks["selected"])
     pipeline_wall = t_end - t_infra
     inference_work = float((outcome.performance or {}).get("latency_ms", 0.0)) / 1000.0
     preprocess_work = outcome.preprocess_work_s or (t_pre - t_infra)
@@ -169,7 +181,7 @@ def phase_timings(
         "training_s": training,
         "training_wall_s": marks["trained"] - t_pre,
         "evaluation_s": evaluation_wall,
-        "inference_s": t_end - marks["selected"],
+        "inference_s": t_end - marks["selected"],  # 0 when nothing was promoted
         "inference_work_s": inference_work,
         "pipeline_s": pipeline_wall,
         "total_s": t_end - t0,
