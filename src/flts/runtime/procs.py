@@ -128,7 +128,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Could a server bind ``port``? (SO_REUSEADDR like servers use, so TIME_WAIT leftovers
+    from a previous run do not count as busy; a live listener still does.)"""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
