@@ -103,8 +103,8 @@ PREDICT_OPENAPI: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        {"$ref": "#/components/schemas/RowsRequest"},
-                        {"$ref": "#/components/schemas/ColumnarRequest"},
+                        RowsRequest.model_json_schema(),
+                        ColumnarRequest.model_json_schema(),
                     ]
                 }
             }
