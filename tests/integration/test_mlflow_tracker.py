@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from _stage_data import SEASON, Setup  # noqa: E402
-
-from flts.adapters.mlflow_tracker import MlflowTracker  # noqa: E402
-from flts.domain.config import ModelType, TrainConfig  # noqa: E402
-from flts.errors import TrackingError  # noqa: E402
-from flts.forecasting.models import create_forecaster  # noqa: E402
-from flts.forecasting.spec import TIME_COLUMN  # noqa: E402
+from _stage_data import SEASON, Setup
+from flts.adapters.mlflow_tracker import MlflowTracker
+from flts.domain.config import ModelType, TrainConfig
+from flts.errors import TrackingError
+from flts.forecasting.models import create_forecaster
+from flts.forecasting.spec import TIME_COLUMN
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -179,6 +180,18 @@ class MlflowTracker:
 
         from flts.adapters.mlflow_pyfunc import FORECASTER_ARTIFACT, FltsPyfuncModel
 
+        run = self._call(f"get run {run_id}", lambda: self.client.get_run(run_id))
+        # Created here so the model lands in the run's experiment (Model.log would use the
+        # process-wide default experiment).
+        entry = self._call(
+            f"create logged model {name!r} for run {run_id}",
+            lambda: self.client.create_logged_model(
+                experiment_id=run.info.experiment_id,
+                name=name,
+                source_run_id=run_id,
+                tags={"model_type": forecaster.model_type.value},
+            ),
+        )
         with tempfile.TemporaryDirectory(prefix="flts-model-") as tmp:
             directory = Path(tmp) / FORECASTER_ARTIFACT
             forecaster.save(directory)
@@ -190,11 +203,11 @@ class MlflowTracker:
                         name=name,
                         flavor=mlflow.pyfunc,
                         run_id=run_id,
+                        model_id=entry.model_id,
                         python_model=FltsPyfuncModel(),
                         artifacts={FORECASTER_ARTIFACT: str(directory)},
                         pip_requirements=[*PIP_REQUIREMENTS, _flts_requirement()],
                         await_registration_for=0,
-                        tags={"model_type": forecaster.model_type.value},
                     )
 
             info = self._call(f"log model {name!r} to run {run_id}", log)
@@ -202,7 +215,6 @@ class MlflowTracker:
         self._call(
             f"tag run {run_id}", lambda: self.client.set_tag(run_id, MODEL_URI_TAG, model_uri)
         )
-        run = self._call(f"get run {run_id}", lambda: self.client.get_run(run_id))
         return LoggedModel(model_uri=model_uri, artifact_uri=str(run.info.artifact_uri))
 
     def load_forecaster(self, model_uri: str) -> Forecaster:
@@ -248,15 +260,14 @@ class MlflowTracker:
             return model_uri
         name = model_uri.removeprefix(f"runs:/{run_id}").strip("/")
         run = self._call(f"get run {run_id}", lambda: self.client.get_run(run_id))
-        found = self._call(
-            f"find model {name!r} of run {run_id}",
-            lambda: self.client.search_logged_models(
-                experiment_ids=[run.info.experiment_id],
-                filter_string=f"source_run_id = '{_quote(run_id)}' AND name = '{_quote(name)}'",
-                max_results=1,
-            ),
-        )
-        return f"models:/{found[0].model_id}" if found else model_uri
+        outputs = run.outputs.model_outputs if run.outputs is not None else []
+        for model_id in [str(o.model_id) for o in outputs]:
+            logged = self._call(
+                f"get logged model {model_id}", partial(self.client.get_logged_model, model_id)
+            )
+            if logged.name == name:
+                return f"models:/{logged.model_id}"
+        return model_uri
 
     def register_champion(self, model_uri: str, registered_name: str, alias: str) -> str:
         """Register ``model_uri`` as a new version of ``registered_name``; point ``alias`` at it."""
@@ -270,13 +281,19 @@ class MlflowTracker:
                     raise
 
         self._call(f"create registered model {registered_name!r}", ensure_registered_model)
-        run_id = _run_id_of(model_uri)
+        source = self.resolve_model_uri(model_uri)
+        run_id, model_id = _run_id_of(model_uri), _logged_model_id_of(source)
+        if model_id is not None and run_id is None:
+            logged = self._call(
+                f"get logged model {model_id}", lambda: self.client.get_logged_model(model_id)
+            )
+            run_id = logged.source_run_id
 
         def create_version() -> Any:
             # A file/sqlite store resolves the source URI with the global client: set it.
             with self._tracking_uri_set():
                 return self.client.create_model_version(
-                    registered_name, source=model_uri, run_id=run_id
+                    registered_name, source=source, run_id=run_id, model_id=model_id
                 )
 
         version = self._call(f"register {model_uri} as {registered_name!r}", create_version)
@@ -293,6 +310,14 @@ class MlflowTracker:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _logged_model_id_of(model_uri: str) -> str | None:
+    """The id inside a ``models:/m-<id>`` URI (None for registered-model URIs)."""
+    rest = model_uri.removeprefix("models:/")
+    if rest != model_uri and rest.startswith("m-") and "/" not in rest and "@" not in rest:
+        return rest
+    return None
 
 
 def _run_id_of(model_uri: str) -> str | None:
