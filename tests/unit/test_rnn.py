@@ -97,6 +97,10 @@ def test_fast_path_matches_predict(model_type: ModelType) -> None:
         model.predict_scaled_batch(windows[:, 1:])
     with pytest.raises(DataValidationError, match=f"needs {lookback} rows"):
         model.scale_window(frame.iloc[:3])
+    holed = frame.iloc[:lookback].copy()
+    holed.loc[2, "down"] = np.nan
+    with pytest.raises(DataValidationError, match="missing or infinite"):
+        model.scale_window(holed)
 
 
 def test_missing_values_in_training_data_are_refused() -> None:

@@ -119,7 +119,12 @@ class RecurrentForecaster(Forecaster):
             raise DataValidationError(
                 f"{self.model_type.value} needs {lookback} rows of history; got {len(matrix)}"
             )
-        scaled: np.ndarray = self.spec.scaler.transform(matrix[-lookback:]).astype(np.float32)
+        window = matrix[-lookback:]
+        if not np.isfinite(window).all():
+            raise DataValidationError(
+                f"{self.model_type.value}: the input window holds missing or infinite values"
+            )
+        scaled: np.ndarray = self.spec.scaler.transform(window).astype(np.float32)
         return scaled
 
     def predict_scaled_batch(self, windows: np.ndarray) -> np.ndarray:
