@@ -194,3 +194,55 @@ def test_dockerignore_keeps_the_context_small() -> None:
     ignored = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", ".git", ".pytest_cache", ".mypy_cache", "tests"} <= ignored
     assert not {"src", "pyproject.toml", "constraints.txt"} & ignored
+
+
+def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path) -> None:
+    from flts.cli import build_parser
+    from flts.cli.kfp_cmd import local_arguments
+
+    argv = ["kfp", "run", "--local", "--models", "gru,prophet", "--epochs", "2"]
+    argv += ["--train", str(tmp_path / "a.csv"), "--season-steps", "30"]
+    args = build_parser(argv).parse_args(argv)
+    got = local_arguments(args, "http://m", "http://s3")
+    assert got == {
+        "identifier": "kfp-local",
+        "model_types": ["GRU", "PROPHET"],
+        "mlflow_tracking_uri": "http://m",
+        "s3_endpoint_url": "http://s3",
+        "train_csv_uri": str((tmp_path / "a.csv").resolve()),
+        "epochs": 2,
+        "season_steps": 30,
+    }
+    with pytest.raises(SystemExit):
+        build_parser(["kfp", "run", "--local", "--models", "XGB"]).parse_args(
+            ["kfp", "run", "--local", "--models", "XGB"]
+        )
+
+
+def test_render_summary_names_the_champion_and_every_row() -> None:
+    from flts.cli.kfp_cmd import render_summary
+
+    row = {"rmse": 2.0, "mae": 1.0, "composite_score": 0.5}
+    summary = {
+        "champion": {
+            "model_type": "GRU",
+            "run_id": "r1",
+            "composite_score": 0.5,
+            "registered_model": "m",
+            "model_version": "3",
+        },
+        "report": {
+            "rows": [
+                {**row, "model_type": "GRU", "is_baseline": False},
+                {**row, "model_type": "PERSISTENCE", "is_baseline": True, "composite_score": 1.0},
+            ]
+        },
+        "performance": None,
+        "seconds": 1.5,
+        "pipeline_root": "/x",
+    }
+    text = render_summary(summary)
+    assert text.splitlines()[0].startswith("champion: GRU (run r1")
+    assert "m v3" in text
+    assert "PERSISTENCE (baseline)" in text
+    assert "no model" in render_summary({**summary, "champion": None})

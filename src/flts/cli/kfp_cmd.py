@@ -44,6 +44,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--epochs", type=int, default=None, help="training epochs")
     run.add_argument("--lookback", type=int, default=None, help="input window length")
     run.add_argument("--horizon", type=int, default=None, help="steps forecast ahead")
+    run.add_argument("--season-steps", type=int, default=None, help="seasonal-naive period")
     run.add_argument("--torch-threads", type=int, default=None, help="torch threads per trainer")
     run.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
     run.add_argument("--run-dir", type=Path, default=None, help="outputs (runs/<identifier>)")
@@ -82,7 +83,7 @@ def local_arguments(args: argparse.Namespace, mlflow_uri: str, s3_endpoint: str)
         arguments["train_csv_uri"] = str(args.train.resolve())
     if args.test is not None:
         arguments["test_csv_uri"] = str(args.test.resolve())
-    for name in ("epochs", "lookback", "horizon", "torch_threads"):
+    for name in ("epochs", "lookback", "horizon", "season_steps", "torch_threads"):
         if getattr(args, name) is not None:
             arguments[name] = getattr(args, name)
     return arguments
@@ -131,11 +132,11 @@ def render_summary(summary: dict[str, Any]) -> str:
     else:
         lines.append("champion: none (no model beat persistence)")
     rows = (summary.get("report") or {}).get("rows") or []
-    lines.append(f"{'model':<16}{'rmse':>14}{'mae':>14}{'vs persistence':>16}")
+    lines.append(f"{'model':<26}{'rmse':>12}{'mae':>12}{'vs persistence':>16}")
     for row in rows:
         tag = " (baseline)" if row.get("is_baseline") else ""
         lines.append(
-            f"{row['model_type'] + tag:<16}{row['rmse']:>14.4g}{row['mae']:>14.4g}"
+            f"{row['model_type'] + tag:<26}{row['rmse']:>12.4g}{row['mae']:>12.4g}"
             f"{row['composite_score']:>16.3f}"
         )
     perf = summary.get("performance")
