@@ -9,7 +9,7 @@ existing producers still decode. Writers always emit every spec field (``to_wire
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,13 +20,29 @@ SCHEMA_VERSION: Literal[1] = 1
 
 
 class WireMessage(BaseModel):
-    """Base of every wire message: frozen, tolerant of extra fields, strict about types."""
+    """Base of every wire message: frozen, tolerant of extra fields, strict about types.
 
-    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+    Floats must be finite: JSON has no NaN or infinity, so such a message could not round-trip.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="allow", populate_by_name=True, allow_inf_nan=False
+    )
+    #: Optional fields written even when null (spec fields that may legitimately be null).
+    _always_emitted: ClassVar[frozenset[str]] = frozenset()
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON-ready dict sent on the wire; every declared field is present."""
-        return self.model_dump(mode="json", exclude_none=False)
+        """The JSON-ready dict sent on the wire.
+
+        Every spec field is present. Optional fields FLTS added are left out while unset, so a
+        consumer of the existing pipeline sees the spec's fields plus only what carries data.
+        """
+        data = self.model_dump(mode="json")
+        for name, info in type(self).model_fields.items():
+            unset_optional = not info.is_required() and info.default is None
+            if unset_optional and data.get(name) is None and name not in self._always_emitted:
+                data.pop(name, None)
+        return data
 
     def to_json_bytes(self) -> bytes:
         return orjson.dumps(self.to_wire())
@@ -72,7 +88,7 @@ class ModelTrainingRunning(WireMessage):
 class BaselineScores(BaseModel):
     """Errors of one baseline on exactly the windows the model was scored on."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
 
     rmse: float
     mae: float
@@ -146,6 +162,8 @@ class PerformanceEval(WireMessage):
 
 class DlqRecord(WireMessage):
     """Topic ``DLQ-<base-topic>``: a message that could not be processed, with why."""
+
+    _always_emitted: ClassVar[frozenset[str]] = frozenset({"payload"})
 
     operation: str
     status: str
