@@ -16,13 +16,19 @@ from flts.settings import KafkaSettings, S3Settings
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The local stack on free loopback ports in a temporary directory, torn down at the end."""
     local = LocalStack(tmp_path_factory.mktemp("stack"), StackPorts.free())
     try:
-        yield local.up()
+        local.up()
+        yield local
     finally:
         local.down()
+
+
+@pytest.fixture(scope="session")
+def stack(local_stack: LocalStack) -> StackEndpoints:
+    return local_stack.endpoints()
 
 
 @pytest.fixture(scope="session")

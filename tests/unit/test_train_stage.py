@@ -23,7 +23,7 @@ def test_train_emits_running_then_returns_success_with_original_unit_metrics() -
 
     events = [e for e, _ in s.sink.events]
     assert isinstance(events[0], ModelTrainingRunning)
-    assert s.sink.events[0][1] == "trained-SEASONAL_NAIVE"
+    assert s.sink.events[0][1] is None  # RUNNING is produced without a key, as in the spec
     assert events[0].run_id == result.run_id
     assert isinstance(result, ModelTrained)
     assert result.status == "SUCCESS"

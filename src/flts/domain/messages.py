@@ -189,6 +189,8 @@ class ProgressEvent(WireMessage):
     epochs: int | None = None
     train_loss: float | None = None
     val_loss: float | None = None
+    #: Seconds the stage spent on its own work, on a "done" event.
+    duration_s: float | None = None
     timestamp: str = Field(default_factory=lambda: utc_now_iso())
 
 

@@ -166,7 +166,10 @@ class PipelineRunner:
     def start_services(self) -> None:
         """The trainers, eval and inference of the spec's mapping table, one process each."""
         opts = self.options
+        # One torch thread per trainer: parallel trainers on few cores slow down badly when
+        # each one also spreads over every core (measured 7x slower per batch).
         epochs = {"EPOCHS": str(opts.epochs)} if opts.epochs else {}
+        epochs["TORCH_THREADS"] = "1"
         for model in opts.models:
             self._spawn(TRAIN_SERVICES[model], f"train-{model.value.lower()}", **epochs)
         expected = ",".join(m.value for m in opts.models)
@@ -231,7 +234,7 @@ class PipelineRunner:
                 int(value.get("epochs") or value["epoch"]),
                 value.get("val_loss"),
             )
-        elif stage == "preprocess" and value.get("message", "").startswith("done"):
+        elif stage == "preprocess" and value.get("duration_s") is not None:
             self.outcome.preprocess_work_s = value.get("duration_s")
         elif stage == "eval":
             message = str(value.get("message", ""))

@@ -8,6 +8,7 @@ in ``processed-data``, so a replayed request finds its output and re-emits ident
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from flts.domain.config import PreprocessConfig, compute_config_hash
@@ -36,6 +37,7 @@ def run(
 ) -> PreprocessResult:
     """Process (or reuse) the data of ``request`` and return both claim checks."""
     ident = request.identifier
+    started = time.perf_counter()
     ctx.events.emit(ProgressEvent(stage=STAGE, identifier=ident, message="preprocess started"))
     train_bytes = ctx.store.get_bytes(request.train.bucket, request.train.key)
     test_bytes = ctx.store.get_bytes(request.test.bucket, request.test.key)
@@ -74,6 +76,7 @@ def run(
             config_hash=config_hash,
             message=f"preprocess done: {result.train_rows} training rows, "
             f"{result.test_rows} test rows" + (" (reused)" if reused else ""),
+            duration_s=time.perf_counter() - started,
         )
     )
     return result

@@ -126,7 +126,7 @@ def _train(
         run_id=run_id,
         identifier=request.identifier,
     )
-    ctx.events.emit(running, key=f"trained-{model_type}")
+    ctx.events.emit(running)  # the spec's RUNNING event carries no key
     try:
         ctx.tracker.log_params(run_id, _params(request, config, data))
         model = create_forecaster(config.model_type, data.spec, config.train)
