@@ -50,9 +50,17 @@ def run(options: BenchOptions) -> list[BenchResult]:
             argv, capture_output=True, text=True, timeout=900 if options.quick else 2400
         )
         wall = time.perf_counter() - started
-        if out.returncode != 0:
+        # rc 2: the run completed but no model beat persistence (nothing promoted, no forecast).
+        if out.returncode not in (0, 2) or not out.stdout.strip():
             raise RuntimeError(f"flts run failed (rc {out.returncode}): {out.stderr[-3000:]}")
         summary: dict[str, Any] = json.loads(out.stdout)
+    notes = [
+        "overhead_s = pipeline_s - (preprocess work + slowest training + evaluation + "
+        "inference work); trainers run in parallel processes",
+        "command_wall_s also includes stack shutdown",
+    ]
+    if out.returncode == 2:
+        notes.append("flts run exit 2: no model beat persistence, so nothing was promoted")
     timings = dict(summary["timings"])
     champion = (summary.get("champion") or {}).get("model_type")
     figures = {
@@ -60,6 +68,7 @@ def run(options: BenchOptions) -> list[BenchResult]:
         "command_wall_s": wall,
         "champion": champion,
         "test_windows": summary.get("test_windows"),
+        "exit_code": out.returncode,
     }
     shown = [a for a in argv[2:] if not a.startswith("/")]
     return [
@@ -79,10 +88,6 @@ def run(options: BenchOptions) -> list[BenchResult]:
                 "max_overhead_fraction": TARGET_OVERHEAD,
             },
             target_met=float(timings["overhead_fraction"]) < TARGET_OVERHEAD,
-            notes=[
-                "overhead_s = pipeline_s - (preprocess work + slowest training + evaluation + "
-                "inference work); trainers run in parallel processes",
-                "command_wall_s also includes stack shutdown",
-            ],
+            notes=notes,
         )
     ]
