@@ -23,7 +23,7 @@ import pandas as pd
 
 from flts.api.model_state import LoadedModel
 from flts.api.predict_schema import PredictInput, RequestError
-from flts.forecasting.features import TIME_FEATURES, features_for_spec, lag_column
+from flts.forecasting.features import features_for_spec, lag_column
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ class ModelRuntime:
                 f"(lookback {self.loaded.forecaster.min_history}, lags {list(self.spec.lags)})",
                 "too_short",
             )
-        diffs = np.diff(inp.times_us)
+        times = inp.times_us
+        diffs = times[1:] - times[:-1]
         step = self.spec.step_seconds * _US
         bad = np.flatnonzero(diffs != step)
         if bad.size:
@@ -101,8 +102,7 @@ class ModelRuntime:
         """The scaled float32 (lookback, features) window of the last rows."""
         if self.mode == "batched-numpy":
             assert self._plan is not None
-            matrix = self._plan.build(inp.times_us, inp.values)
-            return ((matrix - self.mean) / self.scale).astype(np.float32)
+            return self._plan.scaled(inp.times_us, inp.values)
         frame = features_for_spec(_raw_frame(inp, self.raw_columns), self.spec)
         matrix = frame.loc[:, list(self.spec.feature_order)].to_numpy(dtype=np.float64)
         return ((matrix[-self.spec.lookback :] - self.mean) / self.scale).astype(np.float32)
@@ -133,48 +133,69 @@ def _raw_frame(inp: PredictInput, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 # -- numpy features --------------------------------------------------------------------------
-class FeaturePlan:
-    """Builds the (lookback, features) matrix with a handful of vectorised numpy calls.
+_TIME_BLOCK = ("day_sin", "week_sin", "day_cos", "week_cos")
+_TIME_CACHE_SIZE = 4096
 
-    Blocks are stacked as ``[raw columns | target lags | sin(day, week) | cos(day, week)]`` and
-    one fancy index puts them in ``spec.feature_order``. The time features repeat the arithmetic
-    of ``flts.forecasting.features.time_feature_frame`` operation by operation.
+
+class FeaturePlan:
+    """Writes the scaled float32 (lookback, features) window with a few vectorised numpy calls.
+
+    Raw columns and target lags are sliced from the request's values and scaled column-wise;
+    the time features repeat the arithmetic of ``flts.forecasting.features.time_feature_frame``
+    operation by operation. On a validated regular grid the time block depends only on the last
+    timestamp, so it is cached: concurrent clients asking about "now" share it.
     """
 
-    def __init__(self, spec: ForecastSpec, raw_columns: tuple[str, ...], order: np.ndarray) -> None:
+    def __init__(self, spec: ForecastSpec, raw_columns: tuple[str, ...]) -> None:
+        order = spec.feature_order
+        lag_names = {lag_column(spec.target, k): k for k in spec.lags}
+        target_idx = raw_columns.index(spec.target)
         self.lookback = spec.lookback
-        self.lags = tuple(spec.lags)
-        self.target_idx = raw_columns.index(spec.target)
-        self.time_features = any(name in TIME_FEATURES for name in spec.feature_order)
-        self.order = order
+        self.raw_pos = np.array([order.index(c) for c in raw_columns if c in order], np.intp)
+        self.raw_src = np.array([raw_columns.index(order[p]) for p in self.raw_pos], np.intp)
+        self.lags = [(order.index(name), k, target_idx) for name, k in lag_names.items()]
+        self.time_pos = np.array([order.index(n) for n in _TIME_BLOCK if n in order], np.intp)
+        self.time_src = np.array([_TIME_BLOCK.index(order[p]) for p in self.time_pos], np.intp)
+        self.mean = np.asarray(spec.scaler.mean, dtype=np.float64)
+        self.scale = np.asarray(spec.scaler.scale, dtype=np.float64)
+        self.n_features = len(order)
+        self._time_cache: dict[int, np.ndarray] = {}
 
     @classmethod
     def for_spec(cls, spec: ForecastSpec, raw_columns: tuple[str, ...]) -> FeaturePlan | None:
         """The plan, or None when a feature is unknown here (then pandas builds features)."""
-        block = [*raw_columns, *(lag_column(spec.target, k) for k in spec.lags)]
-        block += ["day_sin", "week_sin", "day_cos", "week_cos"]
-        if any(name not in block for name in spec.feature_order):
+        known = {*raw_columns, *_TIME_BLOCK, *(lag_column(spec.target, k) for k in spec.lags)}
+        if any(name not in known for name in spec.feature_order):
             return None
-        order = np.array([block.index(name) for name in spec.feature_order], dtype=np.intp)
-        return cls(spec, raw_columns, order)
+        return cls(spec, raw_columns)
 
-    def build(self, times_us: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def scaled(self, times_us: np.ndarray, values: np.ndarray) -> np.ndarray:
         lookback, total = self.lookback, len(values)
-        parts = [values[total - lookback :]]
-        for k in self.lags:
-            parts.append(
-                values[total - lookback - k : total - k, self.target_idx : self.target_idx + 1]
-            )
-        if self.time_features:
-            seconds = times_us[-lookback:] // _US
+        out = np.empty((lookback, self.n_features), dtype=np.float32)
+        raw = values[total - lookback :, self.raw_src]
+        out[:, self.raw_pos] = (raw - self.mean[self.raw_pos]) / self.scale[self.raw_pos]
+        for pos, k, src in self.lags:
+            lagged = values[total - lookback - k : total - k, src]
+            out[:, pos] = (lagged - self.mean[pos]) / self.scale[pos]
+        if self.time_pos.size:
+            out[:, self.time_pos] = self._time_block(times_us[-lookback:])
+        return out
+
+    def _time_block(self, times_us: np.ndarray) -> np.ndarray:
+        key = int(times_us[-1])
+        block = self._time_cache.get(key)
+        if block is None:
+            seconds = times_us // _US
             of_day = seconds % _DAY
             of_week = ((seconds // _DAY + _EPOCH_WEEKDAY) % 7) * _DAY + of_day
             angles = _TWO_PI * np.stack([of_day, of_week], axis=1).astype(np.float64) / _PERIODS
-            parts += [np.sin(angles), np.cos(angles)]
-        else:
-            parts.append(np.zeros((lookback, 4)))
-        full = np.concatenate(parts, axis=1)
-        return full[:, self.order]
+            full = np.concatenate([np.sin(angles), np.cos(angles)], axis=1)[:, self.time_src]
+            pos = self.time_pos
+            block = ((full - self.mean[pos]) / self.scale[pos]).astype(np.float32)
+            if len(self._time_cache) >= _TIME_CACHE_SIZE:
+                self._time_cache.clear()
+            self._time_cache[key] = block
+        return block
 
 
 # -- load-time parity check -------------------------------------------------------------------
@@ -194,9 +215,10 @@ def _self_check(rt: ModelRuntime) -> Mode:
         if mode == "batched-numpy":
             frame = features_for_spec(_raw_frame(inp, rt.raw_columns), spec)
             slow = frame.loc[:, list(spec.feature_order)].to_numpy(dtype=np.float64)
+            slow = ((slow[-spec.lookback :] - rt.mean) / rt.scale).astype(np.float32)
             assert rt._plan is not None
-            fast = rt._plan.build(times, values)
-            if not np.allclose(fast, slow[-spec.lookback :], rtol=1e-12, atol=1e-12):
+            fast = rt._plan.scaled(times, values)
+            if not np.allclose(fast, slow, rtol=1e-6, atol=1e-6):
                 logger.warning("numpy features differ from features_for_spec; using pandas")
                 mode = rt.mode = "batched-pandas"
         assert rt.runner is not None
