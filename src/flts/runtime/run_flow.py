@@ -87,20 +87,12 @@ def wait_until_ready(runner: PipelineRunner, monitor: TopicMonitor, timeout_s: f
                     f"service {name} exited with code {rc} at start; log {svc.log_path}:\n"
                     f"{svc.log_tail()}"
                 )
-            if _log_says_ready(svc):
+            if svc.joined_group():
                 del pending[name]
         if time.monotonic() > deadline:
             raise PipelineFailed(f"services not ready in time: {sorted(pending)}")
         time.sleep(0.2)
     monitor.assigned.wait(timeout=30)
-
-
-def _log_says_ready(svc: supervisor.ServiceProcess) -> bool:
-    try:
-        text = svc.log_path.read_text(errors="replace")
-    except OSError:
-        return False
-    return '"msg": "assigned [' in text or '"msg":"assigned [' in text
 
 
 def build_summary(

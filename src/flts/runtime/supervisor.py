@@ -35,6 +35,14 @@ class ServiceProcess:
     def exited(self) -> int | None:
         return self.process.poll()
 
+    def joined_group(self) -> bool:
+        """True once the service's worker logged its partition assignment (it is consuming)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+        return '"msg":"assigned [' in text or '"msg": "assigned [' in text
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             text = self.log_path.read_text(errors="replace").splitlines()

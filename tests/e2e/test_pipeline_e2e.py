@@ -1,0 +1,246 @@
+"""The whole event-driven pipeline over the real local stack (tansu, SeaweedFS, MLflow).
+
+A small slice of the bundled data and few epochs keep this to about a minute or two; the
+slice and config were chosen so that the RNNs beat persistence (measured margin ~5%).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from _topic_audit import mentions, read_all, spec_violations
+from flts.adapters.s3 import S3ObjectStore
+from flts.datasets import bundled_test_csv, bundled_train_csv
+from flts.kafka_utils import DLQ_TOPICS
+from flts.runtime import supervisor
+from flts.runtime.procs import free_port
+from flts.runtime.services import service_command, service_env
+from flts.runtime.stack import LocalStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+SLICE_CONFIG = {"lookback": 30, "season_steps": 360}
+EPOCHS = "3"
+
+
+@pytest.fixture(scope="module")
+def slices(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("slices")
+    train, test = root / "train.csv", root / "test.csv"
+    pd.read_csv(bundled_train_csv()).head(6000).to_csv(train, index=False)
+    pd.read_csv(bundled_test_csv()).head(1000).to_csv(test, index=False)
+    return train, test
+
+
+def _flts_run(
+    local_stack: LocalStack, slices: tuple[Path, Path], run_dir: Path, identifier: str, port: int
+) -> subprocess.CompletedProcess[str]:
+    train, test = slices
+    args = [
+        "run", "--train", str(train), "--test", str(test), "--epochs", EPOCHS,
+        "--config", json.dumps(SLICE_CONFIG), "--data-dir", str(local_stack.data_dir),
+        "--run-dir", str(run_dir), "--identifier", identifier, "--api-port", str(port),
+        "--keep-running", "--json", "--timeout", "900",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        supervisor.flts_command(*args), env=env, capture_output=True, text=True, timeout=1200
+    )
+
+
+def test_flts_run_end_to_end(
+    local_stack: LocalStack, slices: tuple[Path, Path], s3_store: S3ObjectStore, tmp_path: Path
+) -> None:
+    identifier = f"e2e-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    proc = _flts_run(local_stack, slices, tmp_path / "run", identifier, port)
+    try:
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        summary = json.loads(proc.stdout)
+        _check_summary(summary, tmp_path / "run")
+        _check_api(port, slices[1], summary)
+    finally:
+        supervisor.stop_remembered(local_stack.data_dir)
+    endpoints = local_stack.endpoints()
+    _check_topics(endpoints.kafka_bootstrap, identifier, summary)
+    _check_mlflow(endpoints.mlflow_uri, identifier)
+    _check_objects(s3_store, summary)
+
+
+def _check_summary(summary: dict, run_dir: Path) -> None:
+    champion = summary["champion"]
+    assert champion["model_type"] in {"GRU", "LSTM"}
+    rows = {row["model_type"]: row for row in summary["scores"]}
+    assert {"GRU", "LSTM", "PROPHET", "PERSISTENCE", "SEASONAL_NAIVE"} <= set(rows)
+    best = rows[champion["model_type"]]
+    assert best["mae"] < rows["PERSISTENCE"]["mae"]
+    assert best["rmse"] < rows["PERSISTENCE"]["rmse"]
+    # Errors are in the units of `down` (1e7..1e9 bits), not in scaled units.
+    assert 1e6 < rows["PERSISTENCE"]["mae"] < 1e9
+    assert (run_dir / "summary.json").exists()
+    assert (run_dir / "forecast.png").stat().st_size > 10_000
+    timings = summary["timings"]
+    assert set(timings["training_s"]) == {"GRU", "LSTM", "PROPHET"}
+    assert 0.0 <= timings["overhead_fraction"] < 1.0
+
+
+def _check_api(port: int, test_csv: Path, summary: dict) -> None:
+    base = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+    model = httpx.get(f"{base}/model", timeout=10).json()
+    assert model["run_id"] == summary["champion"]["run_id"]
+    window = pd.read_csv(test_csv).iloc[100:160]
+    body = {"observations": window.to_dict(orient="records")}
+    reply = httpx.post(f"{base}/predict", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    forecast = reply.json()["forecast"]
+    assert pd.Timestamp(forecast[0]["ts"]).tz_localize(None) > pd.Timestamp(window["time"].iloc[-1])
+    assert 1e6 < forecast[0]["value"] < 1e10  # original units of `down`
+
+
+def _check_topics(bootstrap: str, identifier: str, summary: dict) -> None:
+    ours = {
+        topic: [r for r in read_all(bootstrap, topic) if mentions(r, identifier)]
+        for topic in ("training-data", "inference-data", "model-training", "model-selected")
+    }
+    (train_claim,) = ours["training-data"]
+    assert train_claim.key == "train-claim"
+    assert not spec_violations("training-data", train_claim.value)
+    (infer_claim,) = ours["inference-data"]
+    assert infer_claim.key == "inference-claim"
+    assert not spec_violations("inference-data", infer_claim.value)
+    running = [r for r in ours["model-training"] if r.value["status"] == "RUNNING"]
+    success = [r for r in ours["model-training"] if r.value["status"] == "SUCCESS"]
+    assert sorted(r.value["model_type"] for r in running) == ["GRU", "LSTM", "PROPHET"]
+    assert sorted(r.key for r in success) == ["trained-GRU", "trained-LSTM", "trained-PROPHET"]
+    for r in running:
+        assert r.key is None
+        assert not spec_violations("model-training.RUNNING", r.value)
+    for r in success:
+        assert not spec_violations("model-training.SUCCESS", r.value)
+    (selected,) = ours["model-selected"]
+    assert selected.key == "promotion"
+    assert not spec_violations("model-selected", selected.value)
+    assert selected.value["run_id"] == summary["champion"]["run_id"]
+    perf = [r for r in read_all(bootstrap, "performance-eval") if mentions(r, identifier)]
+    assert any(r.value["run_id"] == selected.value["run_id"] for r in perf)
+    for dlq in DLQ_TOPICS:
+        leaked = [r for r in read_all(bootstrap, dlq) if mentions(r, identifier)]
+        assert not leaked, f"{dlq} has records of this run: {leaked}"
+
+
+def _check_mlflow(mlflow_uri: str, identifier: str) -> None:
+    client = MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("flts")
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.identifier = '{identifier}' and status = 'FINISHED'"
+    )
+    assert sorted(r.data.tags["model_type"] for r in runs) == ["GRU", "LSTM", "PROPHET"]
+
+
+def _check_objects(store: S3ObjectStore, summary: dict) -> None:
+    key = summary["promotion_record"].removeprefix("s3://model-promotion/")
+    record = orjson.loads(store.get_bytes("model-promotion", key))
+    assert record["report"]["champion"] == summary["champion"]["model_type"]
+    bucket, _, obj = summary["artifacts"]["inference_log"].removeprefix("s3://").partition("/")
+    lines = store.get_bytes(bucket, obj).splitlines()
+    assert len(lines) >= 600
+    first = orjson.loads(lines[0])
+    assert first["target_ts"] > first["origin_ts"]
+    assert 1e6 < first["prediction"] < 1e10
+
+
+def _count(events: list, status: str, model: str) -> int:
+    return sum(
+        1 for e in events if e.value.get("status") == status and e.value["model_type"] == model
+    )
+
+
+def _wait(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_trainer_killed_mid_training_is_recovered_without_retraining_others(
+    local_stack: LocalStack, slices: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from flts.runtime.monitor import TopicMonitor
+    from flts.runtime.pipeline_run import WATCHED_TOPICS
+
+    identifier = f"kill-{uuid.uuid4().hex[:8]}"
+    endpoints = local_stack.endpoints()
+    base, logs = endpoints.service_env(), tmp_path / "logs"
+
+    def start(name: str, **env: str) -> supervisor.ServiceProcess:
+        return supervisor.spawn(name, service_command(name), service_env(name, base, **env), logs)
+
+    trainer_env = {"EPOCHS": EPOCHS, "TORCH_THREADS": "1"}
+    monitor = TopicMonitor(endpoints.kafka_bootstrap, WATCHED_TOPICS, identifier)
+    monitor.start()
+    services = {
+        "gru": start("train-gru", **trainer_env),
+        "lstm": start("train-lstm", **trainer_env),
+        "eval": start("eval", EXPECTED_MODEL_TYPES="GRU,LSTM"),
+    }
+    seen: list = []
+    try:
+        _wait(lambda: all(s.joined_group() for s in services.values()), 300, "services ready")
+        train, test = slices
+        pre = subprocess.run(
+            supervisor.flts_command(
+                "service", "preprocess", "--train", str(train), "--test", str(test),
+                "--identifier", identifier, "--config", json.dumps(SLICE_CONFIG),
+            ),
+            env=service_env("preprocess", base), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert pre.returncode == 0, pre.stderr[-3000:]
+
+        def gru_is_training() -> bool:
+            seen.extend(_drain(monitor))
+            return any(
+                e.topic == "flts-progress" and e.value.get("model_type") == "GRU"
+                and e.value.get("epoch") is not None
+                for e in seen
+            )  # fmt: skip
+
+        _wait(gru_is_training, 300, "GRU to report a training epoch")
+        os.killpg(services["gru"].pid, signal.SIGKILL)
+        services["gru"].process.wait(timeout=10)
+        services["gru"] = start("train-gru", **trainer_env)
+
+        def promoted() -> bool:
+            seen.extend(_drain(monitor))
+            return any(e.topic == "model-selected" for e in seen)
+
+        _wait(promoted, 600, "the promotion")
+        time.sleep(5)  # a duplicate promotion or retraining would show up by now
+        seen.extend(_drain(monitor))
+    finally:
+        supervisor.stop_all(list(services.values()))
+        monitor.stop()
+    assert sum(1 for e in seen if e.topic == "model-selected") == 1
+    assert _count(seen, "SUCCESS", "GRU") == 1
+    assert _count(seen, "SUCCESS", "LSTM") == 1
+    assert _count(seen, "RUNNING", "LSTM") == 1  # the finished model was not trained again
+    assert _count(seen, "RUNNING", "GRU") == 2  # killed once, trained again by the restart
+
+
+def _drain(monitor) -> list:  # type: ignore[no-untyped-def]
+    out = []
+    while not monitor.events.empty():
+        out.append(monitor.events.get_nowait())
+    return out
