@@ -206,6 +206,7 @@ def test_bad_hyper_parameters_name_the_config(ctx: StageContext, tmp_path: Path)
             learning_rate=0.01,
             patience=1,
             seed=7,
+            torch_threads=0,
             experiment="glue",
             model=FakeArtifact(str(tmp_path / "m")),
             ctx=ctx,
