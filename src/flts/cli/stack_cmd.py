@@ -52,6 +52,11 @@ def _status(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     stack = _stack(args)
+    from flts.runtime.supervisor import stop_remembered
+
+    # Services a `flts run --keep-running` left up go first: they use the stack.
+    for name in stop_remembered(stack.data_dir):
+        print(f"stopped service {name}")
     stack.down()
     print(f"FLTS stack in {stack.data_dir} is down")
     return 0
