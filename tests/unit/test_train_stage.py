@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from _stage_data import CONFIG_HASH, SEASON, Setup
 
+from _stage_data import CONFIG_HASH, SEASON, Setup
 from flts.domain.config import ModelType, TrainConfig
 from flts.domain.messages import ModelTrained, ModelTrainingRunning, ProgressEvent
 from flts.errors import DataValidationError, MessageError

@@ -69,7 +69,7 @@ class TrainingDataReady(ClaimCheck):
 
 
 class InferenceDataReady(ClaimCheck):
-    """Topic ``inference-data``: the processed test/inference set is ready. Key ``inference-claim``."""
+    """Topic ``inference-data``: the processed test set is ready. Key ``inference-claim``."""
 
     object_key: str = Field(min_length=1)
     operation: str = "post: test data"

@@ -27,9 +27,7 @@ def error_metrics(actual: np.ndarray, predicted: np.ndarray) -> ErrorMetrics:
     err = predicted - actual
     mse = float(np.mean(err**2))
     nonzero = actual != 0
-    mape = (
-        float(np.mean(np.abs(err[nonzero] / actual[nonzero])) * 100.0) if nonzero.any() else None
-    )
+    mape = float(np.mean(np.abs(err[nonzero] / actual[nonzero])) * 100.0) if nonzero.any() else None
     return ErrorMetrics(
         rmse=float(np.sqrt(mse)), mae=float(np.mean(np.abs(err))), mse=mse, mape=mape, n=actual.size
     )

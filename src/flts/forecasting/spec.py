@@ -40,7 +40,8 @@ class ScalerParams(BaseModel):
         )
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        return (values - np.asarray(self.mean)) / np.asarray(self.scale)
+        scaled: np.ndarray = (values - np.asarray(self.mean)) / np.asarray(self.scale)
+        return scaled
 
     def inverse_column(self, column: str, values: np.ndarray) -> np.ndarray:
         """Back to original units for one column (the target)."""
@@ -84,11 +85,12 @@ class ForecastSpec(BaseModel):
         return self.feature_order.index(self.target)
 
     def check_frame_columns(self, columns: list[str] | tuple[str, ...]) -> None:
-        """Refuse a frame whose features are missing; order is taken from the spec, not the frame."""
+        """Refuse a frame missing features; column order comes from the spec, not the frame."""
         missing = [c for c in self.feature_order if c not in columns]
         if missing:
             raise DataValidationError(
-                f"input is missing feature columns {missing}; the model needs {list(self.feature_order)}"
+                f"input is missing feature columns {missing}; "
+                f"the model needs {list(self.feature_order)}"
             )
         if TIME_COLUMN not in columns:
             raise DataValidationError(f"input has no {TIME_COLUMN!r} timestamp column")

@@ -37,13 +37,15 @@ def input_windows(matrix: np.ndarray, origins: np.ndarray, lookback: int) -> np.
             f"origins must lie in [{lookback}, {len(matrix)}] for a lookback of {lookback}"
         )
     view = np.lib.stride_tricks.sliding_window_view(matrix, (lookback, matrix.shape[1]))[:, 0]
-    return view[origins - lookback]
+    windows: np.ndarray = view[origins - lookback]
+    return windows
 
 
 def actuals(target: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
     """Actual target values for each origin and step: shape (n, horizon)."""
     steps = np.arange(horizon)
-    return target[origins[:, None] + steps[None, :]]
+    values: np.ndarray = target[origins[:, None] + steps[None, :]]
+    return values
 
 
 def target_timestamps(frame: pd.DataFrame, origins: np.ndarray, spec: ForecastSpec) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
+from flts.domain.config import ModelType, TrainConfig
 from flts.domain.messages import InferenceDataReady, ModelSelected, ModelTrained, TrainingDataReady
 
 
