@@ -52,4 +52,5 @@ def target_timestamps(frame: pd.DataFrame, origins: np.ndarray, spec: ForecastSp
     """Timestamps forecast from each origin: after the input window, never inside it."""
     last_seen = frame[TIME_COLUMN].to_numpy()[origins - 1]
     steps = np.arange(1, spec.horizon + 1) * np.timedelta64(spec.step_seconds, "s")
-    return last_seen[:, None] + steps[None, :]
+    stamps: np.ndarray = last_seen[:, None] + steps[None, :]
+    return stamps
