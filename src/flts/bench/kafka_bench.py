@@ -16,6 +16,7 @@ at a time, from the ``produce_message`` call to the consumer callback in another
 
 from __future__ import annotations
 
+import operator
 import signal
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -229,8 +231,8 @@ def end_to_end_latency(
     """Milliseconds from each ``produce_message`` call to the consumer callback, one at a time."""
     topic = f"bench-latency-{uuid.uuid4().hex[:8]}"
     kafka_utils.ensure_topics(bootstrap, [topic])
-    latencies: list[float] = []
-    arrived = threading.Event()
+    received: dict[str, float] = {}
+    arrived = threading.Condition()
     stop = threading.Event()
     ready = threading.Event()
 
@@ -238,9 +240,10 @@ def end_to_end_latency(
         now = time.perf_counter_ns()
         if value.get("identifier") == "warmup":
             ready.set()
-        else:
-            latencies.append((now - int(value["sent_ns"])) / 1e6)
-        arrived.set()
+            return
+        with arrived:
+            received[str(value["seq"])] = (now - int(value["sent_ns"])) / 1e6
+            arrived.notify_all()
 
     consumer = kafka_utils.create_consumer_configurable(
         topic,
@@ -266,17 +269,21 @@ def end_to_end_latency(
             ready.wait(1.0)
         time.sleep(0.5)  # let duplicate warm-ups drain
         for event in make_events(n):
-            arrived.clear()
             event["sent_ns"] = time.perf_counter_ns()
             if not kafka_utils.produce_message(producer, topic, event):
                 raise RuntimeError("produce_message failed during the latency run")
-            if not arrived.wait(10.0):
-                raise RuntimeError("an event did not reach the consumer within 10 s")
+            seq = str(event["seq"])
+            with arrived:  # an event later than 10 s counts as lost (reported, not fatal)
+                arrived.wait_for(partial(operator.contains, received, seq), timeout=10.0)
     finally:
         stop.set()
         thread.join(5.0)
         consumer.close()
+    latencies = list(received.values())
+    if not latencies:
+        raise RuntimeError(f"no latency event reached the consumer on {topic}")
     return {
+        "lost_or_late_over_10s": n - len(latencies),
         "p50": percentile(latencies, 50),
         "p95": percentile(latencies, 95),
         "p99": percentile(latencies, 99),
