@@ -213,7 +213,9 @@ def profile_notes(
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]  # type: ignore[attr-defined]
     notes = [
         f"profile (cProfile, server main thread, {figures['requests_per_s']:.0f} req/s under "
-        f"the profiler): top functions by own time of {total:.1f} s"
+        f"the profiler): top functions by own time of {total:.1f} s; time shown under the "
+        "lifespan/server coroutine is the uvloop event loop itself (C: socket I/O, waiting), "
+        "which cProfile cannot see into; the batched forward runs in the batcher thread"
     ]
     for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in rows:
         where = f"{Path(filename).name}:{line}({func})"
