@@ -38,13 +38,18 @@ SPEC_TOPICS: tuple[str, ...] = (
     "performance-eval",
 )
 PROGRESS_TOPIC = "flts-progress"
+#: Added by FLTS: requests for the on-request mode of the preprocess service.
+PREPROCESS_REQUEST_TOPIC = "preprocess-requests"
 #: Dead-letter topics: ``DLQ-<base-topic>`` for every consumed/produced topic, plus preprocess.
-DLQ_TOPICS: tuple[str, ...] = ("DLQ-preprocess", *(f"DLQ-{t}" for t in SPEC_TOPICS))
+DLQ_TOPICS: tuple[str, ...] = (
+    "DLQ-preprocess",
+    *(f"DLQ-{t}" for t in (PREPROCESS_REQUEST_TOPIC, *SPEC_TOPICS)),
+)
 
 
 def topic_names() -> tuple[str, ...]:
-    """Every topic the local stack creates: the spec's, ``flts-progress`` and the DLQs."""
-    return (*SPEC_TOPICS, PROGRESS_TOPIC, *DLQ_TOPICS)
+    """Every topic the local stack creates: the spec's, FLTS's own and the DLQs."""
+    return (*SPEC_TOPICS, PREPROCESS_REQUEST_TOPIC, PROGRESS_TOPIC, *DLQ_TOPICS)
 
 
 def _client_config(

@@ -114,6 +114,9 @@ class PreprocessSettings(_Base):
     producer_topic_0: str = _env("PRODUCER_TOPIC_0", "training-data")
     producer_topic_1: str = _env("PRODUCER_TOPIC_1", "inference-data")
     dlq_topic: str = _env("DLQ_PREPROCESS", "DLQ-preprocess")
+    #: Added by FLTS: the on-request mode (``flts service preprocess --listen``).
+    request_topic: str = _env("PREPROCESS_REQUEST_TOPIC", "preprocess-requests")
+    group_id: str = _env("PREPROCESS_GROUP_ID", "preprocess")
 
 
 class TrainSettings(_Base):

@@ -69,7 +69,7 @@ def test_best_model_that_beats_persistence_is_promoted_and_recorded() -> None:
         "runs:/run-lstm/model",
     )
     assert sel.composite_score == pytest.approx((6 / 10 + 5 / 8) / 2)
-    assert sel.promotion_time == "2025-11-24T12:00:00Z"
+    assert sel.promotion_time == "2025-11-24T12:00:00.000Z"
     assert (sel.registered_model, sel.model_version) == ("flts-forecaster", "1")
     assert tracker.model_uri_for_alias("flts-forecaster", "champion") == "runs:/run-lstm/model"
     # Rows for every model and both baselines.
@@ -87,7 +87,7 @@ def test_best_model_that_beats_persistence_is_promoted_and_recorded() -> None:
     record = orjson.loads(store.get_bytes(BUCKET_PROMOTION, keys[1]))
     assert record["model_type"] == "LSTM"
     assert record["model_version"] == "1"
-    assert record["decided_at"] == "2025-11-24T12:00:00Z"
+    assert record["decided_at"] == "2025-11-24T12:00:00.000Z"
     assert record["report"]["champion"] == "LSTM"
 
 

@@ -35,6 +35,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     pre.add_argument("--target", help="target column (default from PreprocessConfig: down)")
     pre.add_argument("--identifier", help="run identifier (default: derived from the data)")
     pre.add_argument("--config", help="PreprocessConfig as JSON, e.g. '{\"lookback\": 24}'")
+    pre.add_argument(
+        "--listen",
+        action="store_true",
+        help="on-request mode: serve PreprocessRequested events from PREPROCESS_REQUEST_TOPIC",
+    )
     pre.set_defaults(func=_preprocess)
     for name, text in (
         ("train", "trainer for MODEL_TYPE (consumes training-data)"),
@@ -57,6 +62,12 @@ def _preprocess(args: argparse.Namespace) -> int:
     from flts.runtime import svc_preprocess
 
     _setup_logging("preprocess", args)
+    if args.listen:
+        from flts.runtime.worker import install_signal_handlers
+
+        stop = threading.Event()
+        install_signal_handlers(stop)
+        return svc_preprocess.serve(stop)
     job = svc_preprocess.PreprocessJob(
         train_csv=args.train or bundled_train_csv(),
         test_csv=args.test or bundled_test_csv(),

@@ -75,6 +75,21 @@ class InferenceDataReady(ClaimCheck):
     operation: str = "post: test data"
 
 
+class PreprocessRequested(WireMessage):
+    """Topic ``preprocess-requests`` (added by FLTS): raw CSVs in the store, to preprocess.
+
+    The on-request mode of the preprocess service; ``config`` holds PreprocessConfig fields.
+    """
+
+    identifier: str = Field(min_length=1)
+    train_bucket: str = Field(min_length=1)
+    train_object: str = Field(min_length=1)
+    test_bucket: str = Field(min_length=1)
+    test_object: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+    v: Literal[1] = SCHEMA_VERSION
+
+
 class ModelTrainingRunning(WireMessage):
     """Topic ``model-training``, status RUNNING: a trainer started on a claim."""
 
@@ -238,6 +253,7 @@ def decode_model_training(raw: bytes | str | dict[str, Any]) -> ModelTrainingRun
 
 #: Every wire message, by the name its JSON Schema file carries.
 ALL_MESSAGES: dict[str, type[WireMessage]] = {
+    "preprocess-requests": PreprocessRequested,
     "training-data": TrainingDataReady,
     "inference-data": InferenceDataReady,
     "model-training.running": ModelTrainingRunning,

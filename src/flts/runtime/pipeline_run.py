@@ -21,6 +21,7 @@ from flts.errors import FltsError
 from flts.runtime import supervisor
 from flts.runtime.monitor import ObservedEvent, TopicMonitor
 from flts.runtime.services import service_command, service_env
+from flts.stages.ports import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,13 @@ TRAIN_SERVICES = {
     ModelType.PROPHET: "nonml-prophet",
 }
 WATCHED_TOPICS = [
+    "training-data",
     "model-training",
     "model-selected",
     "performance-eval",
     "flts-progress",
     "DLQ-preprocess",
+    "DLQ-preprocess-requests",
     "DLQ-training-data",
     "DLQ-model-training",
     "DLQ-model-selected",
@@ -130,6 +133,7 @@ class EventWaiter:
 def _describe_dlq(event: ObservedEvent) -> str:
     stage = {
         "DLQ-preprocess": "preprocess",
+        "DLQ-preprocess-requests": "preprocess",
         "DLQ-training-data": "train",
         "DLQ-model-training": "train",
         "DLQ-model-selected": "evaluate",
@@ -172,37 +176,30 @@ class PipelineRunner:
         epochs["TORCH_THREADS"] = "1"
         for model in opts.models:
             self._spawn(TRAIN_SERVICES[model], f"train-{model.value.lower()}", **epochs)
+        self.services.append(
+            supervisor.spawn(
+                "preprocess",
+                [*service_command("preprocess"), "--listen"],
+                service_env("preprocess", self.base_env),
+                opts.run_dir / "logs",
+            )
+        )
         expected = ",".join(m.value for m in opts.models)
         self._spawn("eval", "eval", EXPECTED_MODEL_TYPES=expected)
         self._spawn("inference", "inference", API_PORT=str(opts.api_port))
 
-    def run_preprocess(self) -> None:
+    def request_preprocess(self, store: ObjectStore) -> None:
+        """Upload the CSVs and ask the preprocess service (on-request mode) to process them."""
+        from flts.kafka_utils import PREPROCESS_REQUEST_TOPIC, create_producer, produce_message
+        from flts.runtime.svc_preprocess import build_config, request_for
+
         opts = self.options
-        args = [
-            "service",
-            "preprocess",
-            "--train",
-            str(opts.train_csv),
-            "--test",
-            str(opts.test_csv),
-            "--identifier",
-            opts.identifier,
-            "--time-col",
-            opts.time_col,
-            "--target",
-            opts.target,
-        ]
-        if opts.preprocess_config_json:
-            args += ["--config", opts.preprocess_config_json]
-        env = service_env("preprocess", self.base_env)
-        proc = supervisor.spawn(
-            "preprocess", supervisor.flts_command(*args), env, opts.run_dir / "logs"
-        )
-        rc = proc.process.wait(timeout=opts.timeout_s)
-        if rc != 0:
-            raise PipelineFailed(
-                f"stage preprocess failed (exit {rc}); log {proc.log_path}:\n{proc.log_tail()}"
-            )
+        config = build_config(opts.preprocess_config_json, opts.time_col, opts.target)
+        request = request_for(store, opts.identifier, opts.train_csv, opts.test_csv, config)
+        producer = create_producer(bootstrap_servers=self.base_env["KAFKA_BOOTSTRAP_SERVERS"])
+        if not produce_message(producer, PREPROCESS_REQUEST_TOPIC, request, key=opts.identifier):
+            raise PipelineFailed("stage preprocess: the request was not confirmed by the broker")
+        self.outcome.marks["requested"] = time.monotonic()
 
     # -- following the run --------------------------------------------------------------------
 
@@ -210,6 +207,9 @@ class PipelineRunner:
         value, out = event.value, self.outcome
         if event.topic == "flts-progress":
             self._handle_progress(value)
+        elif event.topic == "training-data" and "preprocessed" not in out.marks:
+            out.config_hash = value.get("config_hash")
+            out.marks["preprocessed"] = time.monotonic()
         elif event.topic == "model-training" and value.get("status") == "SUCCESS":
             model = str(value.get("model_type"))
             if model not in out.trained:
@@ -253,6 +253,7 @@ class PipelineRunner:
             monitor, self.services, self.display, time.monotonic() + opts.timeout_s
         )
         expected = {m.value for m in opts.models}
+        waiter.until(lambda: "preprocessed" in out.marks, self._handle)
         self.display.phase("training", ", ".join(sorted(expected)))
         waiter.until(lambda: expected <= set(out.trained), self._handle)
         out.marks["trained"] = time.monotonic()

@@ -1,4 +1,9 @@
-"""Service ``preprocess`` (one-shot): raw CSVs -> processed Parquet -> two claim checks.
+"""Service ``preprocess``: raw CSVs -> processed Parquet -> two claim checks.
+
+Two modes. One-shot (``flts service preprocess --train ... --test ...``) and on request
+(``--listen``): a worker consumes PreprocessRequested events from PREPROCESS_REQUEST_TOPIC
+(raw CSVs already in the store) and produces the same two claims, so an orchestrator pays no
+process start per run. One-shot details:
 
 Uploads the CSVs to bucket ``dataset`` under keys derived from their content
 (``raw/<sha256[:16]>/<file name>``), runs the preprocess stage, and publishes
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +27,12 @@ from pydantic import ValidationError
 
 from flts.adapters.memory import InMemoryTracker
 from flts.domain.config import PreprocessConfig
-from flts.errors import ConfigError, MessagingError
+from flts.domain.messages import PreprocessRequested, decode
+from flts.errors import ConfigError, MessageError, MessagingError
 from flts.kafka_utils import produce_message, publish_error
-from flts.runtime.services import Infra
+from flts.runtime.services import Infra, route_dlq
 from flts.runtime.sinks import KafkaEventSink, topic_router
+from flts.runtime.worker import Handler, KafkaWorker, Output, Record, consumer_config
 from flts.settings import PreprocessSettings, load_settings
 from flts.stages import preprocess
 from flts.stages.contracts import ObjectRef, PreprocessRequest, PreprocessResult
@@ -103,6 +111,66 @@ def run_job(
         extra={"stage": "preprocess", "identifier": identifier, "config_hash": result.config_hash},
     )
     return result
+
+
+def build_request_handler(settings: PreprocessSettings, ctx: StageContext) -> Handler:
+    """On-request mode: decode a request, run the stage, return both claims as outputs."""
+
+    def handle(record: Record) -> list[Output]:
+        req = decode(PreprocessRequested, record.body)
+        try:
+            config = PreprocessConfig.model_validate(req.config)
+        except ValidationError as exc:
+            raise MessageError(f"PreprocessRequested.config: {exc}") from exc
+        request = PreprocessRequest(
+            identifier=req.identifier,
+            train=ObjectRef(bucket=req.train_bucket, key=req.train_object),
+            test=ObjectRef(bucket=req.test_bucket, key=req.test_object),
+        )
+        result = preprocess.run(request, config, ctx)
+        return [
+            Output(settings.producer_topic_0, result.training, TRAIN_KEY),
+            Output(settings.producer_topic_1, result.inference, INFERENCE_KEY),
+        ]
+
+    return handle
+
+
+def serve(stop_event: threading.Event) -> int:
+    """On-request mode until ``stop_event`` is set (SIGTERM/SIGINT)."""
+    settings = load_settings(PreprocessSettings)
+    infra = Infra.from_env()
+    topics = (settings.request_topic, settings.producer_topic_0, settings.producer_topic_1)
+    infra.ensure_topics(*topics)
+    sink = KafkaEventSink(infra.producer, topic_router("model-training"))
+    ctx = StageContext(store=infra.store(), tracker=InMemoryTracker(), events=sink)
+    worker = KafkaWorker(
+        consumer_config(infra.kafka, settings.group_id),
+        [settings.request_topic],
+        build_request_handler(settings, ctx),
+        infra.producer,
+        route_dlq(settings.dlq_topic),
+        stop_event,
+        operation="preprocess",
+    )
+    worker.run()
+    return 0
+
+
+def request_for(
+    store: ObjectStore, identifier: str, train_csv: Path, test_csv: Path, config: PreprocessConfig
+) -> PreprocessRequested:
+    """Upload the CSVs (content-addressed) and build the request an orchestrator sends."""
+    train_ref, _ = upload_raw(store, train_csv)
+    test_ref, _ = upload_raw(store, test_csv)
+    return PreprocessRequested(
+        identifier=identifier,
+        train_bucket=train_ref.bucket,
+        train_object=train_ref.key,
+        test_bucket=test_ref.bucket,
+        test_object=test_ref.key,
+        config=config.model_dump(mode="json"),
+    )
 
 
 def run(job: PreprocessJob) -> PreprocessResult:
