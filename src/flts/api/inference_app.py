@@ -5,8 +5,10 @@ Endpoints: ``POST /predict`` (see ``predict_schema`` for the bodies), ``GET /mod
 ``/docs``. With an API token set, /predict and /model need ``Authorization: Bearer <token>``;
 health, readiness and metrics stay open for probes and scrapers.
 
-Speed: POST /predict is served by a small ASGI "fast lane" in front of FastAPI's routing and
-dependency machinery (which costs more per request than the model itself); it calls the same
+Speed: POST /predict is served by a small ASGI "fast lane" in front of FastAPI's telemetry
+check, middleware stack, routing and dependency machinery (which together cost more per request
+than the model itself): :class:`InferenceApp` hands POST /predict to it before anything else
+runs. It calls the same
 :class:`PredictService` as the documented FastAPI route, which answers whenever the fast lane is
 turned off. The service process runs this app with uvicorn and swaps models through
 :class:`flts.api.model_state.ModelState`.
@@ -78,7 +80,7 @@ def create_inference_app(
         yield
         await service.batcher.aclose()
 
-    app = FastAPI(
+    app = InferenceApp(
         title="FLTS inference API",
         description="Forecasts in original units from the current champion model.",
         lifespan=lifespan,
@@ -88,8 +90,32 @@ def create_inference_app(
     app.state.metrics = metrics
     _add_routes(app, service)
     if fast_lane:
-        app.add_middleware(PredictFastLane, service=service)
+        app.fast_lane = PredictFastLane(app.router, service)
     return app
+
+
+class InferenceApp(FastAPI):
+    """FastAPI, except that POST /predict goes straight to the fast lane when one is set.
+
+    FastAPI's ``__call__`` checks its telemetry configuration (environment reads) and runs the
+    error, body-limit and exception middlewares on every request; for /predict that costs more
+    than parsing the body. The fast lane answers every error itself (422/401/503/500), so none
+    of those layers has anything to add there; every other path takes FastAPI's full route.
+    """
+
+    fast_lane: PredictFastLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.fast_lane
+        if (
+            lane is not None
+            and scope["type"] == "http"
+            and scope["path"] == PREDICT
+            and scope["method"] == "POST"
+        ):
+            await lane.serve(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _add_routes(app: FastAPI, service: PredictService) -> None:
@@ -189,6 +215,10 @@ class PredictFastLane:
         if scope["type"] != "http" or scope["path"] != PREDICT or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        await self.serve(scope, receive, send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one POST /predict (the caller checked type, path and method)."""
         chunks = []
         while True:
             message = await receive()
@@ -213,6 +243,7 @@ class PredictFastLane:
 
 __all__ = [
     "ApiSettings",
+    "InferenceApp",
     "PredictFastLane",
     "create_inference_app",
     "error_body",

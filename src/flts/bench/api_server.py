@@ -25,11 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--max-batch-wait-ms", type=float, default=None, help="default: the API's own default"
+    )
     args = parser.parse_args(argv)
     forecaster = load_forecaster(args.model_dir)
     state = ModelState()
     # The app subscribes to model swaps, so build it before setting the model.
-    app = create_inference_app(state, ApiSettings(), thread_initializer=one_torch_thread)
+    settings = ApiSettings()
+    if args.max_batch_wait_ms is not None:
+        settings = ApiSettings(max_batch_wait_ms=args.max_batch_wait_ms)
+    app = create_inference_app(state, settings, thread_initializer=one_torch_thread)
     state.set(
         LoadedModel.of(
             forecaster,
