@@ -19,8 +19,8 @@ run: setup
 	$(BIN)/flts run $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check --no-cache src tests bench
+	$(BIN)/ruff format --no-cache --check src tests bench
 
 typecheck: setup
 	$(BIN)/mypy

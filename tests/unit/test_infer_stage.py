@@ -6,8 +6,8 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from _stage_data import CONFIG_HASH, IDENTIFIER, SEASON, Setup, processed_bytes
 
+from _stage_data import CONFIG_HASH, IDENTIFIER, SEASON, Setup, processed_bytes
 from flts.domain.config import ModelType
 from flts.errors import DataValidationError
 from flts.forecasting.models import create_forecaster

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from _stage_data import SEASON, make_spec, synthetic_frame
 
+from _stage_data import SEASON, make_spec, synthetic_frame
 from flts.domain.messages import BaselineScores
 from flts.forecasting.models import create_forecaster
 from flts.stages import scoring
