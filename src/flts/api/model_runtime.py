@@ -55,6 +55,8 @@ class ModelRuntime:
         self.scale = np.asarray(spec.scaler.scale, dtype=np.float64)
         batch_fn = getattr(forecaster, "predict_scaled_batch", None)
         self.runner: Callable[[np.ndarray], np.ndarray] | None = batch_fn
+        #: Pre-serialised response parts by shape (legacy or not), filled by the service.
+        self.response_heads: dict[bool, tuple[bytes, bytes]] = {}
         self._plan = FeaturePlan.for_spec(spec, self.raw_columns)
         self.mode: Mode = "reference" if batch_fn is None else "batched-numpy"
         if self._plan is None and batch_fn is not None:
@@ -87,6 +89,8 @@ class ModelRuntime:
         times = inp.times_us
         diffs = times[1:] - times[:-1]
         step = self.spec.step_seconds * _US
+        if (diffs == step).all():
+            return
         bad = np.flatnonzero(diffs != step)
         if bad.size:
             i = int(bad[0]) + 1
@@ -153,11 +157,24 @@ class FeaturePlan:
         self.lookback = spec.lookback
         self.raw_pos = np.array([order.index(c) for c in raw_columns if c in order], np.intp)
         self.raw_src = np.array([raw_columns.index(order[p]) for p in self.raw_pos], np.intp)
+        #: The usual layout (raw columns first, in request order) takes slices, not gathers.
+        self.raw_direct = (
+            self.raw_pos.tolist() == list(range(len(raw_columns))) == list(self.raw_src)
+        )
+        n_raw = len(self.raw_pos)
         self.lags = [(order.index(name), k, target_idx) for name, k in lag_names.items()]
         self.time_pos = np.array([order.index(n) for n in _TIME_BLOCK if n in order], np.intp)
         self.time_src = np.array([_TIME_BLOCK.index(order[p]) for p in self.time_pos], np.intp)
+        first = int(self.time_pos[0]) if self.time_pos.size else 0
+        contiguous = self.time_pos.tolist() == list(range(first, first + self.time_pos.size))
+        self.time_cols: slice | np.ndarray = (
+            slice(first, first + self.time_pos.size) if contiguous else self.time_pos
+        )
         self.mean = np.asarray(spec.scaler.mean, dtype=np.float64)
         self.scale = np.asarray(spec.scaler.scale, dtype=np.float64)
+        self.raw_mean = self.mean[self.raw_pos]
+        self.raw_scale = self.scale[self.raw_pos]
+        self.n_raw = n_raw
         self.n_features = len(order)
         self._time_cache: dict[int, np.ndarray] = {}
 
@@ -172,13 +189,16 @@ class FeaturePlan:
     def scaled(self, times_us: np.ndarray, values: np.ndarray) -> np.ndarray:
         lookback, total = self.lookback, len(values)
         out = np.empty((lookback, self.n_features), dtype=np.float32)
-        raw = values[total - lookback :, self.raw_src]
-        out[:, self.raw_pos] = (raw - self.mean[self.raw_pos]) / self.scale[self.raw_pos]
+        if self.raw_direct:
+            out[:, : self.n_raw] = (values[total - lookback :] - self.raw_mean) / self.raw_scale
+        else:
+            raw = values[total - lookback :, self.raw_src]
+            out[:, self.raw_pos] = (raw - self.raw_mean) / self.raw_scale
         for pos, k, src in self.lags:
             lagged = values[total - lookback - k : total - k, src]
             out[:, pos] = (lagged - self.mean[pos]) / self.scale[pos]
         if self.time_pos.size:
-            out[:, self.time_pos] = self._time_block(times_us[-lookback:])
+            out[:, self.time_cols] = self._time_block(times_us[-lookback:])
         return out
 
     def _time_block(self, times_us: np.ndarray) -> np.ndarray:

@@ -170,34 +170,55 @@ def _timestamps(last_us: int, step_seconds: int, n: int) -> list[str]:
 
 
 def _response(runtime: ModelRuntime, inp: PredictInput, values: np.ndarray, legacy: bool) -> bytes:
-    loaded = runtime.loaded
+    """The answer's bytes: a per-model pre-serialised head, then only the forecast points."""
     stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step_seconds, len(values))
     numbers: list[float] = values.tolist()
-    target = runtime.spec.target
+    head, tail = _heads(runtime, legacy)
     if legacy:
-        return orjson.dumps(
-            {
-                "status": "SUCCESS",
-                "identifier": loaded.identifier,
-                "run_id": loaded.run_id,
-                "predictions": [
-                    {"ts": ts, target: v} for ts, v in zip(stamps, numbers, strict=True)
-                ],
-            }
-        )
-    return orjson.dumps(
-        {
+        target = runtime.spec.target
+        rows = [{"ts": ts, target: v} for ts, v in zip(stamps, numbers, strict=True)]
+    else:
+        rows = [
+            {"ts": ts, "step": k, "value": v}
+            for k, (ts, v) in enumerate(zip(stamps, numbers, strict=True), start=1)
+        ]
+    return head + orjson.dumps(rows) + tail
+
+
+def _heads(runtime: ModelRuntime, legacy: bool) -> tuple[bytes, bytes]:
+    """Everything around the list of points, serialised once per model and shape.
+
+    The whole document is dumped with an empty list and cut at that list, so the bytes are
+    exactly what dumping the full document would give.
+    """
+    cached = runtime.response_heads.get(legacy)
+    if cached is not None:
+        return cached
+    loaded = runtime.loaded
+    doc: dict[str, Any]
+    if legacy:
+        doc = {
+            "status": "SUCCESS",
+            "identifier": loaded.identifier,
+            "run_id": loaded.run_id,
+            "predictions": [],
+        }
+        marker = b'"predictions":[]'
+    else:
+        doc = {
             "model": {
                 "model_type": loaded.model_type,
                 "run_id": loaded.run_id,
                 "model_uri": loaded.model_uri,
                 "config_hash": loaded.config_hash,
             },
-            "target": target,
+            "target": runtime.spec.target,
             "unit": "original",
-            "forecast": [
-                {"ts": ts, "step": k, "value": v}
-                for k, (ts, v) in enumerate(zip(stamps, numbers, strict=True), start=1)
-            ],
+            "forecast": [],
         }
-    )
+        marker = b'"forecast":[]'
+    full = orjson.dumps(doc)
+    cut = full.rindex(marker) + len(marker) - 2
+    heads = (full[:cut], full[cut + 2 :])
+    runtime.response_heads[legacy] = heads
+    return heads
