@@ -252,8 +252,15 @@ def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, thre
     from flts.api.inference_app import create_inference_app, one_torch_thread
 
     app = create_inference_app(state, settings, thread_initializer=one_torch_thread)
+    # The same server settings as the API benchmark (flts.bench.api_server): uvloop + httptools.
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="flts-api", daemon=True)
