@@ -43,7 +43,7 @@ def test_train_emits_running_then_returns_success_with_original_unit_metrics() -
         "SEASONAL_NAIVE",
     }
     assert result.baselines["SEASONAL_NAIVE"].rmse == pytest.approx(result.test_rmse)
-    assert result.train_start == "2025-11-24T12:00:00Z"
+    assert result.train_start == "2025-11-24T12:00:00.000Z"
     assert result.train_end.endswith("Z")
     assert result.config_hash == CONFIG_HASH
     assert result.model_uri
