@@ -57,10 +57,10 @@ def timings_table(timings: dict[str, Any]) -> str:
     for key, value in timings.items():
         if isinstance(value, dict):
             for sub, seconds in value.items():
-                lines.append(f"  {key}.{sub:<18} {seconds:8.2f} s")
+                lines.append(f"  {key + '.' + sub:<30} {seconds:8.3f} s")
         elif isinstance(value, float):
-            unit = "" if key.endswith("fraction") else " s"
-            lines.append(f"  {key:<26} {value:8.3f}{unit}")
+            unit = "" if "fraction" in key else " s"
+            lines.append(f"  {key:<30} {value:8.3f}{unit}")
     return "\n".join(lines)
 
 

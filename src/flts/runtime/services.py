@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import Producer
 
 from flts.adapters.s3 import S3ObjectStore
-from flts.errors import ConfigError, MessageError
+from flts.errors import ConfigError, FltsError, MessageError
 from flts.kafka_utils import create_producer, ensure_topics
 from flts.runtime.worker import DlqRouter, dlq_of
 from flts.settings import KafkaSettings, MlflowSettings, S3Settings, load_settings
@@ -106,6 +107,23 @@ class Infra:
             log.info("created topics %s", created)
 
 
+def warm_up(tracker: Tracker, experiment: str | None) -> None:
+    """Pay the one-time costs (model libraries' imports, MLflow client and connection) at
+    start-up, before joining the group, instead of on the first message of a run.
+
+    Measured on 2 cores: ~6 s that otherwise sat inside the first training job.
+    """
+    started = time.perf_counter()
+    import flts.forecasting.models  # noqa: F401  (torch, Prophet)
+
+    if experiment is not None:
+        try:
+            tracker.find_finished_run(experiment, {"flts.warm_up": "1"})
+        except FltsError as exc:  # the service still starts; the first message will retry
+            log.warning("warm-up could not reach the tracker: %s", exc)
+    log.info("warmed up in %.1fs", time.perf_counter() - started)
+
+
 def mlflow_tracker() -> Tracker:
     """The MLflow tracker from MLFLOW_TRACKING_URI (imported lazily: mlflow is heavy)."""
     from flts.adapters.mlflow_tracker import MlflowTracker
@@ -122,4 +140,5 @@ __all__ = [
     "route_dlq",
     "service_command",
     "service_env",
+    "warm_up",
 ]

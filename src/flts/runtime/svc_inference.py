@@ -35,7 +35,7 @@ from flts.domain.messages import (
 from flts.errors import MessagingError, StackError
 from flts.kafka_utils import produce_message, publish_error
 from flts.runtime.claims import ClaimBook, ClaimEntry
-from flts.runtime.services import Infra, mlflow_tracker, route_dlq
+from flts.runtime.services import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.runtime.worker import (
     KafkaWorker,
     Output,
@@ -286,6 +286,7 @@ def run(stop_event: threading.Event) -> int:
     try:
         ctx = StageContext(store=infra.store(), tracker=tracker)
         service = InferenceService(settings, ctx, infra.producer, state)
+        warm_up(tracker, None)
         service.startup()
         worker = KafkaWorker(
             consumer_config(infra.kafka, settings.consumer_group_id),

@@ -11,7 +11,7 @@ import logging
 import threading
 
 from flts.domain.messages import TrainingDataReady, decode
-from flts.runtime.services import Infra, mlflow_tracker, route_dlq
+from flts.runtime.services import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.runtime.sinks import KafkaEventSink, topic_router
 from flts.runtime.worker import Handler, KafkaWorker, Output, Record, consumer_config
 from flts.settings import TrainSettings, load_settings
@@ -68,6 +68,7 @@ def run(stop_event: threading.Event) -> int:
     infra.ensure_topics(settings.consumer_topic, settings.producer_topic)
     sink = KafkaEventSink(infra.producer, topic_router(settings.producer_topic))
     ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
+    warm_up(tracker, settings.mlflow_experiment)
     worker = KafkaWorker(
         consumer_config(infra.kafka, settings.consumer_group_id),
         [settings.consumer_topic],
