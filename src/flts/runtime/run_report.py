@@ -82,14 +82,20 @@ def plot_forecast(rows: list[dict[str, Any]], target: str, title: str, path: Pat
     actual = np.array(
         [np.nan if r.get("actual") is None else r["actual"] for r in first], dtype=float
     )
-    fig, ax = plt.subplots(figsize=(13, 4.5), dpi=110)
-    ax.plot(ts, actual, lw=0.8, color="#444444", label="actual")
-    ax.plot(ts, pred, lw=0.8, color="#d9480f", alpha=0.85, label="forecast (1 step ahead)")
+    # Whole test period on top; the last day below, where single forecasts can be read.
+    fig, (ax, zoom) = plt.subplots(2, 1, figsize=(13, 7.5), dpi=110, height_ratios=(3, 2))
+    day = np.timedelta64(1, "D")
+    recent = ts >= ts[-1] - day if len(ts) else np.zeros(0, dtype=bool)
+    for axis, mask in ((ax, slice(None)), (zoom, recent)):
+        axis.plot(ts[mask], actual[mask], lw=0.8, color="#444444", label="actual")
+        axis.plot(ts[mask], pred[mask], lw=0.8, color="#d9480f", alpha=0.85, label="forecast")
+        axis.set_ylabel(f"{target} (original units)")
+        axis.grid(alpha=0.3)
     ax.set_title(title)
-    ax.set_ylabel(f"{target} (original units)")
     ax.legend(loc="upper right")
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
+    zoom.set_title("last day of the test period (forecast 1 step ahead)", fontsize=10)
+    for axis in (ax, zoom):  # not autofmt_xdate: it hides the top axis' dates
+        axis.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
