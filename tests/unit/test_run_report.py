@@ -1,0 +1,100 @@
+"""The end of `flts run`: table, timings split, plot, and which events belong to a run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from flts.runtime.monitor import _identifier_of
+from flts.runtime.pipeline_run import RunOutcome
+from flts.runtime.run_flow import phase_timings
+from flts.runtime.run_report import plot_forecast, score_table, timings_table
+
+DAY = "2026-01-01T"
+
+
+def _row(model: str, mae: float, score: float, baseline: bool = False) -> dict:
+    return {
+        "model_type": model,
+        "mae": mae,
+        "rmse": mae * 2,
+        "mape": 10.0,
+        "mae_vs_persistence": score,
+        "rmse_vs_persistence": score,
+        "composite_score": score,
+        "is_baseline": baseline,
+    }
+
+
+def test_score_table_orders_by_score_and_marks_champion_and_baselines() -> None:
+    rows = [
+        _row("PERSISTENCE", 4.7e7, 1.0, True),
+        _row("GRU", 4.2e7, 0.88),
+        _row("LSTM", 4.3e7, 0.9),
+    ]
+    lines = score_table(rows, "GRU").splitlines()
+    assert lines[0].split()[:3] == ["model", "MAE", "RMSE"]
+    assert [line.split()[0] for line in lines[2:]] == ["GRU", "LSTM", "PERSISTENCE"]
+    assert lines[2].endswith("champion")
+    assert lines[4].endswith("baseline")
+    assert "4.2000e+07" in lines[2]  # original units, not scaled
+
+
+def test_phase_timings_split_stage_work_from_overhead() -> None:
+    outcome = RunOutcome(
+        trained={
+            "GRU": {
+                "train_start": "2026-01-01T00:00:00.000Z",
+                "train_end": "2026-01-01T00:00:20.000Z",
+            },
+            "LSTM": {
+                "train_start": "2026-01-01T00:00:00.000Z",
+                "train_end": "2026-01-01T00:00:10.500Z",
+            },
+        },
+        performance={"latency_ms": 500.0},
+        preprocess_work_s=1.0,
+        marks={"preprocessed": 12.0, "trained": 33.0, "selected": 34.0, "inferred": 35.0},
+    )
+    timings = phase_timings(outcome, t0=0.0, t_infra=10.0)
+    assert timings["training_s"] == {"GRU": 20.0, "LSTM": 10.5}
+    assert timings["infrastructure_s"] == 10.0
+    assert timings["pipeline_s"] == 25.0
+    # stage work = preprocess 1 + slowest training 20 + evaluation 1 + inference 0.5
+    assert timings["overhead_s"] == pytest.approx(2.5)
+    assert timings["overhead_fraction"] == pytest.approx(2.5 / 35.0)
+    assert timings["overhead_fraction_of_pipeline"] == pytest.approx(2.5 / 25.0)
+    text = timings_table(timings)
+    assert "training_s.GRU" in text
+    assert "overhead_fraction" in text
+
+
+def test_plot_has_both_panels_and_is_written(tmp_path: Path) -> None:
+    start = dt.datetime(2018, 3, 1)
+    rows = [
+        {
+            "target_ts": (start + dt.timedelta(minutes=2 * i)).isoformat() + "Z",
+            "horizon_step": 1,
+            "prediction": 1e8 + i,
+            "actual": None if i == 999 else 1e8,
+        }
+        for i in range(1000)
+    ]
+    path = plot_forecast(rows, "down", "run", tmp_path / "plot.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"identifier": "run-1", "status": "SUCCESS"}, "run-1"),
+        ({"operation": "train", "payload": {"identifier": "run-2"}}, "run-2"),
+        ({"operation": "train", "payload": '{"identifier": "run-3"}'}, "run-3"),
+        ({"operation": "train", "payload": "not json"}, None),
+    ],
+)
+def test_monitor_finds_the_run_of_events_and_dlq_records(value: dict, expected: str | None) -> None:
+    assert _identifier_of(value) == expected
