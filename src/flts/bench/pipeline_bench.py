@@ -83,11 +83,16 @@ def run(options: BenchOptions) -> list[BenchResult]:
             },
             figures=figures,
             target={
-                "description": "messaging and orchestration overhead < 10% of the pipeline's "
-                "wall time",
+                "description": "messaging and orchestration overhead < 10% of the run's wall "
+                "time (overhead_fraction), and also of the pipeline once the services are up "
+                "(overhead_fraction_of_pipeline, the stricter one)",
                 "max_overhead_fraction": TARGET_OVERHEAD,
             },
-            target_met=float(timings["overhead_fraction"]) < TARGET_OVERHEAD,
+            target_met=max(
+                float(timings["overhead_fraction"]),
+                float(timings.get("overhead_fraction_of_pipeline", 0.0)),
+            )
+            < TARGET_OVERHEAD,
             notes=notes,
         )
     ]
