@@ -4,6 +4,7 @@ fixture), so ``pytest -m "not integration"`` never starts it."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -11,8 +12,12 @@ import pytest
 from pydantic import SecretStr
 
 from flts.adapters.s3 import S3ObjectStore
+from flts.cli import LIBRARY_ENV_DEFAULTS
 from flts.runtime.stack import LocalStack, StackEndpoints, StackPorts
 from flts.settings import KafkaSettings, S3Settings
+
+for _name, _value in LIBRARY_ENV_DEFAULTS.items():  # as the flts entrypoint sets them
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")

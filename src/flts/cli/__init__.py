@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -35,7 +36,19 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+#: Process-wide defaults for libraries, set before any of them is imported. MLflow's telemetry
+#: thread adds and removes an env var while requests iterates os.environ in other threads,
+#: which fails MLflow calls at random (KeyError '_MLFLOW_TELEMETRY_SESSION_ID'); its artifact
+#: progress bars would litter service logs.
+LIBRARY_ENV_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for name, value in LIBRARY_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
