@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from pydantic import SecretStr
 
 from flts.adapters.s3 import S3ObjectStore
 from flts.cli import LIBRARY_ENV_DEFAULTS
@@ -54,12 +53,7 @@ def kafka_settings(stack: StackEndpoints) -> KafkaSettings:
 
 @pytest.fixture(scope="session")
 def s3_settings(stack: StackEndpoints) -> S3Settings:
-    return S3Settings(
-        endpoint_url=stack.s3_endpoint,
-        access_key_id=stack.credentials.access_key_id,
-        secret_access_key=SecretStr(stack.credentials.secret_access_key),
-        region=stack.credentials.region,
-    )
+    return stack.s3_settings()
 
 
 @pytest.fixture(scope="session")

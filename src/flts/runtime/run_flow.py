@@ -28,7 +28,6 @@ def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
     from flts.adapters.s3 import S3ObjectStore
     from flts.kafka_utils import ensure_topics, topic_names
     from flts.runtime.stack import LocalStack
-    from flts.settings import S3Settings, load_settings
 
     t0 = time.monotonic()
     options.run_dir.mkdir(parents=True, exist_ok=True)
@@ -47,16 +46,7 @@ def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
         wait_until_ready(runner, monitor, options.timeout_s)
         t_infra = time.monotonic()
         display.phase("preprocess", f"{options.train_csv.name} + {options.test_csv.name}")
-        env = endpoints.service_env()
-        store = S3ObjectStore(
-            load_settings(
-                S3Settings,
-                endpoint_url=env["S3_ENDPOINT_URL"],
-                access_key_id=env["AWS_ACCESS_KEY_ID"],
-                secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                region=env["AWS_DEFAULT_REGION"],
-            )
-        )
+        store = S3ObjectStore(endpoints.s3_settings())
         runner.request_preprocess(store)
         outcome = runner.follow(monitor)
         summary = build_summary(options, outcome, store, t0=t0, t_infra=t_infra)

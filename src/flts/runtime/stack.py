@@ -263,18 +263,9 @@ def _http_ok(url: str, body: str | None = None) -> bool:
 
 
 def _store(ep: StackEndpoints) -> Any:
-    from pydantic import SecretStr
-
     from flts.adapters.s3 import S3ObjectStore
-    from flts.settings import S3Settings
 
-    settings = S3Settings(
-        endpoint_url=ep.s3_endpoint,
-        access_key_id=ep.credentials.access_key_id,
-        secret_access_key=SecretStr(ep.credentials.secret_access_key),
-        region=ep.credentials.region,
-    )
-    return S3ObjectStore(settings)
+    return S3ObjectStore(ep.s3_settings())
 
 
 def _s3_healthy(ep: StackEndpoints) -> bool:

@@ -14,8 +14,11 @@ import sysconfig
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from flts.errors import StackError
 from flts.runtime.procs import free_port, port_free
+from flts.settings import S3Settings
 
 #: weed uses port+10000 for gRPC next to each HTTP port.
 GRPC_OFFSET = 10000
@@ -102,6 +105,15 @@ class StackEndpoints:
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "GATEWAY_URL": self.gateway_url,
         }
+
+    def s3_settings(self) -> S3Settings:
+        """Client settings for this stack's S3 (for code in the same process)."""
+        return S3Settings(
+            endpoint_url=self.s3_endpoint,
+            access_key_id=self.credentials.access_key_id,
+            secret_access_key=SecretStr(self.credentials.secret_access_key),
+            region=self.credentials.region,
+        )
 
     def public(self) -> dict[str, str]:
         """Endpoints without secrets (for status output)."""
