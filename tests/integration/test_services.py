@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _services_helpers import TopicReader, free_port, run_preprocess, spawn, uid, write_slices
+from _services_helpers import TopicReader, run_preprocess, spawn, uid, write_slices
 
 from flts import kafka_utils as ku
 from flts.domain.messages import (
@@ -27,6 +27,7 @@ from flts.domain.messages import (
     decode,
 )
 from flts.runtime.completion import CompletionTracker
+from flts.runtime.procs import free_port
 from flts.runtime.stack import StackEndpoints
 from flts.settings import KafkaSettings
 from flts.stages.ports import BUCKET_PROMOTION
