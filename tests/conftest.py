@@ -12,7 +12,7 @@ import pytest
 
 from flts.adapters.s3 import S3ObjectStore
 from flts.cli import LIBRARY_ENV_DEFAULTS
-from flts.runtime.stack import LocalStack, StackEndpoints, StackPorts
+from flts.infra.stack import LocalStack, StackEndpoints, StackPorts
 from flts.settings import KafkaSettings, S3Settings
 
 for _name, _value in LIBRARY_ENV_DEFAULTS.items():  # as the flts entrypoint sets them

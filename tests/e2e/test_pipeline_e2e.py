@@ -23,11 +23,11 @@ from mlflow.tracking import MlflowClient
 from _topic_audit import mentions, read_all, spec_violations
 from flts.adapters.s3 import S3ObjectStore
 from flts.datasets import bundled_test_csv, bundled_train_csv
+from flts.infra import supervisor
+from flts.infra.procs import free_port
+from flts.infra.stack import LocalStack
 from flts.kafka_utils import DLQ_TOPICS
-from flts.runtime import supervisor
-from flts.runtime.procs import free_port
-from flts.runtime.services import service_command, service_env
-from flts.runtime.stack import LocalStack
+from flts.services.wiring import service_command, service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -178,8 +178,8 @@ def _wait(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-un
 def test_trainer_killed_mid_training_is_recovered_without_retraining_others(
     local_stack: LocalStack, slices: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from flts.runtime.monitor import TopicMonitor
-    from flts.runtime.pipeline_run import WATCHED_TOPICS
+    from flts.run.monitor import TopicMonitor
+    from flts.run.pipeline import WATCHED_TOPICS
 
     identifier = f"kill-{uuid.uuid4().hex[:8]}"
     endpoints = local_stack.endpoints()

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer
 
 from flts.datasets import bundled_test_csv, bundled_train_csv
 from flts.kafka_utils import ensure_topics
-from flts.runtime.services import service_command, service_env
+from flts.services.wiring import service_command, service_env
 from flts.settings import KafkaSettings
 
 #: Small, fast preprocessing for tests: short lookback, short season so 1,000 test rows suffice.

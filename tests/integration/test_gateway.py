@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from flts.adapters.s3 import GatewayObjectStore, S3ObjectStore
 from flts.api.gateway import create_gateway_app
 from flts.errors import ObjectNotFoundError
-from flts.runtime.stack import StackEndpoints
+from flts.infra.stack import StackEndpoints
 from flts.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,9 @@ from flts import datasets
 from flts.adapters.mlflow_tracker import MlflowTracker
 from flts.adapters.s3 import S3ObjectStore
 from flts.domain.config import ModelType, TrainConfig
+from flts.infra.stack import StackEndpoints
 from flts.kfp import glue
 from flts.kfp.local_run import LocalRunResult, run_pipeline_locally
-from flts.runtime.stack import StackEndpoints
 from flts.stages import evaluate, infer, preprocess, train
 from flts.stages.contracts import (
     EvaluateRequest,

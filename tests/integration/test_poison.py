@@ -16,8 +16,8 @@ from _services_helpers import TopicReader, run_preprocess, spawn, uid, write_sli
 
 from flts import kafka_utils as ku
 from flts.domain.messages import DlqRecord, ModelTrained, TrainingDataReady, decode
-from flts.runtime.completion import CompletionTracker
-from flts.runtime.stack import StackEndpoints
+from flts.infra.stack import StackEndpoints
+from flts.services.completion import CompletionTracker
 from flts.settings import KafkaSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

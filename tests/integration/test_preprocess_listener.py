@@ -13,8 +13,8 @@ from _services_helpers import TopicReader, spawn, uid, write_slices
 from flts import kafka_utils as ku
 from flts.domain.config import PreprocessConfig
 from flts.domain.messages import DlqRecord, InferenceDataReady, TrainingDataReady, decode
-from flts.runtime.stack import StackEndpoints
-from flts.runtime.svc_preprocess import request_for
+from flts.infra.stack import StackEndpoints
+from flts.services.preprocess import request_for
 from flts.settings import KafkaSettings
 
 pytestmark = [pytest.mark.integration]

@@ -26,9 +26,9 @@ from flts.domain.messages import (
     TrainingDataReady,
     decode,
 )
-from flts.runtime.completion import CompletionTracker
-from flts.runtime.procs import free_port
-from flts.runtime.stack import StackEndpoints
+from flts.infra.procs import free_port
+from flts.infra.stack import StackEndpoints
+from flts.services.completion import CompletionTracker
 from flts.settings import KafkaSettings
 from flts.stages.ports import BUCKET_PROMOTION
 

@@ -19,9 +19,9 @@ from pydantic import SecretStr
 from flts import kafka_utils as ku
 from flts.adapters.s3 import S3ObjectStore
 from flts.errors import StackError
-from flts.runtime import procs
-from flts.runtime import stack as stack_module
-from flts.runtime.stack import StackPorts
+from flts.infra import procs
+from flts.infra import stack as stack_module
+from flts.infra.stack import StackPorts
 from flts.settings import KafkaSettings, S3Settings
 
 pytestmark = pytest.mark.integration

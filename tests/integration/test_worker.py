@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flts import kafka_utils as ku
 from flts.domain.messages import DlqRecord, decode
-from flts.runtime.worker import KafkaWorker, Output, Record, RetryPolicy, consumer_config, dlq_of
+from flts.messaging.worker import KafkaWorker, Output, Record, RetryPolicy, consumer_config, dlq_of
 from flts.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration

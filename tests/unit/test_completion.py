@@ -10,9 +10,9 @@ from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker, Recording
 from flts.domain.config import ModelType
 from flts.domain.messages import ModelSelected, ModelTrained, ProgressEvent, decode
 from flts.errors import MessageError, UnknownModelTypeError
-from flts.runtime import svc_eval
-from flts.runtime.completion import CompletionTracker
-from flts.runtime.worker import Record
+from flts.messaging.worker import Record
+from flts.services import eval as svc_eval
+from flts.services.completion import CompletionTracker
 from flts.settings import EvalSettings
 from flts.stages.contracts import EvaluateResult, EvaluationReport
 from flts.stages.ports import BUCKET_PROMOTION, StageContext

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings
 
 import flts.settings as settings_module
 from flts.domain.config import ModelType
-from flts.runtime.services import SPEC_SERVICES
+from flts.services.wiring import SPEC_SERVICES
 from flts.settings import (
     EvalSettings,
     GatewaySettings,

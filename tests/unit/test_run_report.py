@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from flts.runtime.monitor import _identifier_of
-from flts.runtime.pipeline_run import RunOutcome
-from flts.runtime.run_flow import phase_timings
-from flts.runtime.run_report import plot_forecast, score_table, timings_table
+from flts.run.flow import phase_timings
+from flts.run.monitor import _identifier_of
+from flts.run.pipeline import RunOutcome
+from flts.run.report import plot_forecast, score_table, timings_table
 
 DAY = "2026-01-01T"
 

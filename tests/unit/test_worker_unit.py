@@ -18,9 +18,8 @@ from flts.errors import (
     StorageError,
     TrackingError,
 )
-from flts.runtime.logging_setup import JsonFormatter, configure_json_logging
-from flts.runtime.services import route_dlq, service_command, service_env
-from flts.runtime.worker import (
+from flts.logging_setup import JsonFormatter, configure_json_logging
+from flts.messaging.worker import (
     KafkaWorker,
     Output,
     Record,
@@ -29,6 +28,7 @@ from flts.runtime.worker import (
     dlq_of,
     is_transient,
 )
+from flts.services.wiring import route_dlq, service_command, service_env
 from flts.settings import KafkaSettings
 
 

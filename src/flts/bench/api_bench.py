@@ -32,7 +32,7 @@ from flts.domain.config import ModelType
 from flts.forecasting.dataset import read_processed
 from flts.forecasting.models import load_forecaster
 from flts.forecasting.spec import TIME_COLUMN
-from flts.runtime.procs import free_port
+from flts.infra.procs import free_port
 
 TARGET_RPS = 2500.0
 TARGET_P99_MS = 15.0

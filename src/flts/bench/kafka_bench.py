@@ -67,7 +67,7 @@ def broker(options: BenchOptions, notes: list[str]) -> Iterator[str]:
         notes.append(f"broker: given bootstrap {options.bootstrap}")
         yield options.bootstrap
         return
-    from flts.runtime.stack import LocalStack, StackPorts
+    from flts.infra.stack import LocalStack, StackPorts
 
     with tempfile.TemporaryDirectory(prefix="flts-bench-kafka-") as tmp:
         stack = LocalStack(Path(tmp) / "stack", StackPorts.free())
@@ -82,8 +82,8 @@ def broker(options: BenchOptions, notes: list[str]) -> Iterator[str]:
 @contextmanager
 def memory_broker() -> Iterator[str]:
     """A bare tansu broker with the in-memory storage engine (no S3 round trip per write)."""
-    from flts.runtime.procs import free_port
-    from flts.runtime.stack_parts import StackPorts, tansu_argv
+    from flts.infra.components import StackPorts, tansu_argv
+    from flts.infra.procs import free_port
 
     port = free_port()
     argv = [*tansu_argv(StackPorts.free())[:-1], "memory://tansu/"]

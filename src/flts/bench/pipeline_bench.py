@@ -21,7 +21,7 @@ from typing import Any
 from flts.bench import BenchOptions
 from flts.bench.common import BenchResult, Timer, make_result
 from flts.bench.workload import QUICK_CONFIG, raw_data
-from flts.runtime.procs import free_port
+from flts.infra.procs import free_port
 
 TARGET_OVERHEAD = 0.10
 

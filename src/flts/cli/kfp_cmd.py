@@ -90,8 +90,8 @@ def local_arguments(args: argparse.Namespace, mlflow_uri: str, s3_endpoint: str)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from flts.infra.stack import LocalStack
     from flts.kfp.local_run import run_pipeline_locally, stdout_to_stderr
-    from flts.runtime.stack import LocalStack
 
     run_dir = (args.run_dir or Path("runs") / args.identifier).resolve()
     stack = LocalStack(args.data_dir)

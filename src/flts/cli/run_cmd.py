@@ -115,9 +115,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flts.runtime.pipeline_run import PipelineFailed, RunOptions
-    from flts.runtime.run_flow import execute_run
-    from flts.runtime.stack import default_data_dir
+    from flts.infra.stack import default_data_dir
+    from flts.run.flow import execute_run
+    from flts.run.pipeline import PipelineFailed, RunOptions
 
     identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     options = RunOptions(
@@ -161,7 +161,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def render_summary(summary: dict[str, Any]) -> str:
-    from flts.runtime.run_report import score_table, timings_table
+    from flts.run.report import score_table, timings_table
 
     champion = (summary.get("champion") or {}).get("model_type")
     config_hash = str(summary.get("config_hash"))[:12]

@@ -20,8 +20,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from flts.runtime.logging_setup import configure_json_logging
-from flts.runtime.services import SERVICE_NAMES
+from flts.logging_setup import configure_json_logging
+from flts.services.wiring import SERVICE_NAMES
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -59,11 +59,11 @@ def _setup_logging(service: str, args: argparse.Namespace) -> None:
 
 def _preprocess(args: argparse.Namespace) -> int:
     from flts.datasets import bundled_test_csv, bundled_train_csv
-    from flts.runtime import svc_preprocess
+    from flts.services import preprocess as svc_preprocess
 
     _setup_logging("preprocess", args)
     if args.listen:
-        from flts.runtime.worker import install_signal_handlers
+        from flts.messaging.worker import install_signal_handlers
 
         stop = threading.Event()
         install_signal_handlers(stop)
@@ -88,7 +88,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 def _long_running(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from flts.runtime.worker import install_signal_handlers
+        from flts.messaging.worker import install_signal_handlers
 
         _setup_logging(name, args)
         if name == "gateway":
@@ -100,11 +100,11 @@ def _long_running(name: str) -> Callable[[argparse.Namespace], int]:
         stop = threading.Event()
         install_signal_handlers(stop)
         if name == "train":
-            from flts.runtime import svc_train as svc
+            from flts.services import train as svc
         elif name == "eval":
-            from flts.runtime import svc_eval as svc  # type: ignore[no-redef]
+            from flts.services import eval as svc  # type: ignore[no-redef]
         else:
-            from flts.runtime import svc_inference as svc  # type: ignore[no-redef]
+            from flts.services import inference as svc  # type: ignore[no-redef]
         return svc.run(stop)
 
     return run

@@ -8,7 +8,7 @@ import shlex
 from dataclasses import fields
 from pathlib import Path
 
-from flts.runtime.stack import LocalStack, StackPorts, default_data_dir
+from flts.infra.stack import LocalStack, StackPorts, default_data_dir
 
 
 def _stack(args: argparse.Namespace) -> LocalStack:
@@ -52,7 +52,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     stack = _stack(args)
-    from flts.runtime.supervisor import stop_remembered
+    from flts.infra.supervisor import stop_remembered
 
     # Services a `flts run --keep-running` left up go first: they use the stack.
     for name in stop_remembered(stack.data_dir):

@@ -18,14 +18,14 @@ from typing import Any, Protocol
 
 from flts.domain.config import ModelType
 from flts.errors import FltsError
-from flts.runtime import supervisor
-from flts.runtime.monitor import ObservedEvent, TopicMonitor
-from flts.runtime.services import service_command, service_env
+from flts.infra import supervisor
+from flts.run.monitor import ObservedEvent, TopicMonitor
+from flts.services.wiring import service_command, service_env
 from flts.stages.ports import ObjectStore
 
 log = logging.getLogger(__name__)
 
-#: Trainer services of the spec's mapping table (flts.runtime.services), per model type.
+#: Trainer services of the spec's mapping table (flts.services.wiring), per model type.
 TRAIN_SERVICES = {
     ModelType.GRU: "train-gru",
     ModelType.LSTM: "train-lstm",
@@ -191,7 +191,7 @@ class PipelineRunner:
     def request_preprocess(self, store: ObjectStore) -> None:
         """Upload the CSVs and ask the preprocess service (on-request mode) to process them."""
         from flts.kafka_utils import PREPROCESS_REQUEST_TOPIC, create_producer, produce_message
-        from flts.runtime.svc_preprocess import build_config, request_for
+        from flts.services.preprocess import build_config, request_for
 
         opts = self.options
         config = build_config(opts.preprocess_config_json, opts.time_col, opts.target)

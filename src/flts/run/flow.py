@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from flts.runtime import supervisor
-from flts.runtime.monitor import TopicMonitor
-from flts.runtime.pipeline_run import (
+from flts.infra import supervisor
+from flts.run.monitor import TopicMonitor
+from flts.run.pipeline import (
     WATCHED_TOPICS,
     PipelineFailed,
     PipelineRunner,
@@ -19,15 +19,15 @@ from flts.runtime.pipeline_run import (
     RunOptions,
     RunOutcome,
 )
-from flts.runtime.run_report import plot_forecast, read_jsonl
+from flts.run.report import plot_forecast, read_jsonl
 
 log = logging.getLogger(__name__)
 
 
 def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
     from flts.adapters.s3 import S3ObjectStore
+    from flts.infra.stack import LocalStack
     from flts.kafka_utils import ensure_topics, topic_names
-    from flts.runtime.stack import LocalStack
 
     t0 = time.monotonic()
     options.run_dir.mkdir(parents=True, exist_ok=True)

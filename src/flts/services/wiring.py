@@ -2,7 +2,7 @@
 
 Each service reads its settings once, at start-up, from the spec's env vars (a missing or bad
 variable raises ``ConfigError`` naming it, and ``flts service`` exits non-zero), builds its
-adapters, and hands a stage handler to the generic :class:`~flts.runtime.worker.KafkaWorker`.
+adapters, and hands a stage handler to the generic :class:`~flts.messaging.worker.KafkaWorker`.
 
 DLQ routing (one rule for every service):
 
@@ -30,7 +30,7 @@ from confluent_kafka import Producer
 from flts.adapters.s3 import S3ObjectStore
 from flts.errors import ConfigError, FltsError, MessageError
 from flts.kafka_utils import create_producer, ensure_topics
-from flts.runtime.worker import DlqRouter, dlq_of
+from flts.messaging.worker import DlqRouter, dlq_of
 from flts.settings import KafkaSettings, MlflowSettings, S3Settings, load_settings
 from flts.stages.ports import Tracker
 

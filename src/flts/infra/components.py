@@ -1,6 +1,6 @@
 """Pieces of the local stack: ports, endpoints, credentials, and each component's command.
 
-Kept apart from :mod:`flts.runtime.stack` (the lifecycle) so the commands can be read at a glance.
+Kept apart from :mod:`flts.infra.stack` (the lifecycle) so the commands can be read at a glance.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from flts.errors import StackError
-from flts.runtime.procs import free_port, port_free
+from flts.infra.procs import free_port, port_free
 from flts.settings import S3Settings
 
 #: weed uses port+10000 for gRPC next to each HTTP port.

@@ -8,7 +8,7 @@ One consumer (group CONSUMER_GROUP_ID, manual commits) reads three topics:
   lineage with no model loaded yet is loaded as a *provisional* model (fast path) and runs the
   claims nothing has run yet. A promotion always wins: claims run by a provisional model are
   run again by the champion (output keys differ per model, so both logs survive).
-- CONSUMER_TOPIC_0 (inference-data): the claim is stored (``runtime.claims``) and run at once
+- CONSUMER_TOPIC_0 (inference-data): the claim is stored (``flts.services.claims``) and run at once
   if a model of its lineage is loaded, else when one arrives.
 
 PerformanceEval events are produced (confirmed) to PRODUCER_TOPIC before a claim is marked done.
@@ -34,9 +34,7 @@ from flts.domain.messages import (
 )
 from flts.errors import MessagingError, StackError
 from flts.kafka_utils import produce_message, publish_error
-from flts.runtime.claims import ClaimBook, ClaimEntry
-from flts.runtime.services import Infra, mlflow_tracker, route_dlq, warm_up
-from flts.runtime.worker import (
+from flts.messaging.worker import (
     KafkaWorker,
     Output,
     Record,
@@ -44,6 +42,8 @@ from flts.runtime.worker import (
     dlq_of,
     is_transient,
 )
+from flts.services.claims import ClaimBook, ClaimEntry
+from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.settings import InferenceSettings, load_settings
 from flts.stages import infer
 from flts.stages.contracts import InferRequest, InferStageConfig

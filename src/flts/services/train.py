@@ -11,9 +11,9 @@ import logging
 import threading
 
 from flts.domain.messages import TrainingDataReady, decode
-from flts.runtime.services import Infra, mlflow_tracker, route_dlq, warm_up
-from flts.runtime.sinks import KafkaEventSink, topic_router
-from flts.runtime.worker import Handler, KafkaWorker, Output, Record, consumer_config
+from flts.messaging.sinks import KafkaEventSink, topic_router
+from flts.messaging.worker import Handler, KafkaWorker, Output, Record, consumer_config
+from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.settings import TrainSettings, load_settings
 from flts.stages import train
 from flts.stages.contracts import TrainStageConfig

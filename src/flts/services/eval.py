@@ -1,7 +1,7 @@
 """Service ``eval``: promote a champion once every expected model of a lineage succeeded.
 
 Consumes MODEL_TRAINING_TOPIC in group EVAL_GROUP_ID. RUNNING events are ignored; each SUCCESS
-is recorded in the persistent completion tracker (``runtime.completion``) before its offset is
+is recorded in the persistent completion tracker (``flts.services.completion``) before its offset is
 committed. When all EXPECTED_MODEL_TYPES succeeded for an (identifier, config_hash), the
 evaluate stage runs exactly once and its ModelSelected goes to MODEL_SELECTED_TOPIC with key
 ``promotion``; the state then says ``published`` and later duplicates change nothing.
@@ -23,10 +23,10 @@ from flts.domain.messages import ModelTrained, ModelTrainingRunning, ProgressEve
 from flts.domain.messages import decode_model_training as decode_event
 from flts.errors import MessagingError, NoChampionError
 from flts.kafka_utils import produce_message
-from flts.runtime.completion import CompletionState, CompletionTracker
-from flts.runtime.services import Infra, mlflow_tracker, route_dlq
-from flts.runtime.sinks import KafkaEventSink, topic_router
-from flts.runtime.worker import KafkaWorker, Output, Record, consumer_config
+from flts.messaging.sinks import KafkaEventSink, topic_router
+from flts.messaging.worker import KafkaWorker, Output, Record, consumer_config
+from flts.services.completion import CompletionState, CompletionTracker
+from flts.services.wiring import Infra, mlflow_tracker, route_dlq
 from flts.settings import EvalSettings, load_settings
 from flts.stages import evaluate
 from flts.stages.contracts import EvaluateRequest, EvaluateStageConfig

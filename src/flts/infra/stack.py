@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 
 from flts.errors import FltsError, StackError
-from flts.runtime import procs
-from flts.runtime.stack_parts import (
+from flts.infra import procs
+from flts.infra.components import (
     GRPC_OFFSET,
     Credentials,
     StackEndpoints,
