@@ -21,6 +21,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/ruff format --no-cache --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy
