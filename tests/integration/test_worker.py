@@ -14,7 +14,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flts import kafka_utils as ku
 from flts.domain.messages import DlqRecord, decode
-from flts.messaging.worker import KafkaWorker, Output, Record, RetryPolicy, consumer_config, dlq_of
+from flts.messaging.records import Output, Record, RetryPolicy, dlq_of
+from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration

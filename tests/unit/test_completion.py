@@ -8,35 +8,33 @@ import pytest
 
 from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker, RecordingSink
 from flts.domain.config import ModelType
-from flts.domain.messages import ModelSelected, ModelTrained, ProgressEvent, decode
+from flts.domain.messages import ModelSelected, ModelTrained, ProgressEvent
 from flts.errors import MessageError, UnknownModelTypeError
-from flts.messaging.worker import Record
+from flts.messaging.records import Output, Record
 from flts.services import eval as svc_eval
 from flts.services.completion import CompletionTracker
 from flts.settings import EvalSettings
 from flts.stages.contracts import EvaluateResult, EvaluationReport
 from flts.stages.ports import BUCKET_PROMOTION, StageContext
+from flts.stages.promotion import record_success
 
 
-class FakeProducer:
-    """Stands in for confluent_kafka.Producer: every record is delivered on flush."""
+class WorkerStandIn:
+    """Does what the worker does with a handler's outputs: send (here: keep) each one, then run
+    its ``on_confirmed`` hook, as after the broker's confirmation."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, str | None]] = []
-        self._pending: list[Any] = []
+        self.sent: list[Output] = []
 
-    def produce(self, topic: str, value: bytes, key: str | None = None, on_delivery=None) -> None:  # type: ignore[no-untyped-def]
-        self.sent.append((topic, value, key))
-        if on_delivery is not None:
-            self._pending.append(on_delivery)
+    def deliver(self, outputs: list[Output]) -> list[Output]:
+        for out in outputs:
+            self.sent.append(out)
+            if out.on_confirmed is not None:
+                out.on_confirmed()
+        return outputs
 
-    def flush(self, timeout: float = 0) -> int:
-        while self._pending:
-            self._pending.pop(0)(None, None)
-        return 0
-
-    def poll(self, timeout: float = 0) -> int:
-        return 0
+    def selected(self) -> list[Output]:
+        return [o for o in self.sent if o.topic == "model-selected"]
 
 
 def trained(model_type: str, run_id: str | None = None, ident: str = "run-1") -> ModelTrained:
@@ -61,7 +59,7 @@ def _record(event: Any) -> Record:
 
 @pytest.fixture
 def harness(monkeypatch: pytest.MonkeyPatch) -> Any:
-    store, sink, producer = InMemoryObjectStore(), RecordingSink(), FakeProducer()
+    store, sink, producer = InMemoryObjectStore(), RecordingSink(), WorkerStandIn()
     calls: list[Any] = []
 
     def fake_evaluate(request: Any, config: Any, ctx: Any) -> EvaluateResult:
@@ -93,7 +91,7 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Any:
     ctx = StageContext(store=store, tracker=tracker, events=sink)
 
     def make_service() -> svc_eval.EvalService:
-        return svc_eval.EvalService(EvalSettings(), ctx, producer)  # type: ignore[arg-type]
+        return svc_eval.EvalService(EvalSettings(), ctx)
 
     yield store, sink, producer, calls, make_service
     tracker.close()
@@ -102,13 +100,14 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_tracker_state_is_persisted_under_the_promotion_bucket() -> None:
     store = InMemoryObjectStore()
     tracker = CompletionTracker(store, [ModelType.GRU, ModelType.LSTM])
-    state, changed = tracker.record(trained("GRU"))
+    state, changed = record_success(tracker.load("run-1", "h1"), trained("GRU"))
     assert changed
     assert state.missing() == ["LSTM"]
+    tracker.save(state)
     assert store.exists(BUCKET_PROMOTION, "_state/run-1/h1.json")
     again = CompletionTracker(store, [ModelType.GRU, ModelType.LSTM]).load("run-1", "h1")
     assert list(again.results) == ["GRU"]
-    _, changed = tracker.record(trained("GRU"))
+    _, changed = record_success(again, trained("GRU"))
     assert not changed  # the same run twice is a duplicate
 
 
@@ -121,17 +120,18 @@ def test_promotes_once_when_all_expected_models_succeeded(harness: Any) -> None:
     waiting = [e.message for e in sink.of_type(ProgressEvent)]
     assert "waiting for LSTM, PROPHET" in waiting
     assert "waiting for PROPHET" in waiting
-    service.handle(_record(trained("PROPHET")))
+    producer.deliver(service.handle(_record(trained("PROPHET"))))
     assert len(calls) == 1
-    selected = [s for s in producer.sent if s[0] == "model-selected"]
+    selected = producer.selected()
     assert len(selected) == 1
-    assert selected[0][2] == "promotion"
-    assert decode(ModelSelected, selected[0][1]).model_type == "GRU"
+    assert selected[0].key == "promotion"
+    assert isinstance(selected[0].value, ModelSelected)
+    assert selected[0].value.model_type == "GRU"
     # Duplicates and replays after promotion change nothing.
-    service.handle(_record(trained("PROPHET")))
-    service.handle(_record(trained("GRU", run_id="another-run")))
+    producer.deliver(service.handle(_record(trained("PROPHET"))))
+    producer.deliver(service.handle(_record(trained("GRU", run_id="another-run"))))
     assert len(calls) == 1
-    assert len([s for s in producer.sent if s[0] == "model-selected"]) == 1
+    assert len(producer.selected()) == 1
 
 
 def test_a_restarted_evaluator_continues_from_the_stored_state(harness: Any) -> None:
@@ -140,10 +140,10 @@ def test_a_restarted_evaluator_continues_from_the_stored_state(harness: Any) -> 
     first.handle(_record(trained("GRU")))
     first.handle(_record(trained("LSTM")))
     restarted = make_service()  # a new process: only the object store survives
-    restarted.handle(_record(trained("PROPHET")))
+    producer.deliver(restarted.handle(_record(trained("PROPHET"))))
     assert len(calls) == 1
     assert {r.model_type for r in calls[0].results} == {"GRU", "LSTM", "PROPHET"}
-    assert len([s for s in producer.sent if s[0] == "model-selected"]) == 1
+    assert len(producer.selected()) == 1
 
 
 def test_running_events_are_ignored(harness: Any) -> None:
@@ -165,3 +165,19 @@ def test_bad_events_raise_the_errors_that_route_them(harness: Any) -> None:
         service.handle(_record(b'{"status":"SUCCESS","model_type":"GRU"}'))
     with pytest.raises(UnknownModelTypeError):
         service.handle(_record(trained("XGBOOST")))
+
+
+def test_a_promotion_not_confirmed_by_the_broker_is_sent_again_on_redelivery(harness: Any) -> None:
+    """The worker runs ``on_confirmed`` only after the broker confirmed the send; a crash before
+    it leaves the state unpublished, so the redelivered SUCCESS promotes (once more) again."""
+    _store, _sink, producer, calls, make_service = harness
+    service = make_service()
+    service.handle(_record(trained("GRU")))
+    service.handle(_record(trained("LSTM")))
+    lost = service.handle(_record(trained("PROPHET")))  # sent, then the process died
+    assert [o.topic for o in lost] == ["model-selected"]
+    again = make_service().handle(_record(trained("PROPHET")))
+    assert [o.topic for o in again] == ["model-selected"]
+    assert len(calls) == 1  # evaluated once; only the send is repeated
+    producer.deliver(again)
+    assert make_service().handle(_record(trained("PROPHET"))) == []

@@ -19,15 +19,8 @@ from flts.errors import (
     TrackingError,
 )
 from flts.logging_setup import JsonFormatter, configure_json_logging
-from flts.messaging.worker import (
-    KafkaWorker,
-    Output,
-    Record,
-    RetryPolicy,
-    consumer_config,
-    dlq_of,
-    is_transient,
-)
+from flts.messaging.records import Output, Record, RetryPolicy, dlq_of, is_transient
+from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.wiring import route_dlq, service_command, service_env
 from flts.settings import KafkaSettings
 

@@ -31,85 +31,24 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from flts.domain.messages import WireMessage
-from flts.errors import (
-    FltsError,
-    MessagingError,
-    ObjectNotFoundError,
-    StorageError,
-    TrackingError,
-)
+from flts.errors import FltsError, MessagingError
 from flts.kafka_utils import commit_offsets_sync, produce_message, publish_error
+from flts.messaging.records import (
+    DlqRouter,
+    Handler,
+    Output,
+    Record,
+    RetryPolicy,
+    is_transient,
+)
 from flts.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Record:
-    """A consumed Kafka record, decoupled from confluent-kafka so handlers test without a broker."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
-    value: bytes | None
-
-    @property
-    def body(self) -> bytes:
-        """The value, with a tombstone (None) as empty bytes: it then fails JSON decoding."""
-        return self.value or b""
-
-    @classmethod
-    def from_message(cls, msg: Message) -> Record:
-        raw_key = msg.key()
-        key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
-        return cls(
-            str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0), key, msg.value()
-        )
-
-
-@dataclass(frozen=True)
-class Output:
-    """One event the worker must get confirmed before it commits the consumed offset."""
-
-    topic: str
-    value: WireMessage | dict[str, Any]
-    key: str | None = None
-
-
-Handler = Callable[[Record], Sequence[Output]]
-#: (consumed topic, error) -> dead-letter topic.
-DlqRouter = Callable[[str, BaseException], str]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff for infrastructure failures."""
-
-    attempts: int = 3
-    initial_delay_s: float = 1.0
-    max_delay_s: float = 15.0
-
-    def delay(self, attempt: int) -> float:
-        """Wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
-        return float(min(self.max_delay_s, self.initial_delay_s * 2 ** (attempt - 1)))
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures of the infrastructure (worth a retry), not of the message."""
-    if isinstance(exc, ObjectNotFoundError):
-        return False
-    return isinstance(exc, StorageError | TrackingError | MessagingError)
-
-
-def dlq_of(topic: str) -> str:
-    """The spec's dead-letter naming: ``DLQ-<base-topic>``."""
-    return f"DLQ-{topic}"
 
 
 def consumer_config(kafka: KafkaSettings, group_id: str, **extra: Any) -> dict[str, Any]:
@@ -188,6 +127,7 @@ class KafkaWorker:
         operation: str = "process",
         retry: RetryPolicy | None = None,
         poll_timeout_s: float = 0.2,
+        ready_file: Path | None = None,
     ) -> None:
         self.consumer_conf = dict(consumer_conf)
         self.topics = list(topics)
@@ -198,6 +138,7 @@ class KafkaWorker:
         self.operation = operation
         self.retry = retry or RetryPolicy()
         self.poll_timeout_s = poll_timeout_s
+        self.ready_file = ready_file
         self.stats = WorkerStats()
         self._buffer: deque[Message] = deque()
         self._revoked: set[tuple[str, int]] = set()
@@ -253,6 +194,10 @@ class KafkaWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
         self._repause = True
+        if self.ready_file is not None:
+            # The readiness probe of a supervisor: the group has taken this consumer in.
+            self.ready_file.parent.mkdir(parents=True, exist_ok=True)
+            self.ready_file.write_text(f"assigned {len(partitions)} partitions\n")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {(p.topic, p.partition) for p in partitions}
@@ -297,6 +242,8 @@ class KafkaWorker:
         else:
             for out in run.outputs:
                 self._deliver(out.topic, self._sender(out))
+                if out.on_confirmed is not None:
+                    self._after_delivery(out.on_confirmed, record)
             self.stats.processed += 1
         duration_ms = round((time.monotonic() - started) * 1000)
         self._commit(consumer, record, {**ctx, "duration_ms": duration_ms})
@@ -356,6 +303,22 @@ class KafkaWorker:
             if attempt < self.retry.attempts and self.stop_event.wait(self.retry.delay(attempt)):
                 break
         raise MessagingError(f"broker did not confirm a record to {topic!r}; not committing")
+
+    def _after_delivery(self, hook: Callable[[], None], record: Record) -> None:
+        """Run an output's ``on_confirmed`` hook, retrying infrastructure failures; if it keeps
+        failing, stop without committing (the input is redelivered and sent again)."""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                hook()
+                return
+            except Exception as exc:
+                if not is_transient(exc) or attempt >= self.retry.attempts:
+                    raise MessagingError(
+                        f"state after a confirmed send of {record.topic}@{record.offset} could "
+                        f"not be recorded ({type(exc).__name__}: {exc}); not committing"
+                    ) from exc
+                if self.stop_event.wait(self.retry.delay(attempt)):
+                    raise MessagingError("stopped while recording state; not committing") from exc
 
     def _dead_letter(self, record: Record, exc: BaseException) -> None:
         dlq = self.dlq_topic_for(record.topic, exc)

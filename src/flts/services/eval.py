@@ -1,13 +1,15 @@
 """Service ``eval``: promote a champion once every expected model of a lineage succeeded.
 
 Consumes MODEL_TRAINING_TOPIC in group EVAL_GROUP_ID. RUNNING events are ignored; each SUCCESS
-is recorded in the persistent completion tracker (``flts.services.completion``) before its offset is
-committed. When all EXPECTED_MODEL_TYPES succeeded for an (identifier, config_hash), the
-evaluate stage runs exactly once and its ModelSelected goes to MODEL_SELECTED_TOPIC with key
-``promotion``; the state then says ``published`` and later duplicates change nothing.
+is recorded in the persistent completion state (``flts.services.completion``) before its offset
+is committed. The decisions (wait, evaluate, publish, done) are ``flts.stages.promotion``'s: when
+all EXPECTED_MODEL_TYPES succeeded for an (identifier, config_hash), the evaluate stage runs once
+and its ModelSelected goes to MODEL_SELECTED_TOPIC with key ``promotion``; the state then says
+``published`` and later duplicates change nothing.
 
-The ModelSelected is produced by this handler (confirmed) *before* the state is marked
-published, so a crash in between re-publishes it on redelivery (at-least-once), never loses it.
+The ModelSelected is returned to the worker, which gets it confirmed by the broker *before* the
+state is marked published, so a crash in between re-publishes it on redelivery (at-least-once),
+never loses it.
 Run one eval instance per group: the state has a single writer (topics have one partition).
 """
 
@@ -16,39 +18,38 @@ from __future__ import annotations
 import logging
 import threading
 
-from confluent_kafka import Producer
-
 from flts.domain.config import ModelType
-from flts.domain.messages import ModelTrained, ModelTrainingRunning, ProgressEvent
+from flts.domain.messages import ModelSelected, ModelTrained, ModelTrainingRunning, ProgressEvent
 from flts.domain.messages import decode_model_training as decode_event
-from flts.errors import MessagingError, NoChampionError
-from flts.kafka_utils import produce_message
+from flts.errors import NoChampionError
+from flts.messaging.records import Output, Record
 from flts.messaging.sinks import KafkaEventSink, topic_router
-from flts.messaging.worker import KafkaWorker, Output, Record, consumer_config
-from flts.services.completion import CompletionState, CompletionTracker
+from flts.messaging.worker import KafkaWorker, consumer_config
+from flts.services.completion import CompletionTracker
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq
 from flts.settings import EvalSettings, load_settings
-from flts.stages import evaluate
+from flts.stages import evaluate, promotion
 from flts.stages.contracts import EvaluateRequest, EvaluateStageConfig
 from flts.stages.ports import StageContext
+from flts.stages.promotion import CompletionState
 
 log = logging.getLogger(__name__)
 PROMOTION_KEY = "promotion"
 
 
 class EvalService:
-    """The eval handler and its state; ``handle`` is what the worker calls per record."""
+    """Feeds SUCCESS events to the promotion decisions and acts on them; ``handle`` is what the
+    worker calls per record. The ModelSelected is returned to the worker, which sends it and only
+    then marks the state published (``Output.on_confirmed``) and commits."""
 
     def __init__(
         self,
         settings: EvalSettings,
         ctx: StageContext,
-        producer: Producer,
         completion: CompletionTracker | None = None,
     ) -> None:
         self.settings = settings
         self.ctx = ctx
-        self.producer = producer
         self.completion = completion or CompletionTracker(ctx.store, settings.expected_model_types)
         self.stage_config = EvaluateStageConfig(
             expected_model_types=settings.expected_model_types,
@@ -68,21 +69,26 @@ class EvalService:
         if model_type not in self.settings.expected_model_types:
             log.info("ignoring SUCCESS of unexpected model type %s", model_type.value, extra=ctx)
             return []
-        state, changed = self.completion.record(event)
-        if state.published:
-            log.info("already promoted; duplicate SUCCESS ignored", extra=ctx)
-            return []
-        if not state.complete:
+        state, changed = promotion.record_success(
+            self.completion.load(event.identifier, event.config_hash), event
+        )
+        if changed:  # durable before the offset is committed
+            state = self.completion.save(state)
+        step = promotion.next_step(state)
+        if isinstance(step, promotion.Wait):
             if changed:
-                self._progress(state, "waiting for " + ", ".join(state.missing()))
+                self._progress(state, "waiting for " + ", ".join(step.missing))
             return []
-        if not state.evaluated:
-            self._evaluate(state)
-        if state.selected is not None and not state.published:
-            self._publish(state)
+        if isinstance(step, promotion.Evaluate):
+            state = self._evaluate(state)
+            step = promotion.next_step(state)
+        if isinstance(step, promotion.Publish):
+            return [self._promotion_output(state, step.selected)]
+        if isinstance(step, promotion.Done):
+            log.info("nothing to do: %s", step.why, extra=ctx)
         return []
 
-    def _evaluate(self, state: CompletionState) -> None:
+    def _evaluate(self, state: CompletionState) -> CompletionState:
         request = EvaluateRequest(
             identifier=state.identifier,
             config_hash=state.config_hash,
@@ -91,34 +97,33 @@ class EvalService:
         try:
             result = evaluate.run(request, self.stage_config, self.ctx)
         except NoChampionError as exc:
-            state.selected, state.reason = None, str(exc)
+            state = promotion.with_evaluation(state, None, str(exc))
         else:
-            state.selected, state.reason = result.selected, result.report.reason
-        state.evaluated = True
-        self.completion.save(state)
+            state = promotion.with_evaluation(state, result.selected, result.report.reason)
+        state = self.completion.save(state)
         if state.selected is None:
             self._progress(state, f"no champion promoted: {state.reason}")
+        return state
 
-    def _publish(self, state: CompletionState) -> None:
-        selected = state.selected
-        assert selected is not None
-        topic = self.settings.model_selected_topic
-        if not produce_message(self.producer, topic, selected, key=PROMOTION_KEY):
-            raise MessagingError(f"ModelSelected for {state.identifier} not confirmed by {topic}")
-        state.published = True
-        self.completion.save(state)
-        log.info(
-            "promoted %s run %s",
-            selected.model_type,
-            selected.run_id,
-            extra={
-                "stage": "eval",
-                "identifier": state.identifier,
-                "config_hash": state.config_hash,
-                "model_type": selected.model_type,
-            },
+    def _promotion_output(self, state: CompletionState, selected: ModelSelected) -> Output:
+        def published() -> None:
+            self.completion.save(promotion.with_published(state))
+            log.info(
+                "promoted %s run %s",
+                selected.model_type,
+                selected.run_id,
+                extra={
+                    "stage": "eval",
+                    "identifier": state.identifier,
+                    "config_hash": state.config_hash,
+                    "model_type": selected.model_type,
+                },
+            )
+            self._progress(state, f"promoted {selected.model_type} (run {selected.run_id})")
+
+        return Output(
+            self.settings.model_selected_topic, selected, key=PROMOTION_KEY, on_confirmed=published
         )
-        self._progress(state, f"promoted {selected.model_type} (run {selected.run_id})")
 
     def _progress(self, state: CompletionState, message: str) -> None:
         log.info(message, extra={"stage": "eval", "identifier": state.identifier})
@@ -140,7 +145,7 @@ def run(stop_event: threading.Event) -> int:
     infra.ensure_topics(settings.model_training_topic, settings.model_selected_topic)
     sink = KafkaEventSink(infra.producer, topic_router(settings.model_training_topic))
     ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
-    service = EvalService(settings, ctx, infra.producer)
+    service = EvalService(settings, ctx)
     worker = KafkaWorker(
         consumer_config(infra.kafka, settings.eval_group_id),
         [settings.model_training_topic],

@@ -34,14 +34,8 @@ from flts.domain.messages import (
 )
 from flts.errors import MessagingError, StackError
 from flts.kafka_utils import produce_message, publish_error
-from flts.messaging.worker import (
-    KafkaWorker,
-    Output,
-    Record,
-    consumer_config,
-    dlq_of,
-    is_transient,
-)
+from flts.messaging.records import Output, Record, dlq_of, is_transient
+from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.claims import ClaimBook, ClaimEntry
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.settings import InferenceSettings, load_settings

@@ -30,8 +30,9 @@ from flts.domain.config import PreprocessConfig
 from flts.domain.messages import PreprocessRequested, decode
 from flts.errors import ConfigError, MessageError, MessagingError
 from flts.kafka_utils import produce_message, publish_error
+from flts.messaging.records import Handler, Output, Record
 from flts.messaging.sinks import KafkaEventSink, topic_router
-from flts.messaging.worker import Handler, KafkaWorker, Output, Record, consumer_config
+from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.wiring import Infra, route_dlq
 from flts.settings import PreprocessSettings, load_settings
 from flts.stages import preprocess

@@ -11,8 +11,9 @@ import logging
 import threading
 
 from flts.domain.messages import TrainingDataReady, decode
+from flts.messaging.records import Handler, Output, Record
 from flts.messaging.sinks import KafkaEventSink, topic_router
-from flts.messaging.worker import Handler, KafkaWorker, Output, Record, consumer_config
+from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.settings import TrainSettings, load_settings
 from flts.stages import train

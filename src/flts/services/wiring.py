@@ -30,7 +30,7 @@ from confluent_kafka import Producer
 from flts.adapters.s3 import S3ObjectStore
 from flts.errors import ConfigError, FltsError, MessageError
 from flts.kafka_utils import create_producer, ensure_topics
-from flts.messaging.worker import DlqRouter, dlq_of
+from flts.messaging.records import DlqRouter, dlq_of
 from flts.settings import KafkaSettings, MlflowSettings, S3Settings, load_settings
 from flts.stages.ports import Tracker
 
