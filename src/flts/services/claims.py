@@ -1,7 +1,8 @@
-"""Inference claims the inference service has seen, persisted in the object store.
+"""Where the inference service keeps the claims it has seen: the object store.
 
 An inference-data claim can arrive before any model of its lineage exists, and batch
-inference must (re)run once the promoted champion arrives. Keeping the claims in
+inference must (re)run once the promoted champion arrives (the decisions are
+``flts.stages.dispatch``'s). Keeping the claims in
 ``inference-logs/_claims/<config_hash>/<claim digest>.json`` lets the service commit the
 claim's offset at once and still run it later, across restarts.
 """
@@ -11,32 +12,17 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from flts.domain.config import canonical_json
 from flts.domain.messages import InferenceDataReady
+from flts.stages.dispatch import NO_HASH, ClaimEntry
 from flts.stages.ports import BUCKET_INFERENCE_LOGS, ObjectStore
 
 log = logging.getLogger(__name__)
 PREFIX = "_claims/"
-NO_HASH = "_none"
 
-
-class ClaimEntry(BaseModel):
-    """One claim and what has been done with it."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    claim: InferenceDataReady
-    #: run_ids of models whose inference over this claim was published.
-    runs: list[str] = []
-    #: True once a promoted champion (not a provisional model) ran it.
-    champion_done: bool = False
-    failed: str | None = None
-
-    @property
-    def config_hash(self) -> str:
-        return self.claim.config_hash or NO_HASH
+__all__ = ["ClaimBook", "ClaimEntry", "claim_digest"]
 
 
 def claim_digest(claim: InferenceDataReady) -> str:
@@ -71,14 +57,18 @@ class ClaimBook:
         entry = ClaimEntry(claim=claim)
         key = self._key(entry)
         if key not in self._entries:
-            self._entries[key] = entry
             self.save(entry)
         return self._entries[key]
+
+    def current(self, entry: ClaimEntry) -> ClaimEntry:
+        """The latest stored version of ``entry``'s claim."""
+        return self._entries.get(self._key(entry), entry)
 
     def save(self, entry: ClaimEntry) -> None:
         self.store.ensure_bucket(self.bucket)
         data = entry.model_dump_json(indent=2).encode()
         self.store.put_bytes(self.bucket, self._key(entry), data, "application/json")
+        self._entries[self._key(entry)] = entry
 
     def for_config(self, config_hash: str | None) -> list[ClaimEntry]:
         """Claims of one lineage (``None``: claims that carry no config_hash)."""

@@ -11,7 +11,9 @@ One consumer (group CONSUMER_GROUP_ID, manual commits) reads three topics:
 - CONSUMER_TOPIC_0 (inference-data): the claim is stored (``flts.services.claims``) and run at once
   if a model of its lineage is loaded, else when one arrives.
 
-PerformanceEval events are produced (confirmed) to PRODUCER_TOPIC before a claim is marked done.
+Which claims a model runs is decided by ``flts.stages.dispatch``. PerformanceEval events (and
+dead letters of pending claims) are returned to the worker, which gets them confirmed on
+PRODUCER_TOPIC before a claim is marked done and the offset committed.
 At start-up the registry's champion alias (REGISTERED_MODEL_NAME@CHAMPION_ALIAS) is loaded if it
 exists, so the API is ready after a restart. The API runs in a uvicorn thread; SIGTERM stops both.
 """
@@ -22,25 +24,25 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import Producer
-
 from flts.api.model_state import LoadedModel, ModelSource, ModelState
 from flts.domain.messages import (
+    DlqRecord,
     InferenceDataReady,
     ModelSelected,
     ModelTrained,
     decode,
     decode_model_training,
+    utc_now_iso,
 )
-from flts.errors import MessagingError, StackError
-from flts.kafka_utils import produce_message, publish_error
+from flts.errors import StackError
 from flts.messaging.records import Output, Record, dlq_of, is_transient
 from flts.messaging.worker import KafkaWorker, consumer_config
-from flts.services.claims import ClaimBook, ClaimEntry
+from flts.services.claims import ClaimBook
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.settings import InferenceSettings, load_settings
-from flts.stages import infer
+from flts.stages import dispatch, infer
 from flts.stages.contracts import InferRequest, InferStageConfig
+from flts.stages.dispatch import ClaimEntry
 from flts.stages.ports import StageContext
 
 log = logging.getLogger(__name__)
@@ -56,19 +58,21 @@ def run_id_of(model_uri: str) -> str:
 
 
 class InferenceService:
-    """The three topic handlers and the models they loaded, per config_hash."""
+    """The three topic handlers and the models they loaded, per config_hash.
+
+    Handlers return their events (PerformanceEval, dead letters of pending claims) to the worker,
+    which sends them and then commits; a claim is marked run only once its event is confirmed.
+    """
 
     def __init__(
         self,
         settings: InferenceSettings,
         ctx: StageContext,
-        producer: Producer,
         state: ModelState,
         claims: ClaimBook | None = None,
     ) -> None:
         self.settings = settings
         self.ctx = ctx
-        self.producer = producer
         self.state = state
         self.claims = claims or ClaimBook(ctx.store)
         self.models: dict[str, LoadedModel] = {}
@@ -85,16 +89,15 @@ class InferenceService:
     def handle(self, record: Record) -> list[Output]:
         s = self.settings
         if record.topic == s.promotion_topic:
-            self.on_selected(decode(ModelSelected, record.body))
-        elif record.topic == s.consumer_topic_1:
+            return self.on_selected(decode(ModelSelected, record.body))
+        if record.topic == s.consumer_topic_1:
             event = decode_model_training(record.body)
-            if isinstance(event, ModelTrained):
-                self.on_trained(event)
-        elif record.topic == s.consumer_topic_0:
-            self.on_claim(decode(InferenceDataReady, record.body))
+            return self.on_trained(event) if isinstance(event, ModelTrained) else []
+        if record.topic == s.consumer_topic_0:
+            return self.on_claim(decode(InferenceDataReady, record.body))
         return []
 
-    def on_selected(self, selected: ModelSelected) -> None:
+    def on_selected(self, selected: ModelSelected) -> list[Output]:
         loaded = self._load(
             selected.model_uri,
             selected.run_id,
@@ -103,22 +106,21 @@ class InferenceService:
             "promotion",
         )
         self.state.set(loaded)
-        self._run_all(self.claims.for_config(selected.config_hash), loaded)
+        return self._run_all(self.claims.for_config(selected.config_hash), loaded)
 
-    def on_trained(self, event: ModelTrained) -> None:
-        if not self.settings.run_inference_on_train_success:
-            return
-        if event.config_hash in self.models:
-            return  # a champion (or an earlier provisional model) is already loaded
+    def on_trained(self, event: ModelTrained) -> list[Output]:
+        enabled = self.settings.run_inference_on_train_success
+        if not dispatch.load_provisional(enabled, event.config_hash, self.models):
+            return []
         uri = event.model_uri or f"runs:/{event.run_id}/{DEFAULT_MODEL_NAME}"
         loaded = self._load(
             uri, event.run_id, event.config_hash, event.identifier, "training-success"
         )
         if self.state.current() is None:
             self.state.set(loaded)
-        self._run_all(self.claims.for_config(event.config_hash), loaded)
+        return self._run_all(self.claims.for_config(event.config_hash), loaded)
 
-    def on_claim(self, claim: InferenceDataReady) -> None:
+    def on_claim(self, claim: InferenceDataReady) -> list[Output]:
         entry = self.claims.add(claim)
         model = self._model_for(claim.config_hash)
         if model is None:
@@ -126,9 +128,10 @@ class InferenceService:
                 "no model for this lineage yet: claim kept pending",
                 extra={"identifier": claim.identifier, "config_hash": claim.config_hash},
             )
-            return
-        if self._eligible(entry, model):
-            self._run_one(entry, model)
+            return []
+        if not dispatch.eligible(entry, _ref(model)):
+            return []
+        return [self._run_one(entry, model)]
 
     # --- internals --------------------------------------------------------------------------
 
@@ -184,25 +187,20 @@ class InferenceService:
         self.models[loaded.config_hash] = loaded
         self.state.set(loaded)
 
-    @staticmethod
-    def _eligible(entry: ClaimEntry, model: LoadedModel) -> bool:
-        if entry.failed or model.run_id in entry.runs:
-            return False
-        return model.source in CHAMPION_SOURCES or not entry.runs
-
-    def _run_all(self, entries: list[ClaimEntry], model: LoadedModel) -> None:
-        """Run every eligible claim; one bad claim goes to the DLQ, the others still run."""
-        for entry in entries:
-            if not self._eligible(entry, model):
-                continue
+    def _run_all(self, entries: list[ClaimEntry], model: LoadedModel) -> list[Output]:
+        """Every eligible claim; one bad claim goes to the DLQ, the others still run."""
+        outputs = []
+        for entry in dispatch.claims_to_run(entries, _ref(model)):
             try:
-                self._run_one(entry, model)
+                outputs.append(self._run_one(entry, model))
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                self._dead_letter(entry, exc)
+                outputs.append(self._dead_letter(entry, exc))
+        return outputs
 
-    def _run_one(self, entry: ClaimEntry, model: LoadedModel) -> None:
+    def _run_one(self, entry: ClaimEntry, model: LoadedModel) -> Output:
+        """Forecast one claim; its PerformanceEval marks the claim run once confirmed."""
         claim = entry.claim
         config = InferStageConfig(
             model_uri=model.model_uri, model_type=model.model_type, run_id=model.run_id
@@ -210,30 +208,33 @@ class InferenceService:
         try:
             perf = infer.run(InferRequest(claim=claim), config, self.ctx, model=model.forecaster)
         except Exception as exc:
-            if not is_transient(exc):
-                entry.failed = f"{type(exc).__name__}: {exc}"
-                self.claims.save(entry)
+            if not is_transient(exc):  # durable before the commit: never tried again
+                self.claims.save(dispatch.with_failure(entry, f"{type(exc).__name__}: {exc}"))
             raise
-        topic = self.settings.producer_topic
-        if not produce_message(self.producer, topic, perf, key=claim.identifier):
-            raise MessagingError(f"PerformanceEval for {claim.identifier} not confirmed by {topic}")
-        entry.runs.append(model.run_id)
-        entry.champion_done = entry.champion_done or model.source in CHAMPION_SOURCES
-        self.claims.save(entry)
+        ref = _ref(model)
 
-    def _dead_letter(self, entry: ClaimEntry, exc: BaseException) -> None:
+        def ran() -> None:
+            self.claims.save(dispatch.with_run(self.claims.current(entry), ref))
+
+        return Output(self.settings.producer_topic, perf, key=claim.identifier, on_confirmed=ran)
+
+    def _dead_letter(self, entry: ClaimEntry, exc: BaseException) -> Output:
         details = f"{type(exc).__name__}: {exc}"
         log.error("pending claim failed: %s", details, extra={"dlq_topic": self.dlq_topic})
-        publish_error(
-            self.producer,
-            self.dlq_topic,
-            "inference",
-            "Failure",
-            details,
-            entry.claim.to_wire(),
+        record = DlqRecord(
+            operation="inference",
+            status="Failure",
+            error_details=details,
+            payload=entry.claim.to_wire(),
+            timestamp=utc_now_iso(),
             source_topic=self.settings.consumer_topic_0,
             error_type=type(exc).__name__,
         )
+        return Output(self.dlq_topic, record)
+
+
+def _ref(model: LoadedModel) -> dispatch.ModelRef:
+    return dispatch.ModelRef(run_id=model.run_id, champion=model.source in CHAMPION_SOURCES)
 
 
 def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, threading.Thread]:
@@ -279,7 +280,7 @@ def run(stop_event: threading.Event) -> int:
     server, thread = start_api(state, settings)
     try:
         ctx = StageContext(store=infra.store(), tracker=tracker)
-        service = InferenceService(settings, ctx, infra.producer, state)
+        service = InferenceService(settings, ctx, state)
         warm_up(tracker, None)
         service.startup()
         worker = KafkaWorker(
