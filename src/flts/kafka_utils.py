@@ -25,31 +25,23 @@ from pydantic import BaseModel
 
 from flts.domain.messages import DlqRecord, utc_now_iso
 from flts.errors import MessagingError
-from flts.settings import KafkaSettings, load_settings
+from flts.settings import KafkaSettings, load_settings, pipeline_topics
 
 log = logging.getLogger(__name__)
 
-#: The spec's topics, in pipeline order.
-SPEC_TOPICS: tuple[str, ...] = (
-    "training-data",
-    "inference-data",
-    "model-training",
-    "model-selected",
-    "performance-eval",
-)
-PROGRESS_TOPIC = "flts-progress"
+_TOPICS = pipeline_topics()
+#: The spec's topics, in pipeline order (defaults of ``flts.settings``; kept for callers).
+SPEC_TOPICS: tuple[str, ...] = _TOPICS.spec
+PROGRESS_TOPIC = _TOPICS.progress
 #: Added by FLTS: requests for the on-request mode of the preprocess service.
-PREPROCESS_REQUEST_TOPIC = "preprocess-requests"
+PREPROCESS_REQUEST_TOPIC = _TOPICS.preprocess_requests
 #: Dead-letter topics: ``DLQ-<base-topic>`` for every consumed/produced topic, plus preprocess.
-DLQ_TOPICS: tuple[str, ...] = (
-    "DLQ-preprocess",
-    *(f"DLQ-{t}" for t in (PREPROCESS_REQUEST_TOPIC, *SPEC_TOPICS)),
-)
+DLQ_TOPICS: tuple[str, ...] = _TOPICS.dead_letter
 
 
 def topic_names() -> tuple[str, ...]:
     """Every topic the local stack creates: the spec's, FLTS's own and the DLQs."""
-    return (*SPEC_TOPICS, PREPROCESS_REQUEST_TOPIC, PROGRESS_TOPIC, *DLQ_TOPICS)
+    return _TOPICS.all()
 
 
 def _client_config(

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -117,6 +118,8 @@ class PreprocessSettings(_Base):
     #: Added by FLTS: the on-request mode (``flts service preprocess --listen``).
     request_topic: str = _env("PREPROCESS_REQUEST_TOPIC", "preprocess-requests")
     group_id: str = _env("PREPROCESS_GROUP_ID", "preprocess")
+    #: Added by FLTS: progress events for `flts run` and operators (fire-and-forget).
+    progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
 
 
 class TrainSettings(_Base):
@@ -136,6 +139,7 @@ class TrainSettings(_Base):
     torch_threads: int | None = _env("TORCH_THREADS", None)
     mlflow_experiment: str = _env("MLFLOW_EXPERIMENT", "flts")
     dlq_topic_override: str | None = _env("DLQ_TOPIC", None)
+    progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
 
     @field_validator("model_type", mode="before")
     @classmethod
@@ -178,6 +182,7 @@ class EvalSettings(_Base):
     )
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
+    progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
 
     @field_validator("expected_model_types", mode="before")
     @classmethod
@@ -228,6 +233,61 @@ class GatewaySettings(_Base):
     token: SecretStr | None = _env("GATEWAY_TOKEN", None)
     max_upload_bytes: int = _env("GATEWAY_MAX_UPLOAD_BYTES", 256 * 1024 * 1024, gt=0)
     url: str | None = _env("GATEWAY_URL", None)
+
+
+@dataclass(frozen=True)
+class PipelineTopics:
+    """Every topic of one pipeline, taken from the defaults of the services' settings.
+
+    For the components that see the whole pipeline (the local stack creating topics, `flts run`
+    watching them); each service reads its own topics from its env vars. The one place outside
+    the settings classes where topic names are known.
+    """
+
+    training_data: str
+    inference_data: str
+    model_training: str
+    model_selected: str
+    performance_eval: str
+    preprocess_requests: str
+    progress: str
+    preprocess_dlq: str
+
+    @property
+    def spec(self) -> tuple[str, ...]:
+        """The spec's five topics, in pipeline order."""
+        return (
+            self.training_data,
+            self.inference_data,
+            self.model_training,
+            self.model_selected,
+            self.performance_eval,
+        )
+
+    @property
+    def dead_letter(self) -> tuple[str, ...]:
+        """``DLQ-preprocess`` plus ``DLQ-<topic>`` for every consumed or produced topic."""
+        return (self.preprocess_dlq, *(f"DLQ-{t}" for t in (self.preprocess_requests, *self.spec)))
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.spec, self.preprocess_requests, self.progress, *self.dead_letter)
+
+
+def _default(cls: type[BaseSettings], field: str) -> str:
+    return str(cls.model_fields[field].default)
+
+
+def pipeline_topics() -> PipelineTopics:
+    return PipelineTopics(
+        training_data=_default(PreprocessSettings, "producer_topic_0"),
+        inference_data=_default(PreprocessSettings, "producer_topic_1"),
+        model_training=_default(TrainSettings, "producer_topic"),
+        model_selected=_default(EvalSettings, "model_selected_topic"),
+        performance_eval=_default(InferenceSettings, "producer_topic"),
+        preprocess_requests=_default(PreprocessSettings, "request_topic"),
+        progress=_default(PreprocessSettings, "progress_topic"),
+        preprocess_dlq=_default(PreprocessSettings, "dlq_topic"),
+    )
 
 
 S = TypeVar("S", bound=BaseSettings)

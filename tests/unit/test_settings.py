@@ -154,3 +154,37 @@ def test_secrets_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in shown
     kafka = load_settings(KafkaSettings, KAFKA_BOOTSTRAP_SERVERS="x:1")
     assert kafka.client_config()["sasl.password"] == "hunter2-kafka"
+
+
+def test_pipeline_topics_come_from_the_settings_defaults() -> None:
+    from flts.kafka_utils import topic_names
+    from flts.settings import pipeline_topics
+
+    topics = pipeline_topics()
+    assert topics.spec == (
+        "training-data",
+        "inference-data",
+        "model-training",
+        "model-selected",
+        "performance-eval",
+    )
+    assert topics.progress == "flts-progress"
+    assert "DLQ-preprocess" in topics.dead_letter
+    assert "DLQ-model-selected" in topics.dead_letter
+    assert set(topic_names()) == set(topics.all())
+    assert len(topic_names()) == len(set(topic_names()))
+
+
+def test_no_production_code_uses_the_in_memory_doubles() -> None:
+    """The doubles in flts.adapters.memory are for tests and benchmarks only."""
+    import pathlib
+
+    import flts
+
+    root = pathlib.Path(flts.__file__).parent
+    users = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "adapters.memory" in p.read_text() and p.parts[-2] not in {"bench", "adapters"}
+    ]
+    assert users == []

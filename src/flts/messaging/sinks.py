@@ -13,7 +13,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaException, Producer
 
 from flts.domain.messages import ModelTrainingRunning, ProgressEvent, WireMessage
-from flts.kafka_utils import PROGRESS_TOPIC, encode_value, produce_message
+from flts.kafka_utils import encode_value, produce_message
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 TopicFor = Callable[[WireMessage], str | None]
 
 
-def topic_router(model_training_topic: str, progress_topic: str = PROGRESS_TOPIC) -> TopicFor:
-    """RUNNING -> ``model_training_topic``; ProgressEvent -> ``progress_topic``; others dropped."""
+def topic_router(model_training_topic: str | None, progress_topic: str) -> TopicFor:
+    """RUNNING -> ``model_training_topic`` (None: services that emit none); ProgressEvent ->
+    ``progress_topic``; others dropped."""
 
     def route(event: WireMessage) -> str | None:
         if isinstance(event, ModelTrainingRunning):

@@ -21,6 +21,7 @@ from flts.errors import FltsError
 from flts.infra import supervisor
 from flts.run.monitor import ObservedEvent, TopicMonitor
 from flts.services.wiring import service_command, service_env
+from flts.settings import pipeline_topics
 from flts.stages.ports import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -31,19 +32,14 @@ TRAIN_SERVICES = {
     ModelType.LSTM: "train-lstm",
     ModelType.PROPHET: "nonml-prophet",
 }
+TOPICS = pipeline_topics()
 WATCHED_TOPICS = [
-    "training-data",
-    "model-training",
-    "model-selected",
-    "performance-eval",
-    "flts-progress",
-    "DLQ-preprocess",
-    "DLQ-preprocess-requests",
-    "DLQ-training-data",
-    "DLQ-model-training",
-    "DLQ-model-selected",
-    "DLQ-inference-data",
-    "DLQ-performance-eval",
+    TOPICS.training_data,
+    TOPICS.model_training,
+    TOPICS.model_selected,
+    TOPICS.performance_eval,
+    TOPICS.progress,
+    *TOPICS.dead_letter,
 ]
 
 
@@ -130,16 +126,20 @@ class EventWaiter:
                 )
 
 
+#: Dead-letter topic -> the stage whose failure lands there.
+DLQ_STAGE = {
+    TOPICS.preprocess_dlq: "preprocess",
+    f"DLQ-{TOPICS.preprocess_requests}": "preprocess",
+    f"DLQ-{TOPICS.training_data}": "train",
+    f"DLQ-{TOPICS.model_training}": "train",
+    f"DLQ-{TOPICS.model_selected}": "evaluate",
+    f"DLQ-{TOPICS.inference_data}": "inference",
+    f"DLQ-{TOPICS.performance_eval}": "inference",
+}
+
+
 def _describe_dlq(event: ObservedEvent) -> str:
-    stage = {
-        "DLQ-preprocess": "preprocess",
-        "DLQ-preprocess-requests": "preprocess",
-        "DLQ-training-data": "train",
-        "DLQ-model-training": "train",
-        "DLQ-model-selected": "evaluate",
-        "DLQ-inference-data": "inference",
-        "DLQ-performance-eval": "inference",
-    }.get(event.topic, event.topic)
+    stage = DLQ_STAGE.get(event.topic, event.topic)
     value = event.value
     return (
         f"stage {stage} failed ({event.topic}): {value.get('operation', '?')}: "
@@ -190,14 +190,15 @@ class PipelineRunner:
 
     def request_preprocess(self, store: ObjectStore) -> None:
         """Upload the CSVs and ask the preprocess service (on-request mode) to process them."""
-        from flts.kafka_utils import PREPROCESS_REQUEST_TOPIC, create_producer, produce_message
+        from flts.kafka_utils import create_producer, produce_message
         from flts.services.preprocess import build_config, request_for
 
         opts = self.options
         config = build_config(opts.preprocess_config_json, opts.time_col, opts.target)
         request = request_for(store, opts.identifier, opts.train_csv, opts.test_csv, config)
         producer = create_producer(bootstrap_servers=self.base_env["KAFKA_BOOTSTRAP_SERVERS"])
-        if not produce_message(producer, PREPROCESS_REQUEST_TOPIC, request, key=opts.identifier):
+        topic = TOPICS.preprocess_requests
+        if not produce_message(producer, topic, request, key=opts.identifier):
             raise PipelineFailed("stage preprocess: the request was not confirmed by the broker")
         self.outcome.marks["requested"] = time.monotonic()
 
@@ -205,23 +206,23 @@ class PipelineRunner:
 
     def _handle(self, event: ObservedEvent) -> None:
         value, out = event.value, self.outcome
-        if event.topic == "flts-progress":
+        if event.topic == TOPICS.progress:
             self._handle_progress(value)
-        elif event.topic == "training-data" and "preprocessed" not in out.marks:
+        elif event.topic == TOPICS.training_data and "preprocessed" not in out.marks:
             out.config_hash = value.get("config_hash")
             out.marks["preprocessed"] = time.monotonic()
-        elif event.topic == "model-training" and value.get("status") == "SUCCESS":
+        elif event.topic == TOPICS.model_training and value.get("status") == "SUCCESS":
             model = str(value.get("model_type"))
             if model not in out.trained:
                 out.trained[model] = value
                 out.config_hash = str(value.get("config_hash"))
                 self.display.trained(model, float(value.get("test_rmse", float("nan"))))
                 out.marks[f"trained:{model}"] = time.monotonic()
-        elif event.topic == "model-selected" and out.selected is None:
+        elif event.topic == TOPICS.model_selected and out.selected is None:
             out.selected = value
             out.marks["selected"] = time.monotonic()
             self.display.phase("inference", f"champion {value.get('model_type')}")
-        elif event.topic == "performance-eval" and self._is_champion_inference(value):
+        elif event.topic == TOPICS.performance_eval and self._is_champion_inference(value):
             out.performance = value
             out.marks["inferred"] = time.monotonic()
 

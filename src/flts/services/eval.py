@@ -143,7 +143,7 @@ def run(stop_event: threading.Event) -> int:
     infra = Infra.from_env()
     tracker = mlflow_tracker()
     infra.ensure_topics(settings.model_training_topic, settings.model_selected_topic)
-    sink = KafkaEventSink(infra.producer, topic_router(settings.model_training_topic))
+    sink = KafkaEventSink(infra.producer, topic_router(None, settings.progress_topic))
     ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
     service = EvalService(settings, ctx)
     worker = KafkaWorker(

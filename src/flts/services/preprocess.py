@@ -25,7 +25,6 @@ from typing import Any
 from confluent_kafka import Producer
 from pydantic import ValidationError
 
-from flts.adapters.memory import InMemoryTracker
 from flts.domain.config import PreprocessConfig
 from flts.domain.messages import PreprocessRequested, decode
 from flts.errors import ConfigError, MessageError, MessagingError
@@ -37,7 +36,7 @@ from flts.services.wiring import Infra, route_dlq
 from flts.settings import PreprocessSettings, load_settings
 from flts.stages import preprocess
 from flts.stages.contracts import ObjectRef, PreprocessRequest, PreprocessResult
-from flts.stages.ports import BUCKET_DATASET, ObjectStore, StageContext
+from flts.stages.ports import BUCKET_DATASET, NoTracker, ObjectStore, StageContext
 
 log = logging.getLogger(__name__)
 TRAIN_KEY, INFERENCE_KEY = "train-claim", "inference-claim"
@@ -92,14 +91,10 @@ def run_job(
         job.identifier
         or "run-" + hashlib.sha256(f"{train_sha}:{test_sha}".encode()).hexdigest()[:12]
     )
-    sink = KafkaEventSink(producer, topic_router("model-training"))
-    tracker = InMemoryTracker()  # preprocess logs nothing to MLflow
-    try:
-        ctx = StageContext(store=store, tracker=tracker, events=sink)
-        request = PreprocessRequest(identifier=identifier, train=train_ref, test=test_ref)
-        result = preprocess.run(request, job.config, ctx)
-    finally:
-        tracker.close()
+    sink = KafkaEventSink(producer, topic_router(None, settings.progress_topic))
+    ctx = StageContext(store=store, tracker=NoTracker(), events=sink)
+    request = PreprocessRequest(identifier=identifier, train=train_ref, test=test_ref)
+    result = preprocess.run(request, job.config, ctx)
     for topic, claim, key in (
         (settings.producer_topic_0, result.training, TRAIN_KEY),
         (settings.producer_topic_1, result.inference, INFERENCE_KEY),
@@ -143,8 +138,8 @@ def serve(stop_event: threading.Event) -> int:
     infra = Infra.from_env()
     topics = (settings.request_topic, settings.producer_topic_0, settings.producer_topic_1)
     infra.ensure_topics(*topics)
-    sink = KafkaEventSink(infra.producer, topic_router("model-training"))
-    ctx = StageContext(store=infra.store(), tracker=InMemoryTracker(), events=sink)
+    sink = KafkaEventSink(infra.producer, topic_router(None, settings.progress_topic))
+    ctx = StageContext(store=infra.store(), tracker=NoTracker(), events=sink)
     worker = KafkaWorker(
         consumer_config(infra.kafka, settings.group_id),
         [settings.request_topic],

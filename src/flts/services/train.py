@@ -67,7 +67,9 @@ def run(stop_event: threading.Event) -> int:
     infra = Infra.from_env()
     tracker = mlflow_tracker()
     infra.ensure_topics(settings.consumer_topic, settings.producer_topic)
-    sink = KafkaEventSink(infra.producer, topic_router(settings.producer_topic))
+    sink = KafkaEventSink(
+        infra.producer, topic_router(settings.producer_topic, settings.progress_topic)
+    )
     ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
     warm_up(tracker, settings.mlflow_experiment)
     worker = KafkaWorker(

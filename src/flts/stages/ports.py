@@ -107,6 +107,20 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class NoTracker:
+    """The tracker of a stage that tracks nothing (preprocess): any use is a programming error,
+    reported as such rather than silently recorded somewhere nobody looks."""
+
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        from flts.errors import TrackingError
+
+        raise TrackingError("this stage runs without a tracker; it must not log runs or models")
+
+    find_finished_run = start_run = log_params = log_metrics = _refuse
+    log_artifact_bytes = log_forecaster = end_run = register_champion = _refuse
+    load_forecaster = _refuse
+
+
 class NullSink:
     """Drops events; for runtimes that have nowhere to send them."""
 
