@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -96,6 +97,9 @@ class KafkaSettings(_Base):
     sasl_mechanism: str | None = _env("KAFKA_SASL_MECHANISM", None)
     sasl_username: str | None = _env("KAFKA_SASL_USERNAME", None)
     sasl_password: SecretStr | None = _env("KAFKA_SASL_PASSWORD", None)
+    #: Added by FLTS: a worker writes this file once its consumer group assigned it partitions
+    #: (the readiness probe of a process supervisor such as `flts run`).
+    ready_file: Path | None = _env("FLTS_READY_FILE", None)
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka settings common to producers, consumers and admin clients."""

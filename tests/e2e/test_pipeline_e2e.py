@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from _topic_audit import mentions, read_all, spec_violations
 from flts.adapters.s3 import S3ObjectStore
 from flts.datasets import bundled_test_csv, bundled_train_csv
-from flts.infra import supervisor
+from flts.infra import procs
 from flts.infra.procs import free_port
 from flts.infra.stack import LocalStack
 from flts.kafka_utils import DLQ_TOPICS
@@ -56,7 +56,7 @@ def _flts_run(
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        supervisor.flts_command(*args), env=env, capture_output=True, text=True, timeout=1200
+        procs.flts_command(*args), env=env, capture_output=True, text=True, timeout=1200
     )
 
 
@@ -72,7 +72,7 @@ def test_flts_run_end_to_end(
         _check_summary(summary, tmp_path / "run")
         _check_api(port, slices[1], summary)
     finally:
-        supervisor.stop_remembered(local_stack.data_dir)
+        procs.stop_remembered(local_stack.data_dir)
     endpoints = local_stack.endpoints()
     _check_topics(endpoints.kafka_bootstrap, identifier, summary)
     _check_mlflow(endpoints.mlflow_uri, identifier)
@@ -185,8 +185,10 @@ def test_trainer_killed_mid_training_is_recovered_without_retraining_others(
     endpoints = local_stack.endpoints()
     base, logs = endpoints.service_env(), tmp_path / "logs"
 
-    def start(name: str, **env: str) -> supervisor.ServiceProcess:
-        return supervisor.spawn(name, service_command(name), service_env(name, base, **env), logs)
+    def start(name: str, **env: str) -> procs.ManagedProcess:
+        return procs.start(
+            name, service_command(name), service_env(name, base, **env), logs, ready_dir=logs
+        )
 
     trainer_env = {"EPOCHS": EPOCHS, "TORCH_THREADS": "1"}
     monitor = TopicMonitor(endpoints.kafka_bootstrap, WATCHED_TOPICS, identifier)
@@ -198,10 +200,10 @@ def test_trainer_killed_mid_training_is_recovered_without_retraining_others(
     }
     seen: list = []
     try:
-        _wait(lambda: all(s.joined_group() for s in services.values()), 300, "services ready")
+        _wait(lambda: all(s.ready() for s in services.values()), 300, "services ready")
         train, test = slices
         pre = subprocess.run(
-            supervisor.flts_command(
+            procs.flts_command(
                 "service", "preprocess", "--train", str(train), "--test", str(test),
                 "--identifier", identifier, "--config", json.dumps(SLICE_CONFIG),
             ),
@@ -219,7 +221,7 @@ def test_trainer_killed_mid_training_is_recovered_without_retraining_others(
 
         _wait(gru_is_training, 300, "GRU to report a training epoch")
         os.killpg(services["gru"].pid, signal.SIGKILL)
-        services["gru"].process.wait(timeout=10)
+        _wait(lambda: services["gru"].exited() is not None, 10, "the killed trainer to exit")
         services["gru"] = start("train-gru", **trainer_env)
 
         def promoted() -> bool:
@@ -230,7 +232,7 @@ def test_trainer_killed_mid_training_is_recovered_without_retraining_others(
         time.sleep(5)  # a duplicate promotion or retraining would show up by now
         seen.extend(_drain(monitor))
     finally:
-        supervisor.stop_all(list(services.values()))
+        procs.stop_all(list(services.values()))
         monitor.stop()
     assert sum(1 for e in seen if e.topic == "model-selected") == 1
     assert _count(seen, "SUCCESS", "GRU") == 1

@@ -185,6 +185,7 @@ def test_no_production_code_uses_the_in_memory_doubles() -> None:
     users = [
         str(p.relative_to(root))
         for p in root.rglob("*.py")
-        if "from flts.adapters.memory import" in p.read_text() and p.parts[-2] not in {"bench", "adapters"}
+        if "from flts.adapters.memory import" in p.read_text()
+        and p.parts[-2] not in {"bench", "adapters"}
     ]
     assert users == []

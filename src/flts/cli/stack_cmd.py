@@ -52,7 +52,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     stack = _stack(args)
-    from flts.infra.supervisor import stop_remembered
+    from flts.infra.procs import stop_remembered
 
     # Services a `flts run --keep-running` left up go first: they use the stack.
     for name in stop_remembered(stack.data_dir):

@@ -1,22 +1,28 @@
-"""Child processes the local stack owns: spawn in their own session, check, stop.
+"""The one process supervisor: the local stack's components and the services of `flts run`.
 
-Each component runs as the leader of its own process group (``setsid``), so stopping the group
-also stops the workers it forked (MLflow's uvicorn worker). Before signalling, the pid's command
-line is compared with the one recorded at spawn time: a pid reused by an unrelated process is
-never touched.
+Each child runs as the leader of its own process group (``setsid``), so stopping the group also
+stops the workers it forked (MLflow's uvicorn worker), and can outlive its parent
+(``--keep-running``). Before signalling, the pid's command line is compared with the exact
+command recorded at spawn time (also in pid files on disk): a pid reused by an unrelated process
+is never touched. Readiness is probed, never read from logs: stack components by their health
+endpoints (``flts.infra.stack``), services by the ready file their worker writes once its
+consumer group assigned it partitions (``FLTS_READY_FILE``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -68,13 +74,13 @@ def is_alive(pid: int) -> bool:
 
 
 def matches(pid: int, argv: Sequence[str]) -> bool:
-    """Does ``pid`` run the command we spawned? (Script wrappers add the interpreter first.)"""
+    """Does ``pid`` run exactly the command we spawned? A script started through its shebang
+    shows its interpreter first (``python /venv/bin/mlflow server ...``): that counts too."""
     actual = cmdline(pid)
-    want = list(argv[1:])
+    want = list(argv)
     if not actual or not want:
-        return bool(actual) and not want
-    n = len(want)
-    return any(actual[i : i + n] == want for i in range(len(actual) - n + 1))
+        return False
+    return actual == want or actual[1:] == want
 
 
 def group_members(pgid: int) -> list[int]:
@@ -144,6 +150,103 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+READY_FILE_ENV = "FLTS_READY_FILE"
+SERVICES_FILE = "services.json"
+
+
+@dataclass
+class ManagedProcess:
+    """A child started by :func:`start` (or read back from a pid file)."""
+
+    name: str
+    argv: list[str]
+    pid: int
+    log_path: Path
+    ready_file: Path | None = None
+
+    def exited(self) -> int | None:
+        """The exit code once it ended, else None (a remembered pid: -1 when gone)."""
+        proc = _CHILDREN.get(self.pid)
+        if proc is not None:
+            return proc.poll()
+        return None if is_alive(self.pid) else -1
+
+    def ready(self) -> bool:
+        return self.ready_file is not None and self.ready_file.exists()
+
+    def log_tail(self, lines: int = 15) -> str:
+        return tail(self.log_path, lines)
+
+    def stop(self, grace_s: float = 10.0) -> bool:
+        return stop_group(self.pid, self.argv, signal.SIGTERM, grace_s)
+
+
+def flts_command(*args: str) -> list[str]:
+    """The flts CLI, run with this interpreter so a venv never needs activating."""
+    return [sys.executable, "-m", "flts", *args]
+
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    ready_dir: Path | None = None,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    """Spawn ``argv`` as ``name`` (log ``<log_dir>/<name>.log``); with ``ready_dir`` the child is
+    told where to write its ready file."""
+    ready_file = None
+    env = dict(env)
+    if ready_dir is not None:
+        ready_dir.mkdir(parents=True, exist_ok=True)
+        ready_file = ready_dir / f"{name}.ready"
+        ready_file.unlink(missing_ok=True)
+        env[READY_FILE_ENV] = str(ready_file)
+    log_path = log_dir / f"{name}.log"
+    pid = spawn(argv, env, log_path, cwd or Path.cwd())
+    log.info("started %s (pid %d), log %s", name, pid, log_path)
+    return ManagedProcess(name, list(argv), pid, log_path, ready_file)
+
+
+def stop_all(children: Sequence[ManagedProcess], grace_s: float = 10.0) -> None:
+    """SIGTERM every group at once, then wait; stragglers get SIGKILL after ``grace_s``."""
+    for child in children:
+        if child.exited() is None and matches(child.pid, child.argv):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+    for child in children:
+        child.stop(grace_s)
+
+
+def remember(children: Sequence[ManagedProcess], state_dir: Path) -> Path:
+    """Write a pid file (name, pid, exact command, log) so a later `flts stack down` can stop
+    what a ``--keep-running`` run left."""
+    path = state_dir / SERVICES_FILE
+    record = [
+        {"name": c.name, "pid": c.pid, "argv": c.argv, "log": str(c.log_path)} for c in children
+    ]
+    path.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def stop_remembered(state_dir: Path) -> list[str]:
+    """Stop the children of a pid file whose command is still exactly ours; their names."""
+    path = state_dir / SERVICES_FILE
+    if not path.exists():
+        return []
+    stopped = []
+    for entry in json.loads(path.read_text()):
+        child = ManagedProcess(
+            str(entry["name"]), list(entry.get("argv", [])), int(entry["pid"]), Path(entry["log"])
+        )
+        if child.argv and is_alive(child.pid) and child.stop():
+            stopped.append(child.name)
+    path.unlink()
+    return stopped
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from flts.infra import supervisor
+from flts.infra import procs
 from flts.run.monitor import TopicMonitor
 from flts.run.pipeline import (
     WATCHED_TOPICS,
@@ -53,19 +53,19 @@ def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
         if options.keep_running:
             keep = True
             summary["api_url"] = f"http://127.0.0.1:{options.api_port}"
-            summary["services_file"] = str(supervisor.remember(runner.services, options.stack_dir))
+            summary["services_file"] = str(procs.remember(runner.services, options.stack_dir))
         write_summary(options, summary)
         return summary
     finally:
         monitor.stop()
         if not keep:
-            supervisor.stop_all(runner.services)
+            procs.stop_all(runner.services)
             if not was_running:
                 stack.down()
 
 
 def wait_until_ready(runner: PipelineRunner, monitor: TopicMonitor, timeout_s: float) -> None:
-    """Services are ready once each has joined its consumer group (their logs say so)."""
+    """Services are ready once each has joined its consumer group (its worker's ready file)."""
     deadline = time.monotonic() + timeout_s
     pending = {svc.name: svc for svc in runner.services}
     while pending:
@@ -76,7 +76,7 @@ def wait_until_ready(runner: PipelineRunner, monitor: TopicMonitor, timeout_s: f
                     f"service {name} exited with code {rc} at start; log {svc.log_path}:\n"
                     f"{svc.log_tail()}"
                 )
-            if svc.joined_group():
+            if svc.ready():
                 del pending[name]
         if time.monotonic() > deadline:
             raise PipelineFailed(f"services not ready in time: {sorted(pending)}")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from flts.domain.config import ModelType
 from flts.errors import FltsError
-from flts.infra import supervisor
+from flts.infra import procs
 from flts.run.monitor import ObservedEvent, TopicMonitor
 from flts.services.wiring import service_command, service_env
 from flts.settings import pipeline_topics
@@ -94,7 +94,7 @@ class EventWaiter:
     def __init__(
         self,
         monitor: TopicMonitor,
-        services: list[supervisor.ServiceProcess],
+        services: list[procs.ManagedProcess],
         display: RunDisplay,
         deadline: float,
     ) -> None:
@@ -155,17 +155,15 @@ class PipelineRunner:
         self.base_env = base_env
         self.display = display
         self.outcome = RunOutcome()
-        self.services: list[supervisor.ServiceProcess] = []
+        self.services: list[procs.ManagedProcess] = []
 
     # -- services -----------------------------------------------------------------------------
 
-    def _spawn(self, spec_name: str, log_name: str, **overrides: str) -> None:
+    def _spawn(self, spec_name: str, log_name: str, *extra_args: str, **overrides: str) -> None:
         env = service_env(spec_name, self.base_env, **overrides)
-        self.services.append(
-            supervisor.spawn(
-                log_name, service_command(spec_name), env, self.options.run_dir / "logs"
-            )
-        )
+        logs = self.options.run_dir / "logs"
+        argv = [*service_command(spec_name), *extra_args]
+        self.services.append(procs.start(log_name, argv, env, logs, ready_dir=logs))
 
     def start_services(self) -> None:
         """The trainers, eval and inference of the spec's mapping table, one process each."""
@@ -176,14 +174,7 @@ class PipelineRunner:
         epochs["TORCH_THREADS"] = "1"
         for model in opts.models:
             self._spawn(TRAIN_SERVICES[model], f"train-{model.value.lower()}", **epochs)
-        self.services.append(
-            supervisor.spawn(
-                "preprocess",
-                [*service_command("preprocess"), "--listen"],
-                service_env("preprocess", self.base_env),
-                opts.run_dir / "logs",
-            )
-        )
+        self._spawn("preprocess", "preprocess", "--listen")
         expected = ",".join(m.value for m in opts.models)
         self._spawn("eval", "eval", EXPECTED_MODEL_TYPES=expected)
         self._spawn("inference", "inference", API_PORT=str(opts.api_port))

@@ -154,6 +154,7 @@ def run(stop_event: threading.Event) -> int:
         route_dlq(settings.dlq_topic),
         stop_event,
         operation="evaluate",
+        ready_file=infra.kafka.ready_file,
     )
     worker.run()
     return 0

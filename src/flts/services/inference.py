@@ -291,6 +291,7 @@ def run(stop_event: threading.Event) -> int:
             route_dlq(service.dlq_topic),
             stop_event,
             operation="inference",
+            ready_file=infra.kafka.ready_file,
         )
         worker.run()
     finally:

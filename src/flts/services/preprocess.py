@@ -148,6 +148,7 @@ def serve(stop_event: threading.Event) -> int:
         route_dlq(settings.dlq_topic),
         stop_event,
         operation="preprocess",
+        ready_file=infra.kafka.ready_file,
     )
     worker.run()
     return 0

@@ -80,6 +80,7 @@ def run(stop_event: threading.Event) -> int:
         route_dlq(settings.dlq_topic),
         stop_event,
         operation=f"train {settings.model_type.value}",
+        ready_file=infra.kafka.ready_file,
     )
     worker.run()
     return 0
