@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from flts.errors import FltsError
 
@@ -25,11 +26,20 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flts", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show library and component log lines"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if a in SUBCOMMANDS), None)
     for name, (module, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
+        sp.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show library and component log lines on the terminal too",
+        )
         # Import only the module of the subcommand in use (or all of them for --help).
         if wanted is None or wanted == name:
             importlib.import_module(module).register(sp)
@@ -46,17 +56,38 @@ LIBRARY_ENV_DEFAULTS = {
 }
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_cli_logging(*, verbose: bool) -> None:
+    """The terminal shows the command's own output (progress, tables, warnings); library INFO
+    lines (HTTP requests, MLflow links, component start-up) only with ``--verbose``. Commands
+    that keep a log file add it with :func:`log_to_file`, which records INFO either way."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.handlers[:] = [console]
+
+
+def log_to_file(path: Path) -> Path:
+    """Also write every INFO (and up) line of this process to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for name, value in LIBRARY_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_cli_logging(verbose=args.verbose)
     try:
         rc = args.func(args)
     except FltsError as exc:

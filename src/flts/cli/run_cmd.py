@@ -135,7 +135,11 @@ def run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         preprocess_config_json=args.config,
     )
+    from flts.cli import log_to_file
+
+    log_path = log_to_file(options.run_dir / "logs" / "flts-run.log")
     display = TqdmDisplay(options.models)
+    display.note(f"log: {log_path} (add --verbose to see it here)")
     # SIGTERM unwinds like Ctrl-C, so the services this run started are stopped too.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
