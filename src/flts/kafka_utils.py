@@ -145,13 +145,34 @@ def encode_value(value: Any) -> bytes:
         raise MessagingError(f"value is not JSON-serialisable: {exc}") from exc
 
 
-def _produce(producer: Producer, topic: str, data: bytes, key: str | None, cb: Callable) -> None:
-    """Queue one record, waiting for room when librdkafka's local queue is full."""
+#: How long ``_produce`` waits for room in librdkafka's local queue before giving up.
+QUEUE_FULL_TIMEOUT_S = 30.0
+
+
+def _produce(
+    producer: Producer,
+    topic: str,
+    data: bytes,
+    key: str | None,
+    cb: Callable,
+    timeout_s: float = QUEUE_FULL_TIMEOUT_S,
+) -> None:
+    """Queue one record, waiting (bounded) for room when librdkafka's local queue is full.
+
+    A queue that stays full means the broker is not taking records (down, or cut off): after
+    ``timeout_s`` that is a MessagingError, not an endless loop.
+    """
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             producer.produce(topic, value=data, key=key, on_delivery=cb)
             return
         except BufferError:
+            if time.monotonic() >= deadline:
+                raise MessagingError(
+                    f"producer queue stayed full for {timeout_s:.0f}s while sending to "
+                    f"{topic!r}: the broker is not accepting records"
+                ) from None
             producer.poll(0.1)
 
 
@@ -338,25 +359,37 @@ def publish_error(
 def ensure_topics(
     bootstrap: str,
     topics: Iterable[str],
-    partitions: int = 1,
+    partitions: int | None = None,
     *,
     timeout_s: float = 30.0,
     settings: KafkaSettings | None = None,
 ) -> list[str]:
     """Create missing topics explicitly (auto-created ones get 4 partitions on tansu, and
-    CreatePartitions is unsupported there). Returns the names that were created."""
-    _, conf = _client_config(settings, {"bootstrap_servers": bootstrap}, None)
+    CreatePartitions is unsupported there). Returns the names that were created.
+
+    Partitions, replication factor and ``min.insync.replicas`` come from ``settings``
+    (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS) unless
+    ``partitions`` is given.
+    """
+    settings, conf = _client_config(settings, {"bootstrap_servers": bootstrap}, None)
     admin = AdminClient(conf)
     wanted = list(dict.fromkeys(topics))
-    try:
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
-    except KafkaException as exc:
-        raise MessagingError(f"cannot list topics on {bootstrap}: {exc}") from exc
-    missing = [t for t in wanted if t not in existing]
+    missing = [t for t in wanted if t not in _existing_topics(admin, bootstrap, timeout_s)]
     if not missing:
         return []
+    topic_config = {}
+    if settings.min_insync_replicas is not None:
+        topic_config["min.insync.replicas"] = str(settings.min_insync_replicas)
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing],
+        [
+            NewTopic(
+                t,
+                num_partitions=partitions or settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                config=topic_config,
+            )
+            for t in missing
+        ],
         request_timeout=timeout_s,
     )
     created = []
@@ -369,3 +402,29 @@ def ensure_topics(
                 continue
             raise MessagingError(f"cannot create topic {name!r}: {exc}") from exc
     return created
+
+
+def require_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    timeout_s: float = 30.0,
+    settings: KafkaSettings | None = None,
+) -> None:
+    """Fail, naming them, when topics are missing (production: topics are provisioned by the
+    platform with the cluster's replication, never created implicitly by a service)."""
+    _, conf = _client_config(settings, {"bootstrap_servers": bootstrap}, None)
+    existing = _existing_topics(AdminClient(conf), bootstrap, timeout_s)
+    missing = [t for t in dict.fromkeys(topics) if t not in existing]
+    if missing:
+        raise MessagingError(
+            f"topics {missing} do not exist on {bootstrap} and KAFKA_CREATE_TOPICS is false; "
+            "create them (with the cluster's replication factor) before starting the service"
+        )
+
+
+def _existing_topics(admin: AdminClient, bootstrap: str, timeout_s: float) -> set[str]:
+    try:
+        return set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise MessagingError(f"cannot list topics on {bootstrap}: {exc}") from exc

@@ -97,6 +97,13 @@ class KafkaSettings(_Base):
     sasl_mechanism: str | None = _env("KAFKA_SASL_MECHANISM", None)
     sasl_username: str | None = _env("KAFKA_SASL_USERNAME", None)
     sasl_password: SecretStr | None = _env("KAFKA_SASL_PASSWORD", None)
+    #: Added by FLTS: how services create missing topics at start-up. Production sets
+    #: KAFKA_CREATE_TOPICS=false (topics provisioned with the cluster's replication) or a
+    #: replication factor of 3 with min.insync.replicas 2.
+    create_topics: bool = _env("KAFKA_CREATE_TOPICS", True)
+    topic_partitions: int = _env("KAFKA_TOPIC_PARTITIONS", 1, ge=1)
+    topic_replication_factor: int = _env("KAFKA_TOPIC_REPLICATION_FACTOR", 1, ge=1)
+    min_insync_replicas: int | None = _env("KAFKA_MIN_INSYNC_REPLICAS", None, ge=1)
     #: Added by FLTS: a worker writes this file once its consumer group assigned it partitions
     #: (the readiness probe of a process supervisor such as `flts run`).
     ready_file: Path | None = _env("FLTS_READY_FILE", None)

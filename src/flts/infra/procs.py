@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,9 @@ class ManagedProcess:
     pid: int
     log_path: Path
     ready_file: Path | None = None
+    #: What it was started with, to start it again (kept in memory only: it holds secrets).
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    cwd: Path | None = None
 
     def exited(self) -> int | None:
         """The exit code once it ended, else None (a remembered pid: -1 when gone)."""
@@ -209,7 +212,17 @@ def start(
     log_path = log_dir / f"{name}.log"
     pid = spawn(argv, env, log_path, cwd or Path.cwd())
     log.info("started %s (pid %d), log %s", name, pid, log_path)
-    return ManagedProcess(name, list(argv), pid, log_path, ready_file)
+    return ManagedProcess(name, list(argv), pid, log_path, ready_file, env, cwd)
+
+
+def restart(child: ManagedProcess) -> ManagedProcess:
+    """Start ``child``'s command again (same env, log appended), after stopping what is left."""
+    child.stop(grace_s=5.0)
+    ready_dir = child.ready_file.parent if child.ready_file is not None else None
+    env = {k: v for k, v in child.env.items() if k != READY_FILE_ENV}
+    return start(
+        child.name, child.argv, env, child.log_path.parent, ready_dir=ready_dir, cwd=child.cwd
+    )
 
 
 def stop_all(children: Sequence[ManagedProcess], grace_s: float = 10.0) -> None:

@@ -50,6 +50,7 @@ def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
         runner.request_preprocess(store)
         outcome = runner.follow(monitor)
         summary = build_summary(options, outcome, store, t0=t0, t_infra=t_infra)
+        summary["service_restarts"] = runner.restarts
         if options.keep_running:
             keep = True
             summary["api_url"] = f"http://127.0.0.1:{options.api_port}"

@@ -25,6 +25,8 @@ class ObservedEvent:
     topic: str
     key: str | None
     value: dict[str, Any]
+    #: The record's Kafka timestamp (producer create time), epoch milliseconds.
+    timestamp_ms: int = 0
 
 
 def _identifier_of(value: dict[str, Any]) -> str | None:
@@ -93,10 +95,12 @@ class TopicMonitor:
             if not isinstance(value, dict) or _identifier_of(value) != self.identifier:
                 continue
             key = msg.key()
+            _kind, stamp = msg.timestamp()
             self.events.put(
                 ObservedEvent(
                     topic=str(msg.topic()),
                     key=key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
                     value=value,
+                    timestamp_ms=int(stamp or 0),
                 )
             )

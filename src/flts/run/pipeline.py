@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from flts.domain.config import ModelType
 from flts.errors import FltsError
@@ -88,8 +88,33 @@ class RunOutcome:
     marks: dict[str, float] = field(default_factory=dict)
 
 
+#: Restarts of a crashed service before the run gives up, and the first backoff (doubling).
+MAX_RESTARTS = 3
+RESTART_BACKOFF_S = 1.0
+
+Verdict = Literal["take", "skip", "hold"]
+#: Events the run must see happen during the run itself (older ones belong to earlier runs).
+_FRESH_ONLY = frozenset({TOPICS.training_data, TOPICS.progress})
+
+
+def run_event_verdict(event: ObservedEvent, *, started_ms: int, config_hash: str | None) -> Verdict:
+    """Does an observed event of this identifier belong to this run?
+
+    Failures (DLQ records), progress and the preprocess claim count only when produced during
+    the run: an earlier run of the same identifier left its own. Results of the lineage
+    (SUCCESS, promotion, batch forecast) count when they carry this run's config_hash, also from
+    an earlier run: a rerun of the same data reuses them instead of producing them again. Until
+    preprocess has named the config_hash such results are held.
+    """
+    if event.topic.startswith("DLQ-") or event.topic in _FRESH_ONLY:
+        return "take" if event.timestamp_ms >= started_ms else "skip"
+    if config_hash is None:
+        return "hold"
+    return "take" if event.value.get("config_hash") == config_hash else "skip"
+
+
 class EventWaiter:
-    """Consumes observed events until ``done``; fails fast on DLQ records and dead services."""
+    """Consumes observed events until ``done``; restarts crashed services with backoff."""
 
     def __init__(
         self,
@@ -102,6 +127,8 @@ class EventWaiter:
         self.services = services
         self.display = display
         self.deadline = deadline
+        self.restarts: dict[str, int] = {}
+        self._due: dict[str, float] = {}
 
     def until(self, done: Callable[[], bool], handle: Callable[[ObservedEvent], None]) -> None:
         while not done():
@@ -112,18 +139,32 @@ class EventWaiter:
                 event = self.monitor.events.get(timeout=0.25)
             except queue.Empty:
                 continue
-            if event.topic.startswith("DLQ-"):
-                raise PipelineFailed(_describe_dlq(event))
             handle(event)
 
     def _check_services(self) -> None:
-        for svc in self.services:
+        for i, svc in enumerate(self.services):
             rc = svc.exited()
-            if rc is not None:
+            if rc is None:
+                continue
+            count = self.restarts.get(svc.name, 0)
+            if count >= MAX_RESTARTS:
                 raise PipelineFailed(
-                    f"service {svc.name} exited with code {rc}; "
+                    f"service {svc.name} exited with code {rc} after {count} restarts; "
                     f"log {svc.log_path}:\n{svc.log_tail()}"
                 )
+            due = self._due.get(svc.name)
+            if due is None:
+                delay = RESTART_BACKOFF_S * 2**count
+                self._due[svc.name] = time.monotonic() + delay
+                self.display.note(
+                    f"service {svc.name} exited with code {rc}; restarting in {delay:.0f}s "
+                    f"({count + 1}/{MAX_RESTARTS})"
+                )
+            elif time.monotonic() >= due:
+                del self._due[svc.name]
+                self.restarts[svc.name] = count + 1
+                self.services[i] = procs.restart(svc)
+                log.warning("restarted service %s (pid %d)", svc.name, self.services[i].pid)
 
 
 #: Dead-letter topic -> the stage whose failure lands there.
@@ -156,6 +197,11 @@ class PipelineRunner:
         self.display = display
         self.outcome = RunOutcome()
         self.services: list[procs.ManagedProcess] = []
+        #: Kafka timestamps before this belong to earlier runs (1 s of slack for clock rounding).
+        self.started_ms = int(time.time() * 1000) - 1000
+        self._held: list[ObservedEvent] = []
+        #: Service name -> how often the run restarted it after a crash.
+        self.restarts: dict[str, int] = {}
 
     # -- services -----------------------------------------------------------------------------
 
@@ -194,6 +240,25 @@ class PipelineRunner:
         self.outcome.marks["requested"] = time.monotonic()
 
     # -- following the run --------------------------------------------------------------------
+
+    def observe(self, event: ObservedEvent) -> None:
+        """Route one event of this identifier: skip other runs', fail on this run's DLQ records."""
+        verdict = run_event_verdict(
+            event, started_ms=self.started_ms, config_hash=self.outcome.config_hash
+        )
+        if verdict == "hold":
+            self._held.append(event)
+            return
+        if verdict == "skip":
+            return
+        if event.topic.startswith("DLQ-"):
+            raise PipelineFailed(_describe_dlq(event))
+        known = self.outcome.config_hash
+        self._handle(event)
+        if known is None and self.outcome.config_hash is not None:
+            held, self._held = self._held, []
+            for earlier in held:
+                self.observe(earlier)
 
     def _handle(self, event: ObservedEvent) -> None:
         value, out = event.value, self.outcome
@@ -245,12 +310,13 @@ class PipelineRunner:
             monitor, self.services, self.display, time.monotonic() + opts.timeout_s
         )
         expected = {m.value for m in opts.models}
-        waiter.until(lambda: "preprocessed" in out.marks, self._handle)
+        waiter.until(lambda: "preprocessed" in out.marks, self.observe)
         self.display.phase("training", ", ".join(sorted(expected)))
-        waiter.until(lambda: expected <= set(out.trained), self._handle)
+        waiter.until(lambda: expected <= set(out.trained), self.observe)
         out.marks["trained"] = time.monotonic()
         self.display.phase("evaluation", "scoring against persistence and seasonal naive")
-        waiter.until(lambda: out.selected is not None or out.no_champion is not None, self._handle)
+        waiter.until(lambda: out.selected is not None or out.no_champion is not None, self.observe)
         if out.selected is not None:
-            waiter.until(lambda: out.performance is not None, self._handle)
+            waiter.until(lambda: out.performance is not None, self.observe)
+        self.restarts = dict(waiter.restarts)
         return out

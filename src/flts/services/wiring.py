@@ -29,7 +29,7 @@ from confluent_kafka import Producer
 
 from flts.adapters.s3 import S3ObjectStore
 from flts.errors import ConfigError, FltsError, MessageError
-from flts.kafka_utils import create_producer, ensure_topics
+from flts.kafka_utils import create_producer, ensure_topics, require_topics
 from flts.messaging.records import DlqRouter, dlq_of
 from flts.settings import KafkaSettings, MlflowSettings, S3Settings, load_settings
 from flts.stages.ports import Tracker
@@ -100,8 +100,12 @@ class Infra:
         return S3ObjectStore(self.s3)
 
     def ensure_topics(self, *topics: str) -> None:
-        """Create the topics (and their DLQs) explicitly, with one partition each."""
+        """The topics (and their DLQs) must exist: created with the KAFKA_TOPIC_* settings, or,
+        with KAFKA_CREATE_TOPICS=false (production), checked and reported missing."""
         wanted = [*topics, *(dlq_of(t) for t in topics)]
+        if not self.kafka.create_topics:
+            require_topics(self.kafka.bootstrap_servers, wanted, settings=self.kafka)
+            return
         created = ensure_topics(self.kafka.bootstrap_servers, wanted, settings=self.kafka)
         if created:
             log.info("created topics %s", created)

@@ -1,0 +1,72 @@
+"""The `flts run` driver's own decisions: which observed events belong to the run, and restarting
+a crashed service with backoff (on real child processes)."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flts.infra import procs
+from flts.run.monitor import ObservedEvent
+from flts.run.pipeline import (
+    TOPICS,
+    EventWaiter,
+    PipelineFailed,
+    run_event_verdict,
+)
+
+START = 1_700_000_000_000
+
+
+def event(topic: str, ts: int, **value: Any) -> ObservedEvent:
+    return ObservedEvent(topic=topic, key=None, value={"identifier": "x", **value}, timestamp_ms=ts)
+
+
+@pytest.mark.parametrize(
+    ("ev", "config_hash", "verdict"),
+    [
+        (event("DLQ-model-training", START - 5000), None, "skip"),  # an earlier run's failure
+        (event("DLQ-model-training", START + 5), None, "take"),
+        (event(TOPICS.progress, START - 1), "h", "skip"),
+        (event(TOPICS.training_data, START - 1, config_hash="h"), None, "skip"),
+        (event(TOPICS.training_data, START + 1, config_hash="h"), None, "take"),
+        (event(TOPICS.model_selected, START - 9000, config_hash="h"), None, "hold"),
+        (event(TOPICS.model_selected, START - 9000, config_hash="h"), "h", "take"),  # reused
+        (event(TOPICS.model_selected, START + 9, config_hash="other"), "h", "skip"),
+        (event(TOPICS.performance_eval, START + 9, config_hash="h"), "h", "take"),
+    ],
+)
+def test_run_event_verdict(ev: ObservedEvent, config_hash: str | None, verdict: str) -> None:
+    assert run_event_verdict(ev, started_ms=START, config_hash=config_hash) == verdict
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
+class NoEvents:
+    events: queue.Queue[ObservedEvent] = queue.Queue()
+
+
+def test_a_crashed_service_is_restarted_with_backoff_then_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flts.run.pipeline.RESTART_BACKOFF_S", 0.05)
+    crasher = procs.start("svc", [sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path)
+    services = [crasher]
+    display = Notes()
+    waiter = EventWaiter(NoEvents(), services, display, time.monotonic() + 30)  # type: ignore[arg-type]
+    with pytest.raises(PipelineFailed, match="exited with code 3 after 3 restarts"):
+        waiter.until(lambda: False, lambda _e: None)
+    assert waiter.restarts == {"svc": 3}
+    assert services[0].pid != crasher.pid  # replaced in place: the run stops the live one
+    assert sum("restarting in" in line for line in display.lines) == 3
