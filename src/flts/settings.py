@@ -221,6 +221,8 @@ class InferenceSettings(_Base):
     api_token: SecretStr | None = _env("API_TOKEN", None)
     max_batch_size: int = _env("MAX_BATCH_SIZE", 64, ge=1)
     max_batch_wait_ms: float = _env("MAX_BATCH_WAIT_MS", 2, ge=0)
+    #: Added by FLTS: models (per config_hash) the inference service keeps loaded at most.
+    max_loaded_models: int = _env("MAX_LOADED_MODELS", 8, ge=1)
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
 

@@ -171,3 +171,44 @@ def test_failed_component_is_named_with_its_log(
     assert "broker-broke" in text
     assert json.loads((tmp_path / "stack.json").read_text())["components"] == {}
     assert [p for p in ports.all_listening() if procs.port_open(p)] == []
+
+
+def test_up_restarts_only_the_dead_component(tmp_path: Path) -> None:
+    """A broker SIGKILLed: status names it, `up` restarts it alone (the other components keep
+    their pids) and a record written before the kill is still there."""
+    import os
+    import signal
+
+    ports = StackPorts.free()
+    where = ["--data-dir", str(tmp_path)]
+    _flts("stack", "up", *where, *_port_args(ports))
+    try:
+        state = json.loads((tmp_path / "stack.json").read_text())
+        before = {n: c["pid"] for n, c in state["components"].items()}
+        bootstrap = f"127.0.0.1:{ports.kafka}"
+        topic = f"restart-{uuid.uuid4().hex[:8]}"
+        ku.ensure_topics(bootstrap, [topic])
+        producer = ku.create_producer(bootstrap_servers=bootstrap)
+        assert ku.produce_message(producer, topic, SPEC_CLAIM, key="train-claim")
+        os.killpg(before["kafka"], signal.SIGKILL)
+        status = _flts("stack", "status", *where, check=False)
+        assert status.returncode == 1
+        assert "unhealthy: kafka" in status.stdout
+        _flts("stack", "up", *where)
+        after = {
+            n: c["pid"]
+            for n, c in json.loads((tmp_path / "stack.json").read_text())["components"].items()
+        }
+        assert after["kafka"] != before["kafka"]
+        assert {n: after[n] for n in ("seaweedfs", "mlflow", "gateway")} == {
+            n: before[n] for n in ("seaweedfs", "mlflow", "gateway")
+        }
+        consumer = ku.create_consumer_configurable(
+            topic, f"g-{uuid.uuid4().hex[:6]}", bootstrap_servers=bootstrap
+        )
+        got: list[Any] = []
+        ku.consume_messages(consumer, lambda v, _m: got.append(v), max_messages=1, timeout_s=60)
+        consumer.close()
+        assert got == [SPEC_CLAIM]
+    finally:
+        _flts("stack", "down", *where, check=False)

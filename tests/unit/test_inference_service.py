@@ -177,3 +177,28 @@ def test_with_run_records_once() -> None:
     entry = dispatch.with_run(ClaimEntry(claim=CLAIM), ModelRef("c", champion=True))
     assert dispatch.with_run(entry, ModelRef("c", champion=True)).runs == ["c"]
     assert entry.champion_done
+
+
+def test_loaded_models_are_bounded_and_the_champion_is_kept(setup: Setup) -> None:
+    settings = InferenceSettings(MAX_LOADED_MODELS=2)
+    service = InferenceService(settings, setup.ctx, ModelState())
+    champion = logged_model(setup, "champion")
+    service.on_selected(selected_event(champion))
+    for i in range(4):
+        uri = logged_model(setup, f"other-{i}")
+        event = trained_event(uri).model_copy(update={"config_hash": f"hash-{i}"})
+        service.on_trained(event)
+    assert len(service.models) == 2
+    assert CONFIG_HASH in service.models  # the answering champion is never evicted
+
+
+def test_settled_claims_are_pruned_from_memory_but_stay_stored(setup: Setup) -> None:
+    from flts.services.claims import ClaimBook
+
+    book = ClaimBook(setup.store, max_settled=2)
+    for i in range(5):
+        claim = CLAIM.model_copy(update={"object": f"o-{i}"})
+        book.save(ClaimEntry(claim=claim, runs=["c"], champion_done=True))
+    book.add(CLAIM.model_copy(update={"object": "pending"}))
+    assert len(book) == 3  # two settled + the pending one
+    assert ClaimBook(setup.store, max_settled=100).load_all() == 6

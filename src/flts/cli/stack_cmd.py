@@ -41,12 +41,16 @@ def _status(args: argparse.Namespace) -> int:
         urls |= {"mlflow_uri": "mlflow", "gateway_url": "gateway"}
         report = {k: components[c]["endpoint"] for k, c in urls.items()}
         report |= {"healthy": healthy, "components": components}
+        report["unhealthy"] = [n for n, c in components.items() if not c["healthy"]]
         report["data_dir"] = str(stack.data_dir)
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
         for name, comp in components.items():
             state = "healthy" if comp["healthy"] else ("running" if comp["alive"] else "down")
             print(f"{name:10} {state:8} {comp['endpoint']:28} pid={comp['pid']}")
+        sick = [name for name, comp in components.items() if not comp["healthy"]]
+        if sick:
+            print(f"unhealthy: {', '.join(sick)} (`flts stack up` restarts only those)")
     return 0 if healthy else 1
 
 

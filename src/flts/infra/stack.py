@@ -129,11 +129,15 @@ class LocalStack:
         """Start every component and wait until each answers; a no-op on a healthy stack."""
         state = self._read_state()
         if state.get("components"):
-            if self.is_running():
+            unhealthy = self.unhealthy()
+            if not unhealthy:
                 log.info("stack in %s already running", self.data_dir)
                 return self.endpoints()
-            log.info("stack in %s is partly down; restarting it", self.data_dir)
-            self.down()
+            log.warning(
+                "stack in %s: %s not healthy; restarting only that", self.data_dir, unhealthy
+            )
+            self._restart(state, unhealthy)
+            return self.endpoints()
         self._check_ports_free()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
@@ -169,37 +173,62 @@ class LocalStack:
         if busy:
             raise StackError(f"ports already in use on 127.0.0.1: {', '.join(busy)}; pick others")
 
+    def unhealthy(self) -> list[str]:
+        """Components that are down or do not answer their health probe, in start order."""
+        return [name for name, c in self.status().items() if not c["healthy"]]
+
+    def _restart(self, state: dict[str, Any], names: list[str]) -> None:
+        """Stop what is left of ``names`` and start them again; healthy components (and the
+        services using them) are not touched. Data survives: it lives on disk and in S3."""
+        ports = self._ports()
+        ep = StackEndpoints.for_ports(ports, load_or_create_credentials(self.data_dir))
+        for name in reversed(STOP_ORDER):
+            rec = state["components"].get(name)
+            if name in names and rec:
+                procs.stop_group(rec["pid"], rec["argv"], STOP_SIGNAL.get(name, signal.SIGTERM), 15)
+        self._start_components(state, ep, names, ports)
+
     def _start_all(self, state: dict[str, Any], ep: StackEndpoints, creds: Credentials) -> None:
-        s3_config = self.data_dir / "s3-identities.json"
-        write_s3_identities(s3_config, creds)
-        # weed re-applies flags saved from the previous start; ours are always complete.
-        (self.data_dir / "weed" / "mini.options").unlink(missing_ok=True)
-        (self.data_dir / "weed").mkdir(exist_ok=True)
-        self._spawn(
-            state, "seaweedfs", weed_argv(self.data_dir, self.ports, s3_config), {}, ("AWS_",)
-        )
-        self._wait(ep, "seaweedfs")
-        _create_buckets(ep)
+        write_s3_identities(self.data_dir / "s3-identities.json", creds)
+        self._start_components(state, ep, list(COMPONENTS), self.ports)
+
+    def _start_components(
+        self, state: dict[str, Any], ep: StackEndpoints, names: list[str], ports: StackPorts
+    ) -> None:
+        """Start ``names`` in dependency order (S3 first: the broker and MLflow store in it)."""
+        creds = ep.credentials
         aws = {
             "AWS_ACCESS_KEY_ID": creds.access_key_id,
             "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
             "AWS_DEFAULT_REGION": creds.region,
         }
-        tansu_env = {**aws, "AWS_ENDPOINT": ep.s3_endpoint, "AWS_ALLOW_HTTP": "true"}
-        self._spawn(state, "kafka", tansu_argv(self.ports), tansu_env)
-        mlflow_env = {
-            **aws,
-            "MLFLOW_S3_ENDPOINT_URL": ep.s3_endpoint,
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-        }
-        self._spawn(state, "mlflow", mlflow_argv(self.data_dir, self.ports), mlflow_env)
-        gw_env = {**aws, "S3_ENDPOINT_URL": ep.s3_endpoint}
-        self._spawn(state, "gateway", gateway_argv(self.ports), gw_env, ("GATEWAY_TOKEN",))
-        self._wait(ep, "kafka")
-        _create_topics(ep)
-        self._wait(ep, "gateway")
-        self._wait(ep, "mlflow")
+        if "seaweedfs" in names:
+            # weed re-applies flags saved from the previous start; ours are always complete.
+            (self.data_dir / "weed" / "mini.options").unlink(missing_ok=True)
+            (self.data_dir / "weed").mkdir(exist_ok=True)
+            argv = weed_argv(self.data_dir, ports, self.data_dir / "s3-identities.json")
+            self._spawn(state, "seaweedfs", argv, {}, ("AWS_",))
+            self._wait(ep, "seaweedfs")
+            _create_buckets(ep)
+        if "kafka" in names:
+            tansu_env = {**aws, "AWS_ENDPOINT": ep.s3_endpoint, "AWS_ALLOW_HTTP": "true"}
+            self._spawn(state, "kafka", tansu_argv(ports), tansu_env)
+        if "mlflow" in names:
+            mlflow_env = {
+                **aws,
+                "MLFLOW_S3_ENDPOINT_URL": ep.s3_endpoint,
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+            }
+            self._spawn(state, "mlflow", mlflow_argv(self.data_dir, ports), mlflow_env)
+        if "gateway" in names:
+            gw_env = {**aws, "S3_ENDPOINT_URL": ep.s3_endpoint}
+            self._spawn(state, "gateway", gateway_argv(ports), gw_env, ("GATEWAY_TOKEN",))
+        for name in ("kafka", "gateway", "mlflow"):
+            if name in names:
+                self._wait(ep, name)
+                if name == "kafka":
+                    _create_topics(ep)
 
     def _spawn(
         self,

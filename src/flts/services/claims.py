@@ -29,12 +29,23 @@ def claim_digest(claim: InferenceDataReady) -> str:
     return hashlib.sha256(canonical_json(claim.to_wire()).encode()).hexdigest()[:24]
 
 
+#: Settled claims (run by a champion, or failed) kept in the in-memory index at most; older ones
+#: stay in the store only. Pending claims are never dropped.
+MAX_SETTLED_IN_MEMORY = 1000
+
+
 class ClaimBook:
     """In-memory index of the stored claims; every change is written through."""
 
-    def __init__(self, store: ObjectStore, bucket: str = BUCKET_INFERENCE_LOGS) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        bucket: str = BUCKET_INFERENCE_LOGS,
+        max_settled: int = MAX_SETTLED_IN_MEMORY,
+    ) -> None:
         self.store = store
         self.bucket = bucket
+        self.max_settled = max_settled
         self._entries: dict[str, ClaimEntry] = {}
 
     def _key(self, entry: ClaimEntry) -> str:
@@ -50,6 +61,7 @@ class ClaimBook:
                 log.warning("skipping unreadable claim record %s: %s", key, exc)
                 continue
             self._entries[self._key(entry)] = entry
+        self._prune()
         return len(self._entries)
 
     def add(self, claim: InferenceDataReady) -> ClaimEntry:
@@ -69,6 +81,17 @@ class ClaimBook:
         data = entry.model_dump_json(indent=2).encode()
         self.store.put_bytes(self.bucket, self._key(entry), data, "application/json")
         self._entries[self._key(entry)] = entry
+        self._prune()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _prune(self) -> None:
+        """Forget the oldest settled claims beyond ``max_settled`` (a long-running service
+        would otherwise hold every claim it ever saw)."""
+        settled = [k for k, e in self._entries.items() if e.champion_done or e.failed]
+        for key in settled[: max(0, len(settled) - self.max_settled)]:
+            del self._entries[key]
 
     def for_config(self, config_hash: str | None) -> list[ClaimEntry]:
         """Claims of one lineage (``None``: claims that carry no config_hash)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from flts.api.model_state import LoadedModel, ModelSource, ModelState
@@ -75,7 +76,8 @@ class InferenceService:
         self.ctx = ctx
         self.state = state
         self.claims = claims or ClaimBook(ctx.store)
-        self.models: dict[str, LoadedModel] = {}
+        #: Loaded models by config_hash, least recently used first (bounded: see _remember).
+        self.models: OrderedDict[str, LoadedModel] = OrderedDict()
         self.dlq_topic = dlq_of(settings.producer_topic)
 
     # --- entry points -----------------------------------------------------------------------
@@ -138,7 +140,10 @@ class InferenceService:
     def _model_for(self, config_hash: str | None) -> LoadedModel | None:
         if config_hash is None:
             return self.state.current()
-        return self.models.get(config_hash)
+        model = self.models.get(config_hash)
+        if model is not None:
+            self.models.move_to_end(config_hash)
+        return model
 
     def _load(
         self, uri: str, run_id: str, config_hash: str, identifier: str, source: ModelSource
@@ -152,7 +157,7 @@ class InferenceService:
             source=source,
             config_hash=config_hash,
         )
-        self.models[config_hash] = loaded
+        self._remember(loaded)
         log.info(
             "loaded %s model %s from %s",
             source,
@@ -184,8 +189,21 @@ class InferenceService:
             identifier="registry",
             source="registry",
         )
-        self.models[loaded.config_hash] = loaded
+        self._remember(loaded)
         self.state.set(loaded)
+
+    def _remember(self, loaded: LoadedModel) -> None:
+        """Keep at most MAX_LOADED_MODELS models; the answering champion is never evicted."""
+        self.models[loaded.config_hash] = loaded
+        self.models.move_to_end(loaded.config_hash)
+        current = self.state.current()
+        for config_hash in list(self.models):
+            if len(self.models) <= self.settings.max_loaded_models:
+                break
+            if current is not None and self.models[config_hash] is current:
+                continue
+            del self.models[config_hash]
+            log.info("evicted the model of config_hash %s (cache bound)", config_hash)
 
     def _run_all(self, entries: list[ClaimEntry], model: LoadedModel) -> list[Output]:
         """Every eligible claim; one bad claim goes to the DLQ, the others still run."""
