@@ -61,12 +61,13 @@ def test_a_crashed_service_is_restarted_with_backoff_then_given_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("flts.run.pipeline.RESTART_BACKOFF_S", 0.05)
+    monkeypatch.setattr("flts.run.pipeline.MAX_CRASHES", 4)
     crasher = procs.start("svc", [sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path)
     services = [crasher]
     display = Notes()
     waiter = EventWaiter(NoEvents(), services, display, time.monotonic() + 30)  # type: ignore[arg-type]
-    with pytest.raises(PipelineFailed, match="exited with code 3 after 3 restarts"):
+    with pytest.raises(PipelineFailed, match="exited with code 3, its 4th crash"):
         waiter.until(lambda: False, lambda _e: None)
     assert waiter.restarts == {"svc": 3}
     assert services[0].pid != crasher.pid  # replaced in place: the run stops the live one
-    assert sum("restarting in" in line for line in display.lines) == 3
+    assert sum("restarting in" in line for line in display.lines) == 3  # backoff 0.05, 0.1, 0.2

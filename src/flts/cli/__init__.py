@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("flts.cli.schema_cmd", "export the wire messages' JSON Schemas"),
     "kfp": ("flts.cli.kfp_cmd", "compile, run locally or submit the Kubeflow pipeline"),
     "bench": ("flts.cli.bench_cmd", "run benchmarks and write bench/results"),
+    "chaos": ("flts.cli.chaos_cmd", "inject faults into a pipeline run and check the invariants"),
 }
 
 

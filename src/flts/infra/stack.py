@@ -16,8 +16,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -56,9 +58,17 @@ __all__ = ["COMPONENTS", "LocalStack", "StackEndpoints", "StackPorts", "default_
 
 
 class LocalStack:
-    def __init__(self, data_dir: Path | None = None, ports: StackPorts | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        ports: StackPorts | None = None,
+        *,
+        kafka_advertised_port: int | None = None,
+    ) -> None:
         self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
         self.ports = ports or StackPorts()
+        #: Where the broker tells clients to connect (a fault-injecting proxy); None: itself.
+        self.kafka_advertised_port = kafka_advertised_port
         self.state_path = self.data_dir / "stack.json"
         self.logs = self.data_dir / "logs"
 
@@ -85,7 +95,29 @@ class LocalStack:
         """Endpoints of the stack recorded in ``data_dir`` (credentials included)."""
         if not (self.data_dir / "credentials.json").exists():
             raise StackError(f"no stack in {self.data_dir}; start one with `flts stack up`")
-        return StackEndpoints.for_ports(self._ports(), load_or_create_credentials(self.data_dir))
+        creds = load_or_create_credentials(self.data_dir)
+        return StackEndpoints.for_ports(self._ports(), creds, self._advertised())
+
+    def _advertised(self) -> int | None:
+        recorded = self._read_state().get("kafka_advertised_port")
+        return int(recorded) if recorded else self.kafka_advertised_port
+
+    def signal(self, name: str, sig: int) -> bool:
+        """Send ``sig`` to a component's process group, if it still runs the recorded command
+        (fault injection, or an operator's manual stop); False when there was nothing to signal."""
+        rec = self._read_state().get("components", {}).get(name)
+        if not rec or not procs.is_alive(rec["pid"]) or not procs.matches(rec["pid"], rec["argv"]):
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(rec["pid"], sig)
+        return True
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component (the others keep running); ``up`` starts it again."""
+        rec = self._read_state().get("components", {}).get(name)
+        if rec:
+            sig = STOP_SIGNAL.get(name, signal.SIGTERM)
+            procs.stop_group(rec["pid"], rec["argv"], sig, timeout_s=15.0)
 
     # --- health ----------------------------------------------------------------------------
     def _checks(self, ep: StackEndpoints) -> dict[str, Callable[[], bool]]:
@@ -142,8 +174,9 @@ class LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         creds = load_or_create_credentials(self.data_dir)
-        ep = StackEndpoints.for_ports(self.ports, creds)
+        ep = StackEndpoints.for_ports(self.ports, creds, self.kafka_advertised_port)
         state = {"data_dir": str(self.data_dir), "ports": asdict(self.ports), "components": {}}
+        state["kafka_advertised_port"] = self.kafka_advertised_port
         state["endpoints"] = ep.public()
         self._write_state(state)
         try:
@@ -181,7 +214,8 @@ class LocalStack:
         """Stop what is left of ``names`` and start them again; healthy components (and the
         services using them) are not touched. Data survives: it lives on disk and in S3."""
         ports = self._ports()
-        ep = StackEndpoints.for_ports(ports, load_or_create_credentials(self.data_dir))
+        self.kafka_advertised_port = self._advertised()
+        ep = self.endpoints()
         for name in reversed(STOP_ORDER):
             rec = state["components"].get(name)
             if name in names and rec:
@@ -212,7 +246,7 @@ class LocalStack:
             _create_buckets(ep)
         if "kafka" in names:
             tansu_env = {**aws, "AWS_ENDPOINT": ep.s3_endpoint, "AWS_ALLOW_HTTP": "true"}
-            self._spawn(state, "kafka", tansu_argv(ports), tansu_env)
+            self._spawn(state, "kafka", tansu_argv(ports, self.kafka_advertised_port), tansu_env)
         if "mlflow" in names:
             mlflow_env = {
                 **aws,

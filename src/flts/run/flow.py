@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,7 +25,13 @@ from flts.run.report import plot_forecast, read_jsonl
 log = logging.getLogger(__name__)
 
 
-def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
+#: Called once the services are started (chaos scenarios inject their faults from it).
+StartedHook = Callable[[PipelineRunner], None]
+
+
+def execute_run(
+    options: RunOptions, display: RunDisplay, on_started: StartedHook | None = None
+) -> dict[str, Any]:
     from flts.adapters.s3 import S3ObjectStore
     from flts.infra.stack import LocalStack
     from flts.kafka_utils import ensure_topics, topic_names
@@ -43,6 +50,8 @@ def execute_run(options: RunOptions, display: RunDisplay) -> dict[str, Any]:
     try:
         runner.start_services()
         display.phase("services", ", ".join(s.name for s in runner.services))
+        if on_started is not None:
+            on_started(runner)
         wait_until_ready(runner, monitor, options.timeout_s)
         t_infra = time.monotonic()
         display.phase("preprocess", f"{options.train_csv.name} + {options.test_csv.name}")

@@ -88,9 +88,12 @@ class RunOutcome:
     marks: dict[str, float] = field(default_factory=dict)
 
 
-#: Restarts of a crashed service before the run gives up, and the first backoff (doubling).
-MAX_RESTARTS = 3
+#: A service that crashes this often within the window is in a crash loop: the run gives up.
+MAX_CRASHES = 10
+CRASH_WINDOW_S = 300.0
+#: Backoff before a restart: doubles with each recent crash, up to the cap.
 RESTART_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
 
 Verdict = Literal["take", "skip", "hold"]
 #: Events the run must see happen during the run itself (older ones belong to earlier runs).
@@ -128,6 +131,7 @@ class EventWaiter:
         self.display = display
         self.deadline = deadline
         self.restarts: dict[str, int] = {}
+        self._crashes: dict[str, list[float]] = {}
         self._due: dict[str, float] = {}
 
     def until(self, done: Callable[[], bool], handle: Callable[[ObservedEvent], None]) -> None:
@@ -142,27 +146,29 @@ class EventWaiter:
             handle(event)
 
     def _check_services(self) -> None:
+        now = time.monotonic()
         for i, svc in enumerate(self.services):
             rc = svc.exited()
             if rc is None:
                 continue
-            count = self.restarts.get(svc.name, 0)
-            if count >= MAX_RESTARTS:
-                raise PipelineFailed(
-                    f"service {svc.name} exited with code {rc} after {count} restarts; "
-                    f"log {svc.log_path}:\n{svc.log_tail()}"
-                )
             due = self._due.get(svc.name)
             if due is None:
-                delay = RESTART_BACKOFF_S * 2**count
-                self._due[svc.name] = time.monotonic() + delay
+                recent = [t for t in self._crashes.get(svc.name, []) if now - t < CRASH_WINDOW_S]
+                self._crashes[svc.name] = [*recent, now]
+                if len(recent) + 1 >= MAX_CRASHES:
+                    raise PipelineFailed(
+                        f"service {svc.name} exited with code {rc}, its {len(recent) + 1}th "
+                        f"crash in {CRASH_WINDOW_S:.0f}s (a crash loop); "
+                        f"log {svc.log_path}:\n{svc.log_tail()}"
+                    )
+                delay = min(MAX_BACKOFF_S, RESTART_BACKOFF_S * 2 ** len(recent))
+                self._due[svc.name] = now + delay
                 self.display.note(
-                    f"service {svc.name} exited with code {rc}; restarting in {delay:.0f}s "
-                    f"({count + 1}/{MAX_RESTARTS})"
+                    f"service {svc.name} exited with code {rc}; restarting in {delay:.0f}s"
                 )
-            elif time.monotonic() >= due:
+            elif now >= due:
                 del self._due[svc.name]
-                self.restarts[svc.name] = count + 1
+                self.restarts[svc.name] = self.restarts.get(svc.name, 0) + 1
                 self.services[i] = procs.restart(svc)
                 log.warning("restarted service %s (pid %d)", svc.name, self.services[i].pid)
 
