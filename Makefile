@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flts-installed
 
-.PHONY: setup run test lint typecheck unit bench bench-quick schemas clean stack-down
+.PHONY: setup run test lint typecheck unit bench bench-quick chaos schemas clean stack-down
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/flts bench all --quick
+
+# Every fault scenario against real local stacks (~15 min); writes bench/results/chaos.json and
+# rebuilds bench/RESULTS.md. The fast scenarios also run in `make test`.
+chaos: setup
+	$(BIN)/flts chaos
 
 stack-down:
 	-$(BIN)/flts stack down
