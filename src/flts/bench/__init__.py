@@ -25,7 +25,15 @@ BENCHMARKS: dict[str, str] = {
     "batch": "flts.bench.batch_bench",
     "api": "flts.bench.api_bench",
     "pipeline": "flts.bench.pipeline_bench",
+    "soak": "flts.bench.soak_bench",
 }
+#: Run only when named (``flts bench soak``): ten minutes of load, not part of ``all``.
+STANDALONE: tuple[str, ...] = ("soak",)
+
+
+def all_benchmarks() -> list[str]:
+    """What ``flts bench all`` runs, in order."""
+    return [name for name in BENCHMARKS if name not in STANDALONE]
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flts.bench import BENCHMARKS, BenchOptions, runner
+    from flts.bench import BenchOptions, all_benchmarks, runner
     from flts.bench.common import write_result
     from flts.bench.markdown import write_markdown
 
     out_dir: Path = args.out
     options = BenchOptions(quick=args.quick, out_dir=out_dir, bootstrap=args.bootstrap)
-    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    names = all_benchmarks() if args.name == "all" else [args.name]
     done: set[str] = set()
     failed: list[str] = []
     for name in names:
