@@ -173,19 +173,28 @@ def _dockerfile() -> list[str]:
 def test_dockerfile_essentials() -> None:
     lines = _dockerfile()
     instr = [ln.split(None, 1)[0].upper() for ln in lines]
-    assert lines[instr.index("FROM")].split()[1] == "python:3.11-slim"
+    # The base is a build argument: a registry image by default, a locally made one here.
+    assert "ARG BASE_IMAGE=python:3.11-slim" in lines
+    froms = [ln.split()[1] for ln in lines if ln.startswith("FROM ")]
+    assert froms == ["${BASE_IMAGE}", "${BASE_IMAGE}"], "a build stage and a runtime stage"
+    runtime_start = max(i for i, ln in enumerate(lines) if ln.startswith("FROM "))
     runs = [ln for ln in lines if ln.upper().startswith("RUN ") and "pip install" in ln]
     assert len(runs) == 1
     install = runs[0]
+    assert lines.index(install) < runtime_start, "install in the build stage only"
     assert re.search(r"(-c|--constraint)\s+constraints\.txt", install)
+    assert "--no-index --find-links /wheels" in install
     assert any(ln.startswith("COPY") and "constraints.txt" in ln for ln in lines)
+    runtime = lines[runtime_start:]
+    assert not [ln for ln in runtime if ln.startswith("COPY") and "wheels" in ln]
+    assert [ln for ln in runtime if ln.startswith("COPY --from=build /opt/flts/venv")]
     extras = next(ln for ln in lines if ln.startswith("ARG EXTRAS=")).split("=", 1)[1].split(",")
     assert {"ml", "kfp"} <= set(extras)
     assert "dev" not in extras
-    users = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
+    users = [ln.split()[1] for ln in runtime if ln.startswith("USER ")]
     assert users, "the image must switch to a non-root user"
     assert users[-1] not in {"root", "0"}
-    assert instr.index("USER") > lines.index(install), "USER must come after the install"
+    assert instr.index("HEALTHCHECK") > runtime_start
     entry = next(ln for ln in lines if ln.startswith("ENTRYPOINT"))
     assert json.loads(entry.split(None, 1)[1]) == ["flts"]
 
@@ -193,7 +202,7 @@ def test_dockerfile_essentials() -> None:
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", ".git", ".pytest_cache", ".mypy_cache", "tests"} <= ignored
-    assert not {"src", "pyproject.toml", "constraints.txt"} & ignored
+    assert not {"src", "pyproject.toml", "constraints.txt", "deploy", "deploy/wheelhouse"} & ignored
 
 
 def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from flts import __version__
 from flts.errors import FltsError
 
 #: subcommand -> (module, help). Each module defines ``register(parser)`` and sets ``func``.
@@ -26,6 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flts", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # Deployment checks (`podman run IMAGE --version`) need it without importing a subcommand.
+    parser.add_argument("--version", action="version", version=f"flts {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if a in SUBCOMMANDS), None)
     for name, (module, help_text) in SUBCOMMANDS.items():
