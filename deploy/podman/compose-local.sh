@@ -60,7 +60,7 @@ wait_done() {
 cmd_up() {
     # podman-compose 1.0.3 starts everything at once (no `condition:`); services restart until
     # their dependencies answer, and this waits for each tier in turn.
-    compose up -d > "${COMPOSE_LOG:-/dev/null}"
+    compose up -d >> "${COMPOSE_LOG:-/dev/stdout}" 2>&1
     wait_http "http://127.0.0.1:${FLTS_LOCAL_S3_PORT:-18333}/healthz" 180
     wait_done s3-init 180
     wait_done topics-init 300
@@ -88,7 +88,7 @@ cmd_preprocess() {
 }
 
 cmd_down() {
-    compose down -v > "${COMPOSE_LOG:-/dev/null}" 2>&1 || true
+    compose down -v >> "${COMPOSE_LOG:-/dev/stdout}" 2>&1 || true
     # podman-compose 1.0.3 leaves the project's named volumes and network behind on some paths.
     if [ "${ENGINE}" = podman ]; then
         ${ENGINE} volume ls -q --filter "label=io.podman.compose.project=${PROJECT}" \
