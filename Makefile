@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flts-installed
 
-.PHONY: setup run test lint typecheck unit bench bench-quick chaos schemas clean stack-down
+.PHONY: setup run test lint typecheck unit bench bench-quick chaos schemas clean stack-down \
+	image compose-smoke helm-check kfp-compile
 
 setup: $(STAMP)
 
@@ -48,6 +49,23 @@ bench-quick: setup
 # rebuilds bench/RESULTS.md. The fast scenarios also run in `make test`.
 chaos: setup
 	$(BIN)/flts chaos
+
+# Deployment. `make image` installs podman (+ mmdebstrap) when missing (as root, apt), makes a
+# local Debian base and a host wheelhouse, and builds localhost/flts:0.1.0 (docker where an
+# engine answers). BASE_IMAGE=python:3.11-slim NO_WHEELHOUSE=1 builds from a registry base.
+image:
+	deploy/podman/build-image.sh
+
+# Minutes: compose-local.yaml up, one pipeline end to end, down. Not part of `make test`.
+compose-smoke: image
+	deploy/podman/compose-smoke.sh
+
+# The Helm chart and compose checks alone (they also run in `make test`).
+helm-check: setup
+	$(BIN)/python -m pytest -q tests/unit/test_deploy_helm.py tests/unit/test_deploy_compose.py
+
+kfp-compile: setup
+	$(BIN)/flts kfp compile
 
 stack-down:
 	-$(BIN)/flts stack down

@@ -16,18 +16,35 @@ import yaml
 from flts.cli import main
 from flts.kfp import glue
 from flts.kfp.components import COMPONENT_FUNCTIONS
-from flts.kfp.pipeline import TASK_NAMES, TRAINERS_LOOP, compile_pipeline
+from flts.kfp.pipeline import (
+    CREDENTIALS_SECRET,
+    TASK_NAMES,
+    TASK_RESOURCES,
+    TRAINERS_LOOP,
+    build_pipeline,
+    compile_pipeline,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "pipelines" / "flts-pipeline.yaml"
 
 
+def load_ir(path: Path) -> dict[str, Any]:
+    """The pipeline spec, with the platform spec (a second YAML document when the pipeline has
+    Kubernetes settings) under ``platforms``."""
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert 1 <= len(docs) <= 2
+    merged: dict[str, Any] = dict(docs[0])
+    if len(docs) == 2:
+        assert set(docs[1]) == {"platforms"}
+        merged["platforms"] = docs[1]["platforms"]
+    return merged
+
+
 @pytest.fixture(scope="module")
 def ir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path = compile_pipeline(tmp_path_factory.mktemp("kfp") / "p.yaml", image="img.example/flts:t")
-    loaded = yaml.safe_load(path.read_text())
-    assert isinstance(loaded, dict)
-    return loaded
+    return load_ir(path)
 
 
 def _component_function(source: str, name: str) -> ast.FunctionDef:
@@ -118,6 +135,46 @@ def test_component_body_imports_flts_and_calls_its_glue(ir: dict[str, Any], name
     assert glue_params == set(params)
 
 
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_every_task_has_resources_and_the_credentials_secret(ir: dict[str, Any], name: str) -> None:
+    executor = ir["deploymentSpec"]["executors"][f"exec-{name}"]["container"]
+    want = TASK_RESOURCES[name]
+    res = executor["resources"]
+    assert (res["resourceCpuRequest"], res["resourceCpuLimit"]) == (
+        want.cpu_request,
+        want.cpu_limit,
+    )
+    assert (res["resourceMemoryRequest"], res["resourceMemoryLimit"]) == (
+        want.memory_request,
+        want.memory_limit,
+    )
+    k8s = ir["platforms"]["kubernetes"]["deploymentSpec"]["executors"][f"exec-{name}"]
+    (secret,) = k8s["secretAsEnv"]
+    assert secret["secretName"] == CREDENTIALS_SECRET
+    assert secret["optional"] is False
+    assert {(k["secretKey"], k["envVar"]) for k in secret["keyToEnv"]} == {
+        ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    }
+
+
+def test_secret_name_option_and_local_pipeline_without_kubernetes(tmp_path: Path) -> None:
+    out = tmp_path / "p.yaml"
+    assert main(["kfp", "compile", "-o", str(out), "--secret-name", "site-s3"]) == 0
+    k8s = load_ir(out)["platforms"]["kubernetes"]["deploymentSpec"]
+    names = {s["secretName"] for e in k8s["executors"].values() for s in e["secretAsEnv"]}
+    assert names == {"site-s3"}
+    # The local runner's pipeline carries no Kubernetes settings and no resources.
+    local = tmp_path / "local.yaml"
+    from kfp import compiler
+
+    compiler.Compiler().compile(build_pipeline(secret_name=None), str(local))
+    loaded = load_ir(local)
+    assert "platforms" not in loaded
+    execs = loaded["deploymentSpec"]["executors"].values()
+    assert not [e for e in execs if "resources" in e["container"]]
+
+
 def test_embedded_source_is_the_module_source() -> None:
     """The IR carries the component functions verbatim: no copy of logic lives elsewhere."""
     for name, func in COMPONENT_FUNCTIONS.items():
@@ -137,7 +194,7 @@ def test_compile_matches_committed_ir(tmp_path: Path) -> None:
 def test_compile_image_option(tmp_path: Path) -> None:
     out = tmp_path / "p.yaml"
     assert main(["kfp", "compile", "-o", str(out), "--image", "registry.local/x:9"]) == 0
-    execs = yaml.safe_load(out.read_text())["deploymentSpec"]["executors"]
+    execs = load_ir(out)["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in execs.values()} == {"registry.local/x:9"}
 
 
@@ -173,19 +230,28 @@ def _dockerfile() -> list[str]:
 def test_dockerfile_essentials() -> None:
     lines = _dockerfile()
     instr = [ln.split(None, 1)[0].upper() for ln in lines]
-    assert lines[instr.index("FROM")].split()[1] == "python:3.11-slim"
+    # The base is a build argument: a registry image by default, a locally made one here.
+    assert "ARG BASE_IMAGE=python:3.11-slim" in lines
+    froms = [ln.split()[1] for ln in lines if ln.startswith("FROM ")]
+    assert froms == ["${BASE_IMAGE}", "${BASE_IMAGE}"], "a build stage and a runtime stage"
+    runtime_start = max(i for i, ln in enumerate(lines) if ln.startswith("FROM "))
     runs = [ln for ln in lines if ln.upper().startswith("RUN ") and "pip install" in ln]
     assert len(runs) == 1
     install = runs[0]
+    assert lines.index(install) < runtime_start, "install in the build stage only"
     assert re.search(r"(-c|--constraint)\s+constraints\.txt", install)
+    assert "--no-index --find-links /wheels" in install
     assert any(ln.startswith("COPY") and "constraints.txt" in ln for ln in lines)
+    runtime = lines[runtime_start:]
+    assert not [ln for ln in runtime if ln.startswith("COPY") and "wheels" in ln]
+    assert [ln for ln in runtime if ln.startswith("COPY --from=build /opt/flts/venv")]
     extras = next(ln for ln in lines if ln.startswith("ARG EXTRAS=")).split("=", 1)[1].split(",")
     assert {"ml", "kfp"} <= set(extras)
     assert "dev" not in extras
-    users = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
+    users = [ln.split()[1] for ln in runtime if ln.startswith("USER ")]
     assert users, "the image must switch to a non-root user"
     assert users[-1] not in {"root", "0"}
-    assert instr.index("USER") > lines.index(install), "USER must come after the install"
+    assert instr.index("HEALTHCHECK") > runtime_start
     entry = next(ln for ln in lines if ln.startswith("ENTRYPOINT"))
     assert json.loads(entry.split(None, 1)[1]) == ["flts"]
 
@@ -193,7 +259,7 @@ def test_dockerfile_essentials() -> None:
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", ".git", ".pytest_cache", ".mypy_cache", "tests"} <= ignored
-    assert not {"src", "pyproject.toml", "constraints.txt"} & ignored
+    assert not {"src", "pyproject.toml", "constraints.txt", "deploy", "deploy/wheelhouse"} & ignored
 
 
 def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path) -> None:

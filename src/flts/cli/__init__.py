@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from flts import __version__
 from flts.errors import FltsError
 
 #: subcommand -> (module, help). Each module defines ``register(parser)`` and sets ``func``.
@@ -30,6 +31,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show library and component log lines"
     )
+    # Deployment checks (`podman run IMAGE --version`) need it without importing a subcommand.
+    parser.add_argument("--version", action="version", version=f"flts {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if a in SUBCOMMANDS), None)
     for name, (module, help_text) in SUBCOMMANDS.items():

@@ -33,6 +33,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     comp = sub.add_parser("compile", help="write the pipeline IR YAML")
     comp.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help="YAML path")
     comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"task image ({DEFAULT_IMAGE})")
+    comp.add_argument(
+        "--secret-name",
+        default="flts-credentials",
+        help="Kubernetes Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for the tasks",
+    )
     comp.set_defaults(func=cmd_compile)
 
     run = sub.add_parser("run", help="run the DAG with kfp.local on the local stack")
@@ -66,8 +71,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 def cmd_compile(args: argparse.Namespace) -> int:
     from flts.kfp.pipeline import compile_pipeline
 
-    path = compile_pipeline(args.output, image=args.image)
-    print(f"wrote {path} (image {args.image})")
+    path = compile_pipeline(args.output, image=args.image, secret_name=args.secret_name)
+    print(f"wrote {path} (image {args.image}, secret {args.secret_name})")
     return 0
 
 

@@ -109,7 +109,8 @@ def run_pipeline_locally(
         pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
-    pipeline = build_pipeline()
+    # No Kubernetes settings: the subprocess runner has no cluster (the env carries credentials).
+    pipeline = build_pipeline(secret_name=None)
     t0 = time.monotonic()
     with patched_environ(env or {}):
         try:
