@@ -18,7 +18,7 @@ import yaml  # type: ignore[import-untyped]
 from test_deploy_compose import SPEC_TABLE, known_env_names
 
 from flts.cli import main
-from flts.runtime.services import SPEC_SERVICES
+from flts.services.wiring import SPEC_SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "flts"
