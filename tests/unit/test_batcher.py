@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from flts.api.batcher import MicroBatcher
+from flts.serving.batcher import MicroBatcher
 
 
 class Recorder:

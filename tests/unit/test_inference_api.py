@@ -15,12 +15,12 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from flts.api.inference_app import ApiSettings, create_inference_app
-from flts.api.model_state import LoadedModel, ModelState
 from flts.domain.config import TrainConfig
 from flts.forecasting.base import Forecaster
 from flts.forecasting.features import build_features, feature_order_for, features_for_spec
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
+from flts.serving.model_state import LoadedModel, ModelState
 
 STEP = 120
 RAW = ("down", "up")

@@ -24,7 +24,6 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from flts.api.model_state import LoadedModel, ModelSource, ModelState
 from flts.domain.messages import (
     InferenceDataReady,
     ModelSelected,
@@ -44,6 +43,7 @@ from flts.runtime.worker import (
     dlq_of,
     is_transient,
 )
+from flts.serving.model_state import LoadedModel, ModelSource, ModelState
 from flts.settings import InferenceSettings, load_settings
 from flts.stages import infer
 from flts.stages.contracts import InferRequest, InferStageConfig
@@ -249,9 +249,9 @@ def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, thre
     """
     import uvicorn
 
-    from flts.api.inference_app import create_inference_app, one_torch_thread
+    from flts.api.inference_app import create_inference_app
 
-    app = create_inference_app(state, settings, thread_initializer=one_torch_thread)
+    app = create_inference_app(state, settings)
     # The same server settings as the API benchmark (flts.bench.api_server): uvloop + httptools.
     config = uvicorn.Config(
         app,
