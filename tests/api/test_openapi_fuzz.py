@@ -21,6 +21,8 @@ def test_every_endpoint_honours_its_documented_contract(api_url: str, tmp_path: 
     cmd += ["--checks", "all", "--exclude-checks", "positive_data_acceptance"]
     cmd += ["--max-examples", "60", "--seed", "11", "--workers", "1"]
     cmd += ["--report", "junit", "--report-dir", str(tmp_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "6 selected / 6 total" in done.stdout  # every endpoint, /predict included
