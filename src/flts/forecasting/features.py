@@ -36,6 +36,7 @@ _WEEK_SECONDS = 7 * _DAY_SECONDS
 _US = 1_000_000
 #: 1970-01-01 was a Thursday; Monday is day 0 of the week (as in pandas' ``dayofweek``).
 _EPOCH_WEEKDAY = 3
+_PERIODS = np.array([float(_DAY_SECONDS), float(_WEEK_SECONDS)])
 
 
 def lag_column(target: str, lag: int) -> str:
@@ -59,18 +60,20 @@ def raw_part(target: str, raw_columns: tuple[str, ...]) -> tuple[str, ...]:
 # -- the arithmetic (numpy only) -----------------------------------------------------------------
 def time_features_array(times_us: np.ndarray) -> np.ndarray:
     """(n, 4) float64 in :data:`TIME_FEATURES` order from epoch microseconds (UTC, whole seconds
-    count; the fraction of a second is ignored)."""
-    seconds = np.floor_divide(times_us, _US)
-    of_day = np.mod(seconds, _DAY_SECONDS).astype(np.float64)
-    weekday = np.mod(np.floor_divide(seconds, _DAY_SECONDS) + _EPOCH_WEEKDAY, 7)
-    of_week = weekday.astype(np.float64) * _DAY_SECONDS + of_day
-    day = 2.0 * np.pi * of_day / _DAY_SECONDS
-    week = 2.0 * np.pi * of_week / _WEEK_SECONDS
+    count; the fraction of a second is ignored).
+
+    Seconds of the day and of the week are exact integers, so computing them in int64 and
+    converting once gives the same float64 values as pandas' ``hour*3600 + ...`` did; day and
+    week angles share one sin and one cos call (few numpy calls: this runs per HTTP request).
+    """
+    days, of_day = np.divmod(np.floor_divide(times_us, _US), _DAY_SECONDS)
+    seconds = np.empty((len(times_us), 2), dtype=np.float64)
+    seconds[:, 0] = of_day
+    seconds[:, 1] = np.mod(days + _EPOCH_WEEKDAY, 7) * _DAY_SECONDS + of_day
+    angles = 2.0 * np.pi * seconds / _PERIODS
     out = np.empty((len(times_us), 4), dtype=np.float64)
-    out[:, 0] = np.sin(day)
-    out[:, 1] = np.cos(day)
-    out[:, 2] = np.sin(week)
-    out[:, 3] = np.cos(week)
+    out[:, 0::2] = np.sin(angles)
+    out[:, 1::2] = np.cos(angles)
     return out
 
 
@@ -113,11 +116,14 @@ def feature_block(
     step_seconds: int,
     history_us: np.ndarray | None = None,
     history_target: np.ndarray | None = None,
+    time_block: np.ndarray | None = None,
 ) -> np.ndarray:
     """Feature matrix (n, features) float64 in :func:`feature_order_for` order.
 
     ``raw_values`` holds the raw columns target first (:func:`raw_part`); lags are looked up in
     ``history_*`` (default: the rows themselves) and are NaN where history does not reach.
+    ``time_block``: :func:`time_features_array` of ``times_us`` when the caller already has it
+    (the HTTP API caches it per last timestamp of a validated regular grid).
     """
     n, n_raw = raw_values.shape
     width = n_raw + (len(TIME_FEATURES) if time_features else 0) + len(lags)
@@ -125,7 +131,8 @@ def feature_block(
     out[:, :n_raw] = raw_values
     col = n_raw
     if time_features:
-        out[:, col : col + len(TIME_FEATURES)] = time_features_array(times_us)
+        block = time_features_array(times_us) if time_block is None else time_block
+        out[:, col : col + len(TIME_FEATURES)] = block
         col += len(TIME_FEATURES)
     if lags:
         hist_us = times_us if history_us is None else history_us
@@ -134,10 +141,16 @@ def feature_block(
     return out
 
 
-def window_features(times_us: np.ndarray, raw_values: np.ndarray, spec: ForecastSpec) -> np.ndarray:
+def window_features(
+    times_us: np.ndarray,
+    raw_values: np.ndarray,
+    spec: ForecastSpec,
+    time_block: np.ndarray | None = None,
+) -> np.ndarray:
     """The unscaled (lookback, features) input window ending at the last row (the HTTP path).
 
-    ``raw_values`` has the spec's raw columns target first; every row is history for the lags.
+    ``raw_values`` has the spec's raw columns target first; every row is history for the lags;
+    ``time_block`` as in :func:`feature_block`, for the last ``lookback`` rows.
     """
     lookback = spec.lookback
     return feature_block(
@@ -148,6 +161,7 @@ def window_features(times_us: np.ndarray, raw_values: np.ndarray, spec: Forecast
         step_seconds=spec.step_seconds,
         history_us=times_us,
         history_target=raw_values[:, 0],
+        time_block=time_block,
     )
 
 

@@ -24,7 +24,12 @@ import orjson
 import pandas as pd
 
 from flts.errors import ModelError
-from flts.forecasting.features import features_for_spec, raw_part, window_features
+from flts.forecasting.features import (
+    features_for_spec,
+    raw_part,
+    time_features_array,
+    window_features,
+)
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 from flts.serving.model_state import LoadedModel
 from flts.serving.validation import PredictInput, RequestError
@@ -34,10 +39,12 @@ logger = logging.getLogger(__name__)
 Mode = Literal["batched-numpy", "reference"]
 _US = 1_000_000
 _PARITY_RTOL = 1e-5
+_TIME_CACHE_SIZE = 4096
 
 
 class ModelRuntime:
-    """Everything the API needs to answer with one loaded model; immutable once built."""
+    """Everything the API needs to answer with one loaded model (immutable once built, but for
+    a bounded cache of time-feature blocks: dict reads and writes are atomic in CPython)."""
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
@@ -52,6 +59,7 @@ class ModelRuntime:
         batch_fn = getattr(forecaster, "predict_scaled_batch", None)
         self.runner: Callable[[np.ndarray], np.ndarray] | None = batch_fn
         self.mode: Mode = "reference" if batch_fn is None else "batched-numpy"
+        self._time_blocks: dict[int, np.ndarray] = {}
         #: Pre-serialised response parts by shape (legacy or not).
         self.response_heads = {legacy: _heads(loaded, spec, legacy) for legacy in (False, True)}
         self.mode = self._self_check()
@@ -96,7 +104,18 @@ class ModelRuntime:
         The same features and the same scaling arithmetic as ``RecurrentForecaster.predict``
         on a frame from ``features_for_spec``: bit-identical windows.
         """
-        matrix = window_features(inp.times_us, inp.values, self.spec)
+        block = None
+        if self.spec.time_features:
+            # On a grid check_rows validated, the time features of the window depend only on
+            # its last timestamp; concurrent clients asking about "now" share one block.
+            key = int(inp.times_us[-1])
+            block = self._time_blocks.get(key)
+            if block is None:
+                block = time_features_array(inp.times_us[-self.spec.lookback :])
+                if len(self._time_blocks) >= _TIME_CACHE_SIZE:
+                    self._time_blocks.clear()
+                self._time_blocks[key] = block
+        matrix = window_features(inp.times_us, inp.values, self.spec, block)
         scaled: np.ndarray = ((matrix - self.mean) / self.scale).astype(np.float32)
         return scaled
 

@@ -46,7 +46,7 @@ _MAX_US = int(np.datetime64(MAX_TIME, "us").astype(np.int64))
 _MS_THRESHOLD = 1e11
 #: numpy parses these lengths of naive ISO text fast ("2018-02-05" .. "2018-02-05 23:40:00");
 #: it also reads words such as "now" and "today", which the minimum length keeps out.
-_FAST_ISO_LENGTHS = range(10, len("2018-02-05 23:40:00") + 1)
+_FAST_ISO_MIN, _FAST_ISO_MAX = len("2018-02-05"), len("2018-02-05 23:40:00")
 _NUMBER_TYPES = frozenset({float, int})
 
 Loc = tuple[str | int, ...]
@@ -234,16 +234,16 @@ def _from_columns(
 def parse_times(stamps: list[Any], where: Any) -> np.ndarray:
     """Epoch microseconds (UTC) for ISO strings or epoch numbers; ``where(i)`` locates row i."""
     times = None
-    if set(map(type, stamps)) == {str} and all(len(s) in _FAST_ISO_LENGTHS for s in stamps):
+    lengths = list(map(len, stamps)) if set(map(type, stamps)) == {str} else None
+    if lengths and min(lengths) >= _FAST_ISO_MIN and max(lengths) <= _FAST_ISO_MAX:
         with contextlib.suppress(ValueError):  # else the loop below finds the offending row
             times = np.array(stamps, dtype="datetime64[us]").astype(np.int64)
     if times is None:
         times = np.empty(len(stamps), dtype=np.int64)
         for i, s in enumerate(stamps):
             times[i] = _one_time(s, where(i))
-    outside = (times < _MIN_US) | (times > _MAX_US)
-    if outside.any():
-        i = int(np.flatnonzero(outside)[0])
+    if times.min() < _MIN_US or times.max() > _MAX_US:
+        i = int(np.flatnonzero((times < _MIN_US) | (times > _MAX_US))[0])
         raise _range_error(stamps[i], where(i))
     return times
 
