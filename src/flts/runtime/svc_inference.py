@@ -261,6 +261,7 @@ def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, thre
         http="httptools",
         log_config=None,
         access_log=False,
+        proxy_headers=False,  # no proxy in front; saves a middleware per request
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="flts-api", daemon=True)
