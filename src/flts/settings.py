@@ -223,6 +223,12 @@ class InferenceSettings(_Base):
     max_batch_wait_ms: float = _env("MAX_BATCH_WAIT_MS", 2, ge=0)
     #: Added by FLTS: models (per config_hash) the inference service keeps loaded at most.
     max_loaded_models: int = _env("MAX_LOADED_MODELS", 8, ge=1)
+    # Serving limits (defaults and meaning: README, "The inference API").
+    api_max_body_bytes: int = _env("API_MAX_BODY_BYTES", 1_048_576, ge=1)
+    api_max_rows: int = _env("API_MAX_ROWS", 10_000, ge=1)
+    api_max_queue: int = _env("API_MAX_QUEUE", 1_024, ge=1)
+    api_request_timeout_ms: float = _env("API_REQUEST_TIMEOUT_MS", 5_000, gt=0)
+    api_torch_threads: int = _env("API_TORCH_THREADS", 1, ge=1)
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
 

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from flts.api.batcher import MicroBatcher
+from flts.serving.batcher import DeadlineExceeded, MicroBatcher, QueueFull
 
 
 class Recorder:
@@ -123,3 +123,74 @@ def test_batcher_rebinds_to_a_new_event_loop() -> None:
 def test_invalid_limits_are_refused(size: int, wait: float) -> None:
     with pytest.raises(ValueError, match="max_"):
         MicroBatcher(max_batch_size=size, max_wait_ms=wait)
+
+
+def test_a_failing_batch_callback_never_kills_the_batcher() -> None:
+    """Invariant: no request hangs. The old batcher task died with the callback's error and
+    left that batch's futures unresolved for ever."""
+    calls: list[int] = []
+
+    def explode(size: int) -> None:
+        calls.append(size)
+        raise RuntimeError("metrics backend down")
+
+    runner = Recorder()
+    batcher = MicroBatcher(max_batch_size=8, max_wait_ms=5, on_batch=explode)
+
+    async def run() -> list[np.ndarray]:
+        try:
+            first = await asyncio.wait_for(
+                asyncio.gather(*(batcher.submit(runner, w) for w in _windows(3))), 5
+            )
+            second = await asyncio.wait_for(batcher.submit(runner, _windows(2)[1]), 5)
+            return [*first, second]
+        finally:
+            await batcher.aclose()
+
+    outs = asyncio.run(run())
+    assert [float(o[0]) for o in outs] == [0.0, 6.0, 12.0, 6.0]
+    assert len(calls) == 2
+
+
+def test_queue_is_bounded_and_deadlines_fail_fast() -> None:
+    release = threading.Event()
+
+    def blocking(batch: np.ndarray) -> np.ndarray:
+        release.wait(5)
+        return batch.sum(axis=1, keepdims=True)
+
+    batcher = MicroBatcher(max_batch_size=1, max_wait_ms=0, max_queue=2)
+
+    async def run() -> list[object]:
+        try:
+            running = asyncio.ensure_future(batcher.submit(blocking, np.ones(3)))
+            await asyncio.sleep(0.05)  # the forward is now blocked in the worker thread
+            queued = [asyncio.ensure_future(batcher.submit(blocking, np.ones(3))) for _ in (1, 2)]
+            await asyncio.sleep(0)
+            with pytest.raises(QueueFull):
+                await batcher.submit(blocking, np.ones(3))
+            late = asyncio.ensure_future(batcher.submit(blocking, np.ones(3), timeout=0.05))
+            return await asyncio.gather(late, return_exceptions=True)
+        finally:
+            release.set()
+            await asyncio.gather(running, *queued, return_exceptions=True)
+            await batcher.aclose()
+
+    # The queue was full, so the late submission is refused at once, not timed out.
+    (late,) = asyncio.run(run())
+    assert isinstance(late, QueueFull)
+
+    batcher = MicroBatcher(max_batch_size=1, max_wait_ms=0, max_queue=4)
+    release.clear()
+
+    async def slow() -> object:
+        try:
+            return await asyncio.gather(
+                batcher.submit(blocking, np.ones(3), timeout=0.05), return_exceptions=True
+            )
+        finally:
+            release.set()
+            await batcher.aclose()
+
+    (expired,) = asyncio.run(slow())
+    assert isinstance(expired, DeadlineExceeded)

@@ -11,101 +11,35 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi import FastAPI
+from _inference import (
+    HORIZON,
+    LOOKBACK,
+    RAW,
+    STEP,
+    AppClient,
+    as_loaded,
+    body_rows,
+    columnar,
+    fit,
+    reference,
+    window_frame,
+)
 from pydantic import SecretStr
 
 from flts.api.inference_app import ApiSettings, create_inference_app
-from flts.api.model_state import LoadedModel, ModelState
-from flts.domain.config import TrainConfig
 from flts.forecasting.base import Forecaster
-from flts.forecasting.features import build_features, feature_order_for, features_for_spec
-from flts.forecasting.models import create_forecaster
-from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
-
-STEP = 120
-RAW = ("down", "up")
-LOOKBACK, HORIZON = 6, 3
-
-
-def _raw_frame(rows: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    t = np.arange(rows)
-    down = 1e8 + 4e7 * np.sin(2 * np.pi * t / 720) + 2e6 * rng.standard_normal(rows)
-    ds = pd.date_range("2018-02-05 22:00", periods=rows, freq=f"{STEP}s")
-    return pd.DataFrame({TIME_COLUMN: ds, "down": down, "up": 0.1 * down + 1e5 * t % 7})
-
-
-def _spec(processed: pd.DataFrame, lags: tuple[int, ...] = ()) -> ForecastSpec:
-    order = feature_order_for(target="down", raw_columns=RAW, time_features=True, lags=lags)
-    return ForecastSpec(
-        target="down",
-        feature_order=order,
-        lookback=LOOKBACK,
-        horizon=HORIZON,
-        step_seconds=STEP,
-        season_steps=720,
-        scaler=ScalerParams.fit(order, processed[list(order)].to_numpy()),
-        config_hash="hash-test",
-        raw_columns=RAW,
-        time_features=True,
-        lags=lags,
-    )
-
-
-def _fit(model_type: str, lags: tuple[int, ...] = ()) -> Forecaster:
-    raw = _raw_frame(200)
-    processed = build_features(
-        raw, target="down", raw_columns=RAW, time_features=True, lags=lags, step_seconds=STEP
-    )
-    spec = _spec(processed, lags)
-    model = create_forecaster(model_type, spec, TrainConfig(epochs=1, hidden_size=8, num_layers=1))
-    model.fit(processed)
-    return model
+from flts.forecasting.spec import TIME_COLUMN
+from flts.serving.model_state import LoadedModel, ModelState
 
 
 @pytest.fixture(scope="module")
 def gru() -> Forecaster:
-    return _fit("GRU")
+    return fit("GRU")
 
 
 @pytest.fixture(scope="module")
 def persistence() -> Forecaster:
-    return _fit("PERSISTENCE")
-
-
-def _loaded(model: Forecaster, run_id: str = "run-1") -> LoadedModel:
-    return LoadedModel.of(
-        model,
-        model_uri=f"runs:/{run_id}/model",
-        run_id=run_id,
-        identifier="id-1",
-        source="promotion",
-    )
-
-
-class AppClient:
-    """Synchronous calls into the app over httpx's ASGI transport, on one private event loop
-    (so the app's micro-batcher lives on a single loop, as under uvicorn)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self._runner = asyncio.Runner()
-        transport = httpx.ASGITransport(app=app)
-        self._client = httpx.AsyncClient(transport=transport, base_url="http://api")
-
-    def __enter__(self) -> AppClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._runner.run(self._client.aclose())
-        self._runner.run(self.app.state.service.batcher.aclose())
-        self._runner.close()
-
-    def get(self, url: str, **kw: Any) -> httpx.Response:
-        return self._runner.run(self._client.get(url, **kw))
-
-    def post(self, url: str, **kw: Any) -> httpx.Response:
-        return self._runner.run(self._client.post(url, **kw))
+    return fit("PERSISTENCE")
 
 
 @dataclass
@@ -117,30 +51,9 @@ class Api:
 @pytest.fixture
 def api(gru: Forecaster) -> Iterator[Api]:
     state = ModelState()
-    state.set(_loaded(gru))
+    state.set(as_loaded(gru))
     with AppClient(create_inference_app(state)) as client:
         yield Api(client, state)
-
-
-def _window(start: int = 50, rows: int = 10) -> pd.DataFrame:
-    return _raw_frame(200, seed=1).iloc[start : start + rows].reset_index(drop=True)
-
-
-def _rows(frame: pd.DataFrame, time_key: str = "ds") -> list[dict[str, Any]]:
-    return [
-        {time_key: str(r[TIME_COLUMN]), **{c: float(r[c]) for c in RAW}}
-        for _, r in frame.iterrows()
-    ]
-
-
-def _columnar(frame: pd.DataFrame, **extra: Any) -> dict[str, Any]:
-    data = {"time": [str(t) for t in frame[TIME_COLUMN]], **{c: frame[c].tolist() for c in RAW}}
-    return {"data": data, "index_col": "time", **extra}
-
-
-def _reference(model: Forecaster, frame: pd.DataFrame) -> np.ndarray:
-    processed = features_for_spec(frame, model.spec)
-    return model.predict(processed, np.array([len(processed)]))[0]
 
 
 def _detail(response: httpx.Response) -> dict[str, Any]:
@@ -151,10 +64,10 @@ def _detail(response: httpx.Response) -> dict[str, Any]:
 
 # -- answers -------------------------------------------------------------------------------------
 def test_predict_matches_forecaster_predict_in_original_units(api: Api, gru: Forecaster) -> None:
-    frame = _window()
-    body = api.client.post("/predict", json={"observations": _rows(frame)}).json()
+    frame = window_frame()
+    body = api.client.post("/predict", json={"observations": body_rows(frame)}).json()
     values = np.array([p["value"] for p in body["forecast"]])
-    np.testing.assert_allclose(values, _reference(gru, frame), rtol=1e-5)
+    np.testing.assert_allclose(values, reference(gru, frame), rtol=1e-5)
     assert 1e7 < abs(values).mean() < 1e9  # original units, not scaled
     stamps = [pd.Timestamp(p["ts"]) for p in body["forecast"]]
     last = frame[TIME_COLUMN].iloc[-1]
@@ -171,14 +84,14 @@ def test_predict_matches_forecaster_predict_in_original_units(api: Api, gru: For
 
 def test_concurrent_requests_are_batched_without_changing_numbers(gru: Forecaster) -> None:
     state = ModelState()
-    state.set(_loaded(gru))
+    state.set(as_loaded(gru))
     app = create_inference_app(state, ApiSettings(max_batch_wait_ms=50))
-    frames = [_window(start) for start in range(20, 60, 2)]
+    frames = [window_frame(start) for start in range(20, 60, 2)]
 
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            posts = [client.post("/predict", json={"observations": _rows(f)}) for f in frames]
+            posts = [client.post("/predict", json={"observations": body_rows(f)}) for f in frames]
             responses = await asyncio.gather(*posts)
             metrics = await client.get("/metrics")
         await app.state.service.batcher.aclose()
@@ -187,45 +100,45 @@ def test_concurrent_requests_are_batched_without_changing_numbers(gru: Forecaste
     *responses, metrics = asyncio.run(run())
     for frame, response in zip(frames, responses, strict=True):
         values = [p["value"] for p in response.json()["forecast"]]
-        np.testing.assert_allclose(values, _reference(gru, frame), rtol=1e-5)
+        np.testing.assert_allclose(values, reference(gru, frame), rtol=1e-5)
     forwards = _sample(metrics.text, "flts_inference_batch_size_count")
     assert _sample(metrics.text, "flts_inference_batch_size_sum") == len(frames)
     assert forwards < len(frames)
 
 
-def test_lags_are_built_from_the_window(gru: Forecaster) -> None:
-    lagged = _fit("GRU", lags=(2,))
+def test_lags_are_built_from_thewindow(gru: Forecaster) -> None:
+    lagged = fit("GRU", lags=(2,))
     state = ModelState()
-    state.set(_loaded(lagged))
-    frame = _window(rows=LOOKBACK + 2)
+    state.set(as_loaded(lagged))
+    frame = window_frame(rows=LOOKBACK + 2)
     with AppClient(create_inference_app(state)) as client:
         assert client.get("/model").json()["serving_mode"] == "batched-numpy"
-        body = client.post("/predict", json={"observations": _rows(frame)}).json()
-        short = client.post("/predict", json={"observations": _rows(frame.iloc[1:])})
+        body = client.post("/predict", json={"observations": body_rows(frame)}).json()
+        short = client.post("/predict", json={"observations": body_rows(frame.iloc[1:])})
     values = [p["value"] for p in body["forecast"]]
-    np.testing.assert_allclose(values, _reference(lagged, frame), rtol=1e-5)
+    np.testing.assert_allclose(values, reference(lagged, frame), rtol=1e-5)
     assert "needs at least 8" in _detail(short)["msg"]
 
 
 def test_legacy_request_gets_legacy_response(api: Api, gru: Forecaster) -> None:
-    frame = _window()
-    body = api.client.post("/predict", json=_columnar(frame, inference_length=2)).json()
+    frame = window_frame()
+    body = api.client.post("/predict", json=columnar(frame, inference_length=2)).json()
     assert (body["status"], body["identifier"], body["run_id"]) == ("SUCCESS", "id-1", "run-1")
     assert [set(p) for p in body["predictions"]] == [{"ts", "down"}] * 2
     values = [p["down"] for p in body["predictions"]]
-    np.testing.assert_allclose(values, _reference(gru, frame)[:2], rtol=1e-5)
+    np.testing.assert_allclose(values, reference(gru, frame)[:2], rtol=1e-5)
 
 
 def test_format_legacy_query_and_time_key(api: Api) -> None:
-    rows = _rows(_window(), time_key="time")
+    rows = body_rows(window_frame(), time_key="time")
     body = api.client.post("/predict?format=legacy", json={"observations": rows}).json()
     assert body["status"] == "SUCCESS"
     assert len(body["predictions"]) == HORIZON
 
 
 def test_offsets_and_epoch_seconds_mean_utc(api: Api) -> None:
-    frame = _window()
-    plain = _rows(frame)
+    frame = window_frame()
+    plain = body_rows(frame)
     zulu = [{**r, "ds": pd.Timestamp(r["ds"]).isoformat() + "Z"} for r in plain]
     shifted = [
         {**r, "ds": (pd.Timestamp(r["ds"]) + pd.Timedelta(hours=1)).isoformat() + "+01:00"}
@@ -240,19 +153,21 @@ def test_offsets_and_epoch_seconds_mean_utc(api: Api) -> None:
 
 
 def test_only_the_last_lookback_rows_are_used(api: Api) -> None:
-    frame = _window(rows=30)
-    body = api.client.post("/predict", json={"observations": _rows(frame)}).json()
-    tail = api.client.post("/predict", json={"observations": _rows(frame.iloc[-LOOKBACK:])}).json()
+    frame = window_frame(rows=30)
+    body = api.client.post("/predict", json={"observations": body_rows(frame)}).json()
+    tail = api.client.post(
+        "/predict", json={"observations": body_rows(frame.iloc[-LOOKBACK:])}
+    ).json()
     assert body["forecast"] == tail["forecast"]
 
 
 def test_fastapi_route_answers_like_the_fast_lane(gru: Forecaster) -> None:
     state = ModelState()
-    state.set(_loaded(gru))
-    payload = {"observations": _rows(_window())}
+    state.set(as_loaded(gru))
+    payload = {"observations": body_rows(window_frame())}
     with AppClient(create_inference_app(state, fast_lane=False)) as slow:
         plain = slow.post("/predict", json=payload).json()
-        bad = slow.post("/predict", json={"observations": _rows(_window(rows=2))})
+        bad = slow.post("/predict", json={"observations": body_rows(window_frame(rows=2))})
     with AppClient(create_inference_app(state)) as fast:
         assert fast.post("/predict", json=payload).json() == plain
     assert "needs at least 6" in _detail(bad)["msg"]
@@ -260,30 +175,32 @@ def test_fastapi_route_answers_like_the_fast_lane(gru: Forecaster) -> None:
 
 # -- 422s ----------------------------------------------------------------------------------------
 def test_missing_column_is_named(api: Api) -> None:
-    rows = _rows(_window())
+    rows = body_rows(window_frame())
     del rows[4]["up"]
     detail = _detail(api.client.post("/predict", json={"observations": rows}))
     assert detail["loc"] == ["body", "observations", 4, "up"]
     assert "up" in detail["msg"]
-    legacy = _columnar(_window())
+    legacy = columnar(window_frame())
     del legacy["data"]["up"]
     assert _detail(api.client.post("/predict", json=legacy))["loc"] == ["body", "data", "up"]
 
 
 def test_too_few_rows_says_how_many_are_needed(api: Api) -> None:
-    detail = _detail(api.client.post("/predict", json={"observations": _rows(_window(rows=4))}))
+    detail = _detail(
+        api.client.post("/predict", json={"observations": body_rows(window_frame(rows=4))})
+    )
     assert detail["loc"] == ["body", "observations"]
     assert "got 4 rows" in detail["msg"]
     assert "at least 6" in detail["msg"]
 
 
 def test_unsorted_and_irregular_timestamps_name_the_row(api: Api) -> None:
-    rows = _rows(_window())
+    rows = body_rows(window_frame())
     rows[3], rows[4] = rows[4], rows[3]
     detail = _detail(api.client.post("/predict", json={"observations": rows}))
     assert detail["loc"] == ["body", "observations", 3, "ds"]
     assert "row 3" in detail["msg"]
-    gap = _rows(_window())
+    gap = body_rows(window_frame())
     gap[7]["ds"] = str(pd.Timestamp(gap[7]["ds"]) + pd.Timedelta(seconds=30))
     detail = _detail(api.client.post("/predict", json={"observations": gap}))
     assert detail["loc"] == ["body", "observations", 7, "ds"]
@@ -291,7 +208,7 @@ def test_unsorted_and_irregular_timestamps_name_the_row(api: Api) -> None:
 
 
 def test_bad_values_and_timestamps_are_located(api: Api) -> None:
-    rows = _rows(_window())
+    rows = body_rows(window_frame())
     rows[2]["down"] = "lots"
     assert _detail(api.client.post("/predict", json={"observations": rows}))["loc"] == [
         "body",
@@ -299,11 +216,11 @@ def test_bad_values_and_timestamps_are_located(api: Api) -> None:
         2,
         "down",
     ]
-    rows = _rows(_window())
+    rows = body_rows(window_frame())
     rows[5]["up"] = None
     detail = _detail(api.client.post("/predict", json={"observations": rows}))
     assert detail["loc"] == ["body", "observations", 5, "up"]
-    rows = _rows(_window())
+    rows = body_rows(window_frame())
     rows[1]["ds"] = "yesterday"
     assert _detail(api.client.post("/predict", json={"observations": rows}))["loc"] == [
         "body",
@@ -315,7 +232,7 @@ def test_bad_values_and_timestamps_are_located(api: Api) -> None:
 
 @pytest.mark.parametrize("length", [0, HORIZON + 1])
 def test_inference_length_out_of_range(api: Api, length: int) -> None:
-    payload = {"observations": _rows(_window()), "inference_length": length}
+    payload = {"observations": body_rows(window_frame()), "inference_length": length}
     detail = _detail(api.client.post("/predict", json=payload))
     assert detail["loc"] == ["body", "inference_length"]
     assert f"horizon {HORIZON}" in detail["msg"]
@@ -336,20 +253,23 @@ def test_no_model_means_503_until_one_is_set(gru: Forecaster) -> None:
     with AppClient(create_inference_app(state)) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 503
-        response = client.post("/predict", json={"observations": _rows(_window())})
+        response = client.post("/predict", json={"observations": body_rows(window_frame())})
         assert response.status_code == 503
         assert "no model is loaded" in response.json()["detail"]
         assert client.get("/model").status_code == 503
-        assert state.set(_loaded(gru)) == 1
+        assert state.set(as_loaded(gru)) == 1
         assert client.get("/readyz").status_code == 200
-        assert client.post("/predict", json={"observations": _rows(_window())}).status_code == 200
+        assert (
+            client.post("/predict", json={"observations": body_rows(window_frame())}).status_code
+            == 200
+        )
 
 
 def test_hot_swap_changes_the_answering_model(api: Api, persistence: Forecaster) -> None:
-    frame = _window()
-    before = api.client.post("/predict", json={"observations": _rows(frame)}).json()
-    assert api.state.set(_loaded(persistence, run_id="run-2")) == 2
-    after = api.client.post("/predict", json={"observations": _rows(frame)}).json()
+    frame = window_frame()
+    before = api.client.post("/predict", json={"observations": body_rows(frame)}).json()
+    assert api.state.set(as_loaded(persistence, run_id="run-2")) == 2
+    after = api.client.post("/predict", json={"observations": body_rows(frame)}).json()
     assert before["model"]["model_type"] == "GRU"
     assert after["model"] == {
         **before["model"],
@@ -375,9 +295,9 @@ def test_model_endpoint_reports_the_spec(api: Api) -> None:
 
 def test_bearer_token_guards_predict_and_model(gru: Forecaster) -> None:
     state = ModelState()
-    state.set(_loaded(gru))
+    state.set(as_loaded(gru))
     app = create_inference_app(state, ApiSettings(api_token=SecretStr("s3cret")))
-    payload = {"observations": _rows(_window())}
+    payload = {"observations": body_rows(window_frame())}
     with AppClient(app) as client:
         assert client.post("/predict", json=payload).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
@@ -393,8 +313,8 @@ def test_bearer_token_guards_predict_and_model(gru: Forecaster) -> None:
 
 
 def test_metrics_count_requests_and_describe_the_model(api: Api) -> None:
-    api.client.post("/predict", json={"observations": _rows(_window())})
-    api.client.post("/predict", json={"observations": _rows(_window(rows=2))})
+    api.client.post("/predict", json={"observations": body_rows(window_frame())})
+    api.client.post("/predict", json={"observations": body_rows(window_frame(rows=2))})
     text = api.client.get("/metrics").text
     assert _sample(text, 'flts_inference_requests_total{endpoint="/predict",status="200"}') == 1
     assert _sample(text, 'flts_inference_requests_total{endpoint="/predict",status="422"}') == 1
@@ -418,7 +338,7 @@ def test_model_state_versions_and_listeners(gru: Forecaster, persistence: Foreca
     state.subscribe(lambda loaded: seen.append(loaded.run_id))
     state.subscribe(lambda loaded: 1 / 0)  # a failing listener must not undo the swap
     assert (state.version, state.current()) == (0, None)
-    first, second = _loaded(gru, "a"), _loaded(persistence, "b")
+    first, second = as_loaded(gru, "a"), as_loaded(persistence, "b")
     assert state.set(first) == 1
     assert state.set(second) == 2
     assert state.snapshot() == (2, second)

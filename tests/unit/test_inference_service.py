@@ -11,7 +11,6 @@ import pytest
 from tests._stage_data import CONFIG_HASH, IDENTIFIER, Setup
 
 from flts.adapters.memory import MEMORY_SCHEME
-from flts.api.model_state import ModelState
 from flts.domain.config import ModelType
 from flts.domain.messages import (
     DlqRecord,
@@ -23,6 +22,7 @@ from flts.domain.messages import (
 from flts.forecasting.models import create_forecaster
 from flts.messaging.records import Output
 from flts.services.inference import InferenceService
+from flts.serving.model_state import ModelState
 from flts.settings import InferenceSettings
 from flts.stages import dispatch
 from flts.stages.dispatch import ClaimEntry, ModelRef

@@ -1,17 +1,17 @@
 """The inference HTTP API: forecasts from the current champion, on demand.
 
-Endpoints: ``POST /predict`` (see ``predict_schema`` for the bodies), ``GET /model``,
-``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus) and the OpenAPI docs at
-``/docs``. With an API token set, /predict and /model need ``Authorization: Bearer <token>``;
-health, readiness and metrics stay open for probes and scrapers.
+Endpoints: ``POST /predict`` (bodies: ``flts.serving.validation``), ``GET /predict_ping`` (what
+the existing load-test client needs to build requests), ``GET /model``, ``GET /healthz``
+(alive, plus ``model_ready``), ``GET /readyz``, ``GET /metrics`` (Prometheus) and the OpenAPI
+docs at ``/docs``. With an API token set, /predict and /model need ``Authorization: Bearer
+<token>``; health, readiness, ping and metrics stay open for probes, scrapers and old clients.
 
 Speed: POST /predict is served by a small ASGI "fast lane" in front of FastAPI's telemetry
 check, middleware stack, routing and dependency machinery (which together cost more per request
 than the model itself): :class:`InferenceApp` hands POST /predict to it before anything else
-runs. It calls the same
-:class:`PredictService` as the documented FastAPI route, which answers whenever the fast lane is
-turned off. The service process runs this app with uvicorn and swaps models through
-:class:`flts.api.model_state.ModelState`.
+runs. The documented FastAPI route (used when the lane is off) runs the same
+:func:`serve_predict`, so both answer byte for byte alike. The serving logic itself (limits,
+validation, batching, hot swap) lives in :mod:`flts.serving`; this module is transport only.
 
 Example::
 
@@ -22,40 +22,51 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
-from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flts.api.metrics import CONTENT_TYPE, InferenceMetrics
-from flts.api.model_state import ModelState
-from flts.api.predict_schema import PREDICT_OPENAPI, LegacyResponse, PredictResponse
-from flts.api.predict_service import NO_MODEL, PREDICT, ApiSettingsLike, PredictService, error_body
+from flts.api.predict_schema import (
+    PREDICT_OPENAPI,
+    PREDICT_RESPONSES,
+    HealthResponse,
+    PingResponse,
+    Problem,
+    ReadyResponse,
+    problem,
+)
+from flts.serving.metrics import CONTENT_TYPE, InferenceMetrics
+from flts.serving.model_state import ModelState
+from flts.serving.service import NO_MODEL, PREDICT, Answer, PredictService, error_body
+from flts.serving.settings import ApiSettings, ApiSettingsLike
 
-_JSON = [(b"content-type", b"application/json")]
-_CHALLENGE = (b"www-authenticate", b"Bearer")
+logger = logging.getLogger(__name__)
+
+_JSON = (b"content-type", b"application/json")
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    """Stand-alone settings for tests and embedding; the service passes InferenceSettings."""
+def set_torch_threads(threads: int) -> None:
+    """Worker-thread initializer: the serving setting API_TORCH_THREADS (process-wide in torch).
 
-    api_token: SecretStr | None = None
-    max_batch_size: int = 64
-    max_batch_wait_ms: float = 2.0
+    One intra-op thread measured fastest for batches of small RNN windows next to a busy event
+    loop. A model's training ``torch_threads`` never applies here.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def one_torch_thread() -> None:
-    """Worker-thread initializer: small batched forwards are fastest on one intra-op thread."""
-    import torch
-
-    torch.set_num_threads(1)
+    """Kept for callers of the old name: :func:`set_torch_threads` with 1."""
+    set_torch_threads(1)
 
 
 def create_inference_app(
@@ -63,17 +74,17 @@ def create_inference_app(
     settings: ApiSettingsLike | None = None,
     *,
     fast_lane: bool = True,
-    thread_initializer: Callable[[], None] | None = one_torch_thread,
+    thread_initializer: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app around ``state``; ``settings`` defaults to :class:`ApiSettings()`.
 
-    ``thread_initializer`` runs once in the forward thread; the default sets torch to one
-    intra-op thread (process-wide in torch), which measured fastest for batches of small RNN
-    windows next to a busy event loop. Pass None to leave torch's threading alone.
+    ``thread_initializer`` runs once in the forward thread; the default applies the serving
+    setting ``api_torch_threads``.
     """
     settings = settings or ApiSettings()
     metrics = InferenceMetrics()
-    service = PredictService(state, settings, metrics, thread_initializer=thread_initializer)
+    initializer = thread_initializer or partial(set_torch_threads, settings.api_torch_threads)
+    service = PredictService(state, settings, metrics, thread_initializer=initializer)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -88,20 +99,23 @@ def create_inference_app(
     app.state.service = service
     app.state.model_state = state
     app.state.metrics = metrics
+    app.add_exception_handler(Exception, _unexpected)
     _add_routes(app, service)
     if fast_lane:
         app.fast_lane = PredictFastLane(app.router, service)
     return app
 
 
-class InferenceApp(FastAPI):
-    """FastAPI, except that POST /predict goes straight to the fast lane when one is set.
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """Any unexpected failure outside /predict: 500 with a request id, no traceback."""
+    rid = uuid.uuid4().hex
+    logger.error("unhandled error: request_id=%s %s", rid, request.url.path, exc_info=exc)
+    body = error_body("internal error; see the service log", request_id=rid)
+    return Response(body, 500, media_type="application/json", headers={"x-request-id": rid})
 
-    FastAPI's ``__call__`` checks its telemetry configuration (environment reads) and runs the
-    error, body-limit and exception middlewares on every request; for /predict that costs more
-    than parsing the body. The fast lane answers every error itself (422/401/503/500), so none
-    of those layers has anything to add there; every other path takes FastAPI's full route.
-    """
+
+class InferenceApp(FastAPI):
+    """FastAPI, except that POST /predict goes straight to the fast lane when one is set."""
 
     fast_lane: PredictFastLane | None = None
 
@@ -118,90 +132,49 @@ class InferenceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def _add_routes(app: FastAPI, service: PredictService) -> None:
-    state, metrics = service.state, service.metrics
-
-    def answer(endpoint: str, status: int, payload: Any, started: float) -> Response:
-        metrics.observe(endpoint, status, time.perf_counter() - started)
-        return json_response(payload, status)
-
-    @app.post(
-        PREDICT,
-        openapi_extra=PREDICT_OPENAPI,
-        responses={
-            200: {"model": PredictResponse | LegacyResponse},
-            401: {"description": "API token required"},
-            422: {"description": "The body names the field at fault (FastAPI detail format)"},
-            503: {"description": "No model loaded yet"},
-        },
-        summary="Forecast the steps after the supplied window",
-    )
-    async def predict(request: Request, format: str | None = None) -> Response:
-        """``?format=legacy`` answers in the existing pipeline's shape."""
-        body = await request.body()
-        auth = request.headers.get("authorization")
-        status, payload = await service.handle(
-            body, request.url.query.encode(), None if auth is None else auth.encode("latin-1")
-        )
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return Response(payload, status, headers=headers, media_type="application/json")
-
-    @app.get("/model", summary="The answering model and its spec")
-    async def model(request: Request) -> Response:
-        started = time.perf_counter()
-        auth = request.headers.get("authorization")
-        if not service.authorized(None if auth is None else auth.encode("latin-1")):
-            return answer("/model", 401, {"detail": "missing or wrong bearer token"}, started)
-        loaded = state.current()
-        if loaded is None:
-            return answer("/model", 503, {"detail": NO_MODEL}, started)
-        runtime = service.runtime_for(loaded)
-        spec = loaded.forecaster.spec
-        payload = {
-            "model_type": loaded.model_type,
-            "run_id": loaded.run_id,
-            "model_uri": loaded.model_uri,
-            "config_hash": loaded.config_hash,
-            "identifier": loaded.identifier,
-            "source": loaded.source,
-            "loaded_at": loaded.loaded_at.isoformat(),
-            "version": state.version,
-            "min_rows": runtime.min_rows,
-            "serving_mode": runtime.mode,
-            "spec": {
-                "target": spec.target,
-                "feature_order": list(spec.feature_order),
-                "raw_columns": list(runtime.raw_columns),
-                "lookback": spec.lookback,
-                "horizon": spec.horizon,
-                "step_seconds": spec.step_seconds,
-                "season_steps": spec.season_steps,
-                "time_features": spec.time_features,
-                "lags": list(spec.lags),
-            },
-        }
-        return answer("/model", 200, payload, started)
-
-    @app.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", summary="200 once a model is loaded, else 503")
-    async def readyz() -> Response:
-        loaded = state.current()
-        if loaded is None:
-            return json_response({"status": "not ready", "detail": NO_MODEL}, 503)
-        return json_response({"status": "ready", "model_type": loaded.model_type}, 200)
-
-    @app.get("/metrics", summary="Prometheus metrics")
-    async def prometheus() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+class _TooLarge(Exception):
+    pass
 
 
-def json_response(payload: Any, status: int) -> Response:
-    """orjson-encoded JSON (FastAPI's ORJSONResponse is deprecated; this is the same thing)."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return Response(orjson.dumps(payload), status, headers=headers, media_type="application/json")
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The body, refused (``_TooLarge``) as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def serve_predict(service: PredictService, scope: Scope, receive: Receive) -> Answer | None:
+    """One POST /predict: headers checked before the body is read; None if the client left."""
+    auth = length = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            auth = value
+        elif name == b"content-length":
+            length = value
+    early = service.refuse_early(auth, length)
+    if early is not None:
+        return early
+    try:
+        body = await _read_body(receive, service.max_body_bytes)
+    except _TooLarge:
+        return service.too_large()
+    except _Disconnected:
+        return None
+    return await service.predict(body, scope.get("query_string", b""))
 
 
 class PredictFastLane:
@@ -219,33 +192,136 @@ class PredictFastLane:
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one POST /predict (the caller checked type, path and method)."""
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        auth = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                auth = value
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        status, payload = await self.service.handle(body, scope.get("query_string", b""), auth)
-        headers = [*_JSON, (b"content-length", str(len(payload)).encode())]
-        if status == 401:
-            headers.append(_CHALLENGE)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        started = time.perf_counter()
+        answer = await serve_predict(self.service, scope, receive)
+        if answer is None:
+            return
+        self.service.metrics.observe(PREDICT, answer.status, time.perf_counter() - started)
+        headers = [_JSON, (b"content-length", str(len(answer.body)).encode()), *answer.headers]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+def _add_routes(app: FastAPI, service: PredictService) -> None:
+    metrics = service.metrics
+
+    def answer(endpoint: str, status: int, payload: Any, started: float) -> Response:
+        metrics.observe(endpoint, status, time.perf_counter() - started)
+        return json_response(payload, status)
+
+    @app.post(
+        PREDICT,
+        openapi_extra=PREDICT_OPENAPI,
+        responses=PREDICT_RESPONSES,
+        summary="Forecast the steps after the supplied window",
+    )
+    async def predict(request: Request, format: str | None = None) -> Response:
+        """``?format=legacy`` answers in the existing pipeline's shape."""
+        started = time.perf_counter()
+        result = await serve_predict(service, request.scope, request.receive)
+        if result is None:
+            return Response(status_code=499)  # nobody is listening any more
+        metrics.observe(PREDICT, result.status, time.perf_counter() - started)
+        headers = {k.decode(): v.decode() for k, v in result.headers}
+        return Response(result.body, result.status, headers=headers, media_type="application/json")
+
+    @app.get(
+        "/model",
+        summary="The answering model and its spec",
+        responses={401: problem("API token required"), 503: problem("No model loaded yet")},
+    )
+    async def model(request: Request) -> Response:
+        started = time.perf_counter()
+        auth = request.headers.get("authorization")
+        if not service.authorized(None if auth is None else auth.encode("latin-1")):
+            return answer("/model", 401, {"detail": "missing or wrong bearer token"}, started)
+        runtime = service.runtime
+        if runtime is None:
+            return answer("/model", 503, {"detail": NO_MODEL}, started)
+        loaded, spec = runtime.loaded, runtime.spec
+        payload = {
+            "model_type": loaded.model_type,
+            "run_id": loaded.run_id,
+            "model_uri": loaded.model_uri,
+            "config_hash": loaded.config_hash,
+            "identifier": loaded.identifier,
+            "source": loaded.source,
+            "loaded_at": loaded.loaded_at.isoformat(),
+            "version": service.state.version,
+            "min_rows": runtime.min_rows,
+            "serving_mode": runtime.mode,
+            "spec": {
+                "target": spec.target,
+                "feature_order": list(spec.feature_order),
+                "raw_columns": list(runtime.raw_columns),
+                "lookback": spec.lookback,
+                "horizon": spec.horizon,
+                "step_seconds": spec.step_seconds,
+                "season_steps": spec.season_steps,
+                "time_features": spec.time_features,
+                "lags": list(spec.lags),
+            },
+        }
+        return answer("/model", 200, payload, started)
+
+    @app.get("/predict_ping", response_model=PingResponse, summary="Request shape for clients")
+    async def predict_ping() -> Response:
+        """``input_seq_len`` rows in, ``output_seq_len`` steps out (the existing clients' names)."""
+        runtime = service.runtime
+        if runtime is None:
+            empty = dict.fromkeys(PingResponse.model_fields, None)
+            return json_response({**empty, "model_loaded": False}, 200)
+        payload = {
+            "model_loaded": True,
+            "input_seq_len": runtime.min_rows,
+            "output_seq_len": runtime.spec.horizon,
+            "model_type": runtime.loaded.model_type,
+            "step_seconds": runtime.spec.step_seconds,
+            "target": runtime.spec.target,
+            "raw_columns": list(runtime.raw_columns),
+        }
+        return json_response(payload, 200)
+
+    @app.get("/healthz", response_model=HealthResponse, summary="The process is alive")
+    async def healthz() -> Response:
+        return json_response({"status": "ok", "model_ready": service.runtime is not None}, 200)
+
+    @app.get(
+        "/readyz",
+        response_model=ReadyResponse,
+        responses={503: {"model": ReadyResponse, "description": "No model loaded yet"}},
+        summary="200 once a model is loaded, else 503",
+    )
+    async def readyz() -> Response:
+        runtime = service.runtime
+        if runtime is None:
+            return json_response({"status": "not ready", "detail": NO_MODEL}, 503)
+        return json_response({"status": "ready", "model_type": runtime.loaded.model_type}, 200)
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+def json_response(payload: Any, status: int) -> Response:
+    """orjson-encoded JSON (FastAPI's ORJSONResponse is deprecated; this is the same thing)."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(orjson.dumps(payload), status, headers=headers, media_type="application/json")
 
 
 __all__ = [
     "ApiSettings",
     "InferenceApp",
     "PredictFastLane",
+    "Problem",
     "create_inference_app",
     "error_body",
     "one_torch_thread",
+    "serve_predict",
+    "set_torch_threads",
 ]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import uvicorn
 
-from flts.api.inference_app import ApiSettings, create_inference_app, one_torch_thread
-from flts.api.model_state import LoadedModel, ModelState
+from flts.api.inference_app import ApiSettings, create_inference_app
 from flts.forecasting.models import load_forecaster
+from flts.serving.model_state import LoadedModel, ModelState
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ApiSettings()
     if args.max_batch_wait_ms is not None:
         settings = ApiSettings(max_batch_wait_ms=args.max_batch_wait_ms)
-    app = create_inference_app(state, settings, thread_initializer=one_torch_thread)
+    app = create_inference_app(state, settings)
     state.set(
         LoadedModel.of(
             forecaster,
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=1,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # no proxy in front; saves a middleware per request
     )
     server = uvicorn.Server(config)
     if args.profile is None:

@@ -1,13 +1,18 @@
-"""The feature pipeline shared by preprocessing and live inference.
+"""The one feature builder: training, batch scoring and the HTTP API all come through here.
 
-Training, batch scoring and the HTTP API all call :func:`build_features`, so a model always sees
-columns built the same way and in the same order:
+A model always sees columns built the same way and in the same order:
 
 1. the raw columns, target first (original units);
 2. ``day_sin, day_cos, week_sin, week_cos`` when time features are on (cyclic encodings of the
    time of day and of the week, Monday 00:00 UTC = 0);
 3. ``<target>_lag<k>`` for each lag: the target ``k`` steps earlier, looked up *by timestamp*,
    so a gap never shifts a lag onto the wrong row.
+
+The arithmetic lives in :func:`feature_block` (numpy arrays in, a float64 matrix out). The
+frame API (:func:`build_features`, :func:`features_for_spec`) used by preprocessing and batch
+scoring wraps it, and the HTTP API calls :func:`window_features` on each request's rows; so the
+windows a served model sees are bit-identical to the batch path's, with no second copy of the
+feature code to keep in step.
 
 Rows whose lags cannot be computed (not enough history, even with the optional ``context`` of
 past rows) are dropped; the count is logged and visible as ``len(raw) - len(result)``.
@@ -28,6 +33,10 @@ logger = logging.getLogger(__name__)
 TIME_FEATURES: tuple[str, ...] = ("day_sin", "day_cos", "week_sin", "week_cos")
 _DAY_SECONDS = 86_400
 _WEEK_SECONDS = 7 * _DAY_SECONDS
+_US = 1_000_000
+#: 1970-01-01 was a Thursday; Monday is day 0 of the week (as in pandas' ``dayofweek``).
+_EPOCH_WEEKDAY = 3
+_PERIODS = np.array([float(_DAY_SECONDS), float(_WEEK_SECONDS)])
 
 
 def lag_column(target: str, lag: int) -> str:
@@ -43,32 +52,132 @@ def feature_order_for(
     return (*raw, *cyclic, *(lag_column(target, k) for k in lags))
 
 
-def time_feature_frame(ds: pd.Series) -> pd.DataFrame:
-    """Cyclic encodings of time of day and day of week (continuous across midnight/Monday)."""
-    stamps = pd.DatetimeIndex(ds)
-    of_day = (stamps.hour * 3600 + stamps.minute * 60 + stamps.second).to_numpy(dtype="float64")
-    of_week = stamps.dayofweek.to_numpy(dtype="float64") * _DAY_SECONDS + of_day
-    day = 2.0 * np.pi * of_day / _DAY_SECONDS
-    week = 2.0 * np.pi * of_week / _WEEK_SECONDS
-    return pd.DataFrame(
-        {
-            "day_sin": np.sin(day),
-            "day_cos": np.cos(day),
-            "week_sin": np.sin(week),
-            "week_cos": np.cos(week),
-        },
-        index=ds.index,
+def raw_part(target: str, raw_columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The raw columns in feature order: the target first."""
+    return (target, *(c for c in raw_columns if c != target))
+
+
+# -- the arithmetic (numpy only) -----------------------------------------------------------------
+def time_features_array(times_us: np.ndarray) -> np.ndarray:
+    """(n, 4) float64 in :data:`TIME_FEATURES` order from epoch microseconds (UTC, whole seconds
+    count; the fraction of a second is ignored).
+
+    Seconds of the day and of the week are exact integers, so computing them in int64 and
+    converting once gives the same float64 values as pandas' ``hour*3600 + ...`` did; day and
+    week angles share one sin and one cos call (few numpy calls: this runs per HTTP request).
+    """
+    days, of_day = np.divmod(np.floor_divide(times_us, _US), _DAY_SECONDS)
+    seconds = np.empty((len(times_us), 2), dtype=np.float64)
+    seconds[:, 0] = of_day
+    seconds[:, 1] = np.mod(days + _EPOCH_WEEKDAY, 7) * _DAY_SECONDS + of_day
+    angles = 2.0 * np.pi * seconds / _PERIODS
+    out = np.empty((len(times_us), 4), dtype=np.float64)
+    out[:, 0::2] = np.sin(angles)
+    out[:, 1::2] = np.cos(angles)
+    return out
+
+
+def lagged_values(
+    times_us: np.ndarray,
+    history_us: np.ndarray,
+    history_target: np.ndarray,
+    lags: tuple[int, ...],
+    step_seconds: int,
+) -> np.ndarray:
+    """(n, len(lags)): the target at ``t - k * step`` for each row, NaN where history has no row
+    at exactly that time. Duplicate history timestamps are ambiguous and refused."""
+    out = np.full((len(times_us), len(lags)), np.nan, dtype=np.float64)
+    if not len(history_us) or not len(times_us):
+        return out
+    order = np.argsort(history_us, kind="stable")
+    known = history_us[order]
+    if len(known) > 1 and not (known[1:] != known[:-1]).all():
+        dup = known[1:][known[1:] == known[:-1]][0]
+        raise DataValidationError(
+            f"history has duplicate timestamps (e.g. {np.datetime64(int(dup), 'us')}); "
+            "lags cannot be looked up"
+        )
+    values = history_target[order]
+    last = len(known) - 1
+    for j, k in enumerate(lags):
+        wanted = times_us - k * step_seconds * _US
+        pos = np.minimum(np.searchsorted(known, wanted), last)
+        hit = known[pos] == wanted
+        out[:, j] = np.where(hit, values[pos], np.nan)
+    return out
+
+
+def feature_block(
+    times_us: np.ndarray,
+    raw_values: np.ndarray,
+    *,
+    time_features: bool,
+    lags: tuple[int, ...],
+    step_seconds: int,
+    history_us: np.ndarray | None = None,
+    history_target: np.ndarray | None = None,
+    time_block: np.ndarray | None = None,
+) -> np.ndarray:
+    """Feature matrix (n, features) float64 in :func:`feature_order_for` order.
+
+    ``raw_values`` holds the raw columns target first (:func:`raw_part`); lags are looked up in
+    ``history_*`` (default: the rows themselves) and are NaN where history does not reach.
+    ``time_block``: :func:`time_features_array` of ``times_us`` when the caller already has it
+    (the HTTP API caches it per last timestamp of a validated regular grid).
+    """
+    n, n_raw = raw_values.shape
+    width = n_raw + (len(TIME_FEATURES) if time_features else 0) + len(lags)
+    out = np.empty((n, width), dtype=np.float64)
+    out[:, :n_raw] = raw_values
+    col = n_raw
+    if time_features:
+        block = time_features_array(times_us) if time_block is None else time_block
+        out[:, col : col + len(TIME_FEATURES)] = block
+        col += len(TIME_FEATURES)
+    if lags:
+        hist_us = times_us if history_us is None else history_us
+        hist_target = raw_values[:, 0] if history_target is None else history_target
+        out[:, col:] = lagged_values(times_us, hist_us, hist_target, lags, step_seconds)
+    return out
+
+
+def window_features(
+    times_us: np.ndarray,
+    raw_values: np.ndarray,
+    spec: ForecastSpec,
+    time_block: np.ndarray | None = None,
+) -> np.ndarray:
+    """The unscaled (lookback, features) input window ending at the last row (the HTTP path).
+
+    ``raw_values`` has the spec's raw columns target first; every row is history for the lags;
+    ``time_block`` as in :func:`feature_block`, for the last ``lookback`` rows.
+    """
+    lookback = spec.lookback
+    return feature_block(
+        times_us[-lookback:],
+        raw_values[-lookback:],
+        time_features=spec.time_features,
+        lags=spec.lags,
+        step_seconds=spec.step_seconds,
+        history_us=times_us,
+        history_target=raw_values[:, 0],
+        time_block=time_block,
     )
 
 
-def _lagged_target(
-    frame: pd.DataFrame, history: pd.DataFrame, target: str, lag: int, step_seconds: int
-) -> pd.Series:
-    """Target value at ``ds - lag * step`` for each row, NaN where history does not reach."""
-    lookup = history.set_index(TIME_COLUMN)[target]
-    wanted = frame[TIME_COLUMN] - pd.Timedelta(seconds=lag * step_seconds)
-    values = lookup.reindex(pd.DatetimeIndex(wanted)).to_numpy()
-    return pd.Series(values, index=frame.index, dtype="float64")
+# -- the frame API (preprocessing, batch scoring) ----------------------------------------------
+def _epoch_us(stamps: pd.Series) -> np.ndarray:
+    index = pd.DatetimeIndex(stamps)
+    if index.tz is not None:
+        index = index.tz_localize(None)  # wall-clock time, as ``.hour`` would read it
+    return np.asarray(index.as_unit("ns").asi8 // 1000, dtype=np.int64)
+
+
+def time_feature_frame(ds: pd.Series) -> pd.DataFrame:
+    """Cyclic encodings of time of day and day of week (continuous across midnight/Monday)."""
+    block = time_features_array(_epoch_us(ds))
+    block[pd.isna(ds.to_numpy())] = np.nan
+    return pd.DataFrame(block, columns=list(TIME_FEATURES), index=ds.index)
 
 
 def build_features(
@@ -89,34 +198,45 @@ def build_features(
     order = feature_order_for(
         target=target, raw_columns=raw_columns, time_features=time_features, lags=lags
     )
-    raw_part = [target, *(c for c in raw_columns if c != target)]
+    columns = list(raw_part(target, raw_columns))
     clashes = sorted({c for c in order if order.count(c) > 1} | {TIME_COLUMN} & set(order))
     if clashes:
         raise DataValidationError(f"feature names {clashes} clash; rename those raw columns")
-    missing = [c for c in (TIME_COLUMN, *raw_part) if c not in raw.columns]
+    missing = [c for c in (TIME_COLUMN, *columns) if c not in raw.columns]
     if missing:
         raise DataValidationError(f"raw data is missing columns {missing}; it has {list(raw)}")
-    frame = raw[[TIME_COLUMN, *raw_part]].reset_index(drop=True)
-    frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN]).astype("datetime64[ns]")
-    for column in raw_part:
-        frame[column] = frame[column].astype("float64")
-    if time_features:
-        frame = pd.concat([frame, time_feature_frame(frame[TIME_COLUMN])], axis=1)
+    ds = pd.Series(pd.to_datetime(raw[TIME_COLUMN]).astype("datetime64[ns]").to_numpy())
+    times_us = _epoch_us(ds)
+    values = raw[columns].to_numpy(dtype=np.float64)
+    history_us, history_target = times_us, values[:, 0]
+    if lags and context is not None and len(context) and len(raw):
+        past_ds = pd.to_datetime(context[TIME_COLUMN]).astype("datetime64[ns]")
+        keep = (past_ds < ds.iloc[0]).to_numpy()
+        past_us = _epoch_us(past_ds)[keep]
+        past_target = context[target].to_numpy(dtype=np.float64)[keep]
+        history_us = np.concatenate([past_us, times_us])
+        history_target = np.concatenate([past_target, history_target])
+    matrix = feature_block(
+        times_us,
+        values,
+        time_features=time_features,
+        lags=lags,
+        step_seconds=step_seconds,
+        history_us=history_us,
+        history_target=history_target,
+    )
+    missing_time = ds.isna().to_numpy()
+    if missing_time.any():
+        matrix[missing_time, len(columns) :] = np.nan  # no time, no time features or lags
+    frame = pd.DataFrame(matrix, columns=list(order))
+    frame.insert(0, TIME_COLUMN, ds)
     if lags:
-        history = frame[[TIME_COLUMN, target]]
-        if context is not None and len(context) and len(frame):
-            past = context[[TIME_COLUMN, target]].copy()
-            past[TIME_COLUMN] = pd.to_datetime(past[TIME_COLUMN]).astype("datetime64[ns]")
-            past = past[past[TIME_COLUMN] < frame[TIME_COLUMN].iloc[0]]
-            history = pd.concat([past, history], ignore_index=True)
-        for k in lags:
-            frame[lag_column(target, k)] = _lagged_target(frame, history, target, k, step_seconds)
-        complete = frame[[lag_column(target, k) for k in lags]].notna().all(axis=1)
+        complete = ~np.isnan(matrix[:, -len(lags) :]).any(axis=1)
         dropped = int((~complete).sum())
         if dropped:
             logger.info("dropped %d rows whose lags reach before the available history", dropped)
-        frame = frame[complete].reset_index(drop=True)
-    return frame[[TIME_COLUMN, *order]]
+            frame = frame[complete].reset_index(drop=True)
+    return frame
 
 
 def features_for_spec(

@@ -25,7 +25,6 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from flts.api.model_state import LoadedModel, ModelSource, ModelState
 from flts.domain.messages import (
     DlqRecord,
     InferenceDataReady,
@@ -40,6 +39,7 @@ from flts.messaging.records import Output, Record, dlq_of, is_transient
 from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.claims import ClaimBook
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
+from flts.serving.model_state import LoadedModel, ModelSource, ModelState
 from flts.settings import InferenceSettings, load_settings
 from flts.stages import dispatch, infer
 from flts.stages.contracts import InferRequest, InferStageConfig
@@ -262,9 +262,9 @@ def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, thre
     """
     import uvicorn
 
-    from flts.api.inference_app import create_inference_app, one_torch_thread
+    from flts.api.inference_app import create_inference_app
 
-    app = create_inference_app(state, settings, thread_initializer=one_torch_thread)
+    app = create_inference_app(state, settings)
     # The same server settings as the API benchmark (flts.bench.api_server): uvloop + httptools.
     config = uvicorn.Config(
         app,
@@ -274,6 +274,7 @@ def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, thre
         http="httptools",
         log_config=None,
         access_log=False,
+        proxy_headers=False,  # no proxy in front; saves a middleware per request
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="flts-api", daemon=True)

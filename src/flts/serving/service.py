@@ -1,0 +1,237 @@
+"""The /predict logic, free of any web framework: headers and body in, status and bytes out.
+
+Every route that answers POST /predict (the ASGI fast lane and the documented FastAPI route in
+``flts.api.inference_app``) calls this one class, so they cannot drift apart. Per request: check
+the token and the declared size before reading the body, read the answering runtime once (a hot
+swap mid-request does not affect it), decode and validate the body (:mod:`validation`), build
+the scaled window and await the micro-batcher under the request deadline.
+
+Status codes: 401 token, 413 body too large, 422 client mistake (``loc`` names the field), 503
+no model yet or queue full (with Retry-After), 504 deadline passed, 500 anything else, with a
+request id that is also in the log line holding the traceback (never in the body).
+
+Hot swap: :class:`ModelState` listeners run in the swapping thread (the Kafka consumer's), so
+the new :class:`ModelRuntime` is built and checked there, and only then published with one
+attribute assignment; requests never wait for a swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import numpy as np
+import orjson
+
+from flts.serving.batcher import DeadlineExceeded, MicroBatcher, QueueFull
+from flts.serving.metrics import InferenceMetrics
+from flts.serving.model_state import LoadedModel, ModelState
+from flts.serving.runtime import ModelRuntime
+from flts.serving.settings import ApiSettingsLike
+from flts.serving.validation import PredictInput, RequestError, parse_predict_body
+
+logger = logging.getLogger(__name__)
+
+PREDICT = "/predict"
+_EPOCH = datetime(1970, 1, 1)
+NO_MODEL = "no model is loaded yet; the service loads the champion on promotion or at start-up"
+RETRY_AFTER_SECONDS = 1
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Answer:
+    """Status, JSON body and extra headers of one response."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, headers: Headers | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+
+def error_body(detail: Any, **extra: Any) -> bytes:
+    return orjson.dumps({"detail": detail, **extra})
+
+
+def client_error(status: int, loc: list[str | int], msg: str, kind: str) -> Answer:
+    """A 4xx in FastAPI's validation-error shape."""
+    return Answer(status, error_body([{"type": kind, "loc": loc, "msg": msg}]))
+
+
+def server_error(status: int, msg: str, request_id: str | None = None) -> Answer:
+    """A 5xx: a message and a request id, never a traceback."""
+    rid = request_id or uuid.uuid4().hex
+    return Answer(status, error_body(msg, request_id=rid), [(b"x-request-id", rid.encode())])
+
+
+class PredictService:
+    """Runtime of the answering model, auth, limits, micro-batcher and metrics."""
+
+    def __init__(
+        self,
+        state: ModelState,
+        settings: ApiSettingsLike,
+        metrics: InferenceMetrics,
+        *,
+        thread_initializer: Any = None,
+    ) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.settings = settings
+        token = settings.api_token
+        self._token = None if token is None else f"Bearer {token.get_secret_value()}".encode()
+        self.max_body_bytes = settings.api_max_body_bytes
+        self.max_rows = settings.api_max_rows
+        self.timeout = settings.api_request_timeout_ms / 1000.0
+        self.batcher = MicroBatcher(
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_batch_wait_ms,
+            max_queue=settings.api_max_queue,
+            thread_initializer=thread_initializer,
+            on_batch=metrics.observe_batch,
+        )
+        self.runtime: ModelRuntime | None = None
+        state.subscribe(self._on_swap)
+        current = state.current()
+        if current is not None:
+            self._on_swap(current)
+
+    # -- model runtime -------------------------------------------------------------------------
+    def _on_swap(self, loaded: LoadedModel) -> None:
+        """Build and check the runtime here (the swapping thread), then publish it at once."""
+        started = time.perf_counter()
+        try:
+            runtime = ModelRuntime(loaded)
+        except Exception:
+            logger.exception(
+                "cannot serve run_id=%s; the previous model keeps answering", loaded.run_id
+            )
+            return
+        if self.state.current() is not loaded:
+            return  # a newer model arrived meanwhile; its own listener call publishes it
+        self.runtime = runtime
+        self.metrics.set_model(loaded, self.state.version, runtime.mode)
+        logger.info(
+            "serving run_id=%s (runtime built in %.0f ms)",
+            loaded.run_id,
+            1000 * (time.perf_counter() - started),
+        )
+
+    # -- limits checked before the body is read ------------------------------------------------
+    def authorized(self, header: bytes | None) -> bool:
+        if self._token is None:
+            return True
+        return header is not None and hmac.compare_digest(header, self._token)
+
+    def refuse_early(
+        self, authorization: bytes | None, content_length: bytes | None
+    ) -> Answer | None:
+        """401, 400 or 413 from the headers alone, or None to go on and read the body."""
+        if not self.authorized(authorization):
+            return Answer(
+                401,
+                error_body("missing or wrong bearer token"),
+                [(b"www-authenticate", b"Bearer")],
+            )
+        if content_length is not None:
+            try:
+                declared = int(content_length)
+            except ValueError:
+                return client_error(400, ["header", "content-length"], "not an integer", "int_type")
+            if declared > self.max_body_bytes:
+                return self.too_large()
+        return None
+
+    def too_large(self) -> Answer:
+        msg = f"body larger than this server's limit of {self.max_body_bytes} bytes"
+        return client_error(413, ["body"], msg + " (API_MAX_BODY_BYTES)", "too_large")
+
+    # -- /predict ------------------------------------------------------------------------------
+    async def predict(self, body: bytes, query: bytes) -> Answer:
+        """Answer one POST /predict whose headers passed :meth:`refuse_early`."""
+        runtime = self.runtime
+        if runtime is None:
+            return Answer(503, error_body(NO_MODEL), [_retry_after()])
+        try:
+            inp = parse_predict_body(body, runtime.raw_columns, self.max_rows)
+            runtime.check_rows(inp)
+            length = _length(inp, runtime.spec.horizon)
+            if runtime.batched:
+                assert runtime.runner is not None
+                window = runtime.window(inp)
+                values = await self.batcher.submit(runtime.runner, window, self.timeout)
+            else:
+                work = asyncio.to_thread(runtime.predict_reference, inp)
+                values = await asyncio.wait_for(work, self.timeout)
+        except RequestError as exc:
+            return Answer(422, error_body([exc.detail()]))
+        except QueueFull:
+            return Answer(
+                503, error_body("overloaded: too many requests queued; retry"), [_retry_after()]
+            )
+        except (DeadlineExceeded, TimeoutError):
+            return server_error(
+                504, f"no forecast within {self.timeout:g} s (API_REQUEST_TIMEOUT_MS)"
+            )
+        except Exception:
+            rid = uuid.uuid4().hex
+            logger.exception(
+                "prediction failed: request_id=%s run_id=%s", rid, runtime.loaded.run_id
+            )
+            return server_error(500, "prediction failed; see the service log", rid)
+        legacy = inp.legacy or _wants_legacy(query)
+        return Answer(200, _response(runtime, inp, values[:length], legacy))
+
+
+def _retry_after() -> tuple[bytes, bytes]:
+    return (b"retry-after", str(RETRY_AFTER_SECONDS).encode())
+
+
+def _length(inp: PredictInput, horizon: int) -> int:
+    if inp.inference_length is None:
+        return horizon
+    if not 1 <= inp.inference_length <= horizon:
+        raise RequestError(
+            ("body", "inference_length"),
+            f"must be between 1 and the model's horizon {horizon}; got {inp.inference_length}",
+            "less_than_equal" if inp.inference_length > horizon else "greater_than_equal",
+        )
+    return inp.inference_length
+
+
+def _wants_legacy(query: bytes) -> bool:
+    if not query:
+        return False
+    values = parse_qs(query.decode("latin-1")).get("format", [])
+    return "legacy" in values
+
+
+def _timestamps(last_us: int, step_seconds: int, n: int) -> list[str]:
+    """ISO 8601 (UTC, no offset) of the ``n`` steps after ``last_us`` (validated in range)."""
+    first = _EPOCH + timedelta(microseconds=last_us)
+    step = timedelta(seconds=step_seconds)
+    return [(first + step * k).isoformat() for k in range(1, n + 1)]
+
+
+def _response(runtime: ModelRuntime, inp: PredictInput, values: np.ndarray, legacy: bool) -> bytes:
+    """The answer's bytes: a per-model pre-serialised head, then only the forecast points."""
+    stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step_seconds, len(values))
+    numbers: list[float] = values.tolist()
+    head, tail = runtime.response_heads[legacy]
+    if legacy:
+        target = runtime.spec.target
+        rows = [{"ts": ts, target: v} for ts, v in zip(stamps, numbers, strict=True)]
+    else:
+        rows = [
+            {"ts": ts, "step": k, "value": v}
+            for k, (ts, v) in enumerate(zip(stamps, numbers, strict=True), start=1)
+        ]
+    return head + orjson.dumps(rows) + tail
