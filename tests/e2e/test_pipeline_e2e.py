@@ -85,8 +85,19 @@ def _check_summary(summary: dict, run_dir: Path) -> None:
     rows = {row["model_type"]: row for row in summary["scores"]}
     assert {"GRU", "LSTM", "PROPHET", "PERSISTENCE", "SEASONAL_NAIVE"} <= set(rows)
     best = rows[champion["model_type"]]
-    assert best["mae"] < rows["PERSISTENCE"]["mae"]
-    assert best["rmse"] < rows["PERSISTENCE"]["rmse"]
+    for baseline in ("PERSISTENCE", "SEASONAL_NAIVE"):  # the gate: better than both
+        assert best["mae"] < rows[baseline]["mae"]
+        assert best["rmse"] < rows[baseline]["rmse"]
+    assert best["beats_baselines"]
+    # Every test timestamp is an origin (horizon 1: all 1,000 rows of the test slice), and the
+    # champion's batch errors equal its test errors: same processed object, same origins.
+    assert summary["test_windows"] == 1000
+    assert summary["performance"]["mae"] == pytest.approx(best["mae"], rel=1e-6)
+    assert summary["performance"]["rmse"] == pytest.approx(best["rmse"], rel=1e-6)
+    config = summary["configuration"]
+    assert config["season_steps"] == 360  # explicit config wins
+    assert config["seasonal_periods"] == [720]  # 8 days of training: daily only
+    assert config["lags"] == [718, 719, 720]
     # Errors are in the units of `down` (1e7..1e9 bits), not in scaled units.
     assert 1e6 < rows["PERSISTENCE"]["mae"] < 1e9
     assert (run_dir / "summary.json").exists()
@@ -156,9 +167,11 @@ def _check_objects(store: S3ObjectStore, summary: dict) -> None:
     assert record["report"]["champion"] == summary["champion"]["model_type"]
     bucket, _, obj = summary["artifacts"]["inference_log"].removeprefix("s3://").partition("/")
     lines = store.get_bytes(bucket, obj).splitlines()
-    assert len(lines) >= 600
+    assert len(lines) == 1000 + 1  # every test row, plus the true forecast past the data
     first = orjson.loads(lines[0])
     assert first["target_ts"] > first["origin_ts"]
+    first_test = pd.read_csv(bundled_test_csv(), nrows=1)["time"].iloc[0]
+    assert pd.Timestamp(first["target_ts"]).tz_localize(None) == pd.Timestamp(first_test)
     assert 1e6 < first["prediction"] < 1e10
 
 
