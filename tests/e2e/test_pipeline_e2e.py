@@ -112,7 +112,8 @@ def _check_api(port: int, test_csv: Path, summary: dict) -> None:
     assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
     model = httpx.get(f"{base}/model", timeout=10).json()
     assert model["run_id"] == summary["champion"]["run_id"]
-    window = pd.read_csv(test_csv).iloc[100:160]
+    # The default lags reach one day back (720 rows at 2 minutes): send a day and a bit.
+    window = pd.read_csv(test_csv).iloc[100:900]
     body = {"observations": window.to_dict(orient="records")}
     reply = httpx.post(f"{base}/predict", json=body, timeout=30)
     assert reply.status_code == 200, reply.text
