@@ -39,7 +39,9 @@ EPOCHS = "3"
 def slices(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("slices")
     train, test = root / "train.csv", root / "test.csv"
-    pd.read_csv(bundled_train_csv()).head(6000).to_csv(train, index=False)
+    # The training slice ends where the test file starts, so the test object carries training
+    # context and every test row is an origin.
+    pd.read_csv(bundled_train_csv()).tail(6000).to_csv(train, index=False)
     pd.read_csv(bundled_test_csv()).head(1000).to_csv(test, index=False)
     return train, test
 

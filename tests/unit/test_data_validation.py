@@ -264,3 +264,15 @@ def test_clip_bounds_come_from_training_only() -> None:
     clipped, changed = apply_clip(test, bounds)
     assert list(clipped["down"]) == [10.0, 50.0, 90.0]
     assert changed == 2
+
+
+def test_no_training_context_after_a_gap_between_the_files() -> None:
+    train, _ = csv_pair()
+    later = raw_frame(40, start=START + pd.Timedelta(minutes=150), seed=1)  # 10-step gap
+    prepared = prepare_datasets(train, to_csv(later), SMALL, config_hash="h")
+    assert prepared.test_context_rows == 0
+    assert len(prepared.test) == 40
+    assert (
+        "test.csv: starts 10 steps after the end of training, so no training context is "
+        "carried; the first 10 test rows only serve as history"
+    ) in prepared.test_notes

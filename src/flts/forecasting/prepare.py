@@ -5,8 +5,9 @@ Honesty rules enforced here:
 * The step, the clip bounds and the scaler come from the *training* file only; the test file is
   put on the same grid (anchored at the first training timestamp) and transformed with them.
 * Every test timestamp must be strictly after the last training timestamp.
-* The processed test frame starts with ``context_rows`` rows from the end of the training file
-  (the past): the history of the first test origins (lookback, lags, one season for seasonal
+* When the test file follows the training file directly, the processed test frame starts with
+  ``context_rows`` rows from the end of the training file (the past): the history of the first
+  test origins (lookback, lags, one season for seasonal
   naive, the longest detected period). So every test timestamp is an origin, and scoring and
   batch inference read the same object with the same origins. Test lags may read the training
   data, never the other way round.
@@ -164,17 +165,36 @@ def prepare_datasets(
         )
     _check_sizes(resolved, (len(train), len(test_reg)), (train_source, test_source))
     spec = _spec(resolved, config_hash, found, raw_columns, train)
-    context = train_reg.tail(context_rows_for(spec))
+    context, note = _context(train_reg, test_reg, context_rows_for(spec), step, test_source)
     test = featurise(pd.concat([context, test_reg], ignore_index=True), context=train_reg)
     context_rows = int((test[TIME_COLUMN] <= train_reg[TIME_COLUMN].iloc[-1]).sum())
     if len(test) - context_rows < len(test_reg):
         lost = len(test_reg) - (len(test) - context_rows)
         test_notes += (f"{test_source}: {lost} rows dropped (lag history)",)
-    test_notes += (
-        f"{test_source}: {context_rows} rows of training context precede the test rows "
-        "(history only, never scored)",
-    )
+    test_notes += (note,)
     return PreparedData(train, test, spec, train_notes, test_notes, context_rows, resolved)
+
+
+def _context(
+    train: pd.DataFrame, test: pd.DataFrame, rows: int, step: int, test_source: str
+) -> tuple[pd.DataFrame, str]:
+    """The training tail the test object starts with, when the test file follows on directly.
+
+    After a gap between the files the tail is not the history of the first test rows (the gap
+    cannot be filled without reading test values), so no context is carried and the first
+    origins need history from the test file itself, as the note says.
+    """
+    expected = train[TIME_COLUMN].iloc[-1] + pd.Timedelta(seconds=step)
+    if test[TIME_COLUMN].iloc[0] == expected:
+        return train.tail(rows), (
+            f"{test_source}: {min(rows, len(train))} rows of training context precede the "
+            "test rows (history only, never scored)"
+        )
+    gap = int((test[TIME_COLUMN].iloc[0] - expected) / pd.Timedelta(seconds=step))
+    return train.iloc[:0], (
+        f"{test_source}: starts {gap} steps after the end of training, so no training context "
+        f"is carried; the first {rows} test rows only serve as history"
+    )
 
 
 def _check_sizes(config: PreprocessConfig, rows: tuple[int, int], names: tuple[str, str]) -> None:
