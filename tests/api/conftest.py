@@ -12,12 +12,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from flts.runtime.procs import free_port
 
 from flts.domain.config import TrainConfig
 from flts.forecasting.features import build_features, feature_order_for
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
+from flts.infra.procs import free_port
 
 STEP = 120
 RAW = ("down", "up")

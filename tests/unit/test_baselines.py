@@ -1,13 +1,11 @@
-"""Persistence and seasonal naive: exact values, and the seasonal horizon limit."""
+"""Persistence and seasonal naive: exact values, horizons longer than a season, no peeking."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from _synthetic import bundled_problem, synthetic_problem
 
 from flts.domain.config import ModelType
-from flts.errors import ModelError
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.windows import evaluation_origins
 
@@ -36,10 +34,28 @@ def test_seasonal_naive_reads_one_season_before_each_target() -> None:
         np.testing.assert_array_equal(pred[row], down[origin - season : origin - season + 5])
 
 
-def test_seasonal_naive_refuses_a_horizon_longer_than_the_season() -> None:
-    p = synthetic_problem(n_rows=600, horizon=25)
-    with pytest.raises(ModelError, match="horizon 25 and season_steps 24"):
-        create_forecaster(ModelType.SEASONAL_NAIVE, p.spec)
+def test_seasonal_naive_longer_than_a_season_repeats_the_last_season_before_the_origin() -> None:
+    p = synthetic_problem(n_rows=600, horizon=50)
+    season = p.spec.season_steps  # 24 < 50
+    model = create_forecaster(ModelType.SEASONAL_NAIVE, p.spec)
+    down = p.test["down"].to_numpy()
+    origins = np.array([season, season + 11, len(down)])
+    pred = model.predict(p.test, origins)
+    for row, origin in enumerate(origins):
+        for k in range(50):  # k whole seasons back: the latest same-phase value before origin
+            back = origin + k - season * (k // season + 1)
+            assert back < origin
+            assert pred[row, k] == down[back]
+
+
+def test_seasonal_naive_never_reads_at_or_after_the_origin() -> None:
+    p = synthetic_problem(n_rows=600, horizon=60)
+    model = create_forecaster(ModelType.SEASONAL_NAIVE, p.spec)
+    origin = 100
+    before = model.predict(p.test, np.array([origin]))
+    changed = p.test.copy()
+    changed.loc[origin:, "down"] = -1.0  # poison the origin row and everything after it
+    np.testing.assert_array_equal(model.predict(changed, np.array([origin])), before)
 
 
 def test_baselines_on_bundled_data() -> None:

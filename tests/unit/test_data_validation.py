@@ -72,7 +72,9 @@ def test_non_numeric_column_names_column_line_and_value() -> None:
     with pytest.raises(DataValidationError) as err:
         read(to_csv(frame), source="PobleSec.csv")
     assert str(err.value) == (
-        "PobleSec.csv: column 'up' is not numeric (line 17: 'abc'; 1 such values)"
+        "PobleSec.csv: column 'up' is not numeric (line 17: 'abc'; 1 such values); only "
+        "numeric columns can be model inputs: leave it out with `--drop up` or choose the "
+        "inputs with `--features down` (config: feature_columns)"
     )
 
 
@@ -161,13 +163,22 @@ def test_too_few_training_rows_names_file_rows_and_need() -> None:
 
 
 def test_too_few_test_rows_names_file_rows_and_need() -> None:
-    train, test = csv_pair(test_rows=11)
+    train, test = csv_pair(test_rows=1)
     with pytest.raises(DataValidationError) as err:
         prepare_datasets(train, test, SMALL, config_hash="h")
     assert str(err.value) == (
-        "test.csv: too few rows for the configured windows: has 11 rows, needs 12 "
-        "(max(lookback 5, season_steps 10) + horizon 2 for one scoring window)"
+        "test.csv: too few rows for the configured windows: has 1 rows, needs 2 "
+        "(a horizon of 2 for one scoring window)"
     )
+
+
+def test_a_short_test_file_is_scored_on_every_row_with_training_context() -> None:
+    """History comes from the end of training, so even 2 test rows give one origin."""
+    train, test = csv_pair(test_rows=2)
+    prepared = prepare_datasets(train, test, SMALL, config_hash="h")
+    context = prepared.test_context_rows
+    assert context == max(SMALL.lookback, SMALL.season_steps or 0) == 10
+    assert len(prepared.test) == context + 2
 
 
 def test_test_file_overlapping_training_is_rejected() -> None:
@@ -253,3 +264,15 @@ def test_clip_bounds_come_from_training_only() -> None:
     clipped, changed = apply_clip(test, bounds)
     assert list(clipped["down"]) == [10.0, 50.0, 90.0]
     assert changed == 2
+
+
+def test_no_training_context_after_a_gap_between_the_files() -> None:
+    train, _ = csv_pair()
+    later = raw_frame(40, start=START + pd.Timedelta(minutes=150), seed=1)  # 10-step gap
+    prepared = prepare_datasets(train, to_csv(later), SMALL, config_hash="h")
+    assert prepared.test_context_rows == 0
+    assert len(prepared.test) == 40
+    assert (
+        "test.csv: starts 10 steps after the end of training, so no training context is "
+        "carried; the first 10 test rows only serve as history"
+    ) in prepared.test_notes

@@ -168,3 +168,25 @@ def test_result_without_baselines_is_refused() -> None:
             EvaluateStageConfig(expected_model_types=()),
             ctx,
         )
+
+
+def test_model_worse_than_seasonal_naive_is_not_promoted_and_steps_are_reported() -> None:
+    """Day ahead: beating persistence is not enough when seasonal naive is better."""
+    baselines = {
+        "PERSISTENCE": BaselineScores(rmse=700.0, mae=521.0, mse=4.9e5, mae_by_step=[400.0, 642.0]),
+        "SEASONAL_NAIVE": BaselineScores(rmse=450.0, mae=334.0, mse=2.0e5),
+    }
+    lstm = result(
+        "LSTM", 560.0, 419.0, baselines=baselines, horizon=2, test_mae_by_step=[300.0, 538.0]
+    )
+    ctx, _store, tracker = context()
+    out = evaluate.run(request(lstm), EvaluateStageConfig(expected_model_types=()), ctx)
+    assert out.selected is None
+    assert "better of persistence and seasonal naive" in out.report.reason
+    rows = {r.model_type: r for r in out.report.rows}
+    assert rows["LSTM"].beats_persistence
+    assert not rows["LSTM"].beats_baselines
+    assert rows["LSTM"].mae_by_step == (300.0, 538.0)
+    assert rows["PERSISTENCE"].mae_by_step == (400.0, 642.0)
+    with pytest.raises(KeyError):  # nothing was registered
+        tracker.model_uri_for_alias("flts-forecaster", "champion")

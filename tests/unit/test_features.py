@@ -122,13 +122,16 @@ def test_features_for_spec_rebuilds_exactly_what_preprocess_stored() -> None:
         prepared.spec,
         context=train_raw.rename(columns={"time": "ds"}),
     )
-    pd.testing.assert_frame_equal(live, prepared.test)
+    # The processed test frame starts with training-tail context rows; the test rows follow.
+    context = prepared.test_context_rows
+    assert context > 0
+    pd.testing.assert_frame_equal(live, prepared.test.iloc[context:].reset_index(drop=True))
 
 
 def test_features_for_spec_without_context_drops_rows_lacking_lag_history() -> None:
     config = SMALL.model_copy(update={"lags": (4,)})
     prepared = prepare_datasets(*csv_pair(), config, config_hash="h")
-    window = prepared.test.loc[:, ["ds", "down", "up"]]
+    window = prepared.test.loc[prepared.test_context_rows :, ["ds", "down", "up"]]
     live = features_for_spec(window, prepared.spec)
     assert len(live) == len(window) - 4
     assert tuple(live.columns[1:]) == prepared.spec.feature_order

@@ -102,18 +102,28 @@ def test_bundled_default_config_shapes_and_honest_split(
     test, test_meta = read_processed(ctx.store.get_bytes(BUCKET_PROCESSED, result.inference.object))
     spec = train_meta.spec
     assert spec == test_meta.spec
-    assert (result.train_rows, result.test_rows) == (len(train), len(test)) == (15927, 3982)
+    context = test_meta.context_rows
+    # Default lags reach one day back, so the first day of training only feeds lags.
+    assert (result.train_rows, result.test_rows) == (len(train), len(test) - context)
+    assert (len(train), len(test) - context, context) == (15927 - 720, 3982, 5040)
     assert spec.step_seconds == 120
     assert spec.season_steps == 720
+    assert spec.seasonal_periods == (720, 5040)  # 22 days of training: daily and weekly
+    assert spec.lags == (718, 719, 720)  # same time yesterday and its neighbours
     assert spec.feature_order[0] == "down"
-    assert spec.feature_order[-4:] == (
+    assert spec.feature_order[-7:] == (
         "day_sin",
         "day_cos",
         "week_sin",
         "week_cos",
+        "down_lag718",
+        "down_lag719",
+        "down_lag720",
     )
-    assert evaluation_origins(len(test), spec)[0] == 720
-    assert test["ds"].min() > train["ds"].max()
+    # Every test timestamp is an origin: the first one is the first test row.
+    assert evaluation_origins(len(test), spec, context)[0] == context
+    assert test["ds"].iloc[context:].min() > train["ds"].max()
+    assert test["ds"].iloc[context - 1] == train["ds"].max()
     assert not train.isna().any().any()
     assert not test.isna().any().any()
     assert "run-1/train.csv: 22 missing values filled (mcs_up: 11, mcs_up_var: 11)" in result.notes

@@ -98,3 +98,22 @@ def test_plot_has_both_panels_and_is_written(tmp_path: Path) -> None:
 )
 def test_monitor_finds_the_run_of_events_and_dlq_records(value: dict, expected: str | None) -> None:
     assert _identifier_of(value) == expected
+
+
+def test_step_table_shows_first_and_last_step_and_is_empty_at_horizon_one() -> None:
+    from flts.run.report import shown_steps, step_table
+
+    assert step_table([_row("GRU", 1.0, 0.9)]) == ""
+    rows = [
+        {**_row("GRU", 2.0, 0.9), "mae_by_step": [float(k) for k in range(1, 49)]},
+        {**_row("PERSISTENCE", 3.0, 1.0, True), "mae_by_step": [3.0] * 48},
+    ]
+    assert shown_steps(48) == [1, 10, 20, 29, 39, 48]
+    lines = step_table(rows).splitlines()
+    assert lines[0].split() == ["MAE", "at", "step", "1", "10", "20", "29", "39", "48"]
+    assert lines[2].split() == ["GRU", "1", "10", "20", "29", "39", "48"]
+
+
+def test_score_table_says_mape_is_undefined_instead_of_a_number() -> None:
+    row = {**_row("GRU", 1.0, 0.9), "mape": None}
+    assert "n/a" in score_table([row], None)

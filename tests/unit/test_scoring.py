@@ -76,3 +76,56 @@ def test_rank_candidates_tie_break_is_deterministic() -> None:
     a, b = _row("LSTM", 5.0, 4.0), _row("GRU", 5.0, 4.0)
     assert scoring.rank_candidates([a, b]).model_type == "GRU"  # type: ignore[union-attr]
     assert scoring.rank_candidates([b, a]).model_type == "GRU"  # type: ignore[union-attr]
+
+
+def test_a_model_that_loses_to_seasonal_naive_is_never_champion() -> None:
+    """The issue's day-ahead case: LSTM beats persistence (419 < 521) but not seasonal naive."""
+    persistence = BaselineScores(rmse=700.0, mae=521.0, mse=700.0**2)
+    naive = BaselineScores(rmse=450.0, mae=334.0, mse=450.0**2)
+    lstm = BaselineScores(rmse=560.0, mae=419.0, mse=560.0**2)
+    row = scoring.score_row("LSTM", "run-lstm", lstm, persistence, naive)
+    assert row.beats_persistence
+    assert not row.beats_baselines
+    assert row.composite_score == pytest.approx((560 / 450 + 419 / 334) / 2)
+    assert row.mae_vs_persistence == pytest.approx(419 / 521)
+    assert scoring.rank_candidates([row]) is None
+
+
+def test_reference_is_the_better_baseline_on_each_metric() -> None:
+    persistence = BaselineScores(rmse=10.0, mae=6.0, mse=100.0)
+    naive = BaselineScores(rmse=8.0, mae=7.0, mse=64.0)
+    assert scoring.reference_errors(persistence, naive) == (8.0, 6.0)
+    # Below both on RMSE (7 < 8) and MAE (5.9 < 6): promoted.
+    good = scoring.score_row(
+        "GRU", "g", BaselineScores(rmse=7.0, mae=5.9, mse=49.0), persistence, naive
+    )
+    # Beats persistence on RMSE only thanks to naive's bar being lower: 9 > 8 fails.
+    bad = scoring.score_row(
+        "LSTM", "l", BaselineScores(rmse=9.0, mae=5.0, mse=81.0), persistence, naive
+    )
+    assert good.beats_baselines
+    assert not bad.beats_baselines
+    assert scoring.rank_candidates([good, bad]) == good
+
+
+def test_per_step_errors_average_to_the_overall_mae() -> None:
+    actual = np.array([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]])
+    predicted = np.array([[1.0, 1.0, 0.0], [2.0, 5.0, 4.0]])
+    from flts.forecasting.metrics import error_metrics
+
+    m = error_metrics(actual, predicted)
+    assert m.mae_by_step == pytest.approx((0.0, 1.5, 1.5))
+    assert m.rmse_by_step == pytest.approx((0.0, np.sqrt(2.5), np.sqrt(4.5)))
+    assert m.mae == pytest.approx(np.mean(m.mae_by_step))
+    assert m.n == 6
+
+
+def test_mape_is_undefined_not_infinite_when_every_actual_is_zero() -> None:
+    from flts.forecasting.metrics import error_metrics
+
+    m = error_metrics(np.zeros((4, 2)), np.ones((4, 2)))
+    assert m.mape is None
+    assert m.mae == 1.0
+    # Zeros among other actuals are skipped (undefined there), never divided by.
+    partial = error_metrics(np.array([[0.0, 2.0]]), np.array([[1.0, 1.0]]))
+    assert partial.mape == pytest.approx(50.0)

@@ -35,18 +35,23 @@ def spec_for(lookback: int, horizon: int, season: int) -> ForecastSpec:
     lookback=st.integers(1, 40),
     horizon=st.integers(1, 12),
     season=st.integers(1, 60),
+    context=st.integers(0, 80),
 )
 def test_windows_never_include_a_row_at_or_after_the_origin(
-    n_rows: int, lookback: int, horizon: int, season: int
+    n_rows: int, lookback: int, horizon: int, season: int, context: int
 ) -> None:
     spec = spec_for(lookback, horizon, season)
     # Each cell holds its own row index, so a window shows exactly which rows it read.
     matrix = np.repeat(np.arange(n_rows, dtype=np.float64)[:, None], 2, axis=1)
     try:
-        origins = evaluation_origins(n_rows, spec)
+        origins = evaluation_origins(n_rows, spec, context)
     except DataValidationError:
-        assert n_rows < max(lookback, season) + horizon
+        assert n_rows < max(lookback, season, context) + horizon
         return
+    # Never a context row as a target; from the first test row on when the context suffices.
+    assert origins[0] >= context
+    if context >= max(lookback, season):
+        assert origins[0] == context
     windows = input_windows(matrix, origins, lookback)
     assert windows.shape == (len(origins), lookback, 2)
     assert (windows.max(axis=(1, 2)) < origins).all()
@@ -85,10 +90,25 @@ def test_every_processed_test_timestamp_is_after_every_training_timestamp(
 ) -> None:
     train_bytes, test_bytes, config = files
     prepared = prepare_datasets(train_bytes, test_bytes, config, config_hash="h")
-    assert prepared.test["ds"].min() > prepared.train["ds"].max()
-    # And the test rows are exactly the test file's span: no training row leaked in.
+    context = prepared.test_context_rows
+    scored = prepared.test.iloc[context:]
+    assert scored["ds"].min() > prepared.train["ds"].max()
+    # The context rows are the training file's tail, unchanged: history, not new data.
+    head = prepared.test.iloc[:context]
+    tail = prepared.train.tail(context).reset_index(drop=True)
+    pd.testing.assert_frame_equal(head.reset_index(drop=True), tail)
+    # And the scored rows lie in the test file's span: no training row leaked in. (After a gap
+    # between the files, test rows whose lags fall in the gap are dropped, never filled from
+    # test values.)
     first_test = pd.read_csv(io.BytesIO(test_bytes))["time"].iloc[0]
-    assert prepared.test["ds"].iloc[0] >= pd.Timestamp(first_test)
+    assert scored["ds"].iloc[0] >= pd.Timestamp(first_test)
+    # Every test timestamp with a full horizon after it is an origin, and nothing else is.
+    # After a gap between the files no context is carried (it would not be the history of the
+    # first test rows) and the first origins are history from the test file itself.
+    spec = prepared.spec
+    first = context if context else max(spec.lookback, spec.season_steps)
+    origins = evaluation_origins(len(prepared.test), spec, context)
+    np.testing.assert_array_equal(origins, np.arange(first, len(prepared.test) - spec.horizon + 1))
     assert prepared.train["ds"].is_monotonic_increasing
     assert not prepared.train.isna().any().any()
     assert not prepared.test.isna().any().any()

@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from flts.cli.run_inputs import column_list, run_config, validate_inputs
 from flts.domain.config import ModelType
 
 
@@ -108,17 +109,75 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
     parser.add_argument("--api-port", type=int, default=18000, help="inference API port")
     parser.add_argument("--config", default=None, help="preprocess config overrides as JSON")
+    parser.add_argument(
+        "--horizon", type=_positive, default=None, help="steps to forecast from each origin"
+    )
+    parser.add_argument(
+        "--features",
+        type=column_list,
+        default=None,
+        help="input columns COL,... (default: every numeric column)",
+    )
+    parser.add_argument(
+        "--drop", type=column_list, default=(), help="leave out input columns COL,..."
+    )
+    parser.add_argument(
+        "--plot-step", type=_positive, default=1, help="horizon step the plot shows (default 1)"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before giving up")
     parser.add_argument("--keep-running", action="store_true", help="leave stack and services up")
     parser.add_argument("--json", action="store_true", help="print only the summary JSON on stdout")
     parser.set_defaults(func=run, default_train=bundled_train_csv, default_test=bundled_test_csv)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _checked_config(args: argparse.Namespace) -> str:
+    """The preprocess config as JSON, after checking both CSVs with preprocess's own code.
+
+    Raises FltsError naming the user's file; prints the data-driven configuration.
+    """
+    from flts.services.preprocess import build_config
+
+    train = args.train or args.default_train()
+    test = args.test or args.default_test()
+    started = time.monotonic()
+    config = run_config(
+        build_config(args.config, args.time_col, args.target),
+        train_csv=train,
+        horizon=args.horizon,
+        features=args.features,
+        drop=args.drop,
+    )
+    prepared = validate_inputs(train, test, config)
+    print(
+        f"flts run: {train.name} and {test.name} checked in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+    )
+    for note in (*prepared.train_notes, *prepared.test_notes):
+        print(f"  {note}", file=sys.stderr)
+    return config.model_dump_json()
+
+
 def run(args: argparse.Namespace) -> int:
+    from flts.errors import FltsError
     from flts.infra.stack import default_data_dir
     from flts.run.flow import execute_run
     from flts.run.pipeline import PipelineFailed, RunOptions
 
+    try:
+        config_json = _checked_config(args)
+    except FltsError as exc:
+        print(f"flts run: input rejected before starting anything: {exc}", file=sys.stderr)
+        return 1
     identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     options = RunOptions(
         identifier=identifier,
@@ -133,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
         keep_running=args.keep_running,
         api_port=args.api_port,
         timeout_s=args.timeout,
-        preprocess_config_json=args.config,
+        preprocess_config_json=config_json,
+        plot_step=args.plot_step,
     )
     from flts.cli import log_to_file
 
@@ -165,18 +225,21 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def render_summary(summary: dict[str, Any]) -> str:
-    from flts.run.report import score_table, timings_table
+    from flts.run.report import configuration_text, score_table, step_table, timings_table
 
     champion = (summary.get("champion") or {}).get("model_type")
     config_hash = str(summary.get("config_hash"))[:12]
+    steps = step_table(summary["scores"])
     lines = [
         f"FLTS run {summary['identifier']}  (config_hash {config_hash}...)",
-        f"target: {summary['target']} (original units), "
-        f"test windows: {summary.get('test_windows')}",
+        f"target: {summary['target']} (original units), horizon {summary.get('horizon', 1)}, "
+        f"test origins: {summary.get('test_windows')}",
+        configuration_text(summary.get("configuration") or {}),
         "",
         score_table(summary["scores"], champion),
+        *(["", steps] if steps else []),
         "",
-        f"champion: {champion or 'none (no model beat persistence)'}"
+        f"champion: {champion or 'none (no model beat both persistence and seasonal naive)'}"
         + (f"  {summary['champion']['model_uri']}" if champion else ""),
         "",
         "timings:",

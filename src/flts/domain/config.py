@@ -57,11 +57,13 @@ class PreprocessConfig(FrozenConfig):
     #: Clip every input column to these quantiles of the *training* data (None: no clipping).
     clip_quantiles: tuple[float, float] | None = None
     time_features: bool = True
-    #: Extra lagged copies of the target, in steps (e.g. (720,) for one day earlier).
-    lags: tuple[int, ...] = ()
+    #: Extra lagged copies of the target, in steps (e.g. (720,) for one day earlier). None picks
+    #: seasonal lags from the data (``flts.forecasting.defaults``); () means no lags.
+    lags: tuple[int, ...] | None = None
     lookback: int = Field(default=30, ge=1)
     horizon: int = Field(default=1, ge=1)
-    #: Steps in one seasonal period for the seasonal-naive baseline; None = one day of steps.
+    #: Steps in one seasonal period for the seasonal-naive baseline; None = one day of steps
+    #: when the training file holds two days (else 1: seasonal naive equals persistence).
     season_steps: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
@@ -70,7 +72,7 @@ class PreprocessConfig(FrozenConfig):
             low, high = self.clip_quantiles
             if not 0.0 <= low < high <= 1.0:
                 raise ValueError("clip_quantiles must satisfy 0 <= low < high <= 1")
-        if any(lag < 1 for lag in self.lags):
+        if any(lag < 1 for lag in self.lags or ()):
             raise ValueError("lags must be positive step counts")
         return self
 

@@ -109,6 +109,9 @@ class BaselineScores(BaseModel):
     mae: float
     mse: float
     mape: float | None = None
+    #: Errors per horizon step (1..H) over the same origins (added by FLTS; None from old events).
+    mae_by_step: list[float] | None = None
+    rmse_by_step: list[float] | None = None
 
 
 class ModelTrained(WireMessage):
@@ -134,6 +137,9 @@ class ModelTrained(WireMessage):
     test_windows: int | None = None
     horizon: int | None = None
     baselines: dict[str, BaselineScores] | None = None
+    #: The model's errors per horizon step (1..H), same origins as the baselines'.
+    test_mae_by_step: list[float] | None = None
+    test_rmse_by_step: list[float] | None = None
 
 
 class ModelSelected(WireMessage):

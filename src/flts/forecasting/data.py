@@ -5,7 +5,9 @@ Rules (documented here because they decide what a model sees):
 * **Reading.** The time column is parsed as timestamps; values with a UTC offset are converted to
   UTC, naive values are taken as UTC. The result has ``ds`` (tz-naive, UTC) plus the selected raw
   columns as float64, target first. Empty cells in numeric columns are missing values (allowed);
-  any other non-numeric text is an error.
+  any other non-numeric text is an error that names the way out (leave the column out). When the
+  inputs are not listed explicitly, a text column holding one value throughout (a site name) says
+  nothing a model can use: it is ignored, with a note.
 * **Line numbers.** Errors cite *file lines*: the header is line 1, the first data row line 2,
   so the number is the one an editor shows.
 * **Order.** Timestamps must be strictly increasing as read: a duplicate or a step backwards is an
@@ -44,6 +46,13 @@ def _line(index: int) -> int:
 
 def read_csv_bytes(data: bytes, *, source: str, config: PreprocessConfig) -> pd.DataFrame:
     """Parse and validate one raw CSV; return ``ds`` + raw columns (target first), float64."""
+    return read_csv_with_notes(data, source=source, config=config)[0]
+
+
+def read_csv_with_notes(
+    data: bytes, *, source: str, config: PreprocessConfig
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """:func:`read_csv_bytes` plus notes on constant text columns that were ignored."""
     try:
         raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -56,12 +65,42 @@ def read_csv_bytes(data: bytes, *, source: str, config: PreprocessConfig) -> pd.
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")
     selected = select_columns(columns, config, source=source)
+    notes: tuple[str, ...] = ()
+    if config.feature_columns is None:
+        constant = constant_text_columns(raw, [c for c in selected if c != config.target])
+        selected = [c for c in selected if c not in constant]
+        notes = tuple(
+            f"{source}: column {c!r} ignored: text with one value throughout "
+            f"({raw[c].iloc[0]!r}), nothing a model can use"
+            for c in constant
+        )
     ds = _parse_times(raw[config.time_col], source=source, column=config.time_col)
     _check_increasing(ds, source=source)
     frame = pd.DataFrame({TIME_COLUMN: ds})
     for column in selected:
-        frame[column] = _parse_numeric(raw[column], source=source, column=column)
-    return frame
+        hint = "" if column == config.target else _leave_out_hint(column, selected, config)
+        frame[column] = _parse_numeric(raw[column], source=source, column=column, hint=hint)
+    return frame, notes
+
+
+def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Columns whose every cell is the same non-empty, non-numeric text."""
+    found = []
+    for column in columns:
+        text = raw[column].str.strip()
+        one_value = text.nunique() == 1 and text.iloc[0] != ""
+        if one_value and pd.isna(pd.to_numeric(text.iloc[:1], errors="coerce")).all():
+            found.append(column)
+    return found
+
+
+def _leave_out_hint(column: str, selected: list[str], config: PreprocessConfig) -> str:
+    """How to run without a non-numeric input column (flts run flags, or the config field)."""
+    features = ",".join(c for c in selected if c != column)
+    return (
+        f"; only numeric columns can be model inputs: leave it out with `--drop {column}` or "
+        f"choose the inputs with `--features {features}` (config: feature_columns)"
+    )
 
 
 def select_columns(columns: list[str], config: PreprocessConfig, *, source: str) -> list[str]:
@@ -117,7 +156,7 @@ def _check_increasing(ds: pd.Series, *, source: str) -> None:
     )
 
 
-def _parse_numeric(values: pd.Series, *, source: str, column: str) -> pd.Series:
+def _parse_numeric(values: pd.Series, *, source: str, column: str, hint: str = "") -> pd.Series:
     text = values.str.strip()
     empty = text.eq("") | text.str.lower().isin({"nan", "na", "null", "none"})
     numbers = pd.to_numeric(text.where(~empty), errors="coerce").astype("float64")
@@ -126,7 +165,7 @@ def _parse_numeric(values: pd.Series, *, source: str, column: str) -> pd.Series:
         first = int(bad[0])
         raise DataValidationError(
             f"{source}: column {column!r} is not numeric "
-            f"(line {_line(first)}: {values.iloc[first]!r}; {len(bad)} such values)"
+            f"(line {_line(first)}: {values.iloc[first]!r}; {len(bad)} such values){hint}"
         )
     infinite = np.flatnonzero(np.isinf(numbers.to_numpy()))
     if len(infinite):

@@ -14,7 +14,7 @@ from typing import Literal
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
@@ -38,6 +38,10 @@ class DatasetMeta(BaseModel):
     start: str
     end: str
     notes: tuple[str, ...] = ()
+    #: Leading rows that are the tail of the training file, carried so that every test timestamp
+    #: can be an origin (its history may reach back into training). Never scored; counted in
+    #: ``rows``. 0 for training objects and for objects written before this field existed.
+    context_rows: int = Field(default=0, ge=0)
 
 
 def write_processed(frame: pd.DataFrame, meta: DatasetMeta) -> bytes:

@@ -15,19 +15,39 @@ class ErrorMetrics(BaseModel):
     #: Mean absolute percentage error over actuals that are not zero; None if all are zero.
     mape: float | None
     n: int
+    #: Per horizon step (1..H), over every origin; empty for a flat (1-D) input.
+    mae_by_step: tuple[float, ...] = ()
+    rmse_by_step: tuple[float, ...] = ()
 
 
 def error_metrics(actual: np.ndarray, predicted: np.ndarray) -> ErrorMetrics:
-    actual = np.asarray(actual, dtype=np.float64).ravel()
-    predicted = np.asarray(predicted, dtype=np.float64).ravel()
+    """Errors over every (origin, step) pair; per-step errors too when given (origins, H).
+
+    MAPE skips zero actuals (it is undefined there) and is None when every actual is zero.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
     if actual.shape != predicted.shape:
         raise ValueError(f"shape mismatch: actual {actual.shape} vs predicted {predicted.shape}")
     if actual.size == 0:
         raise ValueError("no points to score")
+    by_step: dict[str, tuple[float, ...]] = {}
+    if actual.ndim == 2:
+        step_err = predicted - actual
+        by_step = {
+            "mae_by_step": tuple(float(v) for v in np.mean(np.abs(step_err), axis=0)),
+            "rmse_by_step": tuple(float(v) for v in np.sqrt(np.mean(step_err**2, axis=0))),
+        }
+    actual, predicted = actual.ravel(), predicted.ravel()
     err = predicted - actual
     mse = float(np.mean(err**2))
     nonzero = actual != 0
     mape = float(np.mean(np.abs(err[nonzero] / actual[nonzero])) * 100.0) if nonzero.any() else None
     return ErrorMetrics(
-        rmse=float(np.sqrt(mse)), mae=float(np.mean(np.abs(err))), mse=mse, mape=mape, n=actual.size
+        rmse=float(np.sqrt(mse)),
+        mae=float(np.mean(np.abs(err))),
+        mse=mse,
+        mape=mape,
+        n=actual.size,
+        **by_step,
     )

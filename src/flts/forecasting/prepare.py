@@ -5,11 +5,16 @@ Honesty rules enforced here:
 * The step, the clip bounds and the scaler come from the *training* file only; the test file is
   put on the same grid (anchored at the first training timestamp) and transformed with them.
 * Every test timestamp must be strictly after the last training timestamp.
-* Test lags may read the tail of the training data (the past), never the other way round.
+* When the test file follows the training file directly, the processed test frame starts with
+  ``context_rows`` rows from the end of the training file (the past): the history of the first
+  test origins (lookback, lags, one season for seasonal
+  naive, the longest detected period). So every test timestamp is an origin, and scoring and
+  batch inference read the same object with the same origins. Test lags may read the training
+  data, never the other way round.
+* Seasons and default lags come from the training timestamps (``flts.forecasting.defaults``).
 * Size rule: training needs ``lookback + horizon - 1 + MIN_TRAIN_WINDOWS`` rows (at least
-  ``MIN_TRAIN_WINDOWS`` windows, so a 10 % time-ordered validation split still has 10); the test
-  file needs ``max(lookback, season_steps) + horizon`` rows, the first scoring origin plus one
-  horizon of actuals (see ``flts.forecasting.windows.evaluation_origins``).
+  ``MIN_TRAIN_WINDOWS`` windows, so a 10 % time-ordered validation split still has 10) after lag
+  history is dropped; the test file needs ``horizon`` rows, one origin's actuals.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from flts.forecasting.data import (
     fit_clip_bounds,
     infer_step_seconds,
     read_csv_bytes,
+    read_csv_with_notes,
     regularise,
 )
+from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
 
@@ -42,6 +49,10 @@ class PreparedData:
     spec: ForecastSpec
     train_notes: tuple[str, ...]
     test_notes: tuple[str, ...]
+    #: Leading rows of ``test`` that come from the end of the training file (history only).
+    test_context_rows: int = 0
+    #: The config with data-driven defaults filled in (season_steps, lags): what was run.
+    resolved_config: PreprocessConfig | None = None
 
 
 def data_fingerprint(train_bytes: bytes, test_bytes: bytes) -> str:
@@ -59,8 +70,14 @@ def min_train_rows(config: PreprocessConfig) -> int:
     return config.lookback + config.horizon - 1 + MIN_TRAIN_WINDOWS
 
 
-def min_test_rows(config: PreprocessConfig, step_seconds: int) -> int:
-    return max(config.lookback, season_steps_for(config, step_seconds)) + config.horizon
+def min_test_rows(config: PreprocessConfig) -> int:
+    """The test file's own rows: one horizon of actuals (history comes from training)."""
+    return config.horizon
+
+
+def context_rows_for(spec: ForecastSpec) -> int:
+    """Training-tail rows the test object carries: the longest history any forecaster reads."""
+    return max(spec.lookback, spec.season_steps, *spec.seasonal_periods)
 
 
 def _require_rows(source: str, have: int, need: int, why: str) -> None:
@@ -100,7 +117,7 @@ def prepare_datasets(
     test_source: str = "test.csv",
 ) -> PreparedData:
     """Validate, regularise, fill, clip and featurise both files; fit the scaler on training."""
-    train_raw = read_csv_bytes(train_bytes, source=train_source, config=config)
+    train_raw, ignored = read_csv_with_notes(train_bytes, source=train_source, config=config)
     raw_columns = tuple(c for c in train_raw.columns if c != TIME_COLUMN)
     # The test file must offer the training columns; extra ones are ignored.
     test_config = config.model_copy(update={"feature_columns": raw_columns})
@@ -112,7 +129,7 @@ def prepare_datasets(
     _check_step(test_raw, step, test_source)
     _check_no_overlap(train_raw, test_raw, (train_source, test_source))
     how = "configured" if config.step_seconds else "median spacing"
-    train_notes: tuple[str, ...] = (f"{train_source}: step {step} s ({how})",)
+    train_notes: tuple[str, ...] = (f"{train_source}: step {step} s ({how})", *ignored)
     test_notes: tuple[str, ...] = ()
 
     anchor = train_raw[TIME_COLUMN].iloc[0]  # one grid for both files
@@ -125,70 +142,104 @@ def prepare_datasets(
         test_reg, n_test = apply_clip(test_reg, bounds)
         train_notes += (f"{train_source}: {n_train} values clipped to training quantiles",)
         test_notes += (f"{test_source}: {n_test} values clipped to training quantiles",)
+    found = resolve_defaults(config, train_reg[TIME_COLUMN], step, source=train_source)
+    resolved = config.model_copy(
+        update={"season_steps": found.season_steps, "lags": found.lags, "step_seconds": step}
+    )
+    train_notes += found.notes
+    covariates = [c for c in raw_columns if c != config.target]
+    train_notes += (f"{train_source}: past covariates {covariates or 'none'}",)
 
     featurise = partial(
         build_features,
         target=config.target,
         raw_columns=raw_columns,
         time_features=config.time_features,
-        lags=config.lags,
+        lags=found.lags,
         step_seconds=step,
     )
     train = featurise(train_reg)
-    test = featurise(test_reg, context=train_reg.tail(max(config.lags, default=0)))
-    if config.lags:
+    if found.lags:
         train_notes += (
             f"{train_source}: {len(train_reg) - len(train)} rows dropped (lag history)",
         )
-        test_notes += (f"{test_source}: {len(test_reg) - len(test)} rows dropped (lag history)",)
-    _check_sizes(config, step, (len(train), len(test)), (train_source, test_source))
-    spec = _spec(config, config_hash, step, raw_columns, train)
-    return PreparedData(train, test, spec, train_notes, test_notes)
+    _check_sizes(resolved, (len(train), len(test_reg)), (train_source, test_source))
+    spec = _spec(resolved, config_hash, found, raw_columns, train)
+    context, note = _context(train_reg, test_reg, context_rows_for(spec), step, test_source)
+    test = featurise(pd.concat([context, test_reg], ignore_index=True), context=train_reg)
+    context_rows = int((test[TIME_COLUMN] <= train_reg[TIME_COLUMN].iloc[-1]).sum())
+    if len(test) - context_rows < len(test_reg):
+        lost = len(test_reg) - (len(test) - context_rows)
+        test_notes += (f"{test_source}: {lost} rows dropped (lag history)",)
+    test_notes += (note,)
+    return PreparedData(train, test, spec, train_notes, test_notes, context_rows, resolved)
 
 
-def _check_sizes(
-    config: PreprocessConfig, step: int, rows: tuple[int, int], names: tuple[str, str]
-) -> None:
+def _context(
+    train: pd.DataFrame, test: pd.DataFrame, rows: int, step: int, test_source: str
+) -> tuple[pd.DataFrame, str]:
+    """The training tail the test object starts with, when the test file follows on directly.
+
+    After a gap between the files the tail is not the history of the first test rows (the gap
+    cannot be filled without reading test values), so no context is carried and the first
+    origins need history from the test file itself, as the note says.
+    """
+    expected = train[TIME_COLUMN].iloc[-1] + pd.Timedelta(seconds=step)
+    if test[TIME_COLUMN].iloc[0] == expected:
+        return train.tail(rows), (
+            f"{test_source}: {min(rows, len(train))} rows of training context precede the "
+            "test rows (history only, never scored)"
+        )
+    gap = int((test[TIME_COLUMN].iloc[0] - expected) / pd.Timedelta(seconds=step))
+    return train.iloc[:0], (
+        f"{test_source}: starts {gap} steps after the end of training, so no training context "
+        f"is carried; the first {rows} test rows only serve as history"
+    )
+
+
+def _check_sizes(config: PreprocessConfig, rows: tuple[int, int], names: tuple[str, str]) -> None:
     _require_rows(
         names[0],
         rows[0],
         min_train_rows(config),
         f"lookback {config.lookback} + horizon {config.horizon} - 1 "
-        f"+ {MIN_TRAIN_WINDOWS} training windows",
+        f"+ {MIN_TRAIN_WINDOWS} training windows"
+        + (f", after {max(config.lags or (0,))} rows of lag history" if config.lags else ""),
     )
     _require_rows(
         names[1],
         rows[1],
-        min_test_rows(config, step),
-        f"max(lookback {config.lookback}, season_steps {season_steps_for(config, step)}) "
-        f"+ horizon {config.horizon} for one scoring window",
+        min_test_rows(config),
+        f"a horizon of {config.horizon} for one scoring window",
     )
 
 
 def _spec(
     config: PreprocessConfig,
     config_hash: str,
-    step: int,
+    found: ResolvedDefaults,
     raw_columns: tuple[str, ...],
     train: pd.DataFrame,
 ) -> ForecastSpec:
     """The spec every model trained on this data carries; the scaler sees training rows only."""
+    assert config.step_seconds is not None  # resolved by prepare_datasets
     order = feature_order_for(
         target=config.target,
         raw_columns=raw_columns,
         time_features=config.time_features,
-        lags=config.lags,
+        lags=found.lags,
     )
     return ForecastSpec(
         target=config.target,
         feature_order=order,
         lookback=config.lookback,
         horizon=config.horizon,
-        step_seconds=step,
-        season_steps=season_steps_for(config, step),
+        step_seconds=config.step_seconds,
+        season_steps=found.season_steps,
+        seasonal_periods=found.seasonal_periods,
         scaler=ScalerParams.fit(order, train[list(order)].to_numpy(dtype="float64")),
         config_hash=config_hash,
         raw_columns=raw_columns,
         time_features=config.time_features,
-        lags=config.lags,
+        lags=found.lags,
     )

@@ -9,18 +9,31 @@ from flts.errors import DataValidationError
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 
 
-def evaluation_origins(n_rows: int, spec: ForecastSpec) -> np.ndarray:
+def first_origin(spec: ForecastSpec, context_rows: int = 0, min_history: int = 0) -> int:
+    """The first origin scored or forecast in a processed frame.
+
+    ``context_rows`` leading rows of a processed test frame are the tail of the training file:
+    history that forecasts may read, never a scored timestamp. The first origin is therefore the
+    first test row, unless the context is too short for the longest history any forecaster needs
+    (the lookback, one season for seasonal naive, or ``min_history``). Evaluation and batch
+    inference both start here, so they forecast exactly the same origins.
+    """
+    return max(context_rows, spec.lookback, spec.season_steps, min_history)
+
+
+def evaluation_origins(n_rows: int, spec: ForecastSpec, context_rows: int = 0) -> np.ndarray:
     """Origins every model and baseline is scored on: the same set for all of them.
 
-    The first origin leaves room for the longest history any forecaster needs (the RNN lookback
-    or one seasonal period for seasonal naive); the last leaves ``horizon`` rows of actuals.
+    Every row from :func:`first_origin` on is an origin whose ``horizon`` steps all lie in the
+    frame; with a long enough context that is every test timestamp.
     """
-    first = max(spec.lookback, spec.season_steps)
+    first = first_origin(spec, context_rows)
     last = n_rows - spec.horizon
     if last < first:
         raise DataValidationError(
-            f"test data has {n_rows} rows; scoring needs at least {first + spec.horizon} "
-            f"(history of {first} rows plus a horizon of {spec.horizon})"
+            f"test data has {n_rows - context_rows} rows (plus {context_rows} rows of training "
+            f"context); scoring needs a history of {first} rows before the first origin and "
+            f"a horizon of {spec.horizon} rows after it"
         )
     return np.arange(first, last + 1, dtype=np.int64)
 

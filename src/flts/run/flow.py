@@ -20,7 +20,7 @@ from flts.run.pipeline import (
     RunOptions,
     RunOutcome,
 )
-from flts.run.report import plot_forecast, read_jsonl
+from flts.run.report import plot_forecast, read_jsonl, run_configuration
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +109,22 @@ def build_summary(
     record = orjson.loads(store.get_bytes("model-promotion", record_key))
     report = record.get("report", {})
     perf = outcome.performance
+    configuration = _configuration(store, ident, str(config_hash))
+    horizon = int(configuration.get("horizon") or 1)
+    step = min(max(options.plot_step, 1), horizon)
     artifacts: dict[str, Any] = {"summary_json": str(options.run_dir / "summary.json")}
     if perf is not None:
         jsonl = read_jsonl(store.get_bytes(perf["output_bucket"], perf["output_object"]))
         artifacts["inference_log"] = f"s3://{perf['output_bucket']}/{perf['output_object']}"
+        ahead = "" if horizon == 1 else f", {step} of {horizon} steps ahead"
         artifacts["plot_png"] = str(
             plot_forecast(
                 jsonl,
                 options.target,
-                f"{ident}: champion {selected.get('model_type')} vs actual ({options.target})",
+                f"{ident}: champion {selected.get('model_type')} vs actual "
+                f"({options.target}{ahead})",
                 options.run_dir / "forecast.png",
+                step=step,
             )
         )
     return {
@@ -126,6 +132,8 @@ def build_summary(
         "config_hash": config_hash,
         "target": options.target,
         "test_windows": next(iter(outcome.trained.values()), {}).get("test_windows"),
+        "horizon": horizon,
+        "configuration": configuration,
         "champion": selected or None,
         "no_champion_reason": outcome.no_champion,
         "scores": list(report.get("rows", [])),
@@ -135,6 +143,23 @@ def build_summary(
         "timings": phase_timings(outcome, t0=t0, t_infra=t_infra),
         "artifacts": artifacts,
     }
+
+
+def _configuration(store: Any, identifier: str, config_hash: str) -> dict[str, Any]:
+    """What the run actually used (detected seasons, default lags, covariates, context rows),
+    from the processed test object's metadata; empty if it cannot be read."""
+    from flts.errors import FltsError
+    from flts.forecasting.dataset import read_meta
+    from flts.stages.ports import BUCKET_PROCESSED
+    from flts.stages.preprocess import processed_keys
+
+    key = processed_keys(identifier, config_hash)[1]
+    try:
+        meta = read_meta(store.get_bytes(BUCKET_PROCESSED, key), f"{BUCKET_PROCESSED}/{key}")
+    except FltsError:
+        log.warning("cannot read %s/%s for the run configuration", BUCKET_PROCESSED, key)
+        return {}
+    return run_configuration(meta)
 
 
 def _iso_seconds(start: str, end: str) -> float:

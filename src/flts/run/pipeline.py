@@ -72,6 +72,8 @@ class RunOptions:
     api_port: int = 18000
     timeout_s: float = 1800.0
     preprocess_config_json: str | None = None
+    #: Horizon step (1-based) the forecast plot shows.
+    plot_step: int = 1
 
 
 @dataclass

@@ -21,8 +21,13 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def score_table(rows: list[dict[str, Any]], champion: str | None) -> str:
-    """Fixed-width table of every model and baseline, best composite score first."""
-    header = ["model", "MAE", "RMSE", "MAPE %", "MAE/pers", "RMSE/pers", "score", ""]
+    """Fixed-width table of every model and baseline, best composite score first.
+
+    ``/pers`` columns are ratios to persistence; ``/best`` to the better of persistence and
+    seasonal naive on that metric, the bar the promotion gate uses (score < 1 beats it).
+    MAPE reads ``n/a`` when every actual is zero (undefined there, never infinite).
+    """
+    header = ["model", "MAE", "RMSE", "MAPE %", "MAE/pers", "MAE/best", "RMSE/best", "score", ""]
     ordered = sorted(rows, key=lambda r: (r.get("composite_score", float("inf")), r["model_type"]))
     body = []
     for row in ordered:
@@ -36,13 +41,18 @@ def score_table(rows: list[dict[str, Any]], champion: str | None) -> str:
                 row["model_type"],
                 _fmt(row.get("mae")),
                 _fmt(row.get("rmse")),
-                _fmt(row.get("mape"), 3),
+                "n/a" if row.get("mape") is None else _fmt(row.get("mape"), 3),
                 _fmt(row.get("mae_vs_persistence"), 3),
-                _fmt(row.get("rmse_vs_persistence"), 3),
+                _fmt(row.get("mae_vs_best_baseline"), 3),
+                _fmt(row.get("rmse_vs_best_baseline"), 3),
                 _fmt(row.get("composite_score"), 3),
                 mark,
             ]
         )
+    return _table(header, body)
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     lines = [
         "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
@@ -50,6 +60,64 @@ def score_table(rows: list[dict[str, Any]], champion: str | None) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def shown_steps(horizon: int, most: int = 6) -> list[int]:
+    """Up to ``most`` horizon steps (1-based), evenly spread, always the first and the last."""
+    if horizon <= most:
+        return list(range(1, horizon + 1))
+    picks = {round(1 + i * (horizon - 1) / (most - 1)) for i in range(most)}
+    return sorted(picks)
+
+
+def step_table(rows: list[dict[str, Any]]) -> str:
+    """MAE per horizon step for every row that reports it; empty when the horizon is 1."""
+    horizon = max((len(r.get("mae_by_step") or ()) for r in rows), default=0)
+    if horizon <= 1:
+        return ""
+    steps = shown_steps(horizon)
+    header = ["MAE at step", *(str(k) for k in steps)]
+    body = [
+        [r["model_type"], *(_fmt(r["mae_by_step"][k - 1]) for k in steps)]
+        for r in sorted(rows, key=lambda r: r["model_type"])
+        if len(r.get("mae_by_step") or ()) == horizon
+    ]
+    return _table(header, body)
+
+
+def run_configuration(meta: Any) -> dict[str, Any]:
+    """The configuration a run used, from a processed object's ``DatasetMeta``."""
+    spec = meta.spec
+    return {
+        "step_seconds": spec.step_seconds,
+        "horizon": spec.horizon,
+        "lookback": spec.lookback,
+        "seasonal_periods": list(spec.seasonal_periods),
+        "season_steps": spec.season_steps,
+        "lags": list(spec.lags),
+        "covariates": [c for c in spec.raw_columns if c != spec.target],
+        "time_features": spec.time_features,
+        "test_context_rows": meta.context_rows,
+        "preprocess_config": meta.config.model_dump(mode="json"),
+    }
+
+
+def configuration_text(config: dict[str, Any]) -> str:
+    """One readable line per decision, for the CLI."""
+    if not config:
+        return "configuration: (not available)"
+    periods = ", ".join(str(p) for p in config.get("seasonal_periods", [])) or "none"
+    lags = ", ".join(str(k) for k in config.get("lags", [])) or "none"
+    return "\n".join(
+        [
+            f"configuration: step {config.get('step_seconds')} s, horizon "
+            f"{config.get('horizon')}, lookback {config.get('lookback')}",
+            f"  seasonal periods (steps): {periods}; seasonal naive season "
+            f"{config.get('season_steps')}",
+            f"  target lags: {lags}",
+            f"  past covariates: {', '.join(config.get('covariates', [])) or 'none'}",
+        ]
+    )
 
 
 def timings_table(timings: dict[str, Any]) -> str:
@@ -68,15 +136,17 @@ def read_jsonl(data: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in data.splitlines() if line.strip()]
 
 
-def plot_forecast(rows: list[dict[str, Any]], target: str, title: str, path: Path) -> Path:
-    """Forecast against actual over the test period (first horizon step of each origin)."""
+def plot_forecast(
+    rows: list[dict[str, Any]], target: str, title: str, path: Path, step: int = 1
+) -> Path:
+    """Forecast against actual over the test period, ``step`` steps ahead of each origin."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    first = [r for r in rows if r.get("horizon_step") == 1]
+    first = [r for r in rows if r.get("horizon_step") == step]
     ts = np.array([np.datetime64(str(r["target_ts"]).rstrip("Z")) for r in first])
     pred = np.array([r["prediction"] for r in first], dtype=float)
     actual = np.array(
@@ -93,7 +163,8 @@ def plot_forecast(rows: list[dict[str, Any]], target: str, title: str, path: Pat
         axis.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="upper right")
-    zoom.set_title("last day of the test period (forecast 1 step ahead)", fontsize=10)
+    ahead = "1 step" if step == 1 else f"{step} steps"
+    zoom.set_title(f"last day of the test period (forecast {ahead} ahead)", fontsize=10)
     for axis in (ax, zoom):  # not autofmt_xdate: it hides the top axis' dates
         axis.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()

@@ -82,9 +82,17 @@ class ScoreRow(Frozen):
     mape: float | None
     rmse_vs_persistence: float
     mae_vs_persistence: float
-    #: Mean of the two ratios above: < 1 means better than persistence.
+    #: Ratios to the better baseline on each metric (lower of persistence and seasonal naive).
+    rmse_vs_best_baseline: float
+    mae_vs_best_baseline: float
+    #: Mean of the two ratios to the better baseline: < 1 means better than it on average.
     composite_score: float
     beats_persistence: bool
+    #: The promotion gate: composite < 1 and RMSE and MAE both below the better baseline's.
+    beats_baselines: bool = False
+    #: Errors per horizon step (1..H) over the same origins; empty when not reported.
+    mae_by_step: tuple[float, ...] = ()
+    rmse_by_step: tuple[float, ...] = ()
 
 
 class EvaluationReport(Frozen):

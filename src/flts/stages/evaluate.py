@@ -1,7 +1,8 @@
 """Evaluate stage: compare every trained model of one config_hash and promote a champion.
 
 Models are compared only when they were scored on the same test windows as the same baselines;
-a model that does not beat persistence is never promoted. The decision is written as a plain
+a model that does not beat the better of persistence and seasonal naive (on each of RMSE and
+MAE, same origins and steps) is never promoted. The decision is written as a plain
 JSON promotion record (history plus ``current.json``) so it survives restarts and audits.
 Replaying the same decision reuses the recorded registration instead of registering again.
 """
@@ -13,7 +14,7 @@ from datetime import datetime
 
 import orjson
 
-from flts.domain.config import BASELINE_MODEL_TYPES
+from flts.domain.config import BASELINE_MODEL_TYPES, ModelType
 from flts.domain.messages import BaselineScores, ModelSelected, ModelTrained
 from flts.errors import DataValidationError, MessageError
 from flts.stages import scoring
@@ -34,7 +35,7 @@ _REL_TOL = 1e-9
 
 
 def run(request: EvaluateRequest, config: EvaluateStageConfig, ctx: StageContext) -> EvaluateResult:
-    """Rank the results, register the champion if one beats persistence, record the decision."""
+    """Rank the results, register the champion if one beats both baselines, record the decision."""
     results = _validated_results(request, config)
     report = build_report(request, results)
     now = ctx.clock.now()
@@ -141,29 +142,25 @@ def build_report(request: EvaluateRequest, results: dict[str, ModelTrained]) -> 
     any_result = results[min(results)]
     assert any_result.baselines is not None
     persistence = any_result.baselines[scoring.PERSISTENCE]
+    naive = any_result.baselines.get(ModelType.SEASONAL_NAIVE.value)
     rows = [
-        scoring.score_row(
-            name,
-            None,
-            any_result.baselines[name],
-            persistence,
-        )
+        scoring.score_row(name, None, any_result.baselines[name], persistence, naive)
         for name in (m.value for m in BASELINE_MODEL_TYPES)
     ]
     for name in sorted(results):
         r = results[name]
-        metrics = _as_baseline(r)
-        rows.append(scoring.score_row(name, r.run_id, metrics, persistence))
+        rows.append(scoring.score_row(name, r.run_id, _as_baseline(r), persistence, naive))
     champion = scoring.rank_candidates(rows)
+    ref_rmse, ref_mae = scoring.reference_errors(persistence, naive)
     if champion is None:
         reason = (
-            "no model beat the persistence baseline (composite < 1 and both RMSE and MAE below "
-            f"persistence's {persistence.rmse:.6g} / {persistence.mae:.6g}); nothing promoted"
+            "no model beat the better of persistence and seasonal naive (composite < 1 and both "
+            f"RMSE and MAE below {ref_rmse:.6g} / {ref_mae:.6g}); nothing promoted"
         )
     else:
         reason = (
             f"{champion.model_type} has the lowest composite score {champion.composite_score:.4f} "
-            "among models that beat persistence"
+            "among models that beat the better of persistence and seasonal naive"
         )
     return EvaluationReport(
         identifier=request.identifier,
@@ -176,7 +173,12 @@ def build_report(request: EvaluateRequest, results: dict[str, ModelTrained]) -> 
 
 def _as_baseline(result: ModelTrained) -> BaselineScores:
     return BaselineScores(
-        rmse=result.test_rmse, mae=result.test_mae, mse=result.test_mse, mape=result.test_mape
+        rmse=result.test_rmse,
+        mae=result.test_mae,
+        mse=result.test_mse,
+        mape=result.test_mape,
+        mae_by_step=result.test_mae_by_step,
+        rmse_by_step=result.test_rmse_by_step,
     )
 
 

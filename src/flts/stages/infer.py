@@ -1,7 +1,8 @@
 """Infer stage: forecast every window of a processed inference set and log the forecasts.
 
-Origins run from the first row with enough history to the last row that still has a full
-horizon of actuals, plus one final origin at the end of the data: a true forecast beyond it,
+Origins run from the first test row (after the training-tail context the processed object
+carries, see ``DatasetMeta.context_rows``) to the last row that still has a full horizon of
+actuals, plus one final origin at the end of the data: a true forecast beyond it,
 whose actuals are null. Forecasts are in original units, and each line says which timestamps
 it forecasts (always after its input window). The output key is deterministic, so a replayed
 claim overwrites its log instead of duplicating it.
@@ -51,7 +52,7 @@ def run(
             model.spec.config_hash,
         )
     frame = ordered_features(raw, model.spec, source)
-    origins, scored = inference_origins(len(frame), model)
+    origins, scored = inference_origins(len(frame), model, meta.context_rows)
 
     started = time.perf_counter()
     predictions = np.asarray(model.predict(frame, origins), dtype=np.float64)
@@ -117,10 +118,16 @@ def ordered_features(frame: pd.DataFrame, spec: ForecastSpec, source: str) -> pd
     return frame.loc[:, [TIME_COLUMN, *spec.feature_order]].reset_index(drop=True)
 
 
-def inference_origins(n_rows: int, model: Forecaster) -> tuple[np.ndarray, int]:
-    """Origins with full actuals, then the final origin ``n_rows``; and how many are scored."""
+def inference_origins(
+    n_rows: int, model: Forecaster, context_rows: int = 0
+) -> tuple[np.ndarray, int]:
+    """Origins with full actuals, then the final origin ``n_rows``; and how many are scored.
+
+    The first origin is ``windows.first_origin``, the one scoring uses, so the champion's batch
+    errors over a processed test object equal its test errors from training.
+    """
     spec = model.spec
-    first = max(model.min_history, spec.lookback)
+    first = windows.first_origin(spec, context_rows, model.min_history)
     if n_rows < first:
         raise DataValidationError(
             f"inference data has {n_rows} rows; {model.model_type.value} needs at least {first} "

@@ -89,7 +89,8 @@ def _encode(
         frame = prepared.train if split == "train" else prepared.test
         notes = prepared.train_notes if split == "train" else prepared.test_notes
         return DatasetMeta(
-            config=config,
+            # What was run: the data-driven defaults (seasons, lags, step) filled in.
+            config=prepared.resolved_config or config,
             config_hash=config_hash,
             identifier=identifier,
             split=split,
@@ -98,6 +99,7 @@ def _encode(
             start=frame[TIME_COLUMN].iloc[0].isoformat(),
             end=frame[TIME_COLUMN].iloc[-1].isoformat(),
             notes=notes,
+            context_rows=prepared.test_context_rows if split == "test" else 0,
         )
 
     return (
@@ -147,6 +149,7 @@ def _result(
         config_hash=config_hash,
         reused=reused,
         train_rows=train_meta.rows,
-        test_rows=test_meta.rows,
+        # The test file's own rows; the training-tail context is not counted.
+        test_rows=test_meta.rows - test_meta.context_rows,
         notes=(*train_meta.notes, *test_meta.notes),
     )

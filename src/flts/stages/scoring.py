@@ -3,10 +3,13 @@
 Every model is scored on exactly the origins its baselines are scored on, in the target's
 original units, so the numbers in a ``ModelTrained`` event are comparable across trainers.
 
-The composite score is ``(rmse / persistence_rmse + mae / persistence_mae) / 2``: the mean of
-the model's errors relative to the persistence baseline. It is dimensionless (comparable across
-targets and units), and < 1 means better than persistence on average. It never adds squared
-errors to absolute ones, which would weigh whichever happens to be larger in raw units.
+The reference is the *better* of the two baselines on each metric: ``ref_rmse = min(persistence
+rmse, seasonal-naive rmse)`` and likewise for MAE, on the same origins and steps. The composite
+score is ``(rmse / ref_rmse + mae / ref_mae) / 2``: dimensionless (comparable across targets and
+units), and < 1 means better than the best free baseline on average. It never adds squared
+errors to absolute ones. The promotion gate asks for composite < 1 *and* both RMSE and MAE
+strictly below the reference, so a model that loses to either baseline on either metric is never
+promoted, at any horizon. Ratios to persistence alone are kept in the rows for reading.
 """
 
 from __future__ import annotations
@@ -46,16 +49,23 @@ class ModelScores(BaseModel):
     def baseline_scores(self) -> dict[str, BaselineScores]:
         """The baselines in their wire form (``ModelTrained.baselines``)."""
         return {
-            name: BaselineScores(rmse=m.rmse, mae=m.mae, mse=m.mse, mape=m.mape)
+            name: BaselineScores(
+                rmse=m.rmse,
+                mae=m.mae,
+                mse=m.mse,
+                mape=m.mape,
+                mae_by_step=list(m.mae_by_step),
+                rmse_by_step=list(m.rmse_by_step),
+            )
             for name, m in self.baselines.items()
         }
 
 
 def scoring_origins(
-    n_rows: int, spec: ForecastSpec, forecasters: Iterable[Forecaster]
+    n_rows: int, spec: ForecastSpec, forecasters: Iterable[Forecaster], context_rows: int = 0
 ) -> np.ndarray:
     """The shared origins, trimmed so every forecaster has the history it needs."""
-    origins = windows.evaluation_origins(n_rows, spec)
+    origins = windows.evaluation_origins(n_rows, spec, context_rows)
     need = max(f.min_history for f in forecasters)
     origins = origins[origins >= need]
     if len(origins) == 0:
@@ -66,12 +76,19 @@ def scoring_origins(
     return origins
 
 
-def score_on_test(model: Forecaster, test_frame: pd.DataFrame, spec: ForecastSpec) -> ModelScores:
-    """Score ``model`` and both baselines on identical origins of the processed test frame."""
+def score_on_test(
+    model: Forecaster, test_frame: pd.DataFrame, spec: ForecastSpec, context_rows: int = 0
+) -> ModelScores:
+    """Score ``model`` and both baselines on identical origins of the processed test frame.
+
+    The first ``context_rows`` rows are training-tail history (see ``DatasetMeta.context_rows``):
+    read by forecasters, never scored.
+    """
     from flts.forecasting.models import create_forecaster
 
     baselines = {mt.value: create_forecaster(mt, spec) for mt in BASELINE_MODEL_TYPES}
-    origins = scoring_origins(len(test_frame), spec, [model, *baselines.values()])
+    forecasters = [model, *baselines.values()]
+    origins = scoring_origins(len(test_frame), spec, forecasters, context_rows)
     target = test_frame[spec.target].to_numpy(dtype=np.float64)
     actual = windows.actuals(target, origins, spec.horizon)
     scores = {
@@ -89,33 +106,52 @@ def score_on_test(model: Forecaster, test_frame: pd.DataFrame, spec: ForecastSpe
 
 
 def _ratio(value: float, reference: float) -> float:
-    """``value / reference``; equal zeros count as 1 (no better, no worse than persistence)."""
+    """``value / reference``; equal zeros count as 1 (no better, no worse than the reference)."""
     if reference > 0:
         return value / reference
     return 1.0 if value == 0 else math.inf
 
 
-def composite_score(
-    rmse: float, mae: float, persistence_rmse: float, persistence_mae: float
-) -> float:
-    """Mean of the RMSE and MAE ratios to persistence: < 1 means better than persistence."""
-    return (_ratio(rmse, persistence_rmse) + _ratio(mae, persistence_mae)) / 2.0
+Metrics = ErrorMetrics | BaselineScores
+
+
+def composite_score(rmse: float, mae: float, reference_rmse: float, reference_mae: float) -> float:
+    """Mean of the RMSE and MAE ratios to the reference: < 1 means better than it."""
+    return (_ratio(rmse, reference_rmse) + _ratio(mae, reference_mae)) / 2.0
+
+
+def reference_errors(persistence: Metrics, *others: Metrics | None) -> tuple[float, float]:
+    """(rmse, mae) of the better baseline on each metric: the bar a model must clear."""
+    given = [persistence, *(m for m in others if m is not None)]
+    return min(m.rmse for m in given), min(m.mae for m in given)
+
+
+def model_composite(metrics: Metrics, baselines: dict[str, Metrics]) -> float:
+    """The composite of ``metrics`` against the better of the baselines in ``baselines``."""
+    ref_rmse, ref_mae = reference_errors(
+        baselines[PERSISTENCE], *(m for n, m in baselines.items() if n != PERSISTENCE)
+    )
+    return composite_score(metrics.rmse, metrics.mae, ref_rmse, ref_mae)
+
+
+def _steps(values: list[float] | tuple[float, ...] | None) -> tuple[float, ...]:
+    return tuple(values or ())
 
 
 def score_row(
     model_type: str,
     run_id: str | None,
-    metrics: ErrorMetrics | BaselineScores,
-    persistence: ErrorMetrics | BaselineScores,
+    metrics: Metrics,
+    persistence: Metrics,
+    seasonal_naive: Metrics | None = None,
 ) -> ScoreRow:
-    """One report row: the errors, the ratios to persistence and the verdict."""
+    """One report row: the errors, the ratios to persistence and to the better baseline, and the
+    verdict (``beats_baselines``; ``beats_persistence`` is kept for readers of old reports)."""
     is_baseline = model_type in {m.value for m in BASELINE_MODEL_TYPES}
-    composite = composite_score(metrics.rmse, metrics.mae, persistence.rmse, persistence.mae)
-    beats = (
-        not is_baseline
-        and composite < 1.0
-        and metrics.rmse < persistence.rmse
-        and metrics.mae < persistence.mae
+    ref_rmse, ref_mae = reference_errors(persistence, seasonal_naive)
+    composite = composite_score(metrics.rmse, metrics.mae, ref_rmse, ref_mae)
+    beats_reference = (
+        not is_baseline and composite < 1.0 and metrics.rmse < ref_rmse and metrics.mae < ref_mae
     )
     return ScoreRow(
         model_type=model_type,
@@ -127,24 +163,32 @@ def score_row(
         mape=metrics.mape,
         rmse_vs_persistence=_ratio(metrics.rmse, persistence.rmse),
         mae_vs_persistence=_ratio(metrics.mae, persistence.mae),
+        rmse_vs_best_baseline=_ratio(metrics.rmse, ref_rmse),
+        mae_vs_best_baseline=_ratio(metrics.mae, ref_mae),
         composite_score=composite,
-        beats_persistence=beats,
+        beats_persistence=(
+            not is_baseline and metrics.rmse < persistence.rmse and metrics.mae < persistence.mae
+        ),
+        beats_baselines=beats_reference,
+        mae_by_step=_steps(metrics.mae_by_step),
+        rmse_by_step=_steps(metrics.rmse_by_step),
     )
 
 
 def rank_candidates(rows: Iterable[ScoreRow]) -> ScoreRow | None:
-    """The champion: the best non-baseline row that beats persistence, or None.
+    """The champion: the best non-baseline row that beats the better baseline, or None.
 
-    "Beats persistence" means composite < 1 and both RMSE and MAE strictly below persistence's.
-    Ties break on (composite, rmse, model_type) so the choice never depends on arrival order.
+    "Beats" means composite < 1 and both RMSE and MAE strictly below the better baseline's (per
+    metric, the lower of persistence and seasonal naive). Ties break on (composite, rmse,
+    model_type) so the choice never depends on arrival order.
     """
     eligible = [
         r
         for r in rows
         if not r.is_baseline
         and r.composite_score < 1.0
-        and r.rmse_vs_persistence < 1.0
-        and r.mae_vs_persistence < 1.0
+        and r.rmse_vs_best_baseline < 1.0
+        and r.mae_vs_best_baseline < 1.0
     ]
     if not eligible:
         return None

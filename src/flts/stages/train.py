@@ -43,6 +43,8 @@ class TrainingData:
     test: pd.DataFrame
     spec: ForecastSpec
     config_hash: str
+    #: Leading rows of ``test`` that are training-tail history (never scored).
+    test_context_rows: int = 0
 
 
 def run(request: TrainingDataReady, config: TrainStageConfig, ctx: StageContext) -> ModelTrained:
@@ -107,7 +109,9 @@ def load_training_data(request: TrainingDataReady, ctx: StageContext) -> Trainin
             f"{test_src} features {list(test_meta.spec.feature_order)} differ from "
             f"{train_src} features {list(train_meta.spec.feature_order)}"
         )
-    return TrainingData(train, test, train_meta.spec, train_meta.config_hash)
+    return TrainingData(
+        train, test, train_meta.spec, train_meta.config_hash, test_meta.context_rows
+    )
 
 
 def _train(
@@ -140,7 +144,7 @@ def _train(
         started = time.perf_counter()
         summary = model.fit(data.train, _progress(ctx, run_id, request.identifier, data, config))
         fit_seconds = time.perf_counter() - started
-        scores = scoring.score_on_test(model, data.test, data.spec)
+        scores = scoring.score_on_test(model, data.test, data.spec, data.test_context_rows)
         logged = ctx.tracker.log_forecaster(run_id, model, MODEL_NAME)
         ctx.tracker.log_metrics(run_id, _metrics(scores, summary, fit_seconds))
         ctx.tracker.log_artifact_bytes(run_id, SCORE_REPORT, _report(model, scores, summary))
@@ -177,6 +181,8 @@ def _train(
         test_windows=scores.windows,
         horizon=scores.horizon,
         baselines=scores.baseline_scores(),
+        test_mae_by_step=list(scores.model.mae_by_step),
+        test_rmse_by_step=list(scores.model.rmse_by_step),
     )
 
 
@@ -239,6 +245,11 @@ def _params(
         "spec.step_seconds": spec.step_seconds,
         "spec.season_steps": spec.season_steps,
         "spec.features": ",".join(spec.feature_order),
+        # The data-driven configuration (detected seasons, default lags, covariates).
+        "spec.seasonal_periods": ",".join(str(p) for p in spec.seasonal_periods) or "none",
+        "spec.lags": ",".join(str(k) for k in spec.lags) or "none",
+        "spec.covariates": ",".join(c for c in spec.raw_columns if c != spec.target) or "none",
+        "test_context_rows": data.test_context_rows,
     }
     params.update({f"train.{k}": v for k, v in config.train.model_dump(mode="json").items()})
     return params
@@ -261,10 +272,14 @@ def _metrics(
             value = getattr(baseline, field)
             if value is not None:
                 metrics[f"{name.lower()}_{field}"] = float(value)
-    persistence = scores.baselines[scoring.PERSISTENCE]
-    metrics["composite_score"] = scoring.composite_score(
-        scores.model.rmse, scores.model.mae, persistence.rmse, persistence.mae
-    )
+    metrics["composite_score"] = scoring.model_composite(scores.model, dict(scores.baselines))
+    for name, errors in [("test", scores.model), *scores.baselines.items()]:
+        prefix = name if name == "test" else name.lower()
+        for step, (mae, rmse) in enumerate(
+            zip(errors.mae_by_step, errors.rmse_by_step, strict=True), start=1
+        ):
+            metrics[f"{prefix}_mae_step{step}"] = mae
+            metrics[f"{prefix}_rmse_step{step}"] = rmse
     return metrics
 
 
@@ -284,12 +299,15 @@ def _from_finished_run(
     """Rebuild a finished run's SUCCESS event from what it logged."""
     metrics, params = run.metrics, run.params
     try:
+        horizon = int(metrics["horizon"])
         baselines = {
             mt.value: BaselineScores(
                 rmse=metrics[f"{mt.value.lower()}_rmse"],
                 mae=metrics[f"{mt.value.lower()}_mae"],
                 mse=metrics[f"{mt.value.lower()}_mse"],
                 mape=metrics.get(f"{mt.value.lower()}_mape"),
+                mae_by_step=_logged_steps(metrics, f"{mt.value.lower()}_mae", horizon),
+                rmse_by_step=_logged_steps(metrics, f"{mt.value.lower()}_rmse", horizon),
             )
             for mt in BASELINE_MODEL_TYPES
         }
@@ -307,10 +325,20 @@ def _from_finished_run(
             model_uri=run.model_uri or f"runs:/{run.run_id}/{MODEL_NAME}",
             test_mape=metrics.get("test_mape"),
             test_windows=int(metrics["test_windows"]),
-            horizon=int(metrics["horizon"]),
+            horizon=horizon,
             baselines=baselines,
+            test_mae_by_step=_logged_steps(metrics, "test_mae", horizon),
+            test_rmse_by_step=_logged_steps(metrics, "test_rmse", horizon),
         )
     except KeyError as exc:
         raise TrackingError(
             f"finished run {run.run_id} lacks metric {exc}; cannot rebuild its SUCCESS event"
         ) from exc
+
+
+def _logged_steps(metrics: dict[str, float], prefix: str, horizon: int) -> list[float] | None:
+    """Per-step errors logged as ``<prefix>_step<k>``; None for runs logged before they were."""
+    keys = [f"{prefix}_step{k}" for k in range(1, horizon + 1)]
+    if not all(k in metrics for k in keys):
+        return None
+    return [metrics[k] for k in keys]

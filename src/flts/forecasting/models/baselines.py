@@ -9,11 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flts.domain.config import ModelType, TrainConfig
-from flts.errors import ModelError
+from flts.domain.config import ModelType
 from flts.forecasting.base import FitSummary, Forecaster, ProgressCallback
 from flts.forecasting.models._common import check_origins, check_training_rows, target_column
-from flts.forecasting.spec import ForecastSpec
 
 
 class PersistenceForecaster(Forecaster):
@@ -37,21 +35,14 @@ class PersistenceForecaster(Forecaster):
 
 
 class SeasonalNaiveForecaster(Forecaster):
-    """Step ``k`` from origin ``i`` equals the target one season before it: ``target[i+k-S]``.
+    """Step ``k`` (0-based) from origin ``i`` is the target whole seasons before it.
 
-    With ``horizon <= season_steps`` every value read lies before the origin; a longer horizon
-    would need values that have not been observed yet, so it is refused.
+    ``target[i + k - S * m]`` with ``m = k // S + 1`` seasons: the latest same-phase value
+    before the origin, so a horizon longer than the season repeats the last observed season
+    instead of reading values not yet seen. Every value read lies before the origin.
     """
 
     model_type = ModelType.SEASONAL_NAIVE
-
-    def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
-        super().__init__(spec, train_config)
-        if spec.horizon > spec.season_steps:
-            raise ModelError(
-                f"seasonal naive needs horizon <= season_steps; got horizon {spec.horizon} "
-                f"and season_steps {spec.season_steps}"
-            )
 
     @property
     def min_history(self) -> int:
@@ -64,8 +55,16 @@ class SeasonalNaiveForecaster(Forecaster):
     def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         target = target_column(frame, self.spec)
         idx = check_origins(origins, len(target), self.min_history, "seasonal naive")
-        steps = np.arange(self.spec.horizon, dtype=np.int64)
-        return target[idx[:, None] + steps[None, :] - self.spec.season_steps]
+        offsets = seasonal_offsets(self.spec.horizon, self.spec.season_steps)
+        values: np.ndarray = target[idx[:, None] + offsets[None, :]]
+        return values
+
+
+def seasonal_offsets(horizon: int, season: int) -> np.ndarray:
+    """Row offset from the origin that seasonal naive reads for each step: always < 0."""
+    steps = np.arange(horizon, dtype=np.int64)
+    offsets: np.ndarray = steps - season * (steps // season + 1)
+    return offsets
 
 
 def _check_baseline_frame(model: Forecaster, train: pd.DataFrame) -> None:

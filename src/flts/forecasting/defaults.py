@@ -1,0 +1,127 @@
+"""Data-driven defaults: the seasons a series has and the lags a learned model needs to see them.
+
+Decided from the *training* timestamps only (never the test file), once, in preprocessing; the
+result is saved in the processed objects' config and spec, so every model of a run sees the same.
+
+* **Seasons.** The daily period is ``86400 / step`` when a day is a whole number of steps (and at
+  least two steps). The weekly period (7 days) is added when training spans at least two weeks.
+  A period needs at least two whole periods of training rows; a shorter series runs without it,
+  and a note names the rows it would need. Without a usable daily period the seasonal-naive
+  baseline has a season of one step (it then equals persistence).
+* **Lags** (when the config leaves ``lags`` unset). A model reading row ``i-1`` forecasts step
+  ``h`` (1..H) at row ``i-1+h``; the same time one season earlier is the target ``S-h`` rows
+  before row ``i-1``. Default lags are that value and its neighbours for the first and the last
+  step: ``S-h-1, S-h, S-h+1`` for ``h`` in ``{1, H}`` (at most six columns, so GRU/LSTM stay
+  cheap), for the daily season; plus ``W-1`` and ``W-H`` for the weekly one when training holds
+  at least four weeks (a weekly lag drops its first week of training rows, so on shorter spans it
+  would cost more than a quarter of the data). A lookback covering a whole day (720 rows at 2
+  minutes) would multiply RNN fit time; lags give the model the same day-old values for the
+  price of a few columns.
+* **Covariates.** Every other numeric column of the file is a past covariate (already the default
+  of ``feature_columns``); they are listed in the notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from flts.domain.config import PreprocessConfig
+
+DAY_SECONDS = 86_400
+WEEK_DAYS = 7
+#: Training span (days) from which the weekly period is detected.
+WEEKLY_SEASON_MIN_DAYS = 14
+#: Training span (days) from which weekly lags are added by default.
+WEEKLY_LAG_MIN_DAYS = 28
+#: Whole periods of training rows a season needs before models and baselines use it.
+MIN_PERIODS = 2
+
+
+@dataclass(frozen=True)
+class ResolvedDefaults:
+    """What preprocessing decided; explicit config values are kept as given."""
+
+    season_steps: int
+    #: Detected periods in steps, shortest first (``ForecastSpec.seasonal_periods``).
+    seasonal_periods: tuple[int, ...]
+    lags: tuple[int, ...]
+    notes: tuple[str, ...]
+
+
+def daily_period(step_seconds: int) -> int | None:
+    """Steps in one day, or None when a day is not a whole number (>= 2) of steps."""
+    if DAY_SECONDS % step_seconds or DAY_SECONDS // step_seconds < 2:
+        return None
+    return DAY_SECONDS // step_seconds
+
+
+def detect_seasons(
+    train_ds: pd.Series, step_seconds: int, *, source: str = "training data"
+) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Usable seasonal periods (steps, shortest first) and notes on the ones left out."""
+    day = daily_period(step_seconds)
+    if day is None:
+        return (), (f"{source}: a day is not a whole number of {step_seconds} s steps; no season",)
+    rows = len(train_ds)
+    span_days = (train_ds.iloc[-1] - train_ds.iloc[0]).total_seconds() / DAY_SECONDS
+    candidates = [("daily", day)]
+    if span_days + step_seconds / DAY_SECONDS >= WEEKLY_SEASON_MIN_DAYS:
+        candidates.append(("weekly", day * WEEK_DAYS))
+    periods: list[int] = []
+    notes: list[str] = []
+    for name, period in candidates:
+        need = MIN_PERIODS * period
+        if rows >= need:
+            periods.append(period)
+        else:
+            notes.append(
+                f"{source}: too short for the {name} season of {period} steps: has {rows} rows, "
+                f"needs {need} ({MIN_PERIODS} periods); running without it"
+            )
+    return tuple(periods), tuple(notes)
+
+
+def default_lags(
+    periods: tuple[int, ...], horizon: int, daily: int | None, span_days: float
+) -> tuple[int, ...]:
+    """Seasonal lags (see the module docstring), positive and sorted."""
+    lags: set[int] = set()
+    if daily is not None and daily in periods:
+        for h in {1, horizon}:
+            lags.update({daily - h - 1, daily - h, daily - h + 1})
+    weekly = None if daily is None else daily * WEEK_DAYS
+    if weekly is not None and weekly in periods and span_days >= WEEKLY_LAG_MIN_DAYS:
+        lags.update({weekly - 1, weekly - horizon})
+    return tuple(sorted(k for k in lags if k >= 1))
+
+
+def resolve_defaults(
+    config: PreprocessConfig, train_ds: pd.Series, step_seconds: int, *, source: str
+) -> ResolvedDefaults:
+    """Seasons and lags for this training file; explicit ``season_steps``/``lags`` win."""
+    periods, notes = detect_seasons(train_ds, step_seconds, source=source)
+    daily = daily_period(step_seconds)
+    if config.season_steps is not None:
+        season = config.season_steps
+        how = "configured"
+    elif daily is not None and daily in periods:
+        season = daily
+        how = "one day"
+    else:
+        season = 1
+        how = "no usable daily season: seasonal naive equals persistence"
+    span_days = (train_ds.iloc[-1] - train_ds.iloc[0]).total_seconds() / DAY_SECONDS
+    if config.lags is not None:
+        lags = config.lags
+        lag_how = "configured"
+    else:
+        lags = default_lags(periods, config.horizon, daily, span_days)
+        lag_how = "default: same time one season earlier and its neighbours"
+    shown = ", ".join(str(p) for p in periods) or "none"
+    notes += (
+        f"{source}: seasonal periods (steps): {shown}; seasonal naive season {season} ({how})",
+        f"{source}: target lags {list(lags)} ({lag_how})",
+    )
+    return ResolvedDefaults(season, periods, lags, notes)

@@ -1,0 +1,61 @@
+"""Data-driven defaults: seasons detected from timestamps, default lags, short-series notes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from flts.domain.config import PreprocessConfig
+from flts.forecasting.defaults import default_lags, detect_seasons, resolve_defaults
+
+
+def stamps(days: float, step_s: int) -> pd.Series:
+    n = int(days * 86_400 / step_s)
+    return pd.Series(pd.date_range("2025-01-06", periods=n, freq=f"{step_s}s"))
+
+
+@pytest.mark.parametrize(
+    ("days", "step_s", "expected"),
+    [
+        (22, 120, (720, 5040)),  # the bundled data: daily and weekly
+        (13, 120, (720,)),  # under two weeks: daily only
+        (84, 1800, (48, 336)),  # half-hourly electricity, 12 weeks
+        (30, 900, (96, 672)),  # 15-minute load profiles
+    ],
+)
+def test_seasons_from_timestamps(days: float, step_s: int, expected: tuple[int, ...]) -> None:
+    periods, notes = detect_seasons(stamps(days, step_s), step_s)
+    assert periods == expected
+    assert notes == ()
+
+
+def test_series_too_short_for_a_day_names_the_rows_needed_and_runs_without_it() -> None:
+    ds = stamps(1.5, 120)  # 1080 rows, a daily season needs 1440
+    periods, notes = detect_seasons(ds, 120, source="short.csv")
+    assert periods == ()
+    assert notes == (
+        "short.csv: too short for the daily season of 720 steps: has 1080 rows, needs 1440 "
+        "(2 periods); running without it",
+    )
+    found = resolve_defaults(PreprocessConfig(), ds, 120, source="short.csv")
+    assert found.season_steps == 1  # seasonal naive falls back to persistence
+    assert found.lags == ()
+
+
+def test_default_lags_see_the_same_time_one_season_earlier() -> None:
+    # Horizon 1 at 2 minutes: row i-1 sees target[i-720] (lag 719) and its neighbours.
+    assert default_lags((720, 5040), 1, 720, span_days=22) == (718, 719, 720)
+    # Four weeks of training add last week's value too.
+    assert default_lags((720, 5040), 1, 720, span_days=28) == (718, 719, 720, 5039)
+    # Day-ahead at 30 minutes: first and last step's same time yesterday.
+    # (and last week: W-1 and W-H).
+    assert default_lags((48, 336), 48, 48, span_days=84) == (1, 46, 47, 48, 288, 335)
+
+
+def test_explicit_config_wins() -> None:
+    config = PreprocessConfig(lags=(3,), season_steps=24)
+    found = resolve_defaults(config, stamps(22, 120), 120, source="t.csv")
+    assert (found.lags, found.season_steps) == ((3,), 24)
+    assert found.seasonal_periods == (720, 5040)  # still reported
+    none = resolve_defaults(PreprocessConfig(lags=()), stamps(22, 120), 120, source="t.csv")
+    assert none.lags == ()

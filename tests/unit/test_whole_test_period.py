@@ -1,0 +1,111 @@
+"""Every test timestamp is judged, and the numbers a run reports are the numbers of the data.
+
+Preprocess -> train -> infer with in-memory doubles on small CSV files: the persistence errors
+the train stage reports equal a numpy computation straight from the CSV files (every point of
+the test file), and the champion's batch errors equal its test errors (same origins).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from _rawcsv import SMALL, csv_pair
+
+from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker, RecordingSink
+from flts.domain.config import ModelType, TrainConfig
+from flts.domain.messages import ModelTrained, PerformanceEval
+from flts.stages import infer, preprocess, train
+from flts.stages.contracts import (
+    InferRequest,
+    InferStageConfig,
+    ObjectRef,
+    PreprocessRequest,
+    TrainStageConfig,
+)
+from flts.stages.ports import BUCKET_INFERENCE_LOGS, StageContext
+
+HORIZON = 3
+CONFIG = SMALL.model_copy(update={"horizon": HORIZON, "lags": (1, 10)})
+
+
+def _run(model_type: ModelType) -> tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes]:
+    train_csv, test_csv = csv_pair(train_rows=300, test_rows=40)
+    store = InMemoryObjectStore()
+    store.ensure_bucket("dataset")
+    store.put_bytes("dataset", "r/train.csv", train_csv)
+    store.put_bytes("dataset", "r/test.csv", test_csv)
+    ctx = StageContext(store=store, tracker=InMemoryTracker(), events=RecordingSink())
+    request = PreprocessRequest(
+        identifier="r",
+        train=ObjectRef(bucket="dataset", key="r/train.csv"),
+        test=ObjectRef(bucket="dataset", key="r/test.csv"),
+    )
+    prep = preprocess.run(request, CONFIG, ctx)
+    assert prep.test_rows == 40  # the test file's own rows; the context is extra
+    quick = TrainConfig(epochs=2, hidden_size=8, batch_size=64, seed=1)
+    trained = train.run(prep.training, TrainStageConfig(model_type=model_type, train=quick), ctx)
+    assert trained.model_uri is not None
+    config = InferStageConfig(
+        model_uri=trained.model_uri, model_type=model_type.value, run_id=trained.run_id
+    )
+    perf = infer.run(InferRequest(claim=prep.inference), config, ctx)
+    jsonl = store.get_bytes(BUCKET_INFERENCE_LOGS, perf.output_object)
+    return train_csv, test_csv, trained, perf, jsonl
+
+
+def _target(data: bytes) -> np.ndarray:
+    return pd.read_csv(io.BytesIO(data))["down"].to_numpy(dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def gru_run() -> tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes]:
+    return _run(ModelType.GRU)
+
+
+def test_persistence_errors_equal_numpy_over_every_point_of_the_test_file(
+    gru_run: tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes],
+) -> None:
+    train_csv, test_csv, trained, _perf, _jsonl = gru_run
+    y_train, y_test = _target(train_csv), _target(test_csv)
+    # Origin t forecasts test rows t..t+H-1 from the value just before t (the last training
+    # value for t = 0): every test timestamp with a full horizon after it is an origin.
+    n = len(y_test) - HORIZON + 1
+    history = np.concatenate([y_train[-1:], y_test])
+    last = history[np.arange(n)]
+    actual = y_test[np.arange(n)[:, None] + np.arange(HORIZON)]
+    err = actual - last[:, None]
+    assert trained.test_windows == n == 38
+    assert trained.baselines is not None
+    persistence = trained.baselines["PERSISTENCE"]
+    assert persistence.mae == pytest.approx(float(np.mean(np.abs(err))), rel=1e-12)
+    assert persistence.rmse == pytest.approx(float(np.sqrt(np.mean(err**2))), rel=1e-12)
+    assert persistence.mae_by_step == pytest.approx(list(np.mean(np.abs(err), axis=0)))
+    # Seasonal naive: the value one season (10 steps) before each target, from training too.
+    season = 10
+    both = np.concatenate([y_train, y_test])
+    idx = len(y_train) + np.arange(n)[:, None] + np.arange(HORIZON)
+    naive_err = both[idx - season] - both[idx]
+    naive = trained.baselines["SEASONAL_NAIVE"]
+    assert naive.mae == pytest.approx(float(np.mean(np.abs(naive_err))), rel=1e-12)
+
+
+def test_champion_batch_errors_equal_its_test_errors(
+    gru_run: tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes],
+) -> None:
+    _train_csv, test_csv, trained, perf, jsonl = gru_run
+    assert perf.mae == pytest.approx(trained.test_mae, rel=1e-9)
+    assert perf.rmse == pytest.approx(trained.test_rmse, rel=1e-9)
+    assert perf.windows == trained.test_windows + 1  # plus the final forecast past the data
+    assert trained.test_mae_by_step is not None
+    assert len(trained.test_mae_by_step) == HORIZON
+    assert np.mean(trained.test_mae_by_step) == pytest.approx(trained.test_mae)
+    lines = [orjson.loads(line) for line in jsonl.splitlines()]
+    assert len(lines) == (trained.test_windows + 1) * HORIZON
+    # The first forecast targets the first test timestamp: the first day is judged too.
+    first_test = pd.read_csv(io.BytesIO(test_csv))["time"].iloc[0]
+    first = min(pd.Timestamp(line["target_ts"].rstrip("Z")) for line in lines)
+    assert first == pd.Timestamp(first_test)
