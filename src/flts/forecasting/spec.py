@@ -71,6 +71,9 @@ class ForecastSpec(BaseModel):
     raw_columns: tuple[str, ...] = ()
     time_features: bool = True
     lags: tuple[int, ...] = ()
+    #: Detected seasonal periods in steps, shortest first (daily, then weekly when training
+    #: holds >= 2 weeks); empty means "use (season_steps,)". Filled by preprocess (eng-10a).
+    seasonal_periods: tuple[int, ...] = ()
 
     @model_validator(mode="after")
     def _target_is_feature(self) -> ForecastSpec:

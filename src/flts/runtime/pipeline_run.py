@@ -30,6 +30,10 @@ TRAIN_SERVICES = {
     ModelType.GRU: "train-gru",
     ModelType.LSTM: "train-lstm",
     ModelType.PROPHET: "nonml-prophet",
+    # Issue 10's model families (services in flts.runtime.services.SPEC_SERVICES).
+    ModelType.LINEAR: "train-linear",
+    ModelType.LIGHTGBM: "train-lightgbm",
+    ModelType.MSTL: "nonml-mstl",
 }
 WATCHED_TOPICS = [
     "training-data",
