@@ -37,6 +37,16 @@ def test_design_reads_the_season_before_the_target_and_never_the_origin() -> Non
         assert list(row[:, -1]) == [float(step)] * 2
 
 
+def test_needs_exactly_one_season_of_history_like_seasonal_naive() -> None:
+    """Evaluation compares models only on identical origins; S + 1 would drop the first one."""
+    p = synthetic_problem(horizon=2)
+    for model_type in (ModelType.LINEAR, ModelType.LIGHTGBM):
+        model = create_forecaster(model_type, p.spec, CONFIG)
+        model.fit(p.train)
+        assert model.min_history == p.spec.season_steps
+        assert np.isfinite(model.predict(p.train, np.array([p.spec.season_steps]))).all()
+
+
 def test_a_period_longer_than_the_data_allows_is_dropped_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

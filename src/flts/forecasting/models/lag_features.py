@@ -8,7 +8,9 @@ For origin ``i`` (the first unobserved row) and horizon step ``k`` (0-based, tar
 * for each seasonal period ``S``: ``y[t-S-1]``, ``y[t-S]``, ``y[t-S+1]`` minus ``y[i-1]`` (the
   same time one season before the *target* and its neighbours). A neighbour that would fall at or
   after the origin (only when ``k >= S - 1``) is read at ``i - 1`` instead, so nothing unobserved
-  is ever read;
+  is ever read; one before the first row (only from origin ``S``, for ``t - S - 1``) is read at
+  row 0, so the model needs exactly ``S`` rows of history, like seasonal naive, and every model
+  is scored on the same origins;
 * every other raw numeric column at ``i - 1`` (scaled with the spec's training scaler);
 * the step ``k`` itself (used by the pooled LightGBM model; the linear model fits one model per
   step, where the column is constant and harmless).
@@ -47,7 +49,7 @@ def usable_periods(spec: ForecastSpec, n_train: int, min_windows: int) -> tuple[
     """
     kept = []
     for period in spec_periods(spec):
-        if n_train - (period + 1) - spec.horizon + 1 >= min_windows:
+        if n_train - period - spec.horizon + 1 >= min_windows:
             kept.append(period)
     return tuple(kept)
 
@@ -61,8 +63,8 @@ def covariate_columns(spec: ForecastSpec) -> tuple[str, ...]:
 
 
 def history_needed(periods: tuple[int, ...]) -> int:
-    """Rows an origin needs before it: three target lags, and ``S + 1`` for each period."""
-    return max([max(TARGET_LAGS), *(p + 1 for p in periods)])
+    """Rows an origin needs before it: three target lags, and one season of each period."""
+    return max([max(TARGET_LAGS), *periods])
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def design(
     latest = origins - 1
     for period in periods:
         for offset in SEASON_OFFSETS:
-            idx = np.minimum(origins + step - period + offset, latest)
+            idx = np.clip(origins + step - period + offset, 0, latest)
             columns.append(y[idx] - last)
     columns.extend(series.covariates[origins - 1].T)
     columns.append(np.full(len(origins), float(step)))
