@@ -29,14 +29,16 @@ def test_prophet_forecasts_depend_only_on_the_last_rows_before_the_origin() -> N
     p = synthetic_problem(horizon=4)
     model = ProphetForecaster(p.spec)
     model.fit(p.train)
-    # Origin 10 of the test frame forecasts the 4 hours after ds[9] from the errors at rows
-    # 7..9; a frame that starts at row 7 must give the same values from its origin 3.
-    lags = CORRECTION_LAGS
-    tail = p.test.iloc[10 - lags : 10].reset_index(drop=True)
+    # Origin 30 of the test frame reads the `min_history` rows before it (its recent errors and
+    # its error one day before each target time); a frame holding only those rows must give
+    # the same values from its last origin.
+    need = model.min_history
+    assert need == max(CORRECTION_LAGS, p.spec.season_steps)
+    tail = p.test.iloc[30 - need : 30].reset_index(drop=True)
     np.testing.assert_array_equal(
-        model.predict(tail, np.array([lags])), model.predict(p.test, np.array([10]))
+        model.predict(tail, np.array([need])), model.predict(p.test, np.array([30]))
     )
-    assert (model.predict(p.test, np.array([10])) >= 0).all()
+    assert (model.predict(p.test, np.array([30])) >= 0).all()
 
 
 def test_prophet_uses_what_happened_just_before_the_origin() -> None:
@@ -49,8 +51,8 @@ def test_prophet_uses_what_happened_just_before_the_origin() -> None:
     model = ProphetForecaster(p.spec)
     model.fit(train)
     jumped = p.test.copy()
-    jumped.loc[7:9, "down"] += 5e7
-    before, after = model.predict(p.test, np.array([10])), model.predict(jumped, np.array([10]))
+    jumped.loc[27:29, "down"] += 5e7
+    before, after = model.predict(p.test, np.array([30])), model.predict(jumped, np.array([30]))
     assert after[0, 0] - before[0, 0] > 2e7
     # The correction decays with the horizon instead of persisting the jump for ever.
     assert (after - before)[0, -1] < (after - before)[0, 0]
@@ -64,5 +66,5 @@ def test_prophet_trend_stays_flat_far_past_the_training_span() -> None:
     far = p.test.copy()
     far[TIME_COLUMN] = far[TIME_COLUMN] + np.timedelta64(730, "D")
     level = float(p.train["down"].mean())
-    forecast = model.predict(far, np.arange(CORRECTION_LAGS, len(far) - 1))
+    forecast = model.predict(far, np.arange(model.min_history, len(far) - 1))
     assert 0.7 * level < float(forecast.mean()) < 1.3 * level

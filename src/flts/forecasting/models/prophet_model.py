@@ -7,13 +7,17 @@ happened, and a piecewise-linear trend fitted on a few weeks runs away over the 
 * ``growth="flat"``: the level is a constant; level changes are left to the correction below,
   which decays with the horizon instead of extrapolating a slope.
 * a residual correction: for each horizon step ``k`` a ridge regression (scikit-learn) maps
-  Prophet's errors at the last ``CORRECTION_LAGS`` rows before the origin to its error at the
-  target time, fitted on the in-sample errors of the training frame. At step 1 this behaves
-  like "persistence plus the seasonal change"; far ahead the weights shrink and the forecast
-  falls back to Prophet's seasonal curve.
+  Prophet's errors at the last ``CORRECTION_LAGS`` rows before the origin, and its error one
+  season before the target time (read at the origin's last row when that lies ahead), to its
+  error at the target time, fitted on the in-sample errors of the training frame. The seasonal
+  term carries day-specific shapes the smooth Fourier seasonality misses (a 15-minute household
+  profile: 1.015x persistence MAE at 4 hours without it, seasonal naive 0.975x). At step 1
+  this behaves like "persistence plus the seasonal change"; far ahead the weights shrink and
+  the forecast falls back to Prophet's seasonal curve.
 
-A forecast from origin ``i`` reads ``ds`` and the target at rows ``i - CORRECTION_LAGS .. i - 1``
-only. Models saved before the correction existed load and predict as before (no correction).
+A forecast from origin ``i`` reads ``ds`` and the target at rows before ``i`` only (one season
+of them, like seasonal naive). Models saved before the correction existed load and predict as
+before (no correction).
 ``prophet`` is imported lazily so that images that never train it need not ship it.
 """
 
@@ -98,12 +102,14 @@ class ProphetForecaster(Forecaster):
         #: (horizon, CORRECTION_LAGS) weights and (horizon,) intercepts; None: no correction.
         self._coef: np.ndarray | None = None
         self._intercept: np.ndarray | None = None
+        #: Season (steps) of the correction's seasonal error term; 0: none (older models).
+        self._season = 0
         #: Clip forecasts at zero only when the training target never went below it.
         self._nonnegative = True
 
     @property
     def min_history(self) -> int:
-        return 1 if self._coef is None else CORRECTION_LAGS
+        return 1 if self._coef is None else max(CORRECTION_LAGS, self._season)
 
     def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
         started = time.perf_counter()
@@ -151,16 +157,26 @@ class ProphetForecaster(Forecaster):
         result: np.ndarray = values[inverse].reshape(stamps.shape)
         return result
 
+    def _features(self, errors: np.ndarray, origins: np.ndarray, step: int) -> np.ndarray:
+        """Errors at the last rows before each origin and one season before the target time."""
+        cols = [errors[origins - lag] for lag in range(1, CORRECTION_LAGS + 1)]
+        if self._season:
+            cols.append(errors[np.clip(origins + step - self._season, 0, origins - 1)])
+        return np.column_stack(cols)
+
     def _fit_correction(self, errors: np.ndarray) -> None:
-        """Per step, ridge weights from the last errors before an origin to the error at step k."""
+        """Per step, ridge weights from errors known at an origin to the error at step k."""
         from sklearn.linear_model import Ridge
 
-        horizon = self.spec.horizon
-        origins = np.arange(CORRECTION_LAGS, len(errors) - horizon + 1)
-        lagged = np.column_stack([errors[origins - lag] for lag in range(1, CORRECTION_LAGS + 1)])
-        coef, intercept = np.zeros((horizon, CORRECTION_LAGS)), np.zeros(horizon)
+        horizon, season = self.spec.horizon, self.spec.season_steps
+        # The seasonal term only when a few hundred origins remain to fit it on.
+        self._season = season if len(errors) - season - horizon >= 200 else 0
+        origins = np.arange(max(CORRECTION_LAGS, self._season), len(errors) - horizon + 1)
+        width = CORRECTION_LAGS + (1 if self._season else 0)
+        coef, intercept = np.zeros((horizon, width)), np.zeros(horizon)
         for step in range(horizon):
-            ridge = Ridge(alpha=CORRECTION_ALPHA).fit(lagged, errors[origins + step])
+            x = self._features(errors, origins, step)
+            ridge = Ridge(alpha=CORRECTION_ALPHA).fit(x, errors[origins + step])
             coef[step], intercept[step] = ridge.coef_, float(ridge.intercept_)
         self._coef, self._intercept = coef, intercept
 
@@ -187,10 +203,16 @@ class ProphetForecaster(Forecaster):
         intercept: np.ndarray,
     ) -> np.ndarray:
         """Prophet's expected error per step (original units), from its errors before ``idx``."""
-        rows = idx[:, None] - np.arange(1, CORRECTION_LAGS + 1)[None, :]
-        target = frame[self.spec.target].to_numpy(dtype=np.float64)
-        errors = self._scaled(target[rows]) - self._scaled(self._curve(ds[rows]))
-        scaled = errors @ coef.T + intercept
+        low, high = int(idx.min()) - self.min_history, int(idx.max())
+        target = frame[self.spec.target].to_numpy(dtype=np.float64)[low:high]
+        errors = np.full(high, np.nan)
+        errors[low:] = self._scaled(target) - self._scaled(self._curve(ds[low:high]))
+        scaled = np.column_stack(
+            [
+                self._features(errors, idx, step) @ coef[step] + intercept[step]
+                for step in range(self.spec.horizon)
+            ]
+        )
         scale = self.spec.scaler.scale[self.spec.target_index]
         result: np.ndarray = scaled * scale
         return result
@@ -205,6 +227,7 @@ class ProphetForecaster(Forecaster):
             meta["correction"] = {
                 "coef": self._coef.tolist(),
                 "intercept": self._intercept.tolist(),
+                "season": self._season,
             }
         (directory / META_FILE).write_text(json.dumps(meta))
 
@@ -219,6 +242,7 @@ class ProphetForecaster(Forecaster):
             if correction is not None:
                 self._coef = np.asarray(correction["coef"], dtype=np.float64)
                 self._intercept = np.asarray(correction["intercept"], dtype=np.float64)
+                self._season = int(correction.get("season", 0))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot load PROPHET model from {directory}: {exc}") from exc
         self._log_target = bool(meta["log_target"])
