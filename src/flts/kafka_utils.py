@@ -368,7 +368,7 @@ def ensure_topics(
     CreatePartitions is unsupported there). Returns the names that were created.
 
     Partitions, replication factor and ``min.insync.replicas`` come from ``settings``
-    (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS) unless
+    (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR, KAFKA_TOPIC_MIN_INSYNC_REPLICAS) unless
     ``partitions`` is given.
     """
     settings, conf = _client_config(settings, {"bootstrap_servers": bootstrap}, None)

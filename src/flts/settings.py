@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType, TrainConfig
+from flts.domain.config import SPEC_MODEL_TYPES, TRAINABLE_MODEL_TYPES, ModelType, TrainConfig
 from flts.errors import ConfigError, FltsError
 
 #: The spec's env var defaults, per settings class (the same name can differ per service:
@@ -103,7 +103,7 @@ class KafkaSettings(_Base):
     create_topics: bool = _env("KAFKA_CREATE_TOPICS", True)
     topic_partitions: int = _env("KAFKA_TOPIC_PARTITIONS", 1, ge=1)
     topic_replication_factor: int = _env("KAFKA_TOPIC_REPLICATION_FACTOR", 1, ge=1)
-    min_insync_replicas: int | None = _env("KAFKA_MIN_INSYNC_REPLICAS", None, ge=1)
+    min_insync_replicas: int | None = _env("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", None, ge=1)
     #: Added by FLTS: a worker writes this file once its consumer group assigned it partitions
     #: (the readiness probe of a process supervisor such as `flts run`).
     ready_file: Path | None = _env("FLTS_READY_FILE", None)
@@ -160,7 +160,8 @@ class TrainSettings(_Base):
         except FltsError as exc:
             raise ValueError(str(exc)) from None
         if parsed not in TRAINABLE_MODEL_TYPES:
-            raise ValueError(f"{parsed.value} is not trainable; use one of GRU, LSTM, PROPHET")
+            known = ", ".join(m.value for m in TRAINABLE_MODEL_TYPES)
+            raise ValueError(f"{parsed.value} is not trainable; use one of {known}")
         return parsed
 
     @property
@@ -189,7 +190,7 @@ class EvalSettings(_Base):
     eval_group_id: str = _env("EVAL_GROUP_ID", "eval-promoter")
     dlq_topic: str = _env("DLQ_MODEL_SELECTED", "DLQ-model-selected")
     expected_model_types: Annotated[tuple[ModelType, ...], NoDecode] = _env(
-        "EXPECTED_MODEL_TYPES", TRAINABLE_MODEL_TYPES
+        "EXPECTED_MODEL_TYPES", SPEC_MODEL_TYPES
     )
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")

@@ -27,9 +27,6 @@ K8S_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 #: Env names the chart sets that flts.settings does not read (yet); each one is explained in
 #: values.yaml or the Dockerfile.
 NOT_READ_BY_SETTINGS = {
-    "KAFKA_TOPIC_PARTITIONS",
-    "KAFKA_TOPIC_REPLICATION_FACTOR",
-    "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
     "FLTS_HEALTHCHECK_URL",
     "MLFLOW_DISABLE_TELEMETRY",
 }
@@ -112,7 +109,9 @@ def test_every_spec_service_is_a_deployment_with_its_command_and_groups(
 ) -> None:
     docs = deployments(request.getfixturevalue(f"{which}_docs"))
     assert set(docs) == {name.replace("_", "-") for name in SPEC_TABLE}
-    assert {name.replace("_", "-") for name in SPEC_SERVICES} <= set(docs)
+    # Every service flts knows can be deployed; the contract's ones are on by default.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["services"]
+    assert set(SPEC_SERVICES) <= set(values)
     for name, (command, env) in SPEC_TABLE.items():
         c = container(docs[name.replace("_", "-")])
         assert c["args"][: len(command)] == command
@@ -124,6 +123,15 @@ def test_every_spec_service_is_a_deployment_with_its_command_and_groups(
     pod = docs["inference"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
+
+
+def test_the_other_model_families_render_when_enabled() -> None:
+    extra = {"train-linear": "LINEAR", "train-lightgbm": "LIGHTGBM", "nonml-mstl": "MSTL"}
+    docs = deployments(render({"services": {n: {"enabled": True} for n in extra}}))
+    for name, model_type in extra.items():
+        env = {e["name"]: e.get("value") for e in container(docs[name])["env"]}
+        assert env["MODEL_TYPE"] == model_type
+        assert env["CONSUMER_GROUP_ID"] == name
 
 
 def test_http_services_have_probes_and_a_service(default_docs: list[dict[str, Any]]) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 from _synthetic import synthetic_problem
 
 from flts.forecasting.base import EpochProgress
-from flts.forecasting.models.prophet_model import ProphetForecaster
+from flts.forecasting.models.prophet_model import CORRECTION_LAGS, ProphetForecaster
 from flts.forecasting.spec import TIME_COLUMN
 
 
@@ -25,14 +25,46 @@ def test_prophet_reports_one_step_and_accepts_time_zones() -> None:
     np.testing.assert_array_equal(model.predict(aware, origins), naive)
 
 
-def test_prophet_forecasts_depend_only_on_the_last_seen_timestamp() -> None:
+def test_prophet_forecasts_depend_only_on_the_last_rows_before_the_origin() -> None:
     p = synthetic_problem(horizon=4)
     model = ProphetForecaster(p.spec)
     model.fit(p.train)
-    # Origin 10 of the test frame forecasts the 4 hours after ds[9]; a frame that starts at
-    # ds[9] and has 1 row must give the same values from origin 1.
-    one_row = p.test.iloc[9:10].reset_index(drop=True)
+    # Origin 30 of the test frame reads the `min_history` rows before it (its recent errors and
+    # its error one day before each target time); a frame holding only those rows must give
+    # the same values from its last origin.
+    need = model.min_history
+    assert need == max(CORRECTION_LAGS, p.spec.season_steps)
+    tail = p.test.iloc[30 - need : 30].reset_index(drop=True)
     np.testing.assert_array_equal(
-        model.predict(one_row, np.array([1])), model.predict(p.test, np.array([10]))
+        model.predict(tail, np.array([need])), model.predict(p.test, np.array([30]))
     )
-    assert (model.predict(p.test, np.array([10])) >= 0).all()
+    assert (model.predict(p.test, np.array([30])) >= 0).all()
+
+
+def test_prophet_uses_what_happened_just_before_the_origin() -> None:
+    """A jump in the last rows moves the next forecast: Prophet alone would ignore it."""
+    p = synthetic_problem(horizon=4)
+    # Load that wanders away from the daily cycle (a random walk), as real load does: Prophet's
+    # errors then persist, and the correction learns to carry them forward.
+    walk = np.cumsum(np.random.default_rng(3).normal(0.0, 4e6, len(p.train)))
+    train = p.train.assign(down=p.train["down"] + walk)
+    model = ProphetForecaster(p.spec)
+    model.fit(train)
+    jumped = p.test.copy()
+    jumped.loc[27:29, "down"] += 5e7
+    before, after = model.predict(p.test, np.array([30])), model.predict(jumped, np.array([30]))
+    assert after[0, 0] - before[0, 0] > 2e7
+    # The correction decays with the horizon instead of persisting the jump for ever.
+    assert (after - before)[0, -1] < (after - before)[0, 0]
+
+
+def test_prophet_trend_stays_flat_far_past_the_training_span() -> None:
+    """Two years after a few weeks of training, the forecast stays at the training level."""
+    p = synthetic_problem(horizon=2)
+    model = ProphetForecaster(p.spec)
+    model.fit(p.train)
+    far = p.test.copy()
+    far[TIME_COLUMN] = far[TIME_COLUMN] + np.timedelta64(730, "D")
+    level = float(p.train["down"].mean())
+    forecast = model.predict(far, np.arange(model.min_history, len(far) - 1))
+    assert 0.7 * level < float(forecast.mean()) < 1.3 * level

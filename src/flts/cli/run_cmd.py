@@ -14,7 +14,7 @@ from typing import Any
 from tqdm import tqdm
 
 from flts.cli.run_inputs import column_list, run_config, validate_inputs
-from flts.domain.config import ModelType
+from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType
 
 
 class TqdmDisplay:
@@ -78,10 +78,10 @@ class TqdmDisplay:
 
 def _parse_models(text: str) -> tuple[ModelType, ...]:
     models = tuple(ModelType.parse(part) for part in text.split(",") if part.strip())
-    trainable = {ModelType.GRU, ModelType.LSTM, ModelType.PROPHET}
-    bad = [m.value for m in models if m not in trainable]
+    bad = [m.value for m in models if m not in TRAINABLE_MODEL_TYPES]
     if bad or not models:
-        raise argparse.ArgumentTypeError(f"--models takes GRU, LSTM, PROPHET; got {text!r}")
+        known = ", ".join(m.value for m in TRAINABLE_MODEL_TYPES)
+        raise argparse.ArgumentTypeError(f"--models takes {known}; got {text!r}")
     return models
 
 

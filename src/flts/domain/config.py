@@ -25,6 +25,10 @@ class ModelType(StrEnum):
     PROPHET = "PROPHET"
     PERSISTENCE = "PERSISTENCE"
     SEASONAL_NAIVE = "SEASONAL_NAIVE"
+    #: Regression on lags (ridge, then LightGBM) and MSTL + damped trend (statistical family).
+    LINEAR = "LINEAR"
+    LIGHTGBM = "LIGHTGBM"
+    MSTL = "MSTL"
 
     @classmethod
     def parse(cls, value: str) -> ModelType:
@@ -35,7 +39,16 @@ class ModelType(StrEnum):
             raise UnknownModelTypeError(f"unknown model type {value!r}; known: {known}") from None
 
 
-TRAINABLE_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.GRU, ModelType.LSTM, ModelType.PROPHET)
+#: The spec's three trainers: the default of EXPECTED_MODEL_TYPES and of deployments, kept as
+#: is so an existing deployment (three trainer containers) still completes its runs.
+SPEC_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.GRU, ModelType.LSTM, ModelType.PROPHET)
+#: Every type a trainer service accepts (MODEL_TYPE) and ``flts run --models`` offers.
+TRAINABLE_MODEL_TYPES: tuple[ModelType, ...] = (
+    *SPEC_MODEL_TYPES,
+    ModelType.LINEAR,
+    ModelType.LIGHTGBM,
+    ModelType.MSTL,
+)
 BASELINE_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.PERSISTENCE, ModelType.SEASONAL_NAIVE)
 
 

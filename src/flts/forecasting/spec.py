@@ -72,7 +72,7 @@ class ForecastSpec(BaseModel):
     time_features: bool = True
     lags: tuple[int, ...] = ()
     #: Detected seasonal periods in steps, shortest first (daily, then weekly when training holds
-    #: >= 2 weeks); empty means "use (season_steps,)".
+    #: >= 2 weeks); empty means "use (season_steps,)". Filled by preprocess.
     seasonal_periods: tuple[int, ...] = ()
 
     @model_validator(mode="after")

@@ -23,7 +23,7 @@ from typing import Any, List, NamedTuple  # noqa: UP035  (KFP parses typing.List
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Artifact, PipelineTask
 
-from flts.domain.config import TRAINABLE_MODEL_TYPES, PreprocessConfig, TrainConfig
+from flts.domain.config import SPEC_MODEL_TYPES, PreprocessConfig, TrainConfig
 from flts.kfp.components import DEFAULT_IMAGE, build_components
 
 PIPELINE_NAME = "flts-pipeline"
@@ -37,7 +37,7 @@ TRAINERS_LOOP = "trainers"
 
 _P = PreprocessConfig()
 _T = TrainConfig()
-DEFAULT_MODEL_TYPES = [m.value for m in TRAINABLE_MODEL_TYPES]
+DEFAULT_MODEL_TYPES = [m.value for m in SPEC_MODEL_TYPES]
 DEFAULT_MLFLOW_URI = "http://mlflow:5000"
 #: The Kubernetes Secret with the S3 credentials (keys named as the env vars they become).
 CREDENTIALS_SECRET = "flts-credentials"  # noqa: S105  (a Secret name, not a value)

@@ -31,6 +31,10 @@ TRAIN_SERVICES = {
     ModelType.GRU: "train-gru",
     ModelType.LSTM: "train-lstm",
     ModelType.PROPHET: "nonml-prophet",
+    # Issue 10's model families (services in flts.services.wiring.SPEC_SERVICES).
+    ModelType.LINEAR: "train-linear",
+    ModelType.LIGHTGBM: "train-lightgbm",
+    ModelType.MSTL: "nonml-mstl",
 }
 TOPICS = pipeline_topics()
 WATCHED_TOPICS = [

@@ -1,4 +1,4 @@
-"""Service ``train``: one trainer per MODEL_TYPE (GRU, LSTM, PROPHET), group CONSUMER_GROUP_ID.
+"""Service ``train``: one trainer per MODEL_TYPE (any trainable type), group CONSUMER_GROUP_ID.
 
 Consumes claims from CONSUMER_TOPIC (training-data), runs the train stage, and produces the
 SUCCESS event to PRODUCER_TOPIC (model-training) with key ``trained-<MODEL_TYPE>``. The RUNNING

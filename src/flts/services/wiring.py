@@ -45,6 +45,10 @@ SPEC_SERVICES: dict[str, tuple[str, dict[str, str]]] = {
     "train-gru": ("train", {"MODEL_TYPE": "GRU", "CONSUMER_GROUP_ID": "train-gru"}),
     "train-lstm": ("train", {"MODEL_TYPE": "LSTM", "CONSUMER_GROUP_ID": "train-lstm"}),
     "nonml-prophet": ("train", {"MODEL_TYPE": "PROPHET", "CONSUMER_GROUP_ID": "nonml-prophet"}),
+    # Added by issue 10 (not in the spec's table): one trainer per new model family.
+    "train-linear": ("train", {"MODEL_TYPE": "LINEAR", "CONSUMER_GROUP_ID": "train-linear"}),
+    "train-lightgbm": ("train", {"MODEL_TYPE": "LIGHTGBM", "CONSUMER_GROUP_ID": "train-lightgbm"}),
+    "nonml-mstl": ("train", {"MODEL_TYPE": "MSTL", "CONSUMER_GROUP_ID": "nonml-mstl"}),
     "eval": ("eval", {"EVAL_GROUP_ID": "eval-promoter-r5"}),
     "inference": ("inference", {"CONSUMER_GROUP_ID": "batch-forecasting-v2"}),
     "gateway": ("gateway", {}),

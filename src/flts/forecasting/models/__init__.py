@@ -12,6 +12,9 @@ from flts.domain.config import ModelType, TrainConfig
 from flts.errors import ModelError, UnknownModelTypeError
 from flts.forecasting.base import SPEC_FILE, Forecaster, read_model_type
 from flts.forecasting.models.baselines import PersistenceForecaster, SeasonalNaiveForecaster
+from flts.forecasting.models.lag_regression import LinearForecaster
+from flts.forecasting.models.lightgbm_model import LightGBMForecaster
+from flts.forecasting.models.mstl_model import MSTLForecaster
 from flts.forecasting.models.prophet_model import ProphetForecaster
 from flts.forecasting.models.rnn import GRUForecaster, LSTMForecaster
 from flts.forecasting.spec import ForecastSpec
@@ -22,6 +25,9 @@ FORECASTERS: dict[ModelType, type[Forecaster]] = {
     ModelType.PROPHET: ProphetForecaster,
     ModelType.PERSISTENCE: PersistenceForecaster,
     ModelType.SEASONAL_NAIVE: SeasonalNaiveForecaster,
+    ModelType.LINEAR: LinearForecaster,
+    ModelType.LIGHTGBM: LightGBMForecaster,
+    ModelType.MSTL: MSTLForecaster,
 }
 
 
@@ -51,6 +57,9 @@ __all__ = [
     "FORECASTERS",
     "GRUForecaster",
     "LSTMForecaster",
+    "LightGBMForecaster",
+    "LinearForecaster",
+    "MSTLForecaster",
     "PersistenceForecaster",
     "ProphetForecaster",
     "SeasonalNaiveForecaster",

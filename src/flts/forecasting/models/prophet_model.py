@@ -1,8 +1,24 @@
-"""Prophet on the target alone: trend plus daily and weekly seasonality.
+"""Prophet: daily and weekly seasonality, a flat trend, and a correction from its recent errors.
 
-Prophet forecasts from timestamps, not from recent rows, so a forecast from origin ``i`` reads
-only ``ds[i-1]`` (to place the horizon) and never a feature value. It is fitted on the training
-frame only. ``prophet`` is imported lazily so that images that never train it need not ship it.
+Prophet alone forecasts from timestamps, so at a short horizon it cannot use what just
+happened, and a piecewise-linear trend fitted on a few weeks runs away over the test period
+(5.9x persistence MAE on a 2-minute LTE site). Two changes fix both:
+
+* ``growth="flat"``: the level is a constant; level changes are left to the correction below,
+  which decays with the horizon instead of extrapolating a slope.
+* a residual correction: for each horizon step ``k`` a ridge regression (scikit-learn) maps
+  Prophet's errors at the last ``CORRECTION_LAGS`` rows before the origin, and its error one
+  season before the target time (read at the origin's last row when that lies ahead), to its
+  error at the target time, fitted on the in-sample errors of the training frame. The seasonal
+  term carries day-specific shapes the smooth Fourier seasonality misses (a 15-minute household
+  profile: 1.015x persistence MAE at 4 hours without it, seasonal naive 0.975x). At step 1
+  this behaves like "persistence plus the seasonal change"; far ahead the weights shrink and
+  the forecast falls back to Prophet's seasonal curve.
+
+A forecast from origin ``i`` reads ``ds`` and the target at rows before ``i`` only (one season
+of them, like seasonal naive). Models saved before the correction existed load and predict as
+before (no correction).
+``prophet`` is imported lazily so that images that never train it need not ship it.
 """
 
 from __future__ import annotations
@@ -34,6 +50,10 @@ MIN_TRAIN_ROWS = 10
 #: 6.73e7). Not a clear win (worse RMSE, slightly better MAE), so the raw target is used; the
 #: choice is saved with each model, so flipping it later keeps old models loadable.
 LOG_TARGET = False
+#: Prophet errors before the origin the correction reads.
+CORRECTION_LAGS = 3
+#: Ridge penalty of the correction (on errors in the target's scaled units).
+CORRECTION_ALPHA = 1.0
 
 
 def _quiet() -> None:
@@ -53,6 +73,7 @@ def _new_prophet() -> Any:
     from prophet import Prophet
 
     return Prophet(
+        growth="flat",
         daily_seasonality=True,
         weekly_seasonality=True,
         yearly_seasonality=False,
@@ -78,10 +99,17 @@ class ProphetForecaster(Forecaster):
         super().__init__(spec, train_config)
         self._model: Any = None
         self._log_target = LOG_TARGET
+        #: (horizon, CORRECTION_LAGS) weights and (horizon,) intercepts; None: no correction.
+        self._coef: np.ndarray | None = None
+        self._intercept: np.ndarray | None = None
+        #: Season (steps) of the correction's seasonal error term; 0: none (older models).
+        self._season = 0
+        #: Clip forecasts at zero only when the training target never went below it.
+        self._nonnegative = True
 
     @property
     def min_history(self) -> int:
-        return 1
+        return 1 if self._coef is None else max(CORRECTION_LAGS, self._season)
 
     def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
         started = time.perf_counter()
@@ -94,16 +122,18 @@ class ProphetForecaster(Forecaster):
         needed = max(MIN_TRAIN_ROWS, self.spec.season_steps + self.spec.horizon)
         why = f"one season of {self.spec.season_steps} steps plus a horizon of {self.spec.horizon}"
         check_training_rows(len(y), needed, "PROPHET", why)
-        if self._log_target:
-            y = np.log1p(np.clip(y, 0.0, None))
-        history = pd.DataFrame({"ds": _timestamps(train), "y": y})
+        self._nonnegative = bool(y.min() >= 0.0)
+        fit_y = np.log1p(np.clip(y, 0.0, None)) if self._log_target else y
+        history = pd.DataFrame({"ds": _timestamps(train), "y": fit_y})
         model = _new_prophet()
         try:
             model.fit(history, seed=self.train_config.seed)
         except Exception as exc:  # Stan raises RuntimeError and friends; all mean "no fit".
             raise ModelError(f"PROPHET fit failed on {len(y)} rows: {exc}") from exc
         self._model = model
-        train_loss = self._scaled_mse(history)
+        errors = self._scaled(y) - self._scaled(self._curve(history["ds"].to_numpy()))
+        self._fit_correction(errors)
+        train_loss = float(np.mean(errors**2))
         if progress is not None:
             progress(EpochProgress(epoch=1, epochs=1, train_loss=train_loss))
         return FitSummary(
@@ -113,17 +143,42 @@ class ProphetForecaster(Forecaster):
             train_windows=len(history),
         )
 
-    def _scaled_mse(self, history: pd.DataFrame) -> float:
-        """In-sample MSE on the scaled target, comparable with the RNNs' training loss."""
-        fitted = self._model.predict(history[["ds"]])["yhat"].to_numpy(dtype=np.float64)
-        actual = history["y"].to_numpy(dtype=np.float64)
-        if self._log_target:
-            fitted, actual = np.expm1(fitted), np.expm1(actual)
-        target = self.spec.target
-        err = self.spec.scaler.transform_column(target, fitted) - self.spec.scaler.transform_column(
-            target, actual
-        )
-        return float(np.mean(err**2))
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
+        return self.spec.scaler.transform_column(self.spec.target, values)
+
+    def _curve(self, stamps: np.ndarray) -> np.ndarray:
+        """Prophet's own forecast at each timestamp, in original units (no clipping)."""
+        if stamps.size == 0:
+            return np.empty(stamps.shape, dtype=np.float64)
+        unique, inverse = np.unique(stamps.ravel(), return_inverse=True)
+        forecast = self._model.predict(pd.DataFrame({"ds": unique}))
+        yhat = np.asarray(forecast["yhat"], dtype=np.float64)
+        values = np.expm1(yhat) if self._log_target else yhat
+        result: np.ndarray = values[inverse].reshape(stamps.shape)
+        return result
+
+    def _features(self, errors: np.ndarray, origins: np.ndarray, step: int) -> np.ndarray:
+        """Errors at the last rows before each origin and one season before the target time."""
+        cols = [errors[origins - lag] for lag in range(1, CORRECTION_LAGS + 1)]
+        if self._season:
+            cols.append(errors[np.clip(origins + step - self._season, 0, origins - 1)])
+        return np.column_stack(cols)
+
+    def _fit_correction(self, errors: np.ndarray) -> None:
+        """Per step, ridge weights from errors known at an origin to the error at step k."""
+        from sklearn.linear_model import Ridge
+
+        horizon, season = self.spec.horizon, self.spec.season_steps
+        # The seasonal term only when a few hundred origins remain to fit it on.
+        self._season = season if len(errors) - season - horizon >= 200 else 0
+        origins = np.arange(max(CORRECTION_LAGS, self._season), len(errors) - horizon + 1)
+        width = CORRECTION_LAGS + (1 if self._season else 0)
+        coef, intercept = np.zeros((horizon, width)), np.zeros(horizon)
+        for step in range(horizon):
+            x = self._features(errors, origins, step)
+            ridge = Ridge(alpha=CORRECTION_ALPHA).fit(x, errors[origins + step])
+            coef[step], intercept[step] = ridge.coef_, float(ridge.intercept_)
+        self._coef, self._intercept = coef, intercept
 
     def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         require_fitted(self._model is not None, "PROPHET")
@@ -133,12 +188,33 @@ class ProphetForecaster(Forecaster):
         stamps = ds[idx - 1][:, None] + np.arange(1, self.spec.horizon + 1) * step
         if stamps.size == 0:
             return np.empty((0, self.spec.horizon), dtype=np.float64)
-        unique, inverse = np.unique(stamps.ravel(), return_inverse=True)
-        forecast = self._model.predict(pd.DataFrame({"ds": unique}))
-        yhat: np.ndarray = np.asarray(forecast["yhat"], dtype=np.float64)
-        values = np.expm1(yhat) if self._log_target else yhat
+        curve = self._curve(stamps)
+        if self._coef is not None and self._intercept is not None:
+            curve = curve + self._correction(frame, ds, idx, self._coef, self._intercept)
         # Load cannot be negative; the additive model can dip below zero at night.
-        result: np.ndarray = np.clip(values, 0.0, None)[inverse].reshape(stamps.shape)
+        return np.clip(curve, 0.0, None) if self._nonnegative else curve
+
+    def _correction(
+        self,
+        frame: pd.DataFrame,
+        ds: np.ndarray,
+        idx: np.ndarray,
+        coef: np.ndarray,
+        intercept: np.ndarray,
+    ) -> np.ndarray:
+        """Prophet's expected error per step (original units), from its errors before ``idx``."""
+        low, high = int(idx.min()) - self.min_history, int(idx.max())
+        target = frame[self.spec.target].to_numpy(dtype=np.float64)[low:high]
+        errors = np.full(high, np.nan)
+        errors[low:] = self._scaled(target) - self._scaled(self._curve(ds[low:high]))
+        scaled = np.column_stack(
+            [
+                self._features(errors, idx, step) @ coef[step] + intercept[step]
+                for step in range(self.spec.horizon)
+            ]
+        )
+        scale = self.spec.scaler.scale[self.spec.target_index]
+        result: np.ndarray = scaled * scale
         return result
 
     def _save_state(self, directory: Path) -> None:
@@ -146,7 +222,14 @@ class ProphetForecaster(Forecaster):
         from prophet.serialize import model_to_json
 
         (directory / MODEL_FILE).write_text(model_to_json(self._model))
-        (directory / META_FILE).write_text(json.dumps({"log_target": self._log_target}))
+        meta: dict[str, Any] = {"log_target": self._log_target, "nonnegative": self._nonnegative}
+        if self._coef is not None and self._intercept is not None:
+            meta["correction"] = {
+                "coef": self._coef.tolist(),
+                "intercept": self._intercept.tolist(),
+                "season": self._season,
+            }
+        (directory / META_FILE).write_text(json.dumps(meta))
 
     def _load_state(self, directory: Path) -> None:
         _quiet()
@@ -155,6 +238,12 @@ class ProphetForecaster(Forecaster):
         try:
             self._model = model_from_json((directory / MODEL_FILE).read_text())
             meta = json.loads((directory / META_FILE).read_text())
+            correction = meta.get("correction")
+            if correction is not None:
+                self._coef = np.asarray(correction["coef"], dtype=np.float64)
+                self._intercept = np.asarray(correction["intercept"], dtype=np.float64)
+                self._season = int(correction.get("season", 0))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot load PROPHET model from {directory}: {exc}") from exc
         self._log_target = bool(meta["log_target"])
+        self._nonnegative = bool(meta.get("nonnegative", True))

@@ -4,10 +4,18 @@ The net reads a window of ``lookback`` scaled feature rows and emits the scaled 
 horizon step (direct multi-output: no recursion, so errors do not compound and a day-long
 horizon costs one forward pass). Scaling uses ``spec.scaler`` (fitted on training data by
 preprocess); outputs are inverted to original units before they leave ``predict``.
+
+The head predicts the *change* from the last observed target value (a residual connection
+adds the window's last scaled target to every output), so an untrained net is persistence and
+training only has to learn what differs from it; the seasonal lag columns of ``spec.lags``
+(same time yesterday, last week) arrive as input features of every window row. Without it, on
+a half-hourly demand series the GRU was 2.5x persistence RMSE after one epoch.
+Models saved before the residual connection load without it (``rnn_meta.json`` says which).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -34,6 +42,7 @@ from flts.forecasting.windows import input_windows
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "model.pt"
+META_FILE = "rnn_meta.json"
 #: Windows per forward pass at inference: large enough to amortise overhead, small in memory.
 PREDICT_BATCH = 4096
 
@@ -43,8 +52,17 @@ CellKind = Literal["GRU", "LSTM"]
 class RecurrentNet(nn.Module):
     """Recurrent layers, then a linear map from the last hidden state to ``horizon`` outputs."""
 
-    def __init__(self, cell: CellKind, n_features: int, horizon: int, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        cell: CellKind,
+        n_features: int,
+        horizon: int,
+        config: TrainConfig,
+        residual_index: int | None = None,
+    ) -> None:
         super().__init__()
+        #: Input column added to every output (the scaled target), or None for a plain head.
+        self.residual_index = residual_index
         rnn_cls = nn.GRU if cell == "GRU" else nn.LSTM
         self.rnn = rnn_cls(
             input_size=n_features,
@@ -58,6 +76,9 @@ class RecurrentNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
         result: torch.Tensor = self.head(out[:, -1, :])
+        if self.residual_index is not None:
+            k = self.residual_index
+            result = result + x[:, -1, k : k + 1]
         return result
 
 
@@ -69,10 +90,12 @@ class RecurrentForecaster(Forecaster):
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         super().__init__(spec, train_config)
         self._net: RecurrentNet | None = None
+        self._residual = True
 
     def _new_net(self) -> RecurrentNet:
         n_features = len(self.spec.feature_order)
-        return RecurrentNet(self.cell, n_features, self.spec.horizon, self.train_config)
+        residual = self.spec.target_index if self._residual else None
+        return RecurrentNet(self.cell, n_features, self.spec.horizon, self.train_config, residual)
 
     def _apply_threads(self) -> None:
         threads = self.train_config.torch_threads
@@ -162,14 +185,18 @@ class RecurrentForecaster(Forecaster):
         require_fitted(self._net is not None, self.model_type.value)
         assert self._net is not None
         torch.save(self._net.state_dict(), directory / STATE_FILE)
+        (directory / META_FILE).write_text(json.dumps({"residual": self._residual}))
 
     def _load_state(self, directory: Path) -> None:
         path = directory / STATE_FILE
         try:
+            meta_path = directory / META_FILE
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+            self._residual = bool(meta.get("residual", False))
             state = torch.load(path, map_location="cpu", weights_only=True)
             net = self._new_net()
             net.load_state_dict(state)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             name = self.model_type.value
             raise ModelError(f"cannot load {name} weights from {path}: {exc}") from exc
         net.eval()

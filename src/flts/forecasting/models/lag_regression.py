@@ -1,0 +1,199 @@
+"""Regression on lags: a ridge-regularised linear model and LightGBM, direct multi-horizon.
+
+Both read only the features of ``flts.forecasting.models.lag_features`` (last value, recent
+slope, the same time one season before the target for each detected period, covariates at the
+previous step) and predict the change from the last value. Fitting is left to maintained
+libraries: scikit-learn's ``Ridge`` (one model per horizon step, so each step gets its own
+weights) and LightGBM (one pooled model with the step as a feature, so a day-long horizon is
+one fit, not 48). Their fitted state is saved as plain JSON / LightGBM's text format, never
+pickled, so a saved model loads under any library patch release that reads the format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from abc import abstractmethod
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flts.domain.config import ModelType, TrainConfig
+from flts.errors import ModelError
+from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
+from flts.forecasting.models import lag_features as lf
+from flts.forecasting.models._common import (
+    check_finite,
+    check_origins,
+    check_training_rows,
+    feature_matrix,
+    require_fitted,
+)
+from flts.forecasting.spec import ForecastSpec
+
+logger = logging.getLogger(__name__)
+
+META_FILE = "lag_regression.json"
+#: Fewest training origins worth fitting on (a period that leaves fewer is dropped).
+MIN_TRAIN_ORIGINS = 32
+
+
+class LagRegressionForecaster(Forecaster):
+    """Shared windowing, checks and persistence; subclasses fit and apply the regressor."""
+
+    def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
+        super().__init__(spec, train_config)
+        self._periods: tuple[int, ...] = lf.spec_periods(spec)
+        self._covariates: tuple[str, ...] = lf.covariate_columns(spec)
+        self._fitted = False
+
+    @property
+    def min_history(self) -> int:
+        return lf.history_needed(self._periods)
+
+    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+        started = time.perf_counter()
+        name = self.model_type.value
+        check_finite(feature_matrix(train, self.spec), self.spec, name)
+        n_rows, horizon = len(train), self.spec.horizon
+        periods = lf.usable_periods(self.spec, n_rows, MIN_TRAIN_ORIGINS)
+        dropped = sorted(set(lf.spec_periods(self.spec)) - set(periods))
+        history = lf.history_needed(periods)
+        why = f"{history} rows of lag history, a horizon of {horizon}, {MIN_TRAIN_ORIGINS} origins"
+        check_training_rows(n_rows, history + horizon - 1 + MIN_TRAIN_ORIGINS, name, why)
+        if dropped:
+            logger.warning(
+                "%s: seasonal periods %s need more training rows than the %d given; "
+                "fitting without them",
+                name,
+                dropped,
+                n_rows,
+            )
+        self._periods = periods
+        series = lf.ScaledSeries.from_frame(train, self.spec, self._covariates, n_rows)
+        origins = np.arange(history, n_rows - horizon + 1, dtype=np.int64)
+        epochs, train_loss, val_loss, n_val = self._fit_regressor(series, origins)
+        self._fitted = True
+        if progress is not None:
+            progress(EpochProgress(epoch=1, epochs=1, train_loss=train_loss, val_loss=val_loss))
+        summary = FitSummary(
+            seconds=time.perf_counter() - started,
+            epochs_run=epochs,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            train_windows=len(origins) - n_val,
+            val_windows=n_val,
+        )
+        logger.info("%s fitted (periods %s): %s", name, periods, summary.model_dump())
+        return summary
+
+    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        require_fitted(self._fitted, self.model_type.value)
+        self.spec.check_frame_columns(list(frame.columns))
+        idx = check_origins(origins, len(frame), self.min_history, self.model_type.value)
+        out = np.empty((len(idx), self.spec.horizon), dtype=np.float64)
+        if idx.size == 0:
+            return out
+        series = lf.ScaledSeries.from_frame(frame, self.spec, self._covariates, int(idx.max()))
+        last = series.target[idx - 1]
+        for step in range(self.spec.horizon):
+            out[:, step] = last + self._predict_step(
+                lf.design(series, idx, step, self._periods), step
+            )
+        return self.spec.scaler.inverse_column(self.spec.target, out)
+
+    # -- the regressor -------------------------------------------------------------------
+    @abstractmethod
+    def _fit_regressor(
+        self, series: lf.ScaledSeries, origins: np.ndarray
+    ) -> tuple[int, float, float | None, int]:
+        """Fit on every training origin; return (iterations, train MSE, val MSE, val origins)."""
+
+    @abstractmethod
+    def _predict_step(self, design: np.ndarray, step: int) -> np.ndarray:
+        """Predicted change from the last value (scaled units) for one horizon step."""
+
+    @abstractmethod
+    def _state(self) -> dict[str, object]:
+        """The fitted regressor as JSON-able data."""
+
+    @abstractmethod
+    def _restore(self, state: dict[str, object], directory: Path) -> None:
+        """Rebuild the regressor from ``_state`` (and any file it wrote to ``directory``)."""
+
+    # -- persistence ---------------------------------------------------------------------
+    def _save_state(self, directory: Path) -> None:
+        require_fitted(self._fitted, self.model_type.value)
+        meta = {"periods": list(self._periods), "covariates": list(self._covariates)}
+        meta["regressor"] = self._state()  # type: ignore[assignment]
+        self._write_files(directory)
+        (directory / META_FILE).write_text(json.dumps(meta))
+
+    def _write_files(self, directory: Path) -> None:
+        """Extra files besides the JSON state."""
+
+    def _load_state(self, directory: Path) -> None:
+        try:
+            meta = json.loads((directory / META_FILE).read_text())
+            self._periods = tuple(int(p) for p in meta["periods"])
+            self._covariates = tuple(str(c) for c in meta["covariates"])
+            self._restore(meta["regressor"], directory)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            name = self.model_type.value
+            raise ModelError(f"cannot load {name} model from {directory}: {exc}") from exc
+        self._fitted = True
+
+
+class LinearForecaster(LagRegressionForecaster):
+    """One ridge regression per horizon step on standardised lag features.
+
+    The standardisation is folded into the saved weights, so prediction is one matrix product.
+    ``alpha`` is small: the features are few and informative; it only keeps collinear seasonal
+    neighbours from blowing up.
+    """
+
+    model_type = ModelType.LINEAR
+    alpha = 1.0
+
+    def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
+        super().__init__(spec, train_config)
+        self._coef = np.empty((0, 0))
+        self._intercept = np.empty(0)
+
+    def _fit_regressor(
+        self, series: lf.ScaledSeries, origins: np.ndarray
+    ) -> tuple[int, float, float | None, int]:
+        from sklearn.linear_model import Ridge
+        from sklearn.preprocessing import StandardScaler
+
+        horizon = self.spec.horizon
+        width = lf.n_features(self._periods, len(self._covariates))
+        coef, intercept = np.zeros((horizon, width)), np.zeros(horizon)
+        sq_err = 0.0
+        for step in range(horizon):
+            x = lf.design(series, origins, step, self._periods)
+            y = lf.labels(series, origins, step)
+            scaler = StandardScaler().fit(x)
+            ridge = Ridge(alpha=self.alpha).fit(scaler.transform(x), y)
+            coef[step] = ridge.coef_ / scaler.scale_
+            intercept[step] = float(ridge.intercept_) - float(np.dot(coef[step], scaler.mean_))
+            sq_err += float(np.mean((x @ coef[step] + intercept[step] - y) ** 2))
+        self._coef, self._intercept = coef, intercept
+        return 1, sq_err / horizon, None, 0
+
+    def _predict_step(self, design: np.ndarray, step: int) -> np.ndarray:
+        result: np.ndarray = design @ self._coef[step] + self._intercept[step]
+        return result
+
+    def _state(self) -> dict[str, object]:
+        return {"coef": self._coef.tolist(), "intercept": self._intercept.tolist()}
+
+    def _restore(self, state: dict[str, object], directory: Path) -> None:
+        self._coef = np.asarray(state["coef"], dtype=np.float64)
+        self._intercept = np.asarray(state["intercept"], dtype=np.float64)
+        if self._coef.shape[0] != self.spec.horizon:
+            raise ValueError(
+                f"{self._coef.shape[0]} step models for a horizon of {self.spec.horizon}"
+            )

@@ -1,0 +1,77 @@
+"""LINEAR, LIGHTGBM and MSTL specifics: the features read, periods dropped, skill over persistence.
+
+The shared contract (shapes, determinism, no look-ahead, save/load) is in
+test_forecaster_conformance.py.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from _synthetic import synthetic_problem
+
+from flts.domain.config import ModelType, TrainConfig
+from flts.forecasting.models import create_forecaster
+from flts.forecasting.models import lag_features as lf
+
+CONFIG = TrainConfig(seed=3, torch_threads=1)
+
+
+def test_design_reads_the_season_before_the_target_and_never_the_origin() -> None:
+    y = np.arange(100, dtype=np.float64)  # value = row index, so features name their rows
+    series = lf.ScaledSeries(target=y, covariates=np.zeros((100, 0)))
+    origins = np.array([60, 70])
+    period = 10
+    for step in (0, 3, 9, 12):
+        row = lf.design(series, origins, step, (period,))
+        last = origins - 1
+        assert list(row[:, 0]) == list(last)
+        assert list(row[:, 1]) == [-1.0, -1.0]  # y[i-2] - y[i-1]
+        for j, offset in enumerate(lf.SEASON_OFFSETS):
+            read = np.minimum(origins + step - period + offset, last)
+            np.testing.assert_array_equal(row[:, 3 + j], read - last)
+            assert (read < origins).all()
+        assert list(row[:, -1]) == [float(step)] * 2
+
+
+def test_needs_exactly_one_season_of_history_like_seasonal_naive() -> None:
+    """Evaluation compares models only on identical origins; S + 1 would drop the first one."""
+    p = synthetic_problem(horizon=2)
+    for model_type in (ModelType.LINEAR, ModelType.LIGHTGBM):
+        model = create_forecaster(model_type, p.spec, CONFIG)
+        model.fit(p.train)
+        assert model.min_history == p.spec.season_steps
+        assert np.isfinite(model.predict(p.train, np.array([p.spec.season_steps]))).all()
+
+
+def test_a_period_longer_than_the_data_allows_is_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    p = synthetic_problem(horizon=2)
+    spec = p.spec.model_copy(update={"seasonal_periods": (24, 10_000)})
+    frame = pd.concat([p.train, p.test], ignore_index=True)
+    for model_type in (ModelType.LINEAR, ModelType.MSTL):
+        model = create_forecaster(model_type, spec, CONFIG)
+        with caplog.at_level(logging.WARNING):
+            model.fit(p.train)
+        assert "10000" in caplog.text
+        caplog.clear()
+        pred = model.predict(frame, np.arange(len(p.train), len(frame) - 1))
+        assert np.isfinite(pred).all()
+
+
+@pytest.mark.parametrize("model_type", [ModelType.LINEAR, ModelType.LIGHTGBM, ModelType.MSTL])
+def test_beats_persistence_on_a_seasonal_series(model_type: ModelType) -> None:
+    p = synthetic_problem(horizon=6)
+    frame = pd.concat([p.train, p.test], ignore_index=True)
+    origins = np.arange(len(p.train), len(frame) - 5)
+    y = frame["down"].to_numpy()
+    actual = y[origins[:, None] + np.arange(6)]
+    persistence = np.mean(np.abs(y[origins - 1][:, None] - actual))
+    model = create_forecaster(model_type, p.spec, CONFIG)
+    model.fit(p.train)
+    mae = np.mean(np.abs(model.predict(frame, origins) - actual))
+    assert mae < 0.7 * persistence
