@@ -79,7 +79,9 @@ def make_slices(directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     train, test = directory / "train.csv", directory / "test.csv"
     if not train.exists():
-        pd.read_csv(bundled_train_csv()).head(SLICE_ROWS[0]).to_csv(train, index=False)
+        # The end of training and the start of test: the test file follows on, so its first
+        # rows are scored with training's tail as their history.
+        pd.read_csv(bundled_train_csv()).tail(SLICE_ROWS[0]).to_csv(train, index=False)
         pd.read_csv(bundled_test_csv()).head(SLICE_ROWS[1]).to_csv(test, index=False)
     return train, test
 

@@ -135,7 +135,7 @@ def render_summary(summary: dict[str, Any]) -> str:
             f"{champion.get('registered_model')} v{champion.get('model_version')})"
         )
     else:
-        lines.append("champion: none (no model beat persistence)")
+        lines.append("champion: none (no model beat both persistence and seasonal naive)")
     rows = (summary.get("report") or {}).get("rows") or []
     lines.append(f"{'model':<26}{'rmse':>12}{'mae':>12}{'vs persistence':>16}")
     for row in rows:
