@@ -169,6 +169,12 @@ class KafkaWorker:
                 if max_messages is not None and self._handled() >= max_messages:
                     break
                 msg = self._buffer.popleft() if self._buffer else consumer.poll(self.poll_timeout_s)
+                if self._repause:
+                    # Assigned (again) while idle: librdkafka keeps a partition's pause across a
+                    # rebalance, so one paused by a handler interrupted by a lost session would
+                    # never be fetched again (found by the chaos suite's network cut).
+                    self._repause = False
+                    self._resume_all(consumer)
                 if msg is None or self._is_error(msg):
                     continue
                 self._process(consumer, msg)
@@ -193,6 +199,7 @@ class KafkaWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+        # Settled by the loop that polled: paused again while a handler runs, else resumed.
         self._repause = True
         if self.ready_file is not None:
             # The readiness probe of a supervisor: the group has taken this consumer in.
