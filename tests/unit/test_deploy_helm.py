@@ -293,3 +293,23 @@ def test_local_compose_has_no_literal_secrets_and_loopback_ports() -> None:
 def test_deploy_scripts_parse(script: Path) -> None:
     done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_local_compose_init_snippets_import_what_exists() -> None:
+    """The one-shot init containers run Python snippets against flts: a module moved or renamed
+    (e.g. by a restructuring) must fail here, not in the first `make compose-smoke`."""
+    import ast
+    import importlib
+
+    snippets = [
+        svc["command"][0]
+        for svc in _local_compose()["services"].values()
+        if svc.get("entrypoint") == ["python3", "-c"]
+    ]
+    assert len(snippets) == 2  # s3-init, topics-init
+    for source in snippets:
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ImportFrom):
+                module = importlib.import_module(str(node.module))
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{node.module}.{alias.name} is gone"
