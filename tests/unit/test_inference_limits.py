@@ -339,3 +339,23 @@ def test_http_window_is_bit_identical_to_the_batch_window() -> None:
     batch = input_windows(scaled, np.array([len(scaled)]), spec.lookback)[0]
     assert http.dtype == batch.dtype == np.float32
     assert np.array_equal(http, batch)
+
+
+def test_serving_threads_are_never_overridden_by_training_threads(gru: Forecaster) -> None:
+    """API_TORCH_THREADS is set once for the forward thread; a model trained with
+    torch_threads=2 must not switch torch to 2 threads on every batched forward."""
+    import torch
+
+    before = torch.get_num_threads()
+    trained_with = gru.train_config
+    try:
+        torch.set_num_threads(1)
+        gru.train_config = trained_with.model_copy(update={"torch_threads": 2})
+        runtime = ModelRuntime(as_loaded(gru))
+        inp = runtime.synthetic_input(runtime.min_rows)
+        assert runtime.runner is not None
+        runtime.runner(np.stack([runtime.window(inp)]))
+        assert torch.get_num_threads() == 1
+    finally:
+        gru.train_config = trained_with
+        torch.set_num_threads(before)
