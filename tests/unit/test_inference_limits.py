@@ -219,6 +219,7 @@ def test_full_queue_answers_503_with_retry_after(gru: Forecaster) -> None:
     assert (first.status_code, queued.status_code) == (200, 200)
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
 
 
 def test_deadline_answers_504_and_failures_500_with_a_request_id(gru: Forecaster) -> None:
