@@ -360,3 +360,24 @@ def test_serving_threads_are_never_overridden_by_training_threads(gru: Forecaste
     finally:
         gru.train_config = trained_with
         torch.set_num_threads(before)
+
+
+def test_unbatched_models_are_bounded_too() -> None:
+    """Prophet-like models predict per request in threads: the same API_MAX_QUEUE bound."""
+    state = ModelState()
+    state.set(as_loaded(fit("PERSISTENCE")))
+    app = create_inference_app(state, ApiSettings(api_max_queue=1))
+    runtime = app.state.service.runtime
+    assert runtime.mode == "reference"
+    reference_path = runtime.predict_reference
+
+    def slow(inp: Any) -> np.ndarray:
+        time.sleep(0.3)
+        return reference_path(inp)
+
+    runtime.predict_reference = slow
+    payload = {"observations": body_rows(window_frame())}
+    first, second = asyncio.run(_posts(app, [payload] * 2, gap=0.05))
+    assert first.status_code == 200
+    assert second.status_code == 503
+    assert second.headers["retry-after"] == "1"

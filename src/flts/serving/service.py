@@ -104,6 +104,7 @@ class PredictService:
             on_batch=metrics.observe_batch,
         )
         self.runtime: ModelRuntime | None = None
+        self._unbatched_inflight = 0  # only touched on the event loop
         state.subscribe(self._on_swap)
         current = state.current()
         if current is not None:
@@ -174,8 +175,7 @@ class PredictService:
                 window = runtime.window(inp)
                 values = await self.batcher.submit(runtime.runner, window, self.timeout)
             else:
-                work = asyncio.to_thread(runtime.predict_reference, inp)
-                values = await asyncio.wait_for(work, self.timeout)
+                values = await self._unbatched(runtime, inp)
         except RequestError as exc:
             return Answer(422, error_body([exc.detail()]))
         except QueueFull:
@@ -192,6 +192,18 @@ class PredictService:
             return server_error(500, "prediction failed; see the service log", rid)
         legacy = inp.legacy or _wants_legacy(query)
         return Answer(200, _response(runtime, inp, values[:length], legacy))
+
+    async def _unbatched(self, runtime: ModelRuntime, inp: PredictInput) -> np.ndarray:
+        """Prophet and baselines: one predict per request in a worker thread, bounded like the
+        batcher's queue (API_MAX_QUEUE) so overload answers 503 instead of piling up."""
+        if self._unbatched_inflight >= self.settings.api_max_queue:
+            raise QueueFull(f"{self._unbatched_inflight} unbatched predictions in flight")
+        self._unbatched_inflight += 1
+        try:
+            work = asyncio.to_thread(runtime.predict_reference, inp)
+            return await asyncio.wait_for(work, self.timeout)
+        finally:
+            self._unbatched_inflight -= 1
 
 
 def _length(inp: PredictInput, horizon: int) -> int:
