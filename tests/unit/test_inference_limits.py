@@ -219,6 +219,7 @@ def test_full_queue_answers_503_with_retry_after(gru: Forecaster) -> None:
     assert (first.status_code, queued.status_code) == (200, 200)
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
 
 
 def test_deadline_answers_504_and_failures_500_with_a_request_id(gru: Forecaster) -> None:
@@ -339,3 +340,44 @@ def test_http_window_is_bit_identical_to_the_batch_window() -> None:
     batch = input_windows(scaled, np.array([len(scaled)]), spec.lookback)[0]
     assert http.dtype == batch.dtype == np.float32
     assert np.array_equal(http, batch)
+
+
+def test_serving_threads_are_never_overridden_by_training_threads(gru: Forecaster) -> None:
+    """API_TORCH_THREADS is set once for the forward thread; a model trained with
+    torch_threads=2 must not switch torch to 2 threads on every batched forward."""
+    import torch
+
+    before = torch.get_num_threads()
+    trained_with = gru.train_config
+    try:
+        torch.set_num_threads(1)
+        gru.train_config = trained_with.model_copy(update={"torch_threads": 2})
+        runtime = ModelRuntime(as_loaded(gru))
+        inp = runtime.synthetic_input(runtime.min_rows)
+        assert runtime.runner is not None
+        runtime.runner(np.stack([runtime.window(inp)]))
+        assert torch.get_num_threads() == 1
+    finally:
+        gru.train_config = trained_with
+        torch.set_num_threads(before)
+
+
+def test_unbatched_models_are_bounded_too() -> None:
+    """Prophet-like models predict per request in threads: the same API_MAX_QUEUE bound."""
+    state = ModelState()
+    state.set(as_loaded(fit("PERSISTENCE")))
+    app = create_inference_app(state, ApiSettings(api_max_queue=1))
+    runtime = app.state.service.runtime
+    assert runtime.mode == "reference"
+    reference_path = runtime.predict_reference
+
+    def slow(inp: Any) -> np.ndarray:
+        time.sleep(0.3)
+        return reference_path(inp)
+
+    runtime.predict_reference = slow
+    payload = {"observations": body_rows(window_frame())}
+    first, second = asyncio.run(_posts(app, [payload] * 2, gap=0.05))
+    assert first.status_code == 200
+    assert second.status_code == 503
+    assert second.headers["retry-after"] == "1"

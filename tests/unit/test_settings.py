@@ -189,3 +189,19 @@ def test_no_production_code_uses_the_in_memory_doubles() -> None:
         and p.parts[-2] not in {"bench", "adapters"}
     ]
     assert users == []
+
+
+def test_serving_limits_have_documented_defaults_and_env_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = load_settings(InferenceSettings)
+    assert defaults.api_max_body_bytes == 1_048_576
+    assert (defaults.api_max_rows, defaults.api_max_queue) == (10_000, 1_024)
+    assert (defaults.api_request_timeout_ms, defaults.api_torch_threads) == (5_000, 1)
+    monkeypatch.setenv("API_MAX_BODY_BYTES", "2048")
+    monkeypatch.setenv("API_REQUEST_TIMEOUT_MS", "250")
+    custom = load_settings(InferenceSettings)
+    assert (custom.api_max_body_bytes, custom.api_request_timeout_ms) == (2048, 250)
+    monkeypatch.setenv("API_MAX_QUEUE", "0")
+    with pytest.raises(ConfigError, match="API_MAX_QUEUE"):
+        load_settings(InferenceSettings)

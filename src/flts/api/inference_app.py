@@ -39,7 +39,6 @@ from flts.api.predict_schema import (
     PREDICT_RESPONSES,
     HealthResponse,
     PingResponse,
-    Problem,
     ReadyResponse,
     problem,
 )
@@ -62,11 +61,6 @@ def set_torch_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-def one_torch_thread() -> None:
-    """Kept for callers of the old name: :func:`set_torch_threads` with 1."""
-    set_torch_threads(1)
 
 
 def create_inference_app(
@@ -318,10 +312,8 @@ __all__ = [
     "ApiSettings",
     "InferenceApp",
     "PredictFastLane",
-    "Problem",
     "create_inference_app",
     "error_body",
-    "one_torch_thread",
     "serve_predict",
     "set_torch_threads",
 ]

@@ -90,9 +90,10 @@ class ModelState:
     def set(self, loaded: LoadedModel) -> int:
         """Make ``loaded`` the answering model; returns the new version (1 for the first).
 
-        Listeners run in the caller's thread after the swap (the HTTP app uses this to
-        prepare its fast path off the event loop); a failing listener is logged, not raised,
-        because the swap itself has already happened.
+        Listeners run in the caller's thread after the swap: the HTTP service builds and
+        checks the new runtime there, off the event loop, and keeps answering with the old one
+        until it is ready. A failing listener is logged, not raised, because the swap itself
+        has already happened.
         """
         with self._lock:
             version = self._slot[0] + 1

@@ -66,10 +66,15 @@ def client_error(status: int, loc: list[str | int], msg: str, kind: str) -> Answ
     return Answer(status, error_body([{"type": kind, "loc": loc, "msg": msg}]))
 
 
-def server_error(status: int, msg: str, request_id: str | None = None) -> Answer:
-    """A 5xx: a message and a request id, never a traceback."""
+def server_error(
+    status: int, msg: str, request_id: str | None = None, retry: bool = False
+) -> Answer:
+    """A 5xx: a message and a request id, never a traceback; ``retry`` adds Retry-After."""
     rid = request_id or uuid.uuid4().hex
-    return Answer(status, error_body(msg, request_id=rid), [(b"x-request-id", rid.encode())])
+    headers = [(b"x-request-id", rid.encode())]
+    if retry:
+        headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+    return Answer(status, error_body(msg, request_id=rid), headers)
 
 
 class PredictService:
@@ -99,6 +104,7 @@ class PredictService:
             on_batch=metrics.observe_batch,
         )
         self.runtime: ModelRuntime | None = None
+        self._unbatched_inflight = 0  # only touched on the event loop
         state.subscribe(self._on_swap)
         current = state.current()
         if current is not None:
@@ -159,7 +165,7 @@ class PredictService:
         """Answer one POST /predict whose headers passed :meth:`refuse_early`."""
         runtime = self.runtime
         if runtime is None:
-            return Answer(503, error_body(NO_MODEL), [_retry_after()])
+            return server_error(503, NO_MODEL, retry=True)
         try:
             inp = parse_predict_body(body, runtime.raw_columns, self.max_rows)
             runtime.check_rows(inp)
@@ -169,14 +175,11 @@ class PredictService:
                 window = runtime.window(inp)
                 values = await self.batcher.submit(runtime.runner, window, self.timeout)
             else:
-                work = asyncio.to_thread(runtime.predict_reference, inp)
-                values = await asyncio.wait_for(work, self.timeout)
+                values = await self._unbatched(runtime, inp)
         except RequestError as exc:
             return Answer(422, error_body([exc.detail()]))
         except QueueFull:
-            return Answer(
-                503, error_body("overloaded: too many requests queued; retry"), [_retry_after()]
-            )
+            return server_error(503, "overloaded: too many requests queued; retry", retry=True)
         except (DeadlineExceeded, TimeoutError):
             return server_error(
                 504, f"no forecast within {self.timeout:g} s (API_REQUEST_TIMEOUT_MS)"
@@ -190,9 +193,17 @@ class PredictService:
         legacy = inp.legacy or _wants_legacy(query)
         return Answer(200, _response(runtime, inp, values[:length], legacy))
 
-
-def _retry_after() -> tuple[bytes, bytes]:
-    return (b"retry-after", str(RETRY_AFTER_SECONDS).encode())
+    async def _unbatched(self, runtime: ModelRuntime, inp: PredictInput) -> np.ndarray:
+        """Prophet and baselines: one predict per request in a worker thread, bounded like the
+        batcher's queue (API_MAX_QUEUE) so overload answers 503 instead of piling up."""
+        if self._unbatched_inflight >= self.settings.api_max_queue:
+            raise QueueFull(f"{self._unbatched_inflight} unbatched predictions in flight")
+        self._unbatched_inflight += 1
+        try:
+            work = asyncio.to_thread(runtime.predict_reference, inp)
+            return await asyncio.wait_for(work, self.timeout)
+        finally:
+            self._unbatched_inflight -= 1
 
 
 def _length(inp: PredictInput, horizon: int) -> int:

@@ -213,22 +213,21 @@ def _from_columns(
     if not isinstance(stamps, list) or not stamps:
         raise RequestError((*loc, index_col), "must be a non-empty list", "list_type")
     _check_count(len(stamps), max_rows, (*loc, index_col))
-    out = np.empty((len(stamps), len(columns)), dtype=np.float64)
-    for j, c in enumerate(columns):
+    n = len(stamps)
+    for c in columns:
         col = data[c]
-        if not isinstance(col, list) or len(col) != len(stamps):
+        if not isinstance(col, list) or len(col) != n:
             size = len(col) if isinstance(col, list) else "no list of"
-            raise RequestError(
-                (*loc, c), f"has {size} values; {index_col!r} has {len(stamps)}", "list_type"
-            )
-        if set(map(type, col)) <= _NUMBER_TYPES:
-            out[:, j] = np.fromiter(col, dtype=np.float64, count=len(col))
-            if np.isfinite(out[:, j]).all():
-                continue
-        bad = _first_bad_cell(col)
-        raise _cell_error(col[bad], (*loc, c, bad))
+            raise RequestError((*loc, c), f"has {size} values; {index_col!r} has {n}", "list_type")
     times = parse_times(stamps, lambda i: (*loc, index_col, i))
-    return times, out, index_col
+    cells = list(chain.from_iterable(data[c] for c in columns))
+    if set(map(type, cells)) <= _NUMBER_TYPES:
+        flat = np.fromiter(cells, dtype=np.float64, count=len(cells))
+        if np.isfinite(flat).all():
+            return times, np.ascontiguousarray(flat.reshape(len(columns), n).T), index_col
+    bad = _first_bad_cell(cells)
+    col, row = divmod(bad, n)
+    raise _cell_error(cells[bad], (*loc, columns[col], row))
 
 
 def parse_times(stamps: list[Any], where: Any) -> np.ndarray:

@@ -160,8 +160,9 @@ class RecurrentForecaster(Forecaster):
                 f"windows must have shape (batch, {expected[0]}, {expected[1]}); "
                 f"got {windows.shape}"
             )
-        # No _apply_threads() here: the caller owns threading (the HTTP API sets its serving
-        # API_TORCH_THREADS once; predict() below applies the training setting for batch runs).
+        # No _apply_threads() here or in predict(): torch threads are process-wide, and the
+        # training torch_threads saved with a model must not override the process's serving
+        # setting (API_TORCH_THREADS) on every forward. Only fit() applies it.
         self._net.eval()
         out = np.empty((len(windows), self.spec.horizon), dtype=np.float64)
         with torch.inference_mode():
@@ -177,7 +178,6 @@ class RecurrentForecaster(Forecaster):
         # Scale only the rows some window reads; rows at or after the last origin stay unread.
         end = int(idx.max()) if idx.size else 0
         scaled = self.spec.scaler.transform(matrix[:end]).astype(np.float32)
-        self._apply_threads()
         return self.predict_scaled_batch(input_windows(scaled, idx, self.spec.lookback))
 
     # -- persistence ---------------------------------------------------------------------
