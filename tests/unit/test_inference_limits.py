@@ -381,3 +381,14 @@ def test_unbatched_models_are_bounded_too() -> None:
     assert first.status_code == 200
     assert second.status_code == 503
     assert second.headers["retry-after"] == "1"
+
+
+def test_absurd_but_finite_values_are_a_client_error_not_a_null_forecast(
+    client: AppClient,
+) -> None:
+    rows = body_rows(window_frame())
+    for row in rows:
+        row["down"] = 1e300
+    error = _error(_post(client, rows))
+    assert error["loc"] == ["body", "observations"]
+    assert "not a finite number" in error["msg"]

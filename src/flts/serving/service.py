@@ -190,6 +190,15 @@ class PredictService:
                 "prediction failed: request_id=%s run_id=%s", rid, runtime.loaded.run_id
             )
             return server_error(500, "prediction failed; see the service log", rid)
+        if not np.isfinite(values[:length]).all():
+            # Finite but absurd inputs (1e300) overflow the model: the client's values, not us.
+            problem = RequestError(
+                ("body", *inp.base_loc),
+                "the values are far outside what this model was trained on: its forecast is "
+                "not a finite number",
+                "value_error",
+            )
+            return Answer(422, error_body([problem.detail()]))
         legacy = inp.legacy or _wants_legacy(query)
         return Answer(200, _response(runtime, inp, values[:length], legacy))
 
