@@ -12,6 +12,10 @@ For origin ``i`` (the first unobserved row) and horizon step ``k`` (0-based, tar
   row 0, so the model needs exactly ``S`` rows of history, like seasonal naive, and every model
   is scored on the same origins;
 * every other raw numeric column at ``i - 1`` (scaled with the spec's training scaler);
+* optionally (LightGBM only), the time of day and of the week of the *target* time (sine and
+  cosine), from ``ds[i-1]`` plus ``k + 1`` steps: ramps at fixed hours (a shop opening) depend
+  on them non-linearly. On the simbench commercial profile LightGBM went from 0.978x to 0.710x
+  persistence MAE at 16 steps with them, while the linear model got worse (0.813x to 0.898x);
 * the step ``k`` itself (used by the pooled LightGBM model; the linear model fits one model per
   step, where the column is constant and harmless).
 
@@ -28,12 +32,16 @@ import numpy as np
 import pandas as pd
 
 from flts.forecasting.models._common import feature_matrix
-from flts.forecasting.spec import ForecastSpec
+from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 
 #: Target lags before the origin (1 is the level every other feature is measured against).
 TARGET_LAGS: tuple[int, ...] = (1, 2, 3)
 #: Offsets around "one season before the target time".
 SEASON_OFFSETS: tuple[int, ...] = (-1, 0, 1)
+DAY_SECONDS = 86_400
+WEEK_SECONDS = 7 * DAY_SECONDS
+#: Seconds from Monday 00:00 to the epoch (Thursday 1970-01-01 00:00).
+MONDAY_OFFSET = 3 * DAY_SECONDS
 
 
 def spec_periods(spec: ForecastSpec) -> tuple[int, ...]:
@@ -73,6 +81,9 @@ class ScaledSeries:
 
     target: np.ndarray
     covariates: np.ndarray  # (rows, n_covariates)
+    #: Seconds since the epoch of each row (UTC), and the grid step.
+    seconds: np.ndarray
+    step_seconds: int
 
     @classmethod
     def from_frame(
@@ -82,15 +93,31 @@ class ScaledSeries:
         matrix = feature_matrix(frame.iloc[:end], spec)
         scaled = spec.scaler.transform(matrix)
         cov_idx = [spec.feature_order.index(c) for c in covariates]
-        return cls(scaled[:, spec.target_index], scaled[:, cov_idx])
+        ds = pd.to_datetime(frame[TIME_COLUMN].iloc[:end])
+        if ds.dt.tz is not None:
+            ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
+        seconds = ds.to_numpy(dtype="datetime64[s]").astype(np.int64).astype(np.float64)
+        return cls(scaled[:, spec.target_index], scaled[:, cov_idx], seconds, spec.step_seconds)
 
 
-def n_features(periods: tuple[int, ...], n_covariates: int) -> int:
-    return len(TARGET_LAGS) + len(periods) * len(SEASON_OFFSETS) + n_covariates + 1
+def calendar(seconds: np.ndarray) -> list[np.ndarray]:
+    """Day and week phase as sine/cosine (Monday 00:00 UTC = 0; 1970-01-01 was a Thursday)."""
+    day = 2.0 * np.pi * np.mod(seconds, DAY_SECONDS) / DAY_SECONDS
+    week = 2.0 * np.pi * np.mod(seconds + MONDAY_OFFSET, WEEK_SECONDS) / WEEK_SECONDS
+    return [np.sin(day), np.cos(day), np.sin(week), np.cos(week)]
+
+
+def n_features(periods: tuple[int, ...], n_covariates: int, with_calendar: bool) -> int:
+    n_calendar = 4 if with_calendar else 0
+    return len(TARGET_LAGS) + len(periods) * len(SEASON_OFFSETS) + n_covariates + n_calendar + 1
 
 
 def design(
-    series: ScaledSeries, origins: np.ndarray, step: int, periods: tuple[int, ...]
+    series: ScaledSeries,
+    origins: np.ndarray,
+    step: int,
+    periods: tuple[int, ...],
+    with_calendar: bool = False,
 ) -> np.ndarray:
     """Design matrix (len(origins), n_features) for horizon step ``step`` (0-based)."""
     y = series.target
@@ -103,6 +130,9 @@ def design(
             idx = np.clip(origins + step - period + offset, 0, latest)
             columns.append(y[idx] - last)
     columns.extend(series.covariates[origins - 1].T)
+    if with_calendar:
+        target_time = series.seconds[origins - 1] + (step + 1) * series.step_seconds
+        columns.extend(calendar(target_time))
     columns.append(np.full(len(origins), float(step)))
     return np.column_stack(columns)
 

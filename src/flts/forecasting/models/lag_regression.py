@@ -16,6 +16,7 @@ import logging
 import time
 from abc import abstractmethod
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,9 @@ MIN_TRAIN_ORIGINS = 32
 
 class LagRegressionForecaster(Forecaster):
     """Shared windowing, checks and persistence; subclasses fit and apply the regressor."""
+
+    #: Add the target time's day/week phase to the features (see ``lag_features``).
+    with_calendar: ClassVar[bool] = False
 
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         super().__init__(spec, train_config)
@@ -100,7 +104,7 @@ class LagRegressionForecaster(Forecaster):
         last = series.target[idx - 1]
         for step in range(self.spec.horizon):
             out[:, step] = last + self._predict_step(
-                lf.design(series, idx, step, self._periods), step
+                lf.design(series, idx, step, self._periods, self.with_calendar), step
             )
         return self.spec.scaler.inverse_column(self.spec.target, out)
 
@@ -169,11 +173,11 @@ class LinearForecaster(LagRegressionForecaster):
         from sklearn.preprocessing import StandardScaler
 
         horizon = self.spec.horizon
-        width = lf.n_features(self._periods, len(self._covariates))
+        width = lf.n_features(self._periods, len(self._covariates), self.with_calendar)
         coef, intercept = np.zeros((horizon, width)), np.zeros(horizon)
         sq_err = 0.0
         for step in range(horizon):
-            x = lf.design(series, origins, step, self._periods)
+            x = lf.design(series, origins, step, self._periods, self.with_calendar)
             y = lf.labels(series, origins, step)
             scaler = StandardScaler().fit(x)
             ridge = Ridge(alpha=self.alpha).fit(scaler.transform(x), y)
