@@ -159,7 +159,9 @@ def test_failed_component_is_named_with_its_log(
     """A broker that dies at start: the error names it, its log and the log's last lines;
     what was already started is stopped."""
     monkeypatch.setattr(
-        stack_module, "tansu_argv", lambda ports: ["/bin/sh", "-c", "echo broker-broke; exit 3"]
+        stack_module,
+        "tansu_argv",
+        lambda ports, advertised=None: ["/bin/sh", "-c", "echo broker-broke; exit 3"],
     )
     ports = StackPorts.free()
     local = stack_module.LocalStack(tmp_path, ports)

@@ -130,7 +130,7 @@ def network_cut(c: Chaos) -> None:
     c.healed()
 
 
-def random_kills(c: Chaos, kills: int = 20, every_s: float = 4.0, seed: int = 7) -> None:
+def random_kills(c: Chaos, kills: int = 20, every_s: float = 2.0, seed: int = 7) -> None:
     """e. ``kills`` SIGKILLs of random services over the run; the run's supervisor restarts
     them with backoff."""
     rng = random.Random(seed)
