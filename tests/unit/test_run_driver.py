@@ -52,6 +52,12 @@ class Notes:
     def note(self, text: str) -> None:
         self.lines.append(text)
 
+    def phase(self, name: str, detail: str = "") -> None:
+        self.lines.append(f"{name}: {detail}")
+
+    def trained(self, model_type: str, rmse: float) -> None:
+        self.lines.append(model_type)
+
 
 class NoEvents:
     events: queue.Queue[ObservedEvent] = queue.Queue()
@@ -71,3 +77,20 @@ def test_a_crashed_service_is_restarted_with_backoff_then_given_up(
     assert waiter.restarts == {"svc": 3}
     assert services[0].pid != crasher.pid  # replaced in place: the run stops the live one
     assert sum("restarting in" in line for line in display.lines) == 3  # backoff 0.05, 0.1, 0.2
+
+
+def test_the_champions_forecast_seen_before_its_promotion_still_ends_the_run(
+    tmp_path: Path,
+) -> None:
+    """After a rebalance the monitor rereads topics side by side, in any order."""
+    from flts.run.pipeline import PipelineRunner, RunOptions
+
+    options = RunOptions("x", tmp_path / "a.csv", tmp_path / "b.csv", tmp_path, tmp_path)
+    runner = PipelineRunner(options, {}, Notes())  # type: ignore[arg-type]
+    runner.outcome.config_hash = "h"
+    fresh = int(time.time() * 1000)
+    runner.observe(event(TOPICS.performance_eval, fresh, config_hash="h", run_id="r1"))
+    assert runner.outcome.performance is None
+    runner.observe(event(TOPICS.model_selected, fresh, config_hash="h", run_id="r1"))
+    assert runner.outcome.performance is not None
+    assert runner.outcome.performance["run_id"] == "r1"

@@ -214,6 +214,8 @@ class PipelineRunner:
         self._held: list[ObservedEvent] = []
         #: Service name -> how often the run restarted it after a crash.
         self.restarts: dict[str, int] = {}
+        #: Batch forecasts seen, by the run_id of the model that made them.
+        self._forecasts: dict[str, dict[str, Any]] = {}
 
     # -- services -----------------------------------------------------------------------------
 
@@ -290,9 +292,16 @@ class PipelineRunner:
             out.selected = value
             out.marks["selected"] = time.monotonic()
             self.display.phase("inference", f"champion {value.get('model_type')}")
-        elif event.topic == TOPICS.performance_eval and self._is_champion_inference(value):
-            out.performance = value
-            out.marks["inferred"] = time.monotonic()
+        elif event.topic == TOPICS.performance_eval:
+            # Topics are read side by side: after a rebalance the monitor may see the batch
+            # forecast before the promotion it answers (found by the chaos suite's network cut).
+            self._forecasts[str(value.get("run_id"))] = value
+        selected = out.selected
+        if selected is not None and out.performance is None:
+            champion = self._forecasts.get(str(selected.get("run_id")))
+            if champion is not None:
+                out.performance = champion
+                out.marks["inferred"] = time.monotonic()
 
     def _handle_progress(self, value: dict[str, Any]) -> None:
         stage = value.get("stage")
@@ -311,10 +320,6 @@ class PipelineRunner:
             if message.startswith("no champion"):
                 self.outcome.no_champion = message
                 self.outcome.marks["selected"] = time.monotonic()
-
-    def _is_champion_inference(self, value: dict[str, Any]) -> bool:
-        selected = self.outcome.selected
-        return selected is not None and value.get("run_id") == selected.get("run_id")
 
     def follow(self, monitor: TopicMonitor) -> RunOutcome:
         opts, out = self.options, self.outcome
