@@ -2,7 +2,7 @@
 # `make compose-smoke`: deploy/compose-local.yaml up under podman-compose, one pipeline end to
 # end on a small slice of the bundled data set (GRU, LSTM, PROPHET trained in their containers,
 # a champion promoted by eval, /predict answered by the inference container), then down,
-# checking that nothing of the project is left. Writes bench/results/compose_smoke.json.
+# checking that nothing of the project is left. Writes deploy/results/compose_smoke.json.
 # Not part of `make test`: it takes minutes (image start-up, training, MLflow).
 # Random credentials and free loopback ports for each run; nothing is written to deploy/.env.
 PROJECT="${PROJECT:-flts-smoke}"
@@ -10,7 +10,7 @@ export PROJECT
 ENV_FILE=/nonexistent
 source "$(dirname "$0")/compose-local.sh"
 IMAGE="${FLTS_IMAGE:-localhost/flts:0.1.0}"
-RESULT="${RESULT:-${REPO_ROOT}/bench/results/compose_smoke.json}"
+RESULT="${RESULT:-${REPO_ROOT}/deploy/results/compose_smoke.json}"
 TIMEOUT_S="${TIMEOUT_S:-1200}"
 
 ${ENGINE} image exists "${IMAGE}" || { echo "no image ${IMAGE}: run make image first" >&2; exit 1; }
