@@ -56,6 +56,6 @@ def test_explicit_config_wins() -> None:
     config = PreprocessConfig(lags=(3,), season_steps=24)
     found = resolve_defaults(config, stamps(22, 120), 120, source="t.csv")
     assert (found.lags, found.season_steps) == ((3,), 24)
-    assert found.seasonal_periods == (24,)  # the configured season is the one every model uses
+    assert found.seasonal_periods == (720, 5040)  # still reported
     none = resolve_defaults(PreprocessConfig(lags=()), stamps(22, 120), 120, source="t.csv")
     assert none.lags == ()

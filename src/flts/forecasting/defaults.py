@@ -100,16 +100,11 @@ def default_lags(
 def resolve_defaults(
     config: PreprocessConfig, train_ds: pd.Series, step_seconds: int, *, source: str
 ) -> ResolvedDefaults:
-    """Seasons and lags for this training file; explicit ``season_steps``/``lags`` win.
-
-    A configured ``season_steps`` is then the one seasonal period every model uses (the user
-    said what the season is), not only the seasonal-naive baseline's.
-    """
+    """Seasons and lags for this training file; explicit ``season_steps``/``lags`` win."""
     periods, notes = detect_seasons(train_ds, step_seconds, source=source)
     daily = daily_period(step_seconds)
     if config.season_steps is not None:
         season = config.season_steps
-        periods = (season,)
         how = "configured"
     elif daily is not None and daily in periods:
         season = daily
