@@ -255,7 +255,7 @@ def run(options: BenchOptions) -> list[BenchResult]:
     timer = Timer()
     q = options.quick
     notes: list[str] = []
-    wl = workload(q)
+    wl = workload(q, options.extra.get("preprocess_config"))
     models = wl.ensure((ModelType.GRU, ModelType.PROPHET))
     wrk = ensure_wrk(q, notes)
     seconds, warmup = (3.0, 1.0) if q else (30.0, 5.0)
@@ -272,6 +272,7 @@ def run(options: BenchOptions) -> list[BenchResult]:
         "warmup_s": warmup,
         "body_bytes": len(body),
         "window_rows": len(orjson.loads(body)["observations"]),
+        "preprocess_config": options.extra.get("preprocess_config") or "defaults",
         "cores": os.cpu_count(),
     }
     if wrk is None:

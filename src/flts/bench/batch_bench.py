@@ -32,9 +32,10 @@ TARGET_RATIO = 0.8
 
 def bare_windows(model: RecurrentForecaster, test_bytes: bytes) -> torch.Tensor:
     """Exactly the windows the stage forecasts, scaled, as one contiguous float32 tensor."""
-    raw, _meta = read_processed(test_bytes)
+    raw, meta = read_processed(test_bytes)
     frame = infer.ordered_features(raw, model.spec, "test")
-    origins, _scored = infer.inference_origins(len(frame), model)
+    # The leading context rows (training's tail) are history, never origins: as in the stage.
+    origins, _scored = infer.inference_origins(len(frame), model, meta.context_rows)
     scaled = model.spec.scaler.transform(feature_matrix(frame, model.spec)).astype(np.float32)
     windows = input_windows(scaled, origins, model.spec.lookback)
     return torch.from_numpy(np.ascontiguousarray(windows))
@@ -52,7 +53,7 @@ def bare_forward(net: torch.nn.Module, x: torch.Tensor) -> float:
 
 def run(options: BenchOptions) -> list[BenchResult]:
     timer = Timer()
-    wl = workload(options.quick)
+    wl = workload(options.quick, options.extra.get("preprocess_config"))
     trained = wl.ensure((ModelType.GRU,))[ModelType.GRU]
     model = load_forecaster(trained.model_dir)
     if not isinstance(model, RecurrentForecaster):

@@ -58,7 +58,7 @@ def _config(wl: Workload) -> dict[str, Any]:
 
 def run(options: BenchOptions) -> list[BenchResult]:
     timer = Timer()
-    wl = workload(options.quick)
+    wl = workload(options.quick, options.extra.get("preprocess_config"))
     models = wl.ensure(TRAINABLE_MODEL_TYPES)
     figures = _train_figures(models)
     figures["preprocess_s"] = wl.preprocess_s

@@ -76,7 +76,7 @@ class Workload:
         )
 
 
-_CACHE: dict[bool, Workload] = {}
+_CACHE: dict[tuple[bool, str | None], Workload] = {}
 
 
 def head_lines(data: bytes, rows: int) -> bytes:
@@ -93,10 +93,11 @@ def raw_data(quick: bool) -> tuple[bytes, bytes]:
     return train_bytes, test_bytes
 
 
-def workload(quick: bool) -> Workload:
+def workload(quick: bool, config_json: str | None = None) -> Workload:
     """Preprocessed data in memory (cached per process and mode)."""
-    if quick in _CACHE:
-        return _CACHE[quick]
+    key = (quick, config_json)
+    if key in _CACHE:
+        return _CACHE[key]
     store = InMemoryObjectStore()
     tracker = InMemoryTracker(Path(tempfile.mkdtemp(prefix="flts-bench-models-")))
     atexit.register(shutil.rmtree, tracker.root, True)
@@ -105,7 +106,13 @@ def workload(quick: bool) -> Workload:
     store.ensure_bucket(BUCKET_DATASET)
     store.put_bytes(BUCKET_DATASET, "train.csv", train_bytes, "text/csv")
     store.put_bytes(BUCKET_DATASET, "test.csv", test_bytes, "text/csv")
-    pre_config = PreprocessConfig(**QUICK_CONFIG) if quick else PreprocessConfig()  # type: ignore[arg-type]
+    # ``config_json`` (flts bench --config) overrides the default or quick preprocess config, e.g.
+    # to measure with an earlier release's defaults next to today's.
+    base = PreprocessConfig(**QUICK_CONFIG) if quick else PreprocessConfig()  # type: ignore[arg-type]
+    overrides = PreprocessConfig.model_validate_json(config_json) if config_json else None
+    pre_config = (
+        base.model_copy(update=overrides.model_dump(exclude_unset=True)) if overrides else base
+    )
     request = PreprocessRequest(
         identifier=IDENTIFIER,
         train=ObjectRef(bucket=BUCKET_DATASET, key="train.csv"),
@@ -129,5 +136,5 @@ def workload(quick: bool) -> Workload:
             "test_rows": prep.test_rows,
         },
     )
-    _CACHE[quick] = wl
+    _CACHE[key] = wl
     return wl

@@ -29,6 +29,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bootstrap", default=None, help="Kafka bootstrap to use instead of a fresh local stack"
     )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="preprocess config overrides as JSON for train/batch/api, e.g. '{\"lags\": []}'",
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from flts.bench.markdown import write_markdown
 
     out_dir: Path = args.out
-    options = BenchOptions(quick=args.quick, out_dir=out_dir, bootstrap=args.bootstrap)
+    extra = {"preprocess_config": args.config} if args.config else {}
+    options = BenchOptions(quick=args.quick, out_dir=out_dir, bootstrap=args.bootstrap, extra=extra)
     names = all_benchmarks() if args.name == "all" else [args.name]
     done: set[str] = set()
     failed: list[str] = []
