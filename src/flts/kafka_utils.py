@@ -28,6 +28,9 @@ from flts.errors import MessagingError
 from flts.settings import KafkaSettings, load_settings, pipeline_topics
 
 log = logging.getLogger(__name__)
+#: librdkafka's own log lines (connection failures while a broker restarts, ...) go through
+#: Python logging rather than straight to stderr, so they follow the CLI's log file and level.
+_LIBRDKAFKA_LOG = logging.getLogger("flts.librdkafka")
 
 _TOPICS = pipeline_topics()
 #: The spec's topics, in pipeline order (defaults of ``flts.settings``; kept for callers).
@@ -57,6 +60,7 @@ def _client_config(
         conf["bootstrap.servers"] = bootstrap
     conf.update(extra)
     conf.update(config or {})
+    conf.setdefault("logger", _LIBRDKAFKA_LOG)
     return settings, conf
 
 

@@ -6,6 +6,7 @@ sees exactly what any later reader would, independent of the driver that watched
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
@@ -50,6 +51,7 @@ def read_run(bootstrap: str, identifier: str, timeout_s: float = 60.0) -> RunAud
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
+            "logger": logging.getLogger("flts.librdkafka"),
             "group.id": f"flts-chaos-audit-{uuid.uuid4().hex[:10]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

@@ -356,7 +356,9 @@ def _kafka_healthy(bootstrap: str) -> bool:
     if not procs.port_open(int(bootstrap.rsplit(":", 1)[1])):
         return False
     try:
-        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=3)
+        conf: dict[str, Any] = {"bootstrap.servers": bootstrap}
+        conf["logger"] = logging.getLogger("flts.librdkafka")
+        AdminClient(conf).list_topics(timeout=3)
     except KafkaException:
         return False
     return True

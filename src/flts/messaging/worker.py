@@ -55,6 +55,7 @@ def consumer_config(kafka: KafkaSettings, group_id: str, **extra: Any) -> dict[s
     """librdkafka settings of a worker: manual commits, earliest reset, short session (tansu)."""
     return {
         **kafka.client_config(),
+        "logger": logging.getLogger("flts.librdkafka"),  # not straight to stderr
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",

@@ -59,6 +59,7 @@ class TopicMonitor:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
+                "logger": logging.getLogger("flts.librdkafka"),
                 "group.id": f"flts-run-monitor-{uuid.uuid4().hex[:12]}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
