@@ -37,17 +37,27 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     wanted = next((a for a in argv if a in SUBCOMMANDS), None)
     for name, (module, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
-        sp.add_argument(
+        # Import only the module of the subcommand in use (or all of them for --help).
+        if wanted is None or wanted == name:
+            importlib.import_module(module).register(sp)
+        _accept_verbose(sp)
+    return parser
+
+
+def _accept_verbose(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` is accepted after any (sub-)subcommand, e.g. ``flts stack status -v``."""
+    if not any("--verbose" in action.option_strings for action in parser._actions):
+        parser.add_argument(
             "-v",
             "--verbose",
             action="store_true",
             default=argparse.SUPPRESS,
             help="show library and component log lines on the terminal too",
         )
-        # Import only the module of the subcommand in use (or all of them for --help).
-        if wanted is None or wanted == name:
-            importlib.import_module(module).register(sp)
-    return parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _accept_verbose(child)
 
 
 #: Process-wide defaults for libraries, set before any of them is imported. MLflow's telemetry
