@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from flts.domain.config import ModelType, TrainConfig
+from flts.forecasting.intervals import ConformalIntervals
 from flts.forecasting.spec import ForecastSpec
 
 SPEC_FILE = "forecaster.json"
@@ -54,6 +55,9 @@ class Forecaster(ABC):
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         self.spec = spec
         self.train_config = train_config or TrainConfig()
+        #: Split-conformal bands calibrated after fitting (None until calibrated, and for
+        #: models saved before intervals existed). Saved and loaded with the model.
+        self.intervals: ConformalIntervals | None = None
 
     @property
     def min_history(self) -> int:
@@ -77,6 +81,8 @@ class Forecaster(ABC):
             "train_config": self.train_config.model_dump(mode="json"),
         }
         (directory / SPEC_FILE).write_text(json.dumps(header, indent=2, sort_keys=True))
+        if self.intervals is not None:
+            self.intervals.save(directory)
         self._save_state(directory)
 
     @classmethod
@@ -85,6 +91,7 @@ class Forecaster(ABC):
         spec = ForecastSpec.model_validate(header["spec"])
         model = cls(spec, TrainConfig.model_validate(header["train_config"]))
         model._load_state(directory)
+        model.intervals = ConformalIntervals.load(directory)
         return model
 
     def _save_state(self, directory: Path) -> None:  # noqa: B027 - baselines have no state

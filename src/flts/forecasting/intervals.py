@@ -1,0 +1,216 @@
+"""Prediction intervals by split conformal prediction, per horizon step, for any forecaster.
+
+Calibration: the fitted model forecasts rolling origins at the end of the *training* period
+(the last ``validation_fraction`` of its origins, the windows models hold out for validation),
+and the signed residuals ``actual - forecast`` of each horizon step give that step's band.
+Two one-sided conformal quantiles at ``alpha / 2`` each, with the finite-sample correction
+(rank ``ceil((n + 1)(1 - alpha / 2))`` of ``n`` residuals), so the band may be asymmetric
+(load is skewed) and absorbs a constant bias. The test set is never read here.
+
+Why signed residuals and not |residual|: a model that under-forecasts peaks needs a wider upper
+than lower band; the symmetric form would over-cover one side and under-cover the other.
+
+Bands are offsets in the target's original units: ``lower = point + lower_offset[step]``. They
+are saved next to the model (``intervals.json``) so serving, batch inference and the live loop
+read the same numbers the training run calibrated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from flts.errors import DataValidationError
+from flts.forecasting import windows
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from flts.forecasting.base import Forecaster
+
+DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
+INTERVALS_FILE = "intervals.json"
+#: Fewer calibration windows than this give bands too coarse to trust; say so, do not guess.
+MIN_CALIBRATION_WINDOWS = 20
+
+
+class IntervalMetrics(BaseModel):
+    """How one level's intervals did on scored points."""
+
+    model_config = ConfigDict(frozen=True)
+
+    level: int
+    coverage: float
+    mean_width: float
+    #: Mean Winkler (interval) score: width plus 2/alpha times the miss distance. Lower is better.
+    winkler: float
+
+
+class ConformalIntervals(BaseModel):
+    """Per-level, per-step band offsets from split-conformal calibration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    levels: tuple[int, ...]
+    #: lower_offsets[i][h]: added to the point forecast of step h for level levels[i].
+    lower_offsets: tuple[tuple[float, ...], ...]
+    upper_offsets: tuple[tuple[float, ...], ...]
+    calibration_windows: int = Field(ge=1)
+
+    @classmethod
+    def calibrate(
+        cls, residuals: np.ndarray, levels: tuple[int, ...] = DEFAULT_LEVELS
+    ) -> ConformalIntervals:
+        """Bands from signed residuals ``actual - forecast`` of shape (windows, horizon)."""
+        res = np.asarray(residuals, dtype=np.float64)
+        if res.ndim != 2 or res.shape[1] == 0:
+            raise DataValidationError(f"residuals must be (windows, horizon); got {res.shape}")
+        res = res[np.isfinite(res).all(axis=1)]
+        n = len(res)
+        if n < MIN_CALIBRATION_WINDOWS:
+            raise DataValidationError(
+                f"{n} calibration windows with finite residuals; intervals need at least "
+                f"{MIN_CALIBRATION_WINDOWS} (a longer training file or a larger "
+                "validation_fraction gives more)"
+            )
+        checked = validate_levels(levels)
+        ordered = np.sort(res, axis=0)
+        lower, upper = [], []
+        for level in checked:
+            half_alpha = (1.0 - level / 100.0) / 2.0
+            lo_rank, hi_rank = conformal_ranks(n, half_alpha)
+            lower.append(tuple(float(v) for v in ordered[lo_rank - 1]))
+            upper.append(tuple(float(v) for v in ordered[hi_rank - 1]))
+        return cls(
+            levels=checked,
+            lower_offsets=tuple(lower),
+            upper_offsets=tuple(upper),
+            calibration_windows=n,
+        )
+
+    @property
+    def horizon(self) -> int:
+        return len(self.lower_offsets[0])
+
+    def bands(self, point: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Level -> (lower, upper) arrays shaped like ``point`` (n, horizon)."""
+        forecast = np.asarray(point, dtype=np.float64)
+        if forecast.shape[-1] != self.horizon:
+            raise DataValidationError(
+                f"forecast has {forecast.shape[-1]} steps; the intervals were calibrated "
+                f"for {self.horizon}"
+            )
+        return {
+            level: (
+                forecast + np.asarray(self.lower_offsets[i]),
+                forecast + np.asarray(self.upper_offsets[i]),
+            )
+            for i, level in enumerate(self.levels)
+        }
+
+    def save(self, directory: Path) -> None:
+        (directory / INTERVALS_FILE).write_text(self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> ConformalIntervals | None:
+        """The saved bands, or None for a model saved before intervals existed."""
+        path = directory / INTERVALS_FILE
+        if not path.exists():
+            return None
+        return cls.model_validate(json.loads(path.read_text()))
+
+
+def validate_levels(levels: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Sorted unique levels, each a percentage strictly between 0 and 100."""
+    bad = [lv for lv in levels if not 0 < lv < 100]
+    if bad or not levels:
+        raise DataValidationError(
+            f"interval levels must be percentages strictly between 0 and 100; got {list(levels)}"
+        )
+    return tuple(sorted({int(lv) for lv in levels}))
+
+
+def conformal_ranks(n: int, half_alpha: float) -> tuple[int, int]:
+    """1-based ranks of the lower and upper conformal quantiles among ``n`` sorted residuals.
+
+    The upper rank is ``ceil((n + 1)(1 - half_alpha))``: the finite-sample correction that makes
+    P(actual <= upper) >= 1 - half_alpha for exchangeable residuals. When it exceeds ``n`` the
+    exact quantile would be +inf; the largest residual is used instead (and the calibration set
+    is then too small for that level, which ``MIN_CALIBRATION_WINDOWS`` makes rare). The lower
+    rank mirrors it.
+    """
+    hi = min(n, math.ceil((n + 1) * (1.0 - half_alpha)))
+    lo = max(1, n + 1 - hi)
+    return lo, hi
+
+
+#: Cap on calibration windows: enough for stable 95% quantiles, cheap for any model to predict.
+MAX_CALIBRATION_WINDOWS = 2000
+
+
+def calibration_origins(n_rows: int, horizon: int, min_history: int, fraction: float) -> np.ndarray:
+    """The last ``fraction`` of the training frame's origins (at least the minimum, at most the
+    cap): the rolling origins at the end of the training period the bands are calibrated on."""
+    first, last = max(min_history, 1), n_rows - horizon
+    available = last - first + 1
+    if available < MIN_CALIBRATION_WINDOWS:
+        raise DataValidationError(
+            f"training data leaves {max(available, 0)} origins after {first} rows of history "
+            f"and before a horizon of {horizon}; intervals need {MIN_CALIBRATION_WINDOWS}"
+        )
+    count = min(available, MAX_CALIBRATION_WINDOWS)
+    count = max(MIN_CALIBRATION_WINDOWS, min(count, math.ceil(available * fraction)))
+    return np.arange(last - count + 1, last + 1, dtype=np.int64)
+
+
+def calibrate_forecaster(
+    model: Forecaster,
+    train: pd.DataFrame,
+    levels: tuple[int, ...] = DEFAULT_LEVELS,
+    fraction: float = 0.1,
+) -> ConformalIntervals:
+    """Calibrate ``model``'s bands on the end of its (processed) training frame."""
+    spec = model.spec
+    origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction)
+    target = train[spec.target].to_numpy(dtype=np.float64)
+    actual = windows.actuals(target, origins, spec.horizon)
+    forecast = np.asarray(model.predict(train, origins), dtype=np.float64)
+    return ConformalIntervals.calibrate(actual - forecast, levels)
+
+
+def interval_metrics(
+    actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: int
+) -> IntervalMetrics:
+    """Empirical coverage, mean width and mean Winkler score over every finite point."""
+    y = np.asarray(actual, dtype=np.float64)
+    lo = np.asarray(lower, dtype=np.float64)
+    hi = np.asarray(upper, dtype=np.float64)
+    mask = np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi)
+    if not mask.any():
+        raise DataValidationError("no finite actuals to score the intervals on")
+    y, lo, hi = y[mask], lo[mask], hi[mask]
+    alpha = 1.0 - level / 100.0
+    width = hi - lo
+    below = np.clip(lo - y, 0.0, None)
+    above = np.clip(y - hi, 0.0, None)
+    winkler = width + (2.0 / alpha) * (below + above)
+    return IntervalMetrics(
+        level=level,
+        coverage=float(np.mean((y >= lo) & (y <= hi))),
+        mean_width=float(np.mean(width)),
+        winkler=float(np.mean(winkler)),
+    )
+
+
+def band_columns(bands: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``lower_80``/``upper_80``-style names for the bands, the names every output uses."""
+    out: dict[str, np.ndarray] = {}
+    for level, (lo, hi) in bands.items():
+        out[f"lower_{level}"] = lo
+        out[f"upper_{level}"] = hi
+    return out

@@ -1,0 +1,85 @@
+"""Split-conformal intervals: finite-sample ranks, coverage on exchangeable residuals, metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flts.errors import DataValidationError
+from flts.forecasting.intervals import (
+    MIN_CALIBRATION_WINDOWS,
+    ConformalIntervals,
+    band_columns,
+    calibration_origins,
+    conformal_ranks,
+    interval_metrics,
+)
+
+
+def test_conformal_rank_uses_the_finite_sample_correction() -> None:
+    # n=19, alpha/2=0.05: ceil(20 * 0.95) = 19, so the largest residual; n=9 would need rank 10.
+    assert conformal_ranks(19, 0.05) == (1, 19)
+    assert conformal_ranks(99, 0.1) == (10, 90)
+    assert conformal_ranks(9, 0.05) == (1, 9)
+
+
+def test_bands_cover_fresh_exchangeable_residuals_near_nominal() -> None:
+    rng = np.random.default_rng(0)
+    # Skewed noise with a bias: the band must be asymmetric and still cover.
+    calib = rng.gamma(2.0, 1.0, size=(2000, 3)) - 1.0
+    intervals = ConformalIntervals.calibrate(calib, (80, 95))
+    fresh = rng.gamma(2.0, 1.0, size=(20000, 3)) - 1.0
+    point = np.zeros_like(fresh)
+    for level, (lo, hi) in intervals.bands(point).items():
+        metrics = interval_metrics(fresh, lo, hi, level)
+        assert abs(metrics.coverage - level / 100) < 0.02
+    lo80 = np.asarray(intervals.lower_offsets[0])
+    hi80 = np.asarray(intervals.upper_offsets[0])
+    assert np.all(hi80 - 0.0 > 0.0 - lo80)  # right-skewed: the upper side is wider
+
+
+def test_wider_level_is_never_narrower() -> None:
+    rng = np.random.default_rng(1)
+    intervals = ConformalIntervals.calibrate(rng.normal(size=(300, 4)), (95, 80))
+    assert intervals.levels == (80, 95)
+    width80 = np.subtract(intervals.upper_offsets[0], intervals.lower_offsets[0])
+    width95 = np.subtract(intervals.upper_offsets[1], intervals.lower_offsets[1])
+    assert np.all(width95 >= width80)
+
+
+def test_winkler_score_penalises_misses_by_two_over_alpha() -> None:
+    actual = np.array([0.0, 5.0, -3.0])
+    lower = np.full(3, -1.0)
+    upper = np.full(3, 1.0)
+    m = interval_metrics(actual, lower, upper, 80)
+    # widths 2; misses 4 above and 2 below, each times 2/0.2 = 10.
+    assert m.mean_width == pytest.approx(2.0)
+    assert m.coverage == pytest.approx(1 / 3)
+    assert m.winkler == pytest.approx((2 + (2 + 40) + (2 + 20)) / 3)
+
+
+def test_too_few_windows_and_bad_levels_are_explained() -> None:
+    with pytest.raises(DataValidationError, match="calibration windows"):
+        ConformalIntervals.calibrate(np.zeros((MIN_CALIBRATION_WINDOWS - 1, 2)))
+    with pytest.raises(DataValidationError, match="strictly between 0 and 100"):
+        ConformalIntervals.calibrate(np.zeros((50, 2)), (80, 100))
+    with pytest.raises(DataValidationError, match="intervals need"):
+        calibration_origins(30, horizon=5, min_history=10, fraction=0.1)
+
+
+def test_calibration_origins_are_the_end_of_training_and_leave_a_horizon() -> None:
+    origins = calibration_origins(1000, horizon=4, min_history=50, fraction=0.1)
+    assert origins[-1] == 996  # the last origin whose 4 steps lie in the frame
+    assert len(origins) == 95  # ceil(0.1 * 947) available origins
+    assert np.all(np.diff(origins) == 1)
+
+
+def test_saved_and_loaded_unchanged(tmp_path: Path) -> None:
+    intervals = ConformalIntervals.calibrate(np.arange(100.0).reshape(50, 2) - 50)
+    intervals.save(tmp_path)
+    assert ConformalIntervals.load(tmp_path) == intervals
+    assert ConformalIntervals.load(tmp_path / "missing") is None
+    cols = band_columns(intervals.bands(np.zeros((1, 2))))
+    assert sorted(cols) == ["lower_80", "lower_95", "upper_80", "upper_95"]
