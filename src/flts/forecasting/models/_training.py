@@ -124,7 +124,12 @@ def fit_network(
     """Adam on MSE, early stopping on validation loss; leaves ``net`` with the best weights."""
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(config.seed)
-    best_val, best_epoch, best_train = math.inf, 0, math.inf
+    # Epoch 0 competes too: a net that starts from a good fit (the recurrent models' least-squares
+    # start) keeps it when no epoch beats it on the validation tail.
+    best_val, best_epoch = _mean_loss(net, data.x_val, data.y_val), 0
+    best_train = _mean_loss(net, data.x_train, data.y_train)
+    if not math.isfinite(best_val):
+        best_val = math.inf
     best_state = copy.deepcopy(net.state_dict())
     stale = 0
     epoch = 0
