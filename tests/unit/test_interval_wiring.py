@@ -262,3 +262,44 @@ def test_interval_levels_env_reaches_train_config(monkeypatch: pytest.MonkeyPatc
         load_settings(TrainSettings, **required).train_config()
     monkeypatch.delenv("INTERVAL_LEVELS")
     assert load_settings(TrainSettings, **required).train_config().interval_levels == (80, 95)
+
+
+# -- accuracy bench ------------------------------------------------------------------------------
+def test_coverage_summary_names_the_worst_case_and_the_target() -> None:
+    from flts.bench.accuracy_bench import coverage_summary
+
+    def model(c80: float, c95: float) -> dict[str, object]:
+        return {
+            "intervals": {
+                "80": {"coverage": c80, "mean_width": 1.0, "winkler": 2.0},
+                "95": {"coverage": c95, "mean_width": 2.0, "winkler": 3.0},
+            }
+        }
+
+    results = {
+        "a@h1": {"models": {"GRU": model(0.82, 0.94), "MSTL": {"error": "boom"}}},
+        "a@h30": {"models": {"GRU": model(0.71, 0.96)}},
+    }
+    summary = coverage_summary(results)
+    level80 = summary["levels"]["80"]
+    assert level80["worst"]["case"] == "a@h30/GRU"
+    assert level80["worst"]["gap"] == pytest.approx(-0.09)
+    assert (level80["within_tolerance"], level80["cases"]) == (1, 2)
+    assert summary["levels"]["95"]["within_tolerance"] == 2
+    assert summary["target_met"] is False
+    results["a@h30"]["models"]["GRU"] = model(0.78, 0.96)
+    assert coverage_summary(results)["target_met"] is True
+    assert coverage_summary({})["target_met"] is False
+
+
+def test_accuracy_bench_series_and_models_are_checked() -> None:
+    from flts.bench import BenchOptions
+    from flts.bench.accuracy_bench import _chosen_models, _chosen_series
+
+    options = BenchOptions(extra={"series": "taylor", "models": "linear,mstl"})
+    assert [s.name for s in _chosen_series(options)] == ["taylor"]
+    assert _chosen_models(options) == (ModelType.LINEAR, ModelType.MSTL)
+    with pytest.raises(ConfigError, match="nope"):
+        _chosen_series(BenchOptions(extra={"series": "nope"}))
+    with pytest.raises(ConfigError, match="not trainable"):
+        _chosen_models(BenchOptions(extra={"models": "PERSISTENCE"}))
