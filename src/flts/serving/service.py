@@ -261,10 +261,10 @@ def _response(
 ) -> bytes:
     """The answer's bytes: a per-model pre-serialised head, then only the forecast points."""
     stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step_seconds, len(values))
-    numbers: list[float] = values.tolist()
     head, tail = runtime.response_heads[legacy]
     if bands and runtime.band_offsets:
         return head + orjson.dumps(_rows_with_bands(runtime, stamps, values, legacy)) + tail
+    numbers: list[float] = values.tolist()
     if legacy:
         target = runtime.spec.target
         rows = [{"ts": ts, target: v} for ts, v in zip(stamps, numbers, strict=True)]
