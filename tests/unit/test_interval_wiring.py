@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -118,7 +119,8 @@ def test_test_scores_use_the_bands_around_the_scored_forecasts() -> None:
     point = np.repeat(y[origins - 1][:, None], 2, axis=1)  # persistence: the last value
     inside = (actual >= point - 80) & (actual <= point + 160)
     got = scores.intervals[0]
-    assert (got.level, got.coverage) == (80, pytest.approx(inside.mean()))
+    assert got.level == 80
+    assert got.coverage == pytest.approx(inside.mean())
     assert got.mean_width == pytest.approx(240.0)
     assert scores.intervals[1].mean_width == pytest.approx(3 * 95.0)
 
@@ -217,7 +219,7 @@ def test_plot_shades_the_bands_of_the_log(tmp_path: Path) -> None:
 
 
 def test_interval_table_lists_each_level_of_each_model() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"model_type": "PERSISTENCE", "is_baseline": True},
         {
             "model_type": "GRU",
@@ -268,7 +270,7 @@ def test_interval_levels_env_reaches_train_config(monkeypatch: pytest.MonkeyPatc
 def test_coverage_summary_names_the_worst_case_and_the_target() -> None:
     from flts.bench.accuracy_bench import coverage_summary
 
-    def model(c80: float, c95: float) -> dict[str, object]:
+    def model(c80: float, c95: float) -> dict[str, Any]:
         return {
             "intervals": {
                 "80": {"coverage": c80, "mean_width": 1.0, "winkler": 2.0},
@@ -276,7 +278,7 @@ def test_coverage_summary_names_the_worst_case_and_the_target() -> None:
             }
         }
 
-    results = {
+    results: dict[str, Any] = {
         "a@h1": {"models": {"GRU": model(0.82, 0.94), "MSTL": {"error": "boom"}}},
         "a@h30": {"models": {"GRU": model(0.71, 0.96)}},
     }
@@ -303,3 +305,25 @@ def test_accuracy_bench_series_and_models_are_checked() -> None:
         _chosen_series(BenchOptions(extra={"series": "nope"}))
     with pytest.raises(ConfigError, match="not trainable"):
         _chosen_models(BenchOptions(extra={"models": "PERSISTENCE"}))
+
+
+def test_flts_run_passes_interval_levels_to_every_trainer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flts.run.pipeline import PipelineRunner, RunOptions
+
+    spawned: dict[str, dict[str, str]] = {}
+
+    def record(self: PipelineRunner, spec: str, log: str, *args: str, **env: str) -> None:
+        spawned[log] = env
+
+    monkeypatch.setattr(PipelineRunner, "_spawn", record)
+    models = (ModelType.GRU, ModelType.MSTL)
+    options = RunOptions("id", tmp_path, tmp_path, tmp_path, tmp_path, models=models)
+    PipelineRunner(options, {}, None).start_services()  # type: ignore[arg-type]
+    assert "INTERVAL_LEVELS" not in spawned["train-gru"]  # the trainer's default, 80 and 95
+    options.interval_levels = (50, 90)
+    PipelineRunner(options, {}, None).start_services()  # type: ignore[arg-type]
+    assert spawned["train-gru"]["INTERVAL_LEVELS"] == "50,90"
+    assert spawned["train-mstl"]["INTERVAL_LEVELS"] == "50,90"
+    assert "INTERVAL_LEVELS" not in spawned["inference"]
