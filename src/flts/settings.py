@@ -148,6 +148,8 @@ class TrainSettings(_Base):
     patience: int | None = _env("PATIENCE", None)
     seed: int | None = _env("SEED", None)
     torch_threads: int | None = _env("TORCH_THREADS", None)
+    #: Added by FLTS: prediction-interval levels in percent, comma-separated (default 80,95).
+    interval_levels: Annotated[tuple[int, ...] | None, NoDecode] = _env("INTERVAL_LEVELS", None)
     mlflow_experiment: str = _env("MLFLOW_EXPERIMENT", "flts")
     dlq_topic_override: str | None = _env("DLQ_TOPIC", None)
     progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
@@ -164,6 +166,16 @@ class TrainSettings(_Base):
             raise ValueError(f"{parsed.value} is not trainable; use one of {known}")
         return parsed
 
+    @field_validator("interval_levels", mode="before")
+    @classmethod
+    def _parse_levels(cls, value: Any) -> tuple[int, ...] | None:
+        if value is None or not isinstance(value, str):
+            return value  # type: ignore[no-any-return]
+        try:
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        except ValueError:
+            raise ValueError(f"expected whole percentages like 80,95; got {value!r}") from None
+
     @property
     def dlq_topic(self) -> str:
         """Where failures of the produce side go (spec: ``DLQ-{PRODUCER_TOPIC}``)."""
@@ -176,7 +188,7 @@ class TrainSettings(_Base):
 
     def train_config(self) -> TrainConfig:
         names = ["epochs", "batch_size", "hidden_size", "num_layers", "learning_rate"]
-        names += ["patience", "seed", "torch_threads"]
+        names += ["patience", "seed", "torch_threads", "interval_levels"]
         overrides = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         try:
             return TrainConfig(**overrides)

@@ -15,6 +15,7 @@ import pytest
 
 from flts.domain.config import TrainConfig
 from flts.forecasting.features import build_features, feature_order_for
+from flts.forecasting.intervals import calibrate_forecaster
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
 from flts.infra.procs import free_port
@@ -53,6 +54,8 @@ def _tiny_gru(directory: Path) -> None:
     )
     model = create_forecaster("GRU", spec, TrainConfig(epochs=1, hidden_size=8, num_layers=1))
     model.fit(processed)
+    # Calibrated, so the contract tests also see /predict answers with prediction intervals.
+    model.intervals = calibrate_forecaster(model, processed)
     model.save(directory)
 
 

@@ -103,6 +103,13 @@ def _check_summary(summary: dict, run_dir: Path) -> None:
     assert config["lags"] == [718, 719, 720]
     # Errors are in the units of `down` (1e7..1e9 bits), not in scaled units.
     assert 1e6 < rows["PERSISTENCE"]["mae"] < 1e9
+    # Every trained model has 80 and 95 % intervals scored on the same test origins.
+    for model in ("GRU", "LSTM", "PROPHET"):
+        bands = {i["level"]: i for i in rows[model]["intervals"]}
+        assert sorted(bands) == [80, 95], model
+        assert 0.5 < bands[80]["coverage"] <= bands[95]["coverage"] <= 1.0
+        assert 0 < bands[80]["mean_width"] < bands[95]["mean_width"]
+    assert rows["PERSISTENCE"]["intervals"] == []
     assert (run_dir / "summary.json").exists()
     assert (run_dir / "forecast.png").stat().st_size > 10_000
     timings = summary["timings"]
@@ -123,6 +130,8 @@ def _check_api(port: int, test_csv: Path, summary: dict) -> None:
     forecast = reply.json()["forecast"]
     assert pd.Timestamp(forecast[0]["ts"]).tz_localize(None) > pd.Timestamp(window["time"].iloc[-1])
     assert 1e6 < forecast[0]["value"] < 1e10  # original units of `down`
+    assert forecast[0]["lower_95"] <= forecast[0]["lower_80"] < forecast[0]["upper_80"]
+    assert forecast[0]["upper_80"] <= forecast[0]["upper_95"]
 
 
 def _check_topics(bootstrap: str, identifier: str, summary: dict) -> None:
@@ -177,6 +186,8 @@ def _check_objects(store: S3ObjectStore, summary: dict) -> None:
     first_test = pd.read_csv(bundled_test_csv(), nrows=1)["time"].iloc[0]
     assert pd.Timestamp(first["target_ts"]).tz_localize(None) == pd.Timestamp(first_test)
     assert 1e6 < first["prediction"] < 1e10
+    assert first["lower_80"] < first["upper_80"]
+    assert first["lower_95"] < first["upper_95"]
 
 
 def _count(events: list, status: str, model: str) -> int:

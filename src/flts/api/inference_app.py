@@ -209,8 +209,12 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
         responses=PREDICT_RESPONSES,
         summary="Forecast the steps after the supplied window",
     )
-    async def predict(request: Request, format: str | None = None) -> Response:
-        """``?format=legacy`` answers in the existing pipeline's shape."""
+    async def predict(
+        request: Request, format: str | None = None, intervals: bool | None = None
+    ) -> Response:
+        """``?format=legacy`` answers in the existing pipeline's shape. ``?intervals=true|false``
+        adds or leaves out the prediction intervals (``lower_80``, ``upper_80``, ...) of a
+        calibrated model; by default the new shape has them and the legacy shape does not."""
         started = time.perf_counter()
         result = await serve_predict(service, request.scope, request.receive)
         if result is None:
@@ -244,6 +248,7 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
             "version": service.state.version,
             "min_rows": runtime.min_rows,
             "serving_mode": runtime.mode,
+            "interval_levels": [level for level, _, _ in runtime.band_offsets],
             "spec": {
                 "target": spec.target,
                 "feature_order": list(spec.feature_order),

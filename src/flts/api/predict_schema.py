@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from flts.serving.validation import MAX_TIME, MIN_TIME, TIME_KEYS
 
@@ -51,6 +51,15 @@ class ModelRef(BaseModel):
 
 
 class ForecastPoint(BaseModel):
+    """One step. With a calibrated model the point also carries ``lower_<level>`` and
+    ``upper_<level>`` (e.g. ``lower_80``, ``upper_95``): its split-conformal prediction
+    interval at that nominal coverage, in original units (left out with ``?intervals=false``)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"patternProperties": {"^(lower|upper)_[0-9]{1,2}$": {"type": "number"}}},
+    )
+
     ts: str = Field(description="ISO 8601, UTC, no offset; strictly after the last input row")
     step: int
     value: float | None
@@ -64,7 +73,8 @@ class PredictResponse(BaseModel):
 
 
 class LegacyResponse(BaseModel):
-    """The existing pipeline's answer: ``predictions`` rows carry ``ts`` and ``<target>``."""
+    """The existing pipeline's answer: ``predictions`` rows carry ``ts`` and ``<target>``, and,
+    only with ``?intervals=true``, ``lower_<level>``/``upper_<level>`` for each level."""
 
     status: str = "SUCCESS"
     identifier: str

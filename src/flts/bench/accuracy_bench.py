@@ -16,6 +16,13 @@ Targets (``target_met`` per series and horizon): at horizon 1 the champion's MAE
 0.9x persistence and at most the reference's; at the longer horizon the champion's MAE beats
 both persistence and seasonal naive. The champion here is the trained model with the lowest
 MAE (the promotion gate's composite adds RMSE; the two agree on this panel's rankings).
+
+Prediction intervals: each model's empirical test coverage, mean width and Winkler score per
+level, as the train stage scores them (split conformal, calibrated on the end of the training
+file). The issue's interval target, reported apart from the accuracy target (``coverage``):
+every model's coverage within ``COVERAGE_TOLERANCE`` of its nominal level.
+
+``flts bench accuracy --series taylor --models LINEAR,MSTL`` runs a subset (a cheap check).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from flts.bench.common import BenchResult, Timer, make_result
 from flts.bench.panel_data import Series, panel
 from flts.bench.workload import raw_data
 from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType, PreprocessConfig, TrainConfig
+from flts.errors import ConfigError
 from flts.stages import preprocess, scoring, train
 from flts.stages.contracts import ObjectRef, PreprocessRequest, TrainStageConfig
 from flts.stages.ports import BUCKET_DATASET, StageContext
@@ -42,6 +50,8 @@ from flts.stages.ports import BUCKET_DATASET, StageContext
 log = logging.getLogger(__name__)
 
 H1_MAX_RATIO = 0.9
+#: Interval target: |empirical coverage - nominal| at most 5 percentage points.
+COVERAGE_TOLERANCE = 0.05
 PANEL_EPOCHS = 5
 #: Quick mode (CI smoke): a slice of the bundled data only, so it needs no extra packages.
 QUICK_SERIES = Series(
@@ -100,7 +110,12 @@ def _context() -> tuple[StageContext, InMemoryTracker]:
     return StageContext(store=InMemoryObjectStore(), tracker=tracker), tracker
 
 
-def _run_series(series: Series, horizon: int, train_config: TrainConfig) -> dict[str, Any]:
+def _run_series(
+    series: Series,
+    horizon: int,
+    train_config: TrainConfig,
+    model_types: tuple[ModelType, ...] = TRAINABLE_MODEL_TYPES,
+) -> dict[str, Any]:
     ctx, tracker = _context()
     train_bytes, test_bytes = series.load()
     ctx.store.ensure_bucket(BUCKET_DATASET)
@@ -115,7 +130,7 @@ def _run_series(series: Series, horizon: int, train_config: TrainConfig) -> dict
     prep = preprocess.run(request, config, ctx)
     data = train.load_training_data(prep.training, ctx)
     models: dict[str, Any] = {}
-    for model_type in TRAINABLE_MODEL_TYPES:
+    for model_type in model_types:
         stage_config = TrainStageConfig(model_type=model_type, train=train_config)
         try:
             event = train.run(prep.training, stage_config, ctx)
@@ -136,6 +151,15 @@ def _run_series(series: Series, horizon: int, train_config: TrainConfig) -> dict
             "seasonal_naive_mae": naive.mae,
             "windows": event.test_windows,
             "fit_s": tracker.runs[event.run_id].metrics["fit_seconds"],
+            # Level (as text, JSON keys) -> test coverage, mean width and Winkler score.
+            "intervals": {
+                str(i.level): {
+                    "coverage": i.coverage,
+                    "mean_width": i.mean_width,
+                    "winkler": i.winkler,
+                }
+                for i in event.test_intervals or ()
+            },
         }
     return _judge(series, horizon, data, models)
 
@@ -180,14 +204,15 @@ def run(options: BenchOptions) -> list[BenchResult]:
     # panel (7 series x 2 horizons x 6 models) stays within half an hour on two cores.
     epochs = 1 if options.quick else PANEL_EPOCHS
     train_config = TrainConfig(epochs=epochs, torch_threads=1)
-    chosen = [QUICK_SERIES] if options.quick else panel()
+    chosen = _chosen_series(options)
+    model_types = _chosen_models(options)
     figures: dict[str, Any] = {}
     medians: dict[str, list[float]] = {}
     all_met = True
     for series in chosen:
         for horizon in (1, series.long_horizon):
             log.info("accuracy panel: %s, horizon %d", series.name, horizon)
-            result = _run_series(series, horizon, train_config)
+            result = _run_series(series, horizon, train_config, model_types)
             figures[f"{series.name}@h{horizon}"] = result
             all_met = all_met and bool(result["target_met"])
             key = "h1" if horizon == 1 else "long"
@@ -199,6 +224,9 @@ def run(options: BenchOptions) -> list[BenchResult]:
                     result["linear_ar_reference"]["mae_vs_persistence"]
                 )
     figures["median"] = {k: statistics.median(v) for k, v in medians.items()}
+    figures["coverage"] = coverage_summary(
+        {k: v for k, v in figures.items() if isinstance(v, dict)}
+    )
     figures["series"] = {s.name: s.description for s in chosen}
     return [
         make_result(
@@ -207,7 +235,8 @@ def run(options: BenchOptions) -> list[BenchResult]:
             quick=options.quick,
             config={
                 "train": train_config.model_dump(mode="json", exclude_none=True),
-                "models": [m.value for m in TRAINABLE_MODEL_TYPES],
+                "models": [m.value for m in model_types],
+                "interval_levels": list(train_config.interval_levels),
                 "preprocess": "defaults, target and horizon per series",
             },
             figures=figures,
@@ -215,6 +244,9 @@ def run(options: BenchOptions) -> list[BenchResult]:
                 "description": "every series: at horizon 1 the champion's MAE <= 0.9x "
                 "persistence and <= the linear-AR reference; at the longer horizon it beats "
                 "persistence and seasonal naive",
+                "coverage": "every model's empirical test coverage of each interval level "
+                f"within {100 * COVERAGE_TOLERANCE:.0f} points of nominal (figures.coverage, "
+                "reported apart from target_met)",
             },
             target_met=all_met,
             notes=[
@@ -224,3 +256,56 @@ def run(options: BenchOptions) -> list[BenchResult]:
             ],
         )
     ]
+
+
+def coverage_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per level: each model's coverage on each series and horizon, the median and the worst
+    gap to nominal, and whether every one is within ``COVERAGE_TOLERANCE``."""
+    by_level: dict[str, dict[str, float]] = {}
+    for case, result in results.items():
+        for model, scores in (result.get("models") or {}).items():
+            for level, interval in (scores.get("intervals") or {}).items():
+                by_level.setdefault(level, {})[f"{case}/{model}"] = interval["coverage"]
+    levels: dict[str, Any] = {}
+    for level, coverages in sorted(by_level.items(), key=lambda kv: int(kv[0])):
+        nominal = int(level) / 100.0
+        gaps = {k: v - nominal for k, v in coverages.items()}
+        worst = max(gaps, key=lambda k: abs(gaps[k]))
+        levels[level] = {
+            "median_coverage": statistics.median(coverages.values()),
+            "worst": {"case": worst, "coverage": coverages[worst], "gap": gaps[worst]},
+            "within_tolerance": sum(abs(g) <= COVERAGE_TOLERANCE for g in gaps.values()),
+            "cases": len(gaps),
+        }
+    return {
+        "tolerance": COVERAGE_TOLERANCE,
+        "levels": levels,
+        "target_met": bool(levels)
+        and all(v["within_tolerance"] == v["cases"] for v in levels.values()),
+    }
+
+
+def _chosen_series(options: BenchOptions) -> list[Series]:
+    """The quick slice, the whole panel, or the series named in ``--series``."""
+    if options.quick:
+        return [QUICK_SERIES]
+    names = [n.strip() for n in options.extra.get("series", "").split(",") if n.strip()]
+    everything = panel()
+    if not names:
+        return everything
+    known = {s.name: s for s in everything}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"--series {','.join(unknown)}: not in the panel ({', '.join(known)})")
+    return [known[n] for n in names]
+
+
+def _chosen_models(options: BenchOptions) -> tuple[ModelType, ...]:
+    text = options.extra.get("models", "")
+    if not text:
+        return TRAINABLE_MODEL_TYPES
+    chosen = tuple(ModelType.parse(part) for part in text.split(",") if part.strip())
+    bad = [m.value for m in chosen if m not in TRAINABLE_MODEL_TYPES]
+    if bad or not chosen:
+        raise ConfigError(f"--models {text}: not trainable model types")
+    return chosen

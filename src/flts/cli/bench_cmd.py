@@ -34,6 +34,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="preprocess config overrides as JSON for train/batch/api, e.g. '{\"lags\": []}'",
     )
+    parser.add_argument(
+        "--series", default=None, help="accuracy: only these panel series NAME,... (default: all)"
+    )
+    parser.add_argument(
+        "--models", default=None, help="accuracy: only these model types TYPE,... (default: all)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -44,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     out_dir: Path = args.out
     extra = {"preprocess_config": args.config} if args.config else {}
+    extra.update({k: v for k, v in (("series", args.series), ("models", args.models)) if v})
     options = BenchOptions(quick=args.quick, out_dir=out_dir, bootstrap=args.bootstrap, extra=extra)
     names = all_benchmarks() if args.name == "all" else [args.name]
     done: set[str] = set()

@@ -122,6 +122,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--drop", type=column_list, default=(), help="leave out input columns COL,..."
     )
     parser.add_argument(
+        "--interval-levels",
+        type=_levels,
+        default=None,
+        help="prediction-interval levels in percent, e.g. 80,95 (default: 80,95)",
+    )
+    parser.add_argument(
         "--plot-step", type=_positive, default=1, help="horizon step the plot shows (default 1)"
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before giving up")
@@ -138,6 +144,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected percentages like 80,95; got {text!r}") from None
+    if not levels or any(not 0 < level < 100 for level in levels):
+        raise argparse.ArgumentTypeError(f"levels must be between 1 and 99; got {text!r}")
+    return tuple(sorted(set(levels)))
 
 
 def _checked_config(args: argparse.Namespace) -> str:
@@ -194,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         preprocess_config_json=config_json,
         plot_step=args.plot_step,
+        interval_levels=args.interval_levels,
     )
     from flts.cli import log_to_file
 
@@ -225,11 +242,18 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def render_summary(summary: dict[str, Any]) -> str:
-    from flts.run.report import configuration_text, score_table, step_table, timings_table
+    from flts.run.report import (
+        configuration_text,
+        interval_table,
+        score_table,
+        step_table,
+        timings_table,
+    )
 
     champion = (summary.get("champion") or {}).get("model_type")
     config_hash = str(summary.get("config_hash"))[:12]
     steps = step_table(summary["scores"])
+    bands = interval_table(summary["scores"])
     lines = [
         f"FLTS run {summary['identifier']}  (config_hash {config_hash}...)",
         f"target: {summary['target']} (original units), horizon {summary.get('horizon', 1)}, "
@@ -238,6 +262,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         "",
         score_table(summary["scores"], champion),
         *(["", steps] if steps else []),
+        *(["", bands] if bands else []),
         "",
         f"champion: {champion or 'none (no model beat both persistence and seasonal naive)'}"
         + (f"  {summary['champion']['model_uri']}" if champion else ""),

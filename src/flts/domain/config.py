@@ -12,7 +12,7 @@ import json
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flts.errors import UnknownModelTypeError
 
@@ -50,6 +50,8 @@ TRAINABLE_MODEL_TYPES: tuple[ModelType, ...] = (
     ModelType.MSTL,
 )
 BASELINE_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.PERSISTENCE, ModelType.SEASONAL_NAIVE)
+#: Prediction-interval levels (percent) calibrated for every trained model unless configured.
+DEFAULT_INTERVAL_LEVELS: tuple[int, ...] = (80, 95)
 
 
 class FrozenConfig(BaseModel):
@@ -108,6 +110,19 @@ class TrainConfig(FrozenConfig):
     seed: int = 42
     #: Torch intra-op threads (None: leave torch's default).
     torch_threads: int | None = Field(default=None, ge=1)
+    #: Nominal coverages (percent) of the split-conformal prediction intervals calibrated after
+    #: fitting. Not part of ``config_hash`` (that hashes preprocessing and data only): the levels
+    #: change no fitted weight, only the bands computed from the same residuals afterwards.
+    interval_levels: tuple[int, ...] = DEFAULT_INTERVAL_LEVELS
+
+    @field_validator("interval_levels")
+    @classmethod
+    def _check_levels(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 0 < level < 100 for level in value):
+            raise ValueError(
+                f"interval_levels must be percentages strictly between 0 and 100; got {value}"
+            )
+        return tuple(sorted(set(value)))
 
 
 def canonical_json(value: Any) -> str:

@@ -114,6 +114,21 @@ class BaselineScores(BaseModel):
     rmse_by_step: list[float] | None = None
 
 
+class IntervalScore(BaseModel):
+    """How one level's prediction intervals did on the test windows (added by FLTS)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
+
+    #: Nominal coverage in percent (80 means the 10% and 90% conformal quantiles).
+    level: int
+    #: Share of test actuals inside [lower, upper], 0..1.
+    coverage: float
+    #: Mean of upper - lower, in the target's original units.
+    mean_width: float
+    #: Mean Winkler (interval) score: width + 2/alpha * miss distance. Lower is better.
+    winkler: float
+
+
 class ModelTrained(WireMessage):
     """Topic ``model-training``, status SUCCESS: a model is trained, scored and logged.
 
@@ -140,6 +155,9 @@ class ModelTrained(WireMessage):
     #: The model's errors per horizon step (1..H), same origins as the baselines'.
     test_mae_by_step: list[float] | None = None
     test_rmse_by_step: list[float] | None = None
+    #: Prediction-interval scores per level on the same test origins; None when the model has
+    #: no calibrated intervals (too little training data) or came from an older trainer.
+    test_intervals: list[IntervalScore] | None = None
 
 
 class ModelSelected(WireMessage):

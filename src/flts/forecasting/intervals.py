@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from flts.domain.config import DEFAULT_INTERVAL_LEVELS
 from flts.errors import DataValidationError
 from flts.forecasting import windows
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
     from flts.forecasting.base import Forecaster
 
-DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
+DEFAULT_LEVELS: tuple[int, ...] = DEFAULT_INTERVAL_LEVELS
 INTERVALS_FILE = "intervals.json"
 #: Fewer calibration windows than this give bands too coarse to trust; say so, do not guess.
 MIN_CALIBRATION_WINDOWS = 20

@@ -78,6 +78,8 @@ class RunOptions:
     preprocess_config_json: str | None = None
     #: Horizon step (1-based) the forecast plot shows.
     plot_step: int = 1
+    #: Prediction-interval levels the trainers calibrate (None: TrainConfig's default 80, 95).
+    interval_levels: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -232,6 +234,8 @@ class PipelineRunner:
         # each one also spreads over every core (measured 7x slower per batch).
         epochs = {"EPOCHS": str(opts.epochs)} if opts.epochs else {}
         epochs["TORCH_THREADS"] = "1"
+        if opts.interval_levels:
+            epochs["INTERVAL_LEVELS"] = ",".join(str(level) for level in opts.interval_levels)
         for model in opts.models:
             self._spawn(TRAIN_SERVICES[model], f"train-{model.value.lower()}", **epochs)
         self._spawn("preprocess", "preprocess", "--listen")

@@ -85,6 +85,28 @@ def step_table(rows: list[dict[str, Any]]) -> str:
     return _table(header, body)
 
 
+def interval_table(rows: list[dict[str, Any]]) -> str:
+    """Coverage, mean width and Winkler score per level for every model with intervals; empty
+    when none has them. Coverage near the nominal level is the goal; width and Winkler score
+    (lower is better) say how much the band costs."""
+    scored = [r for r in rows if r.get("intervals")]
+    if not scored:
+        return ""
+    header = ["intervals", "level", "coverage %", "mean width", "Winkler"]
+    body = [
+        [
+            r["model_type"],
+            f"{item['level']}%",
+            f"{100.0 * item['coverage']:.1f}",
+            _fmt(item["mean_width"]),
+            _fmt(item["winkler"]),
+        ]
+        for r in sorted(scored, key=lambda r: r["model_type"])
+        for item in r["intervals"]
+    ]
+    return _table(header, body)
+
+
 def run_configuration(meta: Any) -> dict[str, Any]:
     """The configuration a run used, from a processed object's ``DatasetMeta``."""
     spec = meta.spec
@@ -149,6 +171,7 @@ def plot_forecast(
     first = [r for r in rows if r.get("horizon_step") == step]
     ts = np.array([np.datetime64(str(r["target_ts"]).rstrip("Z")) for r in first])
     pred = np.array([r["prediction"] for r in first], dtype=float)
+    bands = _plot_bands(first)
     actual = np.array(
         [np.nan if r.get("actual") is None else r["actual"] for r in first], dtype=float
     )
@@ -157,6 +180,18 @@ def plot_forecast(
     day = np.timedelta64(1, "D")
     recent = ts >= ts[-1] - day if len(ts) else np.zeros(0, dtype=bool)
     for axis, mask in ((ax, slice(None)), (zoom, recent)):
+        # Widest band first, so each narrower one is drawn darker on top of it.
+        for level, alpha in zip(sorted(bands, reverse=True), _BAND_ALPHAS, strict=False):
+            lower, upper = bands[level]
+            axis.fill_between(
+                ts[mask],
+                lower[mask],
+                upper[mask],
+                color="#d9480f",
+                alpha=alpha,
+                lw=0,
+                label=f"{level}% interval",
+            )
         axis.plot(ts[mask], actual[mask], lw=0.8, color="#444444", label="actual")
         axis.plot(ts[mask], pred[mask], lw=0.8, color="#d9480f", alpha=0.85, label="forecast")
         axis.set_ylabel(f"{target} (original units)")
@@ -173,3 +208,30 @@ def plot_forecast(
     plt.close(fig)
     path.write_bytes(buf.getvalue())
     return path
+
+
+#: Opacity of the bands, widest level first.
+_BAND_ALPHAS = (0.15, 0.25, 0.35, 0.45)
+
+
+def _plot_bands(rows: list[dict[str, Any]]) -> dict[int, tuple[Any, Any]]:
+    """Level -> (lower, upper) arrays from the rows' ``lower_<level>``/``upper_<level>``
+    (every row must have them; a log written by a model without intervals has none)."""
+    import numpy as np
+
+    if not rows:
+        return {}
+    levels = sorted(
+        int(key.removeprefix("lower_"))
+        for key in rows[0]
+        if key.startswith("lower_") and key.removeprefix("lower_").isdigit()
+    )
+    bands: dict[int, tuple[Any, Any]] = {}
+    for level in levels:
+        lo, hi = f"lower_{level}", f"upper_{level}"
+        if all(lo in r and hi in r for r in rows):
+            bands[level] = (
+                np.array([r[lo] for r in rows], dtype=float),
+                np.array([r[hi] for r in rows], dtype=float),
+            )
+    return bands

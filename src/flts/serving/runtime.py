@@ -30,6 +30,7 @@ from flts.forecasting.features import (
     time_features_array,
     window_features,
 )
+from flts.forecasting.intervals import ConformalIntervals
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 from flts.serving.model_state import LoadedModel
 from flts.serving.validation import PredictInput, RequestError
@@ -60,6 +61,9 @@ class ModelRuntime:
         self.runner: Callable[[np.ndarray], np.ndarray] | None = batch_fn
         self.mode: Mode = "reference" if batch_fn is None else "batched-numpy"
         self._time_blocks: dict[int, np.ndarray] = {}
+        #: (level, lower offsets, upper offsets) per calibrated level, as float64 arrays of the
+        #: horizon's length: a band costs the hot path two vector adds. Empty without intervals.
+        self.band_offsets = band_offsets(forecaster.intervals, spec.horizon)
         #: Pre-serialised response parts by shape (legacy or not).
         self.response_heads = {legacy: _heads(loaded, spec, legacy) for legacy in (False, True)}
         self.mode = self._self_check()
@@ -157,6 +161,30 @@ class ModelRuntime:
         idx = [spec.scaler.columns.index(c) for c in self.raw_columns]
         values = self.mean[idx] + self.scale[idx] * rng.standard_normal((n, len(idx)))
         return PredictInput(times, values, False, None, ("observations",), TIME_COLUMN)
+
+
+def band_offsets(
+    intervals: ConformalIntervals | None, horizon: int
+) -> tuple[tuple[int, np.ndarray, np.ndarray], ...]:
+    """The saved bands as numpy offsets; () for a model without them (or calibrated for another
+    horizon, which a consistent artifact never is: then bands are left out, with a warning)."""
+    if intervals is None:
+        return ()
+    if intervals.horizon != horizon:
+        logger.warning(
+            "intervals were calibrated for %d steps but the model forecasts %d; serving no bands",
+            intervals.horizon,
+            horizon,
+        )
+        return ()
+    return tuple(
+        (
+            level,
+            np.asarray(intervals.lower_offsets[i], dtype=np.float64),
+            np.asarray(intervals.upper_offsets[i], dtype=np.float64),
+        )
+        for i, level in enumerate(intervals.levels)
+    )
 
 
 def raw_columns_of(spec: ForecastSpec) -> tuple[str, ...]:

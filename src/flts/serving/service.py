@@ -167,6 +167,7 @@ class PredictService:
         if runtime is None:
             return server_error(503, NO_MODEL, retry=True)
         try:
+            legacy_query, bands_query = _query_flags(query)
             inp = parse_predict_body(body, runtime.raw_columns, self.max_rows)
             runtime.check_rows(inp)
             length = _length(inp, runtime.spec.horizon)
@@ -199,8 +200,11 @@ class PredictService:
                 "value_error",
             )
             return Answer(422, error_body([problem.detail()]))
-        legacy = inp.legacy or _wants_legacy(query)
-        return Answer(200, _response(runtime, inp, values[:length], legacy))
+        legacy = inp.legacy or legacy_query
+        # Bands by default in the new shape; the legacy shape only gains them when asked, so
+        # its existing clients get the same bytes as before.
+        bands = (not legacy) if bands_query is None else bands_query
+        return Answer(200, _response(runtime, inp, values[:length], legacy, bands))
 
     async def _unbatched(self, runtime: ModelRuntime, inp: PredictInput) -> np.ndarray:
         """Prophet and baselines: one predict per request in a worker thread, bounded like the
@@ -227,11 +231,22 @@ def _length(inp: PredictInput, horizon: int) -> int:
     return inp.inference_length
 
 
-def _wants_legacy(query: bytes) -> bool:
+def _query_flags(query: bytes) -> tuple[bool, bool | None]:
+    """``?format=legacy`` and ``?intervals=true|false`` (None: not given) from the query."""
     if not query:
-        return False
-    values = parse_qs(query.decode("latin-1")).get("format", [])
-    return "legacy" in values
+        return False, None
+    params = parse_qs(query.decode("latin-1"))
+    legacy = "legacy" in params.get("format", [])
+    given = params.get("intervals")
+    if given is None:
+        return legacy, None
+    if given[-1] not in ("true", "false"):
+        raise RequestError(
+            ("query", "intervals"),
+            f"must be true or false; got {given[-1]!r}",
+            "bool_parsing",
+        )
+    return legacy, given[-1] == "true"
 
 
 def _timestamps(last_us: int, step_seconds: int, n: int) -> list[str]:
@@ -241,11 +256,15 @@ def _timestamps(last_us: int, step_seconds: int, n: int) -> list[str]:
     return [(first + step * k).isoformat() for k in range(1, n + 1)]
 
 
-def _response(runtime: ModelRuntime, inp: PredictInput, values: np.ndarray, legacy: bool) -> bytes:
+def _response(
+    runtime: ModelRuntime, inp: PredictInput, values: np.ndarray, legacy: bool, bands: bool
+) -> bytes:
     """The answer's bytes: a per-model pre-serialised head, then only the forecast points."""
     stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step_seconds, len(values))
-    numbers: list[float] = values.tolist()
     head, tail = runtime.response_heads[legacy]
+    if bands and runtime.band_offsets:
+        return head + orjson.dumps(_rows_with_bands(runtime, stamps, values, legacy)) + tail
+    numbers: list[float] = values.tolist()
     if legacy:
         target = runtime.spec.target
         rows = [{"ts": ts, target: v} for ts, v in zip(stamps, numbers, strict=True)]
@@ -255,3 +274,25 @@ def _response(runtime: ModelRuntime, inp: PredictInput, values: np.ndarray, lega
             for k, (ts, v) in enumerate(zip(stamps, numbers, strict=True), start=1)
         ]
     return head + orjson.dumps(rows) + tail
+
+
+def _rows_with_bands(
+    runtime: ModelRuntime, stamps: list[str], values: np.ndarray, legacy: bool
+) -> list[dict[str, Any]]:
+    """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level."""
+    n = len(values)
+    columns: list[tuple[str, list[float]]] = []
+    for level, lower, upper in runtime.band_offsets:
+        columns.append((f"lower_{level}", (values + lower[:n]).tolist()))
+        columns.append((f"upper_{level}", (values + upper[:n]).tolist()))
+    numbers: list[float] = values.tolist()
+    rows: list[dict[str, Any]] = []
+    target = runtime.spec.target
+    for i, (ts, v) in enumerate(zip(stamps, numbers, strict=True)):
+        row: dict[str, Any] = (
+            {"ts": ts, target: v} if legacy else {"ts": ts, "step": i + 1, "value": v}
+        )
+        for name, column in columns:
+            row[name] = column[i]
+        rows.append(row)
+    return rows

@@ -10,7 +10,13 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from flts.domain.config import ModelType, TrainConfig
-from flts.domain.messages import InferenceDataReady, ModelSelected, ModelTrained, TrainingDataReady
+from flts.domain.messages import (
+    InferenceDataReady,
+    IntervalScore,
+    ModelSelected,
+    ModelTrained,
+    TrainingDataReady,
+)
 
 
 class Frozen(BaseModel):
@@ -93,6 +99,9 @@ class ScoreRow(Frozen):
     #: Errors per horizon step (1..H) over the same origins; empty when not reported.
     mae_by_step: tuple[float, ...] = ()
     rmse_by_step: tuple[float, ...] = ()
+    #: Prediction-interval scores per level on the same windows; empty for baselines and for
+    #: models without calibrated intervals.
+    intervals: tuple[IntervalScore, ...] = ()
 
 
 class EvaluationReport(Frozen):

@@ -149,7 +149,10 @@ def build_report(request: EvaluateRequest, results: dict[str, ModelTrained]) -> 
     ]
     for name in sorted(results):
         r = results[name]
-        rows.append(scoring.score_row(name, r.run_id, _as_baseline(r), persistence, naive))
+        row = scoring.score_row(name, r.run_id, _as_baseline(r), persistence, naive)
+        if r.test_intervals:
+            row = row.model_copy(update={"intervals": tuple(r.test_intervals)})
+        rows.append(row)
     champion = scoring.rank_candidates(rows)
     ref_rmse, ref_mae = scoring.reference_errors(persistence, naive)
     if champion is None:

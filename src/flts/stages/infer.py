@@ -20,6 +20,7 @@ from flts.domain.messages import PerformanceEval
 from flts.errors import DataValidationError
 from flts.forecasting import windows
 from flts.forecasting.base import Forecaster
+from flts.forecasting.intervals import band_columns
 from flts.forecasting.metrics import error_metrics
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 from flts.stages._timefmt import iso_utc
@@ -76,6 +77,7 @@ def run(
             "identifier": claim.identifier,
             "config_hash": meta.config_hash,
         },
+        None if model.intervals is None else model.intervals.bands(predictions),
     )
     ctx.store.ensure_bucket(BUCKET_INFERENCE_LOGS)
     ctx.store.put_bytes(BUCKET_INFERENCE_LOGS, key, body, content_type="application/x-ndjson")
@@ -148,8 +150,13 @@ def forecast_lines(
     actual: np.ndarray,
     spec: ForecastSpec,
     constants: dict[str, str],
+    bands: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> bytes:
-    """JSONL, one line per (origin, step), built from whole arrays (no per-row pandas)."""
+    """JSONL, one line per (origin, step), built from whole arrays (no per-row pandas).
+
+    With ``bands`` (level -> (lower, upper), shaped like ``predictions``) each line also
+    carries ``lower_80``, ``upper_80``, ... (:func:`flts.forecasting.intervals.band_columns`).
+    """
     horizon = spec.horizon
     target_ts = _iso(windows.target_timestamps(frame, origins, spec)).ravel().tolist()
     origin_ts = np.repeat(_iso(frame[TIME_COLUMN].to_numpy()[origins - 1]), horizon).tolist()
@@ -158,6 +165,27 @@ def forecast_lines(
     known = np.isfinite(actual).ravel().tolist()
     actuals = [v if ok else None for v, ok in zip(actual.ravel().tolist(), known, strict=True)]
     dumps = orjson.dumps
+    if bands:
+        columns = band_columns(bands)
+        names = tuple(columns)
+        band_rows = zip(*(columns[n].ravel().tolist() for n in names), strict=True)
+        lines = [
+            dumps(
+                {
+                    "target_ts": t,
+                    "origin_ts": o,
+                    "horizon_step": k,
+                    "prediction": p,
+                    "actual": a,
+                    **dict(zip(names, b, strict=True)),
+                    **constants,
+                }
+            )
+            for t, o, k, p, a, b in zip(
+                target_ts, origin_ts, steps, preds, actuals, band_rows, strict=True
+            )
+        ]
+        return b"\n".join(lines) + b"\n"
     lines = [
         dumps(
             {

@@ -22,10 +22,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from flts.domain.config import BASELINE_MODEL_TYPES, ModelType
-from flts.domain.messages import BaselineScores
+from flts.domain.messages import BaselineScores, IntervalScore
 from flts.errors import DataValidationError
 from flts.forecasting import windows
 from flts.forecasting.base import Forecaster
+from flts.forecasting.intervals import interval_metrics
 from flts.forecasting.metrics import ErrorMetrics, error_metrics
 from flts.forecasting.spec import ForecastSpec
 from flts.stages.contracts import ScoreRow
@@ -45,6 +46,9 @@ class ModelScores(BaseModel):
     horizon: int
     first_origin: int
     last_origin: int
+    #: The model's prediction intervals on the same origins, one per level; empty when the
+    #: model has no calibrated intervals.
+    intervals: tuple[IntervalScore, ...] = ()
 
     def baseline_scores(self) -> dict[str, BaselineScores]:
         """The baselines in their wire form (``ModelTrained.baselines``)."""
@@ -95,14 +99,59 @@ def score_on_test(
         name: error_metrics(actual, forecaster.predict(test_frame, origins))
         for name, forecaster in baselines.items()
     }
+    point = np.asarray(model.predict(test_frame, origins), dtype=np.float64)
     return ModelScores(
-        model=error_metrics(actual, model.predict(test_frame, origins)),
+        model=error_metrics(actual, point),
         baselines=scores,
         windows=len(origins),
         horizon=spec.horizon,
         first_origin=int(origins[0]),
         last_origin=int(origins[-1]),
+        intervals=score_intervals(model, actual, point),
     )
+
+
+def score_intervals(
+    model: Forecaster, actual: np.ndarray, point: np.ndarray
+) -> tuple[IntervalScore, ...]:
+    """Coverage, mean width and Winkler score per level of the model's bands around ``point``
+    (every step of every origin), or () for a model without calibrated intervals."""
+    if model.intervals is None:
+        return ()
+    return tuple(
+        IntervalScore(**interval_metrics(actual, lower, upper, level).model_dump())
+        for level, (lower, upper) in model.intervals.bands(point).items()
+    )
+
+
+def interval_metric_values(intervals: Iterable[IntervalScore]) -> dict[str, float]:
+    """The tracker's names for interval scores: ``coverage_80``, ``interval_width_80``, ..."""
+    metrics: dict[str, float] = {}
+    for score in intervals:
+        metrics[f"coverage_{score.level}"] = score.coverage
+        metrics[f"interval_width_{score.level}"] = score.mean_width
+        metrics[f"winkler_{score.level}"] = score.winkler
+    return metrics
+
+
+def intervals_from_metrics(metrics: dict[str, float]) -> list[IntervalScore] | None:
+    """Inverse of :func:`interval_metric_values` for a logged run; None when it logged none."""
+    levels = sorted(
+        int(name.removeprefix("coverage_"))
+        for name in metrics
+        if name.startswith("coverage_") and name.removeprefix("coverage_").isdigit()
+    )
+    scores = [
+        IntervalScore(
+            level=level,
+            coverage=metrics[f"coverage_{level}"],
+            mean_width=metrics[f"interval_width_{level}"],
+            winkler=metrics[f"winkler_{level}"],
+        )
+        for level in levels
+        if f"interval_width_{level}" in metrics and f"winkler_{level}" in metrics
+    ]
+    return scores or None
 
 
 def _ratio(value: float, reference: float) -> float:

@@ -25,6 +25,7 @@ from flts.domain.messages import (
 )
 from flts.errors import DataValidationError, MessageError, TrackingError
 from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
+from flts.forecasting.intervals import ConformalIntervals, calibrate_forecaster
 from flts.forecasting.spec import ForecastSpec
 from flts.stages import scoring
 from flts.stages._timefmt import iso_utc
@@ -144,6 +145,7 @@ def _train(
         started = time.perf_counter()
         summary = model.fit(data.train, _progress(ctx, run_id, request.identifier, data, config))
         fit_seconds = time.perf_counter() - started
+        model.intervals = calibrate_intervals(model, data.train, ctx)
         scores = scoring.score_on_test(model, data.test, data.spec, data.test_context_rows)
         logged = ctx.tracker.log_forecaster(run_id, model, MODEL_NAME)
         ctx.tracker.log_metrics(run_id, _metrics(scores, summary, fit_seconds))
@@ -183,7 +185,28 @@ def _train(
         baselines=scores.baseline_scores(),
         test_mae_by_step=list(scores.model.mae_by_step),
         test_rmse_by_step=list(scores.model.rmse_by_step),
+        test_intervals=list(scores.intervals) or None,
     )
+
+
+def calibrate_intervals(
+    model: Forecaster, train: pd.DataFrame, ctx: StageContext
+) -> ConformalIntervals | None:
+    """Split-conformal bands from the end of the training frame (never the test set), at the
+    run's ``interval_levels``; None, with a warning, when the training data is too short for
+    them: the model is still trained, scored and promotable, only without bands."""
+    config = model.train_config
+    try:
+        return calibrate_forecaster(
+            model, train, config.interval_levels, config.validation_fraction
+        )
+    except DataValidationError as exc:
+        ctx.logger.warning(
+            "train %s: no prediction intervals for this model: %s",
+            model.model_type.value,
+            exc,
+        )
+        return None
 
 
 def _fail_run(ctx: StageContext, run_id: str) -> None:
@@ -273,6 +296,7 @@ def _metrics(
             if value is not None:
                 metrics[f"{name.lower()}_{field}"] = float(value)
     metrics["composite_score"] = scoring.model_composite(scores.model, dict(scores.baselines))
+    metrics.update(scoring.interval_metric_values(scores.intervals))
     for name, errors in [("test", scores.model), *scores.baselines.items()]:
         prefix = name if name == "test" else name.lower()
         for step, (mae, rmse) in enumerate(
@@ -288,6 +312,8 @@ def _report(model: Forecaster, scores: scoring.ModelScores, summary: FitSummary)
         "model_type": model.model_type.value,
         "scores": scores.model_dump(mode="json"),
         "fit": summary.model_dump(mode="json"),
+        # The calibrated band offsets per level and step (null: too little data to calibrate).
+        "intervals": None if model.intervals is None else model.intervals.model_dump(mode="json"),
         "units": "original units of the target " + repr(model.spec.target),
     }
     return json.dumps(body, indent=2, sort_keys=True).encode()
@@ -329,6 +355,7 @@ def _from_finished_run(
             baselines=baselines,
             test_mae_by_step=_logged_steps(metrics, "test_mae", horizon),
             test_rmse_by_step=_logged_steps(metrics, "test_rmse", horizon),
+            test_intervals=scoring.intervals_from_metrics(metrics),
         )
     except KeyError as exc:
         raise TrackingError(
