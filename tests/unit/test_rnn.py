@@ -65,7 +65,8 @@ def test_progress_reports_every_epoch_and_early_stopping_keeps_the_best() -> Non
     assert summary.best_epoch is not None
     best_seen = min(e.val_loss for e in events if e.val_loss is not None)
     if summary.best_epoch == 0:  # the least-squares start beat every epoch on pure noise
-        assert summary.val_loss is not None and summary.val_loss < best_seen
+        assert summary.val_loss is not None
+        assert summary.val_loss < best_seen
     else:
         assert summary.val_loss == best_seen
     assert summary.epochs_run < 40
