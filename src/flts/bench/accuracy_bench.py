@@ -40,7 +40,7 @@ from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker
 from flts.bench import BenchOptions
 from flts.bench.common import BenchResult, Timer, make_result
 from flts.bench.panel_data import Series, panel
-from flts.bench.workload import raw_data
+from flts.bench.workload import contiguous_quick_data
 from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType, PreprocessConfig, TrainConfig
 from flts.errors import ConfigError
 from flts.stages import preprocess, scoring, train
@@ -58,8 +58,8 @@ QUICK_SERIES = Series(
     "poblesec-quick",
     "down",
     30,
-    lambda: raw_data(quick=True),
-    "bundled LTE site, first 3,000 / 1,000 rows",
+    contiguous_quick_data,
+    "bundled LTE site, last 3,000 training rows / first 1,000 test rows",
 )
 
 

@@ -85,6 +85,21 @@ def head_lines(data: bytes, rows: int) -> bytes:
     return b"".join(lines[: rows + 1])
 
 
+def tail_lines(data: bytes, rows: int) -> bytes:
+    """The header and the last ``rows`` data lines of a CSV."""
+    lines = data.splitlines(keepends=True)
+    return b"".join([lines[0], *lines[max(1, len(lines) - rows) :]])
+
+
+def contiguous_quick_data() -> tuple[bytes, bytes]:
+    """The end of the training file and the start of the test file: a slice whose test part
+    follows its training part, so forecasts may read the training tail as history (as in a
+    full run) and daily lags fit in it."""
+    train_bytes = bundled_train_csv().read_bytes()
+    test_bytes = bundled_test_csv().read_bytes()
+    return tail_lines(train_bytes, QUICK_TRAIN_ROWS), head_lines(test_bytes, QUICK_TEST_ROWS)
+
+
 def raw_data(quick: bool) -> tuple[bytes, bytes]:
     train_bytes = bundled_train_csv().read_bytes()
     test_bytes = bundled_test_csv().read_bytes()
