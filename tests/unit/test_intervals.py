@@ -83,3 +83,29 @@ def test_saved_and_loaded_unchanged(tmp_path: Path) -> None:
     assert ConformalIntervals.load(tmp_path / "missing") is None
     cols = band_columns(intervals.bands(np.zeros((1, 2))))
     assert sorted(cols) == ["lower_80", "lower_95", "upper_80", "upper_95"]
+
+
+def test_a_load_that_never_went_negative_gets_bands_clipped_at_zero() -> None:
+    intervals = ConformalIntervals.calibrate(np.linspace(-5.0, 5.0, 100).reshape(50, 2))
+    floored = intervals.model_copy(update={"floor": 0.0})
+    point = np.array([[1.0, 10.0]])
+    lo_raw, _ = intervals.bands(point)[80]
+    lo, hi = floored.bands(point)[80]
+    assert lo_raw[0, 0] < 0.0
+    assert lo[0, 0] == 0.0
+    assert lo[0, 1] == lo_raw[0, 1]  # far from the floor: unchanged
+    assert np.all(hi >= lo)
+
+
+def test_calibrating_a_forecaster_sets_the_floor_only_for_a_non_negative_target() -> None:
+    from tests.unit._synthetic import synthetic_problem
+
+    from flts.domain.config import ModelType
+    from flts.forecasting.intervals import calibrate_forecaster
+    from flts.forecasting.models import create_forecaster
+
+    p = synthetic_problem()
+    model = create_forecaster(ModelType.PERSISTENCE, p.spec)
+    assert calibrate_forecaster(model, p.train).floor == 0.0
+    shifted = p.train.assign(**{p.spec.target: p.train[p.spec.target] - 2e8})
+    assert calibrate_forecaster(model, shifted).floor is None

@@ -62,6 +62,10 @@ class ConformalIntervals(BaseModel):
     lower_offsets: tuple[tuple[float, ...], ...]
     upper_offsets: tuple[tuple[float, ...], ...]
     calibration_windows: int = Field(ge=1)
+    #: Lowest value a band may take: 0 when the training target never went below 0 (load), so
+    #: a band never promises a negative load; clipping at a bound the actuals respect narrows
+    #: the band without losing coverage. None: no bound.
+    floor: float | None = None
 
     @classmethod
     def calibrate(
@@ -99,7 +103,8 @@ class ConformalIntervals(BaseModel):
         return len(self.lower_offsets[0])
 
     def bands(self, point: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Level -> (lower, upper) arrays shaped like ``point`` (n, horizon)."""
+        """Level -> (lower, upper) arrays shaped like ``point`` (n, horizon), clipped at
+        ``floor``."""
         forecast = np.asarray(point, dtype=np.float64)
         if forecast.shape[-1] != self.horizon:
             raise DataValidationError(
@@ -108,11 +113,18 @@ class ConformalIntervals(BaseModel):
             )
         return {
             level: (
-                forecast + np.asarray(self.lower_offsets[i]),
-                forecast + np.asarray(self.upper_offsets[i]),
+                self.clip(forecast + np.asarray(self.lower_offsets[i])),
+                self.clip(forecast + np.asarray(self.upper_offsets[i])),
             )
             for i, level in enumerate(self.levels)
         }
+
+    def clip(self, values: np.ndarray) -> np.ndarray:
+        """``values`` raised to ``floor`` (unchanged without a floor)."""
+        if self.floor is None:
+            return values
+        clipped: np.ndarray = np.maximum(values, self.floor)
+        return clipped
 
     def save(self, directory: Path) -> None:
         (directory / INTERVALS_FILE).write_text(self.model_dump_json(indent=2))
@@ -181,7 +193,10 @@ def calibrate_forecaster(
     target = train[spec.target].to_numpy(dtype=np.float64)
     actual = windows.actuals(target, origins, spec.horizon)
     forecast = np.asarray(model.predict(train, origins), dtype=np.float64)
-    return ConformalIntervals.calibrate(actual - forecast, levels)
+    calibrated = ConformalIntervals.calibrate(actual - forecast, levels)
+    if np.nanmin(target) >= 0.0:
+        calibrated = calibrated.model_copy(update={"floor": 0.0})
+    return calibrated
 
 
 def interval_metrics(

@@ -64,6 +64,8 @@ class ModelRuntime:
         #: (level, lower offsets, upper offsets) per calibrated level, as float64 arrays of the
         #: horizon's length: a band costs the hot path two vector adds. Empty without intervals.
         self.band_offsets = band_offsets(forecaster.intervals, spec.horizon)
+        #: Lowest value a band may take (0 for a load that never went negative), or None.
+        self.band_floor = None if forecaster.intervals is None else forecaster.intervals.floor
         #: Pre-serialised response parts by shape (legacy or not).
         self.response_heads = {legacy: _heads(loaded, spec, legacy) for legacy in (False, True)}
         self.mode = self._self_check()

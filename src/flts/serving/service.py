@@ -282,9 +282,13 @@ def _rows_with_bands(
     """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level."""
     n = len(values)
     columns: list[tuple[str, list[float]]] = []
+    floor = runtime.band_floor
     for level, lower, upper in runtime.band_offsets:
-        columns.append((f"lower_{level}", (values + lower[:n]).tolist()))
-        columns.append((f"upper_{level}", (values + upper[:n]).tolist()))
+        low, high = values + lower[:n], values + upper[:n]
+        if floor is not None:
+            low, high = np.maximum(low, floor), np.maximum(high, floor)
+        columns.append((f"lower_{level}", low.tolist()))
+        columns.append((f"upper_{level}", high.tolist()))
     numbers: list[float] = values.tolist()
     rows: list[dict[str, Any]] = []
     target = runtime.spec.target
