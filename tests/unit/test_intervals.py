@@ -109,3 +109,13 @@ def test_calibrating_a_forecaster_sets_the_floor_only_for_a_non_negative_target(
     assert calibrate_forecaster(model, p.train).floor == 0.0
     shifted = p.train.assign(**{p.spec.target: p.train[p.spec.target] - 2e8})
     assert calibrate_forecaster(model, shifted).floor is None
+
+
+def test_long_horizons_calibrate_on_more_origins_than_the_validation_tail() -> None:
+    short = calibration_origins(5000, horizon=1, min_history=50, fraction=0.1)
+    long = calibration_origins(5000, horizon=48, min_history=50, fraction=0.1)
+    assert len(short) == 495  # the validation tail
+    assert len(long) == 960  # 20 origins per step
+    assert long[-1] == 5000 - 48
+    capped = calibration_origins(100_000, horizon=720, min_history=50, fraction=0.1)
+    assert len(capped) == 2000
