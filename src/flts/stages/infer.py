@@ -11,6 +11,8 @@ claim overwrites its log instead of duplicating it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from itertools import repeat
 
 import numpy as np
 import orjson
@@ -165,27 +167,13 @@ def forecast_lines(
     known = np.isfinite(actual).ravel().tolist()
     actuals = [v if ok else None for v, ok in zip(actual.ravel().tolist(), known, strict=True)]
     dumps = orjson.dumps
-    if bands:
-        columns = band_columns(bands)
-        names = tuple(columns)
-        band_rows = zip(*(columns[n].ravel().tolist() for n in names), strict=True)
-        lines = [
-            dumps(
-                {
-                    "target_ts": t,
-                    "origin_ts": o,
-                    "horizon_step": k,
-                    "prediction": p,
-                    "actual": a,
-                    **dict(zip(names, b, strict=True)),
-                    **constants,
-                }
-            )
-            for t, o, k, p, a, b in zip(
-                target_ts, origin_ts, steps, preds, actuals, band_rows, strict=True
-            )
-        ]
-        return b"\n".join(lines) + b"\n"
+    columns = band_columns(bands) if bands else {}
+    names = tuple(columns)
+    band_rows: Iterable[tuple[float, ...]] = (
+        zip(*(columns[n].ravel().tolist() for n in names), strict=True)
+        if names
+        else repeat((), len(preds))
+    )
     lines = [
         dumps(
             {
@@ -194,9 +182,12 @@ def forecast_lines(
                 "horizon_step": k,
                 "prediction": p,
                 "actual": a,
+                **dict(zip(names, b, strict=True)),
                 **constants,
             }
         )
-        for t, o, k, p, a in zip(target_ts, origin_ts, steps, preds, actuals, strict=True)
+        for t, o, k, p, a, b in zip(
+            target_ts, origin_ts, steps, preds, actuals, band_rows, strict=True
+        )
     ]
     return b"\n".join(lines) + b"\n"
