@@ -5,7 +5,9 @@ GRU champion trained on the bundled data; the load comes from ``wrk`` (C, one th
 script for the body and the percentiles) or, when wrk is missing, ``flts.bench.loadgen``.
 Each concurrency level gets a warm-up, then a measured phase; the server's peak RSS is read
 from /proc. A Prophet champion is measured the same way, shorter, as ``api_prophet``.
-When the target is missed, a profiled run of the server says where the time goes.
+The server's CPU time per request (event loop and other threads, from /proc) is recorded next
+to the throughput: on a shared 2-core machine it moves much less than req/s does. When the
+target is missed, a sampled run of the server (py-spy, else cProfile) says where the time goes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ import orjson
 
 from flts.bench import BenchOptions
 from flts.bench.common import BenchResult, Timer, make_result
+from flts.bench.server_cpu import CpuMeter, pyspy_path, pyspy_profile
 from flts.bench.workload import Workload, workload
 from flts.domain.config import ModelType
 from flts.forecasting.dataset import read_processed
@@ -187,9 +191,14 @@ def load(
     tmp: Path,
 ) -> dict:
     if wrk is None:
-        return python_load(server.port, body, conns, seconds, warmup)
-    wrk_load(wrk, server.url, body, conns, warmup, tmp)  # warm-up, discarded
-    return wrk_load(wrk, server.url, body, conns, seconds, tmp)
+        meter = CpuMeter(server.proc.pid)  # includes the generator's warm-up: an upper bound
+        figures = python_load(server.port, body, conns, seconds, warmup)
+    else:
+        wrk_load(wrk, server.url, body, conns, warmup, tmp)  # warm-up, discarded
+        meter = CpuMeter(server.proc.pid)
+        figures = wrk_load(wrk, server.url, body, conns, seconds, tmp)
+    figures["server_cpu_us_per_request"] = meter.per_request_us(figures["requests"])
+    return figures
 
 
 def check_answer(url: str, body: bytes) -> None:
@@ -199,6 +208,36 @@ def check_answer(url: str, body: bytes) -> None:
 
 
 def profile_notes(
+    wrk: str | None, model_dir: Path, body: Path, seconds: float, tmp: Path
+) -> list[str]:
+    """Where the server's CPU goes under the same load: py-spy over every thread when it is
+    installed, else cProfile of the main thread."""
+    if pyspy_path() is None:
+        return cprofile_notes(wrk, model_dir, body, seconds, tmp)
+    server = Server(model_dir, tmp / "server-pyspy.log")
+    sampled: list[str] = []
+    sampler = threading.Thread(
+        target=lambda: sampled.extend(pyspy_profile(server.proc.pid, seconds)),
+        name="flts-bench-pyspy",
+    )
+    try:
+        sampler.start()  # samples the 1 s warm-up too: the same load
+        figures = load(wrk, server, body, PRIMARY_CONNECTIONS, seconds, 1.0, tmp)
+        sampler.join()
+    finally:
+        server.stop()
+    cpu = figures["server_cpu_us_per_request"]
+    return [
+        f"profile (py-spy, every thread of the server, {figures['requests_per_s']:.0f} req/s "
+        f"while sampled): server CPU per request {cpu['total']:.0f} us (event loop "
+        f"{cpu['event_loop']:.0f} us, other threads {cpu['other_threads']:.0f} us); functions "
+        "by share of on-CPU samples, own time (Runner.run and _worker are the uvloop event "
+        "loop and the executor thread in C: socket I/O, waking up):",
+        *sampled,
+    ]
+
+
+def cprofile_notes(
     wrk: str | None, model_dir: Path, body: Path, seconds: float, tmp: Path
 ) -> list[str]:
     """Run the server under cProfile under the same load; the top functions by own time."""
@@ -298,6 +337,7 @@ def run(options: BenchOptions) -> list[BenchResult]:
         "p95_ms": primary["p95_ms"],
         "p99_ms": primary["p99_ms"],
         "errors": primary["errors"],
+        "server_cpu_us_per_request": primary["server_cpu_us_per_request"],
         "server_peak_rss_mib": rss,
         "by_connections": levels_fig,
     }
