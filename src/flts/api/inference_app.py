@@ -44,6 +44,7 @@ from flts.api.predict_schema import (
 )
 from flts.serving.metrics import CONTENT_TYPE, InferenceMetrics
 from flts.serving.model_state import ModelState
+from flts.serving.series_models import SeriesModels, describe_loaded
 from flts.serving.service import NO_MODEL, PREDICT, Answer, PredictService, error_body
 from flts.serving.settings import ApiSettings, ApiSettingsLike
 
@@ -69,6 +70,7 @@ def create_inference_app(
     *,
     fast_lane: bool = True,
     thread_initializer: Callable[[], None] | None = None,
+    series: SeriesModels | None = None,
 ) -> FastAPI:
     """Build the app around ``state``; ``settings`` defaults to :class:`ApiSettings()`.
 
@@ -78,7 +80,9 @@ def create_inference_app(
     settings = settings or ApiSettings()
     metrics = InferenceMetrics()
     initializer = thread_initializer or partial(set_torch_threads, settings.api_torch_threads)
-    service = PredictService(state, settings, metrics, thread_initializer=initializer)
+    service = PredictService(
+        state, settings, metrics, thread_initializer=initializer, series=series
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -209,8 +213,11 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
         responses=PREDICT_RESPONSES,
         summary="Forecast the steps after the supplied window",
     )
-    async def predict(request: Request, format: str | None = None) -> Response:
-        """``?format=legacy`` answers in the existing pipeline's shape."""
+    async def predict(
+        request: Request, format: str | None = None, identifier: str | None = None
+    ) -> Response:
+        """``?format=legacy`` answers in the existing pipeline's shape; ``?identifier=`` picks a
+        series' champion (as the body field ``identifier`` does)."""
         started = time.perf_counter()
         result = await serve_predict(service, request.scope, request.receive)
         if result is None:
@@ -221,15 +228,22 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
 
     @app.get(
         "/model",
-        summary="The answering model and its spec",
-        responses={401: problem("API token required"), 503: problem("No model loaded yet")},
+        summary="The answering model (or that of ?identifier=) and its spec",
+        responses={
+            401: problem("API token required"),
+            404: problem("No champion for this identifier"),
+            503: problem("No model loaded yet"),
+        },
     )
-    async def model(request: Request) -> Response:
+    async def model(request: Request, identifier: str | None = None) -> Response:
         started = time.perf_counter()
         auth = request.headers.get("authorization")
         if not service.authorized(None if auth is None else auth.encode("latin-1")):
             return answer("/model", 401, {"detail": "missing or wrong bearer token"}, started)
-        runtime = service.runtime
+        runtime = await service.runtime_for(identifier or None)
+        if runtime is None and identifier:
+            detail = f"no champion is served for identifier {identifier!r}"
+            return answer("/model", 404, {"detail": detail}, started)
         if runtime is None:
             return answer("/model", 503, {"detail": NO_MODEL}, started)
         loaded, spec = runtime.loaded, runtime.spec
@@ -257,6 +271,32 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
             },
         }
         return answer("/model", 200, payload, started)
+
+    @app.get(
+        "/models",
+        summary="Every champion served: the default model and the per-series cache",
+        responses={401: problem("API token required")},
+    )
+    async def models(request: Request) -> Response:
+        started = time.perf_counter()
+        auth = request.headers.get("authorization")
+        if not service.authorized(None if auth is None else auth.encode("latin-1")):
+            return answer("/models", 401, {"detail": "missing or wrong bearer token"}, started)
+        runtime = service.runtime
+        cache = service.series
+        payload = {
+            "default": None if runtime is None else describe_loaded(runtime.loaded),
+            "series": [] if cache is None else cache.describe(),
+            "cache": None
+            if cache is None
+            else {
+                "max_models": cache.max_models,
+                "max_bytes": cache.max_bytes,
+                "estimated_bytes": cache.total_bytes(),
+                "evictions": cache.evictions,
+            },
+        }
+        return answer("/models", 200, payload, started)
 
     @app.get("/predict_ping", response_model=PingResponse, summary="Request shape for clients")
     async def predict_ping() -> Response:

@@ -78,6 +78,8 @@ class RunOptions:
     preprocess_config_json: str | None = None
     #: Horizon step (1-based) the forecast plot shows.
     plot_step: int = 1
+    #: Processes per service (consumer-group members), by service name; absent means one.
+    replicas: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -220,10 +222,17 @@ class PipelineRunner:
     # -- services -----------------------------------------------------------------------------
 
     def _spawn(self, spec_name: str, log_name: str, *extra_args: str, **overrides: str) -> None:
+        """Start ``spec_name`` once per replica (``RunOptions.replicas``), each in its group."""
         env = service_env(spec_name, self.base_env, **overrides)
         logs = self.options.run_dir / "logs"
         argv = [*service_command(spec_name), *extra_args]
-        self.services.append(procs.start(log_name, argv, env, logs, ready_dir=logs))
+        count = self.options.replicas.get(spec_name, 1)
+        for replica in range(1, count + 1):
+            name = log_name if replica == 1 else f"{log_name}-{replica}"
+            # Only one process may bind the HTTP port: later inference replicas use the next ones.
+            if spec_name == "inference" and replica > 1 and "API_PORT" in overrides:
+                env = {**env, "API_PORT": str(int(overrides["API_PORT"]) + replica - 1)}
+            self.services.append(procs.start(name, argv, env, logs, ready_dir=logs))
 
     def start_services(self) -> None:
         """The trainers, eval and inference of the spec's mapping table, one process each."""
