@@ -153,6 +153,53 @@ def encode_value(value: Any) -> bytes:
 QUEUE_FULL_TIMEOUT_S = 30.0
 
 
+#: Partition counts per topic, refreshed after this many seconds (topics rarely grow).
+_PARTITION_TTL_S = 60.0
+_partition_counts: dict[str, tuple[float, int]] = {}
+
+
+def _partition_count(producer: Producer, topic: str) -> int:
+    cached = _partition_counts.get(topic)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < _PARTITION_TTL_S:
+        return cached[1]
+    try:
+        meta = producer.list_topics(topic, timeout=5.0).topics.get(topic)
+        count = len(meta.partitions) if meta is not None and meta.error is None else 1
+    except Exception:  # no metadata (broker away, a test double): let librdkafka choose
+        count = 1
+    _partition_counts[topic] = (now, max(count, 1))
+    return max(count, 1)
+
+
+def series_partition(identifier: str, partitions: int) -> int:
+    """The partition of one series' events: a stable hash of its identifier (crc32)."""
+    import zlib
+
+    return zlib.crc32(identifier.encode("utf-8")) % partitions
+
+
+def partition_for(producer: Producer, topic: str, value: Any) -> int | None:
+    """The partition for an event of ``value``'s identifier, or None (librdkafka chooses).
+
+    The contract fixes the record keys (``train-claim``, ``trained-<TYPE>``, ``promotion``), so
+    they cannot keep one series' events together; on a topic with several partitions every
+    event of one identifier goes to the partition its identifier hashes to instead. One series'
+    events then stay ordered and reach one member of each consumer group (eval's completion
+    state of a series has a single writer), while different series spread over the replicas.
+    With one partition nothing changes.
+    """
+    identifier = (
+        value.get("identifier") if isinstance(value, dict) else getattr(value, "identifier", None)
+    )
+    if not isinstance(identifier, str) or not identifier:
+        return None
+    partitions = _partition_count(producer, topic)
+    if partitions <= 1:
+        return None
+    return series_partition(identifier, partitions)
+
+
 def _produce(
     producer: Producer,
     topic: str,
@@ -160,6 +207,7 @@ def _produce(
     key: str | None,
     cb: Callable,
     timeout_s: float = QUEUE_FULL_TIMEOUT_S,
+    partition: int | None = None,
 ) -> None:
     """Queue one record, waiting (bounded) for room when librdkafka's local queue is full.
 
@@ -169,7 +217,10 @@ def _produce(
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            producer.produce(topic, value=data, key=key, on_delivery=cb)
+            if partition is None:
+                producer.produce(topic, value=data, key=key, on_delivery=cb)
+            else:
+                producer.produce(topic, value=data, key=key, on_delivery=cb, partition=partition)
             return
         except BufferError:
             if time.monotonic() >= deadline:
@@ -193,7 +244,8 @@ def produce_message(
         outcome.append(err)
 
     try:
-        _produce(producer, topic, encode_value(value), key, on_delivery)
+        partition = partition_for(producer, topic, value)
+        _produce(producer, topic, encode_value(value), key, on_delivery, partition=partition)
         deadline = time.monotonic() + timeout_s
         while not outcome and time.monotonic() < deadline:
             producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
