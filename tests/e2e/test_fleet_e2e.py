@@ -102,8 +102,8 @@ def test_fleet_run_matches_single_series_runs(local_stack: LocalStack, tmp_path:
 
 def _check_api(port: int, train_csv: Path, series: dict[str, dict]) -> None:
     base = f"http://127.0.0.1:{port}"
-    # The default lags reach one day back (720 rows at 2 minutes): send a day and a bit.
-    window = pd.read_csv(train_csv).tail(800)
+    # LINEAR reads a day of history plus the day-old lags (1,440 rows at 2 minutes).
+    window = pd.read_csv(train_csv).tail(1500)
     rows = window.to_dict(orient="records")
     for cell in SCALES:
         ident = series[cell]["identifier"]
