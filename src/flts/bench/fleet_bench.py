@@ -140,7 +140,7 @@ def _in_process_loop(stack_dir: Path, series_dir: Path, model: str, ident: str) 
 def _fleet_run(tmp: Path, name: str, replicas: int, model: str, *, measure: bool) -> dict[str, Any]:
     """One `flts run --series-col` on a fresh stack; with ``measure`` also RSS and the loop."""
     stack_dir, port = tmp / f"stack-{name}", free_port()
-    argv = [sys.executable, "-m", "flts", "run", "--json", "--models", model]
+    argv = [sys.executable, "-m", "flts", "run", "--json", "--models", model, "--target", "load"]
     argv += ["--train", str(tmp / "train.csv"), "--test", str(tmp / "test.csv")]
     argv += ["--series-col", SERIES_COL, "--identifier", f"bench-{name}"]
     argv += ["--data-dir", str(stack_dir), "--run-dir", str(tmp / f"run-{name}")]

@@ -26,6 +26,7 @@ from flts.run.pipeline import (
     PipelineRunner,
     RunDisplay,
     RunOptions,
+    prepare_topics,
 )
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,6 @@ def execute_fleet(options: FleetOptions, display: RunDisplay) -> dict[str, Any]:
     """Run every runnable series; the fleet summary (also written to ``summary.json``)."""
     from flts.adapters.s3 import S3ObjectStore
     from flts.infra.stack import LocalStack
-    from flts.kafka_utils import ensure_topics, topic_names
     from flts.run.fleet_report import fleet_summary, write_fleet_summary
     from flts.run.flow import build_summary, wait_until_ready
 
@@ -114,8 +114,8 @@ def execute_fleet(options: FleetOptions, display: RunDisplay) -> dict[str, Any]:
     stack = LocalStack(base.stack_dir)
     was_running = stack.is_running()
     endpoints = stack.up()
-    ensure_topics(endpoints.kafka_bootstrap, topic_names())
     env = endpoints.service_env()
+    prepare_topics(endpoints.kafka_bootstrap, base, env)
     master = PipelineRunner(base, env, display)
     monitor = TopicMonitor(
         endpoints.kafka_bootstrap, WATCHED_TOPICS, base.identifier + "/", prefix=True

@@ -19,6 +19,7 @@ from flts.run.pipeline import (
     RunDisplay,
     RunOptions,
     RunOutcome,
+    prepare_topics,
 )
 from flts.run.report import plot_forecast, read_jsonl, run_configuration
 
@@ -34,7 +35,6 @@ def execute_run(
 ) -> dict[str, Any]:
     from flts.adapters.s3 import S3ObjectStore
     from flts.infra.stack import LocalStack
-    from flts.kafka_utils import ensure_topics, topic_names
 
     t0 = time.monotonic()
     options.run_dir.mkdir(parents=True, exist_ok=True)
@@ -42,8 +42,9 @@ def execute_run(
     stack = LocalStack(options.stack_dir)
     was_running = stack.is_running()
     endpoints = stack.up()
-    ensure_topics(endpoints.kafka_bootstrap, topic_names())
-    runner = PipelineRunner(options, endpoints.service_env(), display)
+    env = endpoints.service_env()
+    prepare_topics(endpoints.kafka_bootstrap, options, env)
+    runner = PipelineRunner(options, env, display)
     monitor = TopicMonitor(endpoints.kafka_bootstrap, WATCHED_TOPICS, options.identifier)
     monitor.start()
     keep = False

@@ -47,6 +47,24 @@ WATCHED_TOPICS = [
 ]
 
 
+def prepare_topics(bootstrap: str, options: RunOptions, env: dict[str, str]) -> int:
+    """Create the missing topics with enough partitions for the largest replica count.
+
+    Replicas beyond a topic's partitions only stand by, so ``--replicas x=N`` asks for N
+    partitions (or KAFKA_TOPIC_PARTITIONS when larger). Topics that exist keep their count
+    (tansu cannot add partitions); the services get the same KAFKA_TOPIC_PARTITIONS in ``env``
+    for any topic they create themselves. Returns the partition count asked for.
+    """
+    from flts.kafka_utils import ensure_topics, topic_names
+    from flts.settings import KafkaSettings, load_settings
+
+    configured = load_settings(KafkaSettings, bootstrap_servers=bootstrap).topic_partitions
+    partitions = max([configured, *options.replicas.values()])
+    ensure_topics(bootstrap, topic_names(), partitions=partitions)
+    env["KAFKA_TOPIC_PARTITIONS"] = str(partitions)
+    return partitions
+
+
 class PipelineFailed(FltsError):
     """A stage of the run failed; the message names the stage and its error."""
 
