@@ -129,3 +129,18 @@ def test_model_and_models_endpoints(fleet_api: AppClient) -> None:
     assert listing["default"]["identifier"] == "id-1"
     assert [m["identifier"] for m in listing["series"]] == ["fleet/b"]
     assert listing["cache"]["max_models"] == 4
+
+
+def test_a_fleet_only_service_is_ready_once_a_series_champion_is_in(
+    persistence: Forecaster,
+) -> None:
+    cache = SeriesModels(max_models=4, max_bytes=1 << 40)
+    with AppClient(create_inference_app(ModelState(), series=cache)) as client:
+        assert client.get("/readyz").status_code == 503
+        cache.put(_loaded(persistence, "fleet/a"))
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/healthz").json()["model_ready"] is True
+        rows = body_rows(window_frame())
+        assert client.post("/predict", json={"observations": rows}).status_code == 503
+        with_id = {"observations": rows, "identifier": "fleet/a"}
+        assert client.post("/predict", json=with_id).status_code == 200

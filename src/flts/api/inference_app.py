@@ -318,7 +318,7 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
 
     @app.get("/healthz", response_model=HealthResponse, summary="The process is alive")
     async def healthz() -> Response:
-        return json_response({"status": "ok", "model_ready": service.runtime is not None}, 200)
+        return json_response({"status": "ok", "model_ready": _any_model(service)}, 200)
 
     @app.get(
         "/readyz",
@@ -328,9 +328,11 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
     )
     async def readyz() -> Response:
         runtime = service.runtime
-        if runtime is None:
+        if runtime is None and not _any_model(service):
             return json_response({"status": "not ready", "detail": NO_MODEL}, 503)
-        return json_response({"status": "ready", "model_type": runtime.loaded.model_type}, 200)
+        # A fleet-only service (no default champion) is ready once one series' champion is in.
+        model_type = None if runtime is None else runtime.loaded.model_type
+        return json_response({"status": "ready", "model_type": model_type}, 200)
 
     @app.get(
         "/metrics",
@@ -340,6 +342,11 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
     )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _any_model(service: PredictService) -> bool:
+    """The default champion, or at least one series' champion, is loaded."""
+    return service.runtime is not None or (service.series is not None and len(service.series) > 0)
 
 
 def json_response(payload: Any, status: int) -> Response:

@@ -104,6 +104,9 @@ class SeriesModels:
             self.evictions += 1
             logger.info("evicted the champion of %s (cache bound)", identifier)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def total_bytes(self) -> int:
         return sum(size for _, size in self._entries.values())
 
