@@ -72,11 +72,23 @@ def _ask_every_champion(port: int, summary: dict[str, Any], train: pd.DataFrame)
     for entry in summary["series"]:
         if not entry.get("champion"):
             continue
+        base = f"http://127.0.0.1:{port}"
+        model = httpx.get(f"{base}/model", params={"identifier": entry["identifier"]}, timeout=120)
+        if model.status_code != 200:
+            continue
         rows = train[train[SERIES_COL] == entry["series_id"]].drop(columns=[SERIES_COL])
-        window = rows.tail(3 * 96 + 10).assign(time=lambda f: f["time"].astype(str))
+        window = rows.tail(int(model.json()["min_rows"]) + 4)
+        # simbench's local clock skips an hour at the DST change; /predict wants a regular grid.
+        last = pd.Timestamp(window["time"].iloc[-1])
+        grid = pd.date_range(end=last, periods=len(window), freq="15min")
+        window = window.assign(time=grid.astype(str))
         body = {"observations": window.to_dict("records"), "identifier": entry["identifier"]}
-        reply = httpx.post(f"http://127.0.0.1:{port}/predict", json=body, timeout=120)
+        reply = httpx.post(f"{base}/predict", json=body, timeout=120)
         answered += reply.status_code == 200
+        if reply.status_code != 200:
+            print(
+                f"fleet bench: /predict {entry['identifier']}: {reply.text[:300]}", file=sys.stderr
+            )
     return answered
 
 

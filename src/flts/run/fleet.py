@@ -116,6 +116,9 @@ def execute_fleet(options: FleetOptions, display: RunDisplay) -> dict[str, Any]:
     endpoints = stack.up()
     env = endpoints.service_env()
     prepare_topics(endpoints.kafka_bootstrap, base, env)
+    # Only champions forecast a fleet's test data: a provisional forecast per series on its
+    # first SUCCESS would double the batch inference work and is never reported.
+    env["RUN_INFERENCE_ON_TRAIN_SUCCESS"] = "0"
     master = PipelineRunner(base, env, display)
     monitor = TopicMonitor(
         endpoints.kafka_bootstrap, WATCHED_TOPICS, base.identifier + "/", prefix=True
