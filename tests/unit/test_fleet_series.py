@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -131,3 +132,41 @@ def test_replicas_option() -> None:
     for bad in ("train-gru", "nope=2", "eval=0", "eval=x"):
         with pytest.raises(Exception, match="--replicas"):
             parse_replicas(bad)
+
+
+def test_each_series_is_checked_at_its_own_step_and_a_short_one_gets_a_reason(
+    tmp_path: Path,
+) -> None:
+    from flts.cli.run_inputs import validate_inputs
+    from flts.forecasting.prepare import PreparedData
+
+    frames_train, frames_test = [], []
+    for cell, freq, rows in (
+        ("hourly", "1h", 600),
+        ("half-hourly", "30min", 1200),
+        ("short", "1h", 40),
+    ):
+        times = pd.date_range("2024-01-01", periods=rows + 48, freq=freq)
+        load = 10 + np.sin(np.arange(len(times)) / 7.0) + np.arange(len(times)) % 5
+        frame = pd.DataFrame({"time": times, "cell": cell, "load": load})
+        frames_train.append(frame.iloc[:rows])
+        frames_test.append(frame.iloc[rows:])
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    pd.concat(frames_train).to_csv(train, index=False)
+    pd.concat(frames_test).to_csv(test, index=False)
+    pairs, raw_ids, _ = split_long_csv(train, test, "cell", tmp_path / "out")
+    steps: dict[str, int] = {}
+
+    def check(train_csv: Path, test_csv: Path, config: PreprocessConfig) -> PreparedData:
+        prepared = validate_inputs(train_csv, test_csv, config)
+        steps[train_csv.parent.name] = prepared.spec.step_seconds
+        return prepared
+
+    def config_for(path: Path) -> PreprocessConfig:
+        return PreprocessConfig(target="load", lookback=12)
+
+    series = {s.series_id: s for s in fleet_series("f", pairs, raw_ids, "load", config_for, check)}
+    assert steps == {"hourly": 3600, "half-hourly": 1800}
+    assert series["hourly"].reason is None
+    assert series["half-hourly"].reason is None
+    assert str(series["short"].reason).startswith("rejected by preprocess:")
