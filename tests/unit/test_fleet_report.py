@@ -101,3 +101,13 @@ def test_summary_json_and_ratio_plot(tmp_path: Path) -> None:
     text = render_fleet(summary)
     assert "share beating persistence: 67%" in text
     assert "worst series: b (1.100)" in text
+
+
+def test_equal_ratios_still_plot(tmp_path: Path) -> None:
+    from flts.run.fleet_report import plot_ratios
+
+    same = [_entry(s, "GRU", [_row("GRU", 0.88, 0.9)]) for s in "abcd"]
+    png = plot_ratios(same, "same", tmp_path / "same.png")
+    assert png is not None
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert plot_ratios([ENTRIES[3]], "none", tmp_path / "none.png") is None

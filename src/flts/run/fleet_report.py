@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import statistics
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from flts.run.pipeline import RunOptions
 
 RATIO_KEY = "mae_vs_persistence"
+log = logging.getLogger(__name__)
 
 
 def series_ratio(entry: dict[str, Any]) -> float | None:
@@ -90,8 +92,11 @@ def plot_ratios(entries: list[dict[str, Any]], title: str, path: Path) -> Path |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    low, high = min(ratios), max(ratios)
+    # Equal ratios (e.g. one series, or scaled copies) leave no range to split into bins.
+    span = (low - 0.05, high + 0.05) if high - low < 1e-6 else (low, high)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    ax.hist(ratios, bins=max(5, min(40, len(ratios))), color="#1c7ed6", alpha=0.85)
+    ax.hist(ratios, bins=max(5, min(40, len(ratios))), range=span, color="#1c7ed6", alpha=0.85)
     ax.axvline(1.0, color="#c92a2a", lw=1.2, label="persistence")
     ax.set_xlabel("champion MAE / persistence MAE (per series)")
     ax.set_ylabel("series")
@@ -117,9 +122,13 @@ def fleet_summary(
     """The fleet's summary JSON: ``series`` (one entry each), aggregates, timings, artifacts."""
     aggregates = fleet_aggregates(entries)
     artifacts: dict[str, Any] = {"summary_json": str(base.run_dir / "summary.json")}
-    plot = plot_ratios(
-        entries, f"{base.identifier}: ratio to persistence", base.run_dir / "ratios.png"
-    )
+    try:
+        plot = plot_ratios(
+            entries, f"{base.identifier}: ratio to persistence", base.run_dir / "ratios.png"
+        )
+    except Exception:  # a plot must never cost the fleet its summary
+        log.exception("the ratio plot of %s failed", base.identifier)
+        plot = None
     if plot is not None:
         artifacts["ratio_png"] = str(plot)
     pipeline_s = t_end - t_infra
