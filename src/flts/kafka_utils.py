@@ -173,10 +173,15 @@ def _partition_count(producer: Producer, topic: str) -> int:
 
 
 def series_partition(identifier: str, partitions: int) -> int:
-    """The partition of one series' events: a stable hash of its identifier (crc32)."""
-    import zlib
+    """The partition of one series' events: a stable hash of its identifier.
 
-    return zlib.crc32(identifier.encode("utf-8")) % partitions
+    blake2b, not crc32: crc32 is linear, so ids that differ only in their last character
+    (``run/s0`` .. ``run/s3``) all landed on one partition of two.
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(identifier.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
 
 
 def partition_for(producer: Producer, topic: str, value: Any) -> int | None:

@@ -47,3 +47,8 @@ def test_one_partition_or_no_identifier_leaves_the_choice_to_librdkafka() -> Non
     assert partition_for(FakeProducer(partitions=1), "t1", {"identifier": "fleet/a"}) is None  # type: ignore[arg-type]
     assert partition_for(FakeProducer(partitions=4), "t2", {"status": "x"}) is None  # type: ignore[arg-type]
     assert partition_for(object(), "t3", {"identifier": "fleet/a"}) is None  # type: ignore[arg-type]
+
+
+def test_ids_differing_in_their_last_character_spread_over_two_partitions() -> None:
+    # crc32 put run/s0 .. run/s3 all on partition 1 of 2 (it is linear in the input bits).
+    assert {series_partition(f"run/s{i}", 2) for i in range(4)} == {0, 1}

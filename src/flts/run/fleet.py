@@ -27,6 +27,7 @@ from flts.run.pipeline import (
     RunDisplay,
     RunOptions,
     prepare_topics,
+    wanted_partitions,
 )
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def execute_fleet(options: FleetOptions, display: RunDisplay) -> dict[str, Any]:
     t0 = time.monotonic()
     base.run_dir.mkdir(parents=True, exist_ok=True)
     display.phase("infrastructure", f"local stack in {base.stack_dir}")
+    wanted_partitions(base)  # before the stack creates its topics
     stack = LocalStack(base.stack_dir)
     was_running = stack.is_running()
     endpoints = stack.up()

@@ -20,6 +20,7 @@ from flts.run.pipeline import (
     RunOptions,
     RunOutcome,
     prepare_topics,
+    wanted_partitions,
 )
 from flts.run.report import plot_forecast, read_jsonl, run_configuration
 
@@ -39,6 +40,7 @@ def execute_run(
     t0 = time.monotonic()
     options.run_dir.mkdir(parents=True, exist_ok=True)
     display.phase("infrastructure", f"local stack in {options.stack_dir}")
+    wanted_partitions(options)  # before the stack creates its topics
     stack = LocalStack(options.stack_dir)
     was_running = stack.is_running()
     endpoints = stack.up()

@@ -47,19 +47,30 @@ WATCHED_TOPICS = [
 ]
 
 
-def prepare_topics(bootstrap: str, options: RunOptions, env: dict[str, str]) -> int:
-    """Create the missing topics with enough partitions for the largest replica count.
+def wanted_partitions(options: RunOptions) -> int:
+    """Partitions for the topics: the largest replica count, or KAFKA_TOPIC_PARTITIONS if larger.
 
-    Replicas beyond a topic's partitions only stand by, so ``--replicas x=N`` asks for N
-    partitions (or KAFKA_TOPIC_PARTITIONS when larger). Topics that exist keep their count
-    (tansu cannot add partitions); the services get the same KAFKA_TOPIC_PARTITIONS in ``env``
-    for any topic they create themselves. Returns the partition count asked for.
+    Replicas beyond a topic's partitions only stand by. Sets KAFKA_TOPIC_PARTITIONS in this
+    process so that a stack started by this run creates its topics with that many.
     """
-    from flts.kafka_utils import ensure_topics, topic_names
+    import os
+
     from flts.settings import KafkaSettings, load_settings
 
-    configured = load_settings(KafkaSettings, bootstrap_servers=bootstrap).topic_partitions
+    configured = load_settings(KafkaSettings, bootstrap_servers="-").topic_partitions
     partitions = max([configured, *options.replicas.values()])
+    if partitions > configured:
+        os.environ["KAFKA_TOPIC_PARTITIONS"] = str(partitions)
+    return partitions
+
+
+def prepare_topics(bootstrap: str, options: RunOptions, env: dict[str, str]) -> int:
+    """Create missing topics with :func:`wanted_partitions` partitions; the services get the
+    same KAFKA_TOPIC_PARTITIONS in ``env`` for any topic they create themselves. Topics that
+    exist keep their count (tansu cannot add partitions). Returns the count asked for."""
+    from flts.kafka_utils import ensure_topics, topic_names
+
+    partitions = wanted_partitions(options)
     ensure_topics(bootstrap, topic_names(), partitions=partitions)
     env["KAFKA_TOPIC_PARTITIONS"] = str(partitions)
     return partitions
