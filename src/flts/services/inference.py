@@ -222,14 +222,14 @@ class InferenceService:
         client = getattr(tracker, "client", None)
         try:
             if client is not None:
-                version = client.get_model_version_by_alias(name, alias)
-                run_id = str(version.run_id)
-            else:
-                run_id = identifier
+                run_id = str(client.get_model_version_by_alias(name, alias).run_id)
+            else:  # a registry without a client (the in-memory one): the URI names the run
+                run_id = run_id_of(str(tracker.model_uri_for_alias(name, alias)))
         except Exception as exc:  # no such alias: this series has no champion
             log.info("no %s@%s champion for %s: %s", name, alias, identifier, exc)
             return None
-        uri = f"models:/{name}@{alias}"
+        resolve = getattr(tracker, "model_uri_for_alias", None)
+        uri = str(resolve(name, alias)) if resolve else f"models:/{name}@{alias}"
         forecaster = tracker.load_forecaster(uri)
         return LoadedModel.of(
             forecaster, model_uri=uri, run_id=run_id, identifier=identifier, source="registry"
