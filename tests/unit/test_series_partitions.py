@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flts.kafka_utils import _partition_counts, partition_for, series_partition
+from flts.kafka_partitions import _partition_counts, partition_for, series_partition
 
 
 @dataclass
