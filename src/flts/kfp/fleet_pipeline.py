@@ -17,6 +17,7 @@ from typing import Any, Dict, List  # noqa: UP035  (KFP parses typing.List)
 from kfp import compiler, dsl
 from kfp.dsl import Artifact, Input, Output
 
+from flts.domain.config import PreprocessConfig, TrainConfig
 from flts.kfp.components import DEFAULT_IMAGE
 from flts.kfp.pipeline import (
     CREDENTIALS_SECRET,
@@ -28,6 +29,8 @@ from flts.kfp.pipeline import (
 FLEET_PIPELINE_NAME = "flts-fleet-pipeline"
 SERIES_LOOP = "series"
 DEFAULT_PARALLELISM = 4
+_P = PreprocessConfig()
+_T = TrainConfig()
 
 
 def collect(selections: Input[List[Artifact]], fleet: Output[Artifact]) -> None:  # noqa: UP006
@@ -55,7 +58,12 @@ def build_fleet_pipeline(
     def flts_fleet_pipeline(
         series: List[Dict[str, str]],  # noqa: UP006
         model_types: List[str] = DEFAULT_MODEL_TYPES,  # noqa: UP006
-        epochs: int = 10,
+        lookback: int = _P.lookback,
+        horizon: int = _P.horizon,
+        target: str = _P.target,
+        time_col: str = _P.time_col,
+        season_steps: int = 0,
+        epochs: int = _T.epochs,
         registered_model_name: str = "flts-forecaster",
         alias: str = "champion",
         mlflow_tracking_uri: str = DEFAULT_MLFLOW_URI,
@@ -67,6 +75,11 @@ def build_fleet_pipeline(
                 test_csv_uri=one.test_csv_uri,
                 identifier=one.identifier,
                 model_types=model_types,
+                lookback=lookback,
+                horizon=horizon,
+                target=target,
+                time_col=time_col,
+                season_steps=season_steps,
                 epochs=epochs,
                 registered_model_name=registered_model_name,
                 alias=alias,
