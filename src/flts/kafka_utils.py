@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from flts.domain.messages import DlqRecord, utc_now_iso
 from flts.errors import MessagingError
+from flts.kafka_partitions import partition_for
 from flts.settings import KafkaSettings, load_settings, pipeline_topics
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ def _produce(
     key: str | None,
     cb: Callable,
     timeout_s: float = QUEUE_FULL_TIMEOUT_S,
+    partition: int | None = None,
 ) -> None:
     """Queue one record, waiting (bounded) for room when librdkafka's local queue is full.
 
@@ -169,7 +171,10 @@ def _produce(
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            producer.produce(topic, value=data, key=key, on_delivery=cb)
+            if partition is None:
+                producer.produce(topic, value=data, key=key, on_delivery=cb)
+            else:
+                producer.produce(topic, value=data, key=key, on_delivery=cb, partition=partition)
             return
         except BufferError:
             if time.monotonic() >= deadline:
@@ -193,7 +198,8 @@ def produce_message(
         outcome.append(err)
 
     try:
-        _produce(producer, topic, encode_value(value), key, on_delivery)
+        partition = partition_for(producer, topic, value)
+        _produce(producer, topic, encode_value(value), key, on_delivery, partition=partition)
         deadline = time.monotonic() + timeout_s
         while not outcome and time.monotonic() < deadline:
             producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))

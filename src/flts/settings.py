@@ -236,6 +236,9 @@ class InferenceSettings(_Base):
     max_batch_wait_ms: float = _env("MAX_BATCH_WAIT_MS", 2, ge=0)
     #: Added by FLTS: models (per config_hash) the inference service keeps loaded at most.
     max_loaded_models: int = _env("MAX_LOADED_MODELS", 8, ge=1)
+    #: Added by FLTS (fleets): per-series champions the API keeps ready, by count and bytes.
+    max_served_series: int = _env("MAX_SERVED_SERIES", 64, ge=1)
+    max_served_series_bytes: int = _env("MAX_SERVED_SERIES_BYTES", 1 << 30, ge=1)
     # Serving limits (defaults and meaning: README, "The inference API").
     api_max_body_bytes: int = _env("API_MAX_BODY_BYTES", 1_048_576, ge=1)
     api_max_rows: int = _env("API_MAX_ROWS", 10_000, ge=1)

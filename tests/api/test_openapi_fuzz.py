@@ -25,4 +25,4 @@ def test_every_endpoint_honours_its_documented_contract(api_url: str, tmp_path: 
         cmd, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert "6 selected / 6 total" in done.stdout  # every endpoint, /predict included
+    assert "7 selected / 7 total" in done.stdout  # every endpoint, /predict and /models included

@@ -202,3 +202,32 @@ def test_settled_claims_are_pruned_from_memory_but_stay_stored(setup: Setup) -> 
     book.add(CLAIM.model_copy(update={"object": "pending"}))
     assert len(book) == 3  # two settled + the pending one
     assert ClaimBook(setup.store, max_settled=100).load_all() == 6
+
+
+def test_a_fleet_promotion_joins_the_series_cache_and_never_replaces_the_default(
+    setup: Setup,
+) -> None:
+    from flts.domain.series import champion_alias
+    from flts.serving.series_models import SeriesModels
+
+    state, cache = ModelState(), SeriesModels(max_models=8, max_bytes=1 << 40)
+    service = InferenceService(InferenceSettings(), setup.ctx, state, series=cache)
+    default_uri = logged_model(setup, "default")
+    service.on_selected(selected_event(default_uri))
+    fleet_uri = logged_model(setup, "fleet")
+    fleet_event = selected_event(fleet_uri).model_copy(update={"identifier": "fleet/a"})
+    service.on_selected(fleet_event)
+    current = state.current()
+    assert current is not None
+    assert current.run_id == run_of(default_uri)
+    assert cache.get("fleet/a") is not None
+    # Another series' champion comes from its own registry alias; a plain id never does.
+    other_uri = logged_model(setup, "other")
+    setup.tracker.register_champion(
+        other_uri, "flts-forecaster", champion_alias("fleet/b", "champion")
+    )
+    loaded = service.load_series_champion("fleet/b")
+    assert loaded is not None
+    assert (loaded.identifier, loaded.model_uri) == ("fleet/b", other_uri)
+    assert service.load_series_champion("fleet/none") is None
+    assert service.load_series_champion(IDENTIFIER) is None

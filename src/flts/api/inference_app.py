@@ -44,6 +44,7 @@ from flts.api.predict_schema import (
 )
 from flts.serving.metrics import CONTENT_TYPE, InferenceMetrics
 from flts.serving.model_state import ModelState
+from flts.serving.series_models import SeriesModels, describe_loaded
 from flts.serving.service import NO_MODEL, PREDICT, Answer, PredictService, error_body
 from flts.serving.settings import ApiSettings, ApiSettingsLike
 
@@ -69,6 +70,7 @@ def create_inference_app(
     *,
     fast_lane: bool = True,
     thread_initializer: Callable[[], None] | None = None,
+    series: SeriesModels | None = None,
 ) -> FastAPI:
     """Build the app around ``state``; ``settings`` defaults to :class:`ApiSettings()`.
 
@@ -78,7 +80,9 @@ def create_inference_app(
     settings = settings or ApiSettings()
     metrics = InferenceMetrics()
     initializer = thread_initializer or partial(set_torch_threads, settings.api_torch_threads)
-    service = PredictService(state, settings, metrics, thread_initializer=initializer)
+    service = PredictService(
+        state, settings, metrics, thread_initializer=initializer, series=series
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -210,11 +214,15 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
         summary="Forecast the steps after the supplied window",
     )
     async def predict(
-        request: Request, format: str | None = None, intervals: bool | None = None
+        request: Request,
+        format: str | None = None,
+        intervals: bool | None = None,
+        identifier: str | None = None,
     ) -> Response:
         """``?format=legacy`` answers in the existing pipeline's shape. ``?intervals=true|false``
         adds or leaves out the prediction intervals (``lower_80``, ``upper_80``, ...) of a
-        calibrated model; by default the new shape has them and the legacy shape does not."""
+        calibrated model; by default the new shape has them and the legacy shape does not.
+        ``?identifier=`` picks a series' champion (as the body field ``identifier`` does)."""
         started = time.perf_counter()
         result = await serve_predict(service, request.scope, request.receive)
         if result is None:
@@ -225,15 +233,22 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
 
     @app.get(
         "/model",
-        summary="The answering model and its spec",
-        responses={401: problem("API token required"), 503: problem("No model loaded yet")},
+        summary="The answering model (or that of ?identifier=) and its spec",
+        responses={
+            401: problem("API token required"),
+            404: problem("No champion for this identifier"),
+            503: problem("No model loaded yet"),
+        },
     )
-    async def model(request: Request) -> Response:
+    async def model(request: Request, identifier: str | None = None) -> Response:
         started = time.perf_counter()
         auth = request.headers.get("authorization")
         if not service.authorized(None if auth is None else auth.encode("latin-1")):
             return answer("/model", 401, {"detail": "missing or wrong bearer token"}, started)
-        runtime = service.runtime
+        runtime = await service.runtime_for(identifier or None)
+        if runtime is None and identifier:
+            detail = f"no champion is served for identifier {identifier!r}"
+            return answer("/model", 404, {"detail": detail}, started)
         if runtime is None:
             return answer("/model", 503, {"detail": NO_MODEL}, started)
         loaded, spec = runtime.loaded, runtime.spec
@@ -263,6 +278,32 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
         }
         return answer("/model", 200, payload, started)
 
+    @app.get(
+        "/models",
+        summary="Every champion served: the default model and the per-series cache",
+        responses={401: problem("API token required")},
+    )
+    async def models(request: Request) -> Response:
+        started = time.perf_counter()
+        auth = request.headers.get("authorization")
+        if not service.authorized(None if auth is None else auth.encode("latin-1")):
+            return answer("/models", 401, {"detail": "missing or wrong bearer token"}, started)
+        runtime = service.runtime
+        cache = service.series
+        payload = {
+            "default": None if runtime is None else describe_loaded(runtime.loaded),
+            "series": [] if cache is None else cache.describe(),
+            "cache": None
+            if cache is None
+            else {
+                "max_models": cache.max_models,
+                "max_bytes": cache.max_bytes,
+                "estimated_bytes": cache.total_bytes(),
+                "evictions": cache.evictions,
+            },
+        }
+        return answer("/models", 200, payload, started)
+
     @app.get("/predict_ping", response_model=PingResponse, summary="Request shape for clients")
     async def predict_ping() -> Response:
         """``input_seq_len`` rows in, ``output_seq_len`` steps out (the existing clients' names)."""
@@ -283,7 +324,7 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
 
     @app.get("/healthz", response_model=HealthResponse, summary="The process is alive")
     async def healthz() -> Response:
-        return json_response({"status": "ok", "model_ready": service.runtime is not None}, 200)
+        return json_response({"status": "ok", "model_ready": _any_model(service)}, 200)
 
     @app.get(
         "/readyz",
@@ -293,9 +334,11 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
     )
     async def readyz() -> Response:
         runtime = service.runtime
-        if runtime is None:
+        if runtime is None and not _any_model(service):
             return json_response({"status": "not ready", "detail": NO_MODEL}, 503)
-        return json_response({"status": "ready", "model_type": runtime.loaded.model_type}, 200)
+        # A fleet-only service (no default champion) is ready once one series' champion is in.
+        model_type = None if runtime is None else runtime.loaded.model_type
+        return json_response({"status": "ready", "model_type": model_type}, 200)
 
     @app.get(
         "/metrics",
@@ -305,6 +348,11 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
     )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _any_model(service: PredictService) -> bool:
+    """The default champion, or at least one series' champion, is loaded."""
+    return service.runtime is not None or (service.series is not None and len(service.series) > 0)
 
 
 def json_response(payload: Any, status: int) -> Response:

@@ -19,8 +19,16 @@ _TIME = (
 )
 
 
+_IDENTIFIER = (
+    "The series to forecast (a fleet run's `<run>/<series>`); omitted: the default champion. "
+    "`?identifier=` does the same for bodies without the field. Unknown: 404"
+)
+
+
 class RowsRequest(BaseModel):
     """Observations as rows, oldest first, at the model's step."""
+
+    identifier: str | None = Field(None, min_length=1, description=_IDENTIFIER)
 
     observations: list[dict[str, float | str]] = Field(
         min_length=1,
@@ -41,6 +49,7 @@ class ColumnarRequest(BaseModel):
     )
     index_col: str | None = None
     inference_length: int | None = Field(None, ge=1)
+    identifier: str | None = Field(None, min_length=1, description=_IDENTIFIER)
 
 
 class ModelRef(BaseModel):
@@ -150,6 +159,7 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": PredictResponse | LegacyResponse},
     400: {"model": ClientError, "description": "Invalid Content-Length"},
     401: problem("API token required"),
+    404: problem("No champion is served for the requested identifier"),
     413: {"model": ClientError, "description": "Body larger than API_MAX_BODY_BYTES"},
     422: {"model": ClientError, "description": "The field at fault, in `loc`"},
     500: problem("Server failure; `request_id` is in the log"),

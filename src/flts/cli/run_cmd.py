@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from flts.cli.fleet_cmd import is_fleet, parse_replicas, run_fleet
 from flts.cli.run_inputs import column_list, run_config, validate_inputs
 from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType
 
@@ -130,6 +131,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plot-step", type=_positive, default=1, help="horizon step the plot shows (default 1)"
     )
+    parser.add_argument(
+        "--series-col",
+        default=None,
+        help="fleet run: the series-id column of a long-format --train/--test CSV "
+        "(or pass directories of per-series CSVs)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=parse_replicas,
+        default={},
+        help="processes per service, e.g. train-gru=2,inference=2 (default one each)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before giving up")
     parser.add_argument("--keep-running", action="store_true", help="leave stack and services up")
     parser.add_argument("--json", action="store_true", help="print only the summary JSON on stdout")
@@ -189,12 +202,14 @@ def run(args: argparse.Namespace) -> int:
     from flts.run.flow import execute_run
     from flts.run.pipeline import PipelineFailed, RunOptions
 
+    identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if is_fleet(args):
+        return run_fleet(args, identifier)
     try:
         config_json = _checked_config(args)
     except FltsError as exc:
         print(f"flts run: input rejected before starting anything: {exc}", file=sys.stderr)
         return 1
-    identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     options = RunOptions(
         identifier=identifier,
         train_csv=(args.train or args.default_train()).resolve(),
@@ -211,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         preprocess_config_json=config_json,
         plot_step=args.plot_step,
         interval_levels=args.interval_levels,
+        replicas=args.replicas,
     )
     from flts.cli import log_to_file
 

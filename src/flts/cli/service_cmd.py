@@ -15,6 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -48,6 +51,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         ("gateway", "claim-check HTTP gateway"),
     ):
         sp = sub.add_parser(name, help=text)
+        if name != "gateway":
+            sp.add_argument(
+                "--replicas",
+                type=int,
+                default=1,
+                help="members of the consumer group to run (this process plus N-1 children; "
+                "inference children serve API_PORT+1, +2, ...)",
+            )
         sp.set_defaults(func=_long_running(name))
     assert set(sub.choices) == set(SERVICE_NAMES)
 
@@ -99,15 +110,52 @@ def _long_running(name: str) -> Callable[[argparse.Namespace], int]:
             return 0
         stop = threading.Event()
         install_signal_handlers(stop)
-        if name == "train":
-            from flts.services import train as svc
-        elif name == "eval":
-            from flts.services import eval as svc  # type: ignore[no-redef]
-        else:
-            from flts.services import inference as svc  # type: ignore[no-redef]
-        return svc.run(stop)
+        replicas = int(getattr(args, "replicas", 1) or 1)
+        if replicas < 1:
+            raise SystemExit("--replicas must be at least 1")
+        children = _start_replicas(name, replicas - 1)
+        try:
+            return _serve(name, stop)
+        finally:
+            _stop_replicas(children)
 
     return run
+
+
+def _start_replicas(name: str, count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` more processes of service ``name`` with this environment (same group)."""
+    children = []
+    for i in range(1, count + 1):
+        env = dict(os.environ)
+        if name == "inference":
+            env["API_PORT"] = str(int(env.get("API_PORT", "18000")) + i)
+        argv = [sys.executable, "-m", "flts", "service", name]
+        children.append(subprocess.Popen(argv, env=env))
+        logging.getLogger(__name__).info(
+            "started replica %d of %s (pid %d)", i + 1, name, children[-1].pid
+        )
+    return children
+
+
+def _stop_replicas(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _serve(name: str, stop: threading.Event) -> int:
+    if name == "train":
+        from flts.services import train as svc
+    elif name == "eval":
+        from flts.services import eval as svc  # type: ignore[no-redef]
+    else:
+        from flts.services import inference as svc  # type: ignore[no-redef]
+    return svc.run(stop)
 
 
 if __name__ == "__main__":

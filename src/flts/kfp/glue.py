@@ -331,3 +331,30 @@ def infer_task(
         output_bucket=perf.output_bucket,
         output_object=perf.output_object,
     )
+
+
+def collect_fleet_task(*, selections: Sequence[ArtifactLike], fleet: ArtifactLike) -> None:
+    """The fleet pipeline's last task: one entry per series, its champion or why it has none."""
+    series = []
+    for artifact in selections:
+        selection = read_artifact(artifact)
+        report = selection.get("report") or {}
+        chosen = selection.get("selected")
+        series.append(
+            {
+                "identifier": report.get("identifier"),
+                "config_hash": report.get("config_hash"),
+                "champion": chosen,
+                "reason": None if chosen else report.get("reason"),
+                "scores": report.get("rows", []),
+            }
+        )
+    series.sort(key=lambda e: str(e["identifier"]))
+    with_champion = sum(1 for e in series if e["champion"])
+    write_artifact(
+        fleet,
+        {"series": series},
+        series=len(series),
+        with_champion=with_champion,
+        without_champion=len(series) - with_champion,
+    )

@@ -19,6 +19,8 @@ from flts.run.pipeline import (
     RunDisplay,
     RunOptions,
     RunOutcome,
+    prepare_topics,
+    wanted_partitions,
 )
 from flts.run.report import plot_forecast, read_jsonl, run_configuration
 
@@ -34,16 +36,17 @@ def execute_run(
 ) -> dict[str, Any]:
     from flts.adapters.s3 import S3ObjectStore
     from flts.infra.stack import LocalStack
-    from flts.kafka_utils import ensure_topics, topic_names
 
     t0 = time.monotonic()
     options.run_dir.mkdir(parents=True, exist_ok=True)
     display.phase("infrastructure", f"local stack in {options.stack_dir}")
+    wanted_partitions(options)  # before the stack creates its topics
     stack = LocalStack(options.stack_dir)
     was_running = stack.is_running()
     endpoints = stack.up()
-    ensure_topics(endpoints.kafka_bootstrap, topic_names())
-    runner = PipelineRunner(options, endpoints.service_env(), display)
+    env = endpoints.service_env()
+    prepare_topics(endpoints.kafka_bootstrap, options, env)
+    runner = PipelineRunner(options, env, display)
     monitor = TopicMonitor(endpoints.kafka_bootstrap, WATCHED_TOPICS, options.identifier)
     monitor.start()
     keep = False

@@ -29,7 +29,7 @@ class ObservedEvent:
     timestamp_ms: int = 0
 
 
-def _identifier_of(value: dict[str, Any]) -> str | None:
+def identifier_of(value: dict[str, Any]) -> str | None:
     """Events carry ``identifier``; DLQ records carry it inside the original payload."""
     ident = value.get("identifier")
     if isinstance(ident, str):
@@ -48,10 +48,17 @@ def _identifier_of(value: dict[str, Any]) -> str | None:
 
 
 class TopicMonitor:
-    """Background consumer that queues every event of ``identifier`` on ``topics``."""
+    """Background consumer that queues every event of ``identifier`` on ``topics``.
 
-    def __init__(self, bootstrap: str, topics: list[str], identifier: str) -> None:
+    With ``prefix`` it queues every identifier starting with ``identifier`` (a fleet run watches
+    ``<run>/`` for all of its series at once).
+    """
+
+    def __init__(
+        self, bootstrap: str, topics: list[str], identifier: str, *, prefix: bool = False
+    ) -> None:
         self.identifier = identifier
+        self._prefix = prefix
         self.events: queue.Queue[ObservedEvent] = queue.Queue()
         self._topics = topics
         self._stop = threading.Event()
@@ -79,6 +86,13 @@ class TopicMonitor:
         with contextlib.suppress(RuntimeError):  # already closed
             self._consumer.close()
 
+    def _wanted(self, identifier: str | None) -> bool:
+        if identifier is None:
+            return False
+        if self._prefix:
+            return identifier.startswith(self.identifier)
+        return identifier == self.identifier
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             msg = self._consumer.poll(0.2)
@@ -93,7 +107,7 @@ class TopicMonitor:
                 value = orjson.loads(msg.value() or b"null")
             except orjson.JSONDecodeError:
                 value = {"raw": (msg.value() or b"").decode("utf-8", "replace")}
-            if not isinstance(value, dict) or _identifier_of(value) != self.identifier:
+            if not isinstance(value, dict) or not self._wanted(identifier_of(value)):
                 continue
             key = msg.key()
             _kind, stamp = msg.timestamp()
@@ -105,3 +119,7 @@ class TopicMonitor:
                     timestamp_ms=int(stamp or 0),
                 )
             )
+
+
+#: The name earlier code imported.
+_identifier_of = identifier_of

@@ -47,6 +47,35 @@ WATCHED_TOPICS = [
 ]
 
 
+def wanted_partitions(options: RunOptions) -> int:
+    """Partitions for the topics: the largest replica count, or KAFKA_TOPIC_PARTITIONS if larger.
+
+    Replicas beyond a topic's partitions only stand by. Sets KAFKA_TOPIC_PARTITIONS in this
+    process so that a stack started by this run creates its topics with that many.
+    """
+    import os
+
+    from flts.settings import KafkaSettings, load_settings
+
+    configured = load_settings(KafkaSettings, bootstrap_servers="-").topic_partitions
+    partitions = max([configured, *options.replicas.values()])
+    if partitions > configured:
+        os.environ["KAFKA_TOPIC_PARTITIONS"] = str(partitions)
+    return partitions
+
+
+def prepare_topics(bootstrap: str, options: RunOptions, env: dict[str, str]) -> int:
+    """Create missing topics with :func:`wanted_partitions` partitions; the services get the
+    same KAFKA_TOPIC_PARTITIONS in ``env`` for any topic they create themselves. Topics that
+    exist keep their count (tansu cannot add partitions). Returns the count asked for."""
+    from flts.kafka_utils import ensure_topics, topic_names
+
+    partitions = wanted_partitions(options)
+    ensure_topics(bootstrap, topic_names(), partitions=partitions)
+    env["KAFKA_TOPIC_PARTITIONS"] = str(partitions)
+    return partitions
+
+
 class PipelineFailed(FltsError):
     """A stage of the run failed; the message names the stage and its error."""
 
@@ -80,6 +109,8 @@ class RunOptions:
     plot_step: int = 1
     #: Prediction-interval levels the trainers calibrate (None: TrainConfig's default 80, 95).
     interval_levels: tuple[int, ...] | None = None
+    #: Processes per service (consumer-group members), by service name; absent means one.
+    replicas: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -222,10 +253,17 @@ class PipelineRunner:
     # -- services -----------------------------------------------------------------------------
 
     def _spawn(self, spec_name: str, log_name: str, *extra_args: str, **overrides: str) -> None:
+        """Start ``spec_name`` once per replica (``RunOptions.replicas``), each in its group."""
         env = service_env(spec_name, self.base_env, **overrides)
         logs = self.options.run_dir / "logs"
         argv = [*service_command(spec_name), *extra_args]
-        self.services.append(procs.start(log_name, argv, env, logs, ready_dir=logs))
+        count = self.options.replicas.get(spec_name, 1)
+        for replica in range(1, count + 1):
+            name = log_name if replica == 1 else f"{log_name}-{replica}"
+            # Only one process may bind the HTTP port: later inference replicas use the next ones.
+            if spec_name == "inference" and replica > 1 and "API_PORT" in overrides:
+                env = {**env, "API_PORT": str(int(overrides["API_PORT"]) + replica - 1)}
+            self.services.append(procs.start(name, argv, env, logs, ready_dir=logs))
 
     def start_services(self) -> None:
         """The trainers, eval and inference of the spec's mapping table, one process each."""

@@ -34,12 +34,14 @@ from flts.domain.messages import (
     decode_model_training,
     utc_now_iso,
 )
+from flts.domain.series import champion_alias, is_fleet_identifier
 from flts.errors import StackError
 from flts.messaging.records import Output, Record, dlq_of, is_transient
 from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.claims import ClaimBook
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.serving.model_state import LoadedModel, ModelSource, ModelState
+from flts.serving.series_models import SeriesModels
 from flts.settings import InferenceSettings, load_settings
 from flts.stages import dispatch, infer
 from flts.stages.contracts import InferRequest, InferStageConfig
@@ -71,10 +73,13 @@ class InferenceService:
         ctx: StageContext,
         state: ModelState,
         claims: ClaimBook | None = None,
+        series: SeriesModels | None = None,
     ) -> None:
         self.settings = settings
         self.ctx = ctx
         self.state = state
+        #: Per-series champions of fleet runs (served by identifier); None: default model only.
+        self.series = series
         self.claims = claims or ClaimBook(ctx.store)
         #: Loaded models by config_hash, least recently used first (bounded: see _remember).
         self.models: OrderedDict[str, LoadedModel] = OrderedDict()
@@ -107,8 +112,19 @@ class InferenceService:
             selected.identifier,
             "promotion",
         )
-        self.state.set(loaded)
+        self._serve(loaded)
         return self._run_all(self.claims.for_config(selected.config_hash), loaded)
+
+    def _serve(self, loaded: LoadedModel) -> None:
+        """A fleet series' champion joins the per-series cache; any other is the default.
+
+        A fleet promotion never replaces the default model: otherwise requests without an
+        identifier would be answered by whichever series was promoted last.
+        """
+        if is_fleet_identifier(loaded.identifier) and self.series is not None:
+            self.series.put(loaded)
+        else:
+            self.state.set(loaded)
 
     def on_trained(self, event: ModelTrained) -> list[Output]:
         enabled = self.settings.run_inference_on_train_success
@@ -118,7 +134,7 @@ class InferenceService:
         loaded = self._load(
             uri, event.run_id, event.config_hash, event.identifier, "training-success"
         )
-        if self.state.current() is None:
+        if self.state.current() is None and not is_fleet_identifier(event.identifier):
             self.state.set(loaded)
         return self._run_all(self.claims.for_config(event.config_hash), loaded)
 
@@ -192,6 +208,33 @@ class InferenceService:
         self._remember(loaded)
         self.state.set(loaded)
 
+    def load_series_champion(self, identifier: str) -> LoadedModel | None:
+        """The registry champion of a fleet series (its own alias), or None if it has none.
+
+        Only fleet identifiers have an alias of their own; any other identifier would resolve
+        to the shared default alias, so it is never looked up here.
+        """
+        if not is_fleet_identifier(identifier):
+            return None
+        name = self.settings.registered_model_name
+        alias = champion_alias(identifier, self.settings.champion_alias)
+        tracker: Any = self.ctx.tracker
+        client = getattr(tracker, "client", None)
+        try:
+            if client is not None:
+                run_id = str(client.get_model_version_by_alias(name, alias).run_id)
+            else:  # a registry without a client (the in-memory one): the URI names the run
+                run_id = run_id_of(str(tracker.model_uri_for_alias(name, alias)))
+        except Exception as exc:  # no such alias: this series has no champion
+            log.info("no %s@%s champion for %s: %s", name, alias, identifier, exc)
+            return None
+        resolve = getattr(tracker, "model_uri_for_alias", None)
+        uri = str(resolve(name, alias)) if resolve else f"models:/{name}@{alias}"
+        forecaster = tracker.load_forecaster(uri)
+        return LoadedModel.of(
+            forecaster, model_uri=uri, run_id=run_id, identifier=identifier, source="registry"
+        )
+
     def _remember(self, loaded: LoadedModel) -> None:
         """Keep at most MAX_LOADED_MODELS models; the answering champion is never evicted."""
         self.models[loaded.config_hash] = loaded
@@ -255,7 +298,9 @@ def _ref(model: LoadedModel) -> dispatch.ModelRef:
     return dispatch.ModelRef(run_id=model.run_id, champion=model.source in CHAMPION_SOURCES)
 
 
-def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, threading.Thread]:
+def start_api(
+    state: ModelState, settings: InferenceSettings, series: SeriesModels | None = None
+) -> tuple[Any, threading.Thread]:
     """Serve the inference API on API_HOST:API_PORT from a uvicorn thread; wait until it listens.
 
     uvicorn installs no signal handlers off the main thread, so SIGTERM stays with the service.
@@ -264,7 +309,7 @@ def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, thre
 
     from flts.api.inference_app import create_inference_app
 
-    app = create_inference_app(state, settings)
+    app = create_inference_app(state, settings, series=series)
     # The same server settings as the API benchmark (flts.bench.api_server): uvloop + httptools.
     config = uvicorn.Config(
         app,
@@ -296,10 +341,12 @@ def run(stop_event: threading.Event) -> int:
     topics = [settings.consumer_topic_0, settings.consumer_topic_1, settings.promotion_topic]
     infra.ensure_topics(*topics, settings.producer_topic)
     state = ModelState()
-    server, thread = start_api(state, settings)
+    series = SeriesModels(settings.max_served_series, settings.max_served_series_bytes)
+    server, thread = start_api(state, settings, series)
     try:
         ctx = StageContext(store=infra.store(), tracker=tracker)
-        service = InferenceService(settings, ctx, state)
+        service = InferenceService(settings, ctx, state, series=series)
+        series.loader = service.load_series_champion
         warm_up(tracker, None)
         service.startup()
         worker = KafkaWorker(

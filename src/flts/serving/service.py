@@ -18,6 +18,7 @@ attribute assignment; requests never wait for a swap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -33,6 +34,7 @@ from flts.serving.batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from flts.serving.metrics import InferenceMetrics
 from flts.serving.model_state import LoadedModel, ModelState
 from flts.serving.runtime import ModelRuntime
+from flts.serving.series_models import SeriesModels
 from flts.serving.settings import ApiSettingsLike
 from flts.serving.validation import PredictInput, RequestError, parse_predict_body
 
@@ -87,8 +89,11 @@ class PredictService:
         metrics: InferenceMetrics,
         *,
         thread_initializer: Any = None,
+        series: SeriesModels | None = None,
     ) -> None:
         self.state = state
+        #: Champions per identifier (a fleet); None serves only the state's model.
+        self.series = series
         self.metrics = metrics
         self.settings = settings
         token = settings.api_token
@@ -161,11 +166,42 @@ class PredictService:
         return client_error(413, ["body"], msg + " (API_MAX_BODY_BYTES)", "too_large")
 
     # -- /predict ------------------------------------------------------------------------------
+    async def runtime_for(self, identifier: str | None) -> ModelRuntime | None:
+        """The runtime answering for ``identifier`` (None: the state's model).
+
+        The state's model answers for its own identifier; any other goes to the per-series
+        cache, which may load the identifier's champion from the registry.
+        """
+        runtime = self.runtime
+        if identifier is None or (runtime is not None and runtime.loaded.identifier == identifier):
+            return runtime
+        if self.series is None:
+            return None
+        return await self.series.resolve(identifier)
+
     async def predict(self, body: bytes, query: bytes) -> Answer:
         """Answer one POST /predict whose headers passed :meth:`refuse_early`."""
-        runtime = self.runtime
-        if runtime is None:
-            return server_error(503, NO_MODEL, retry=True)
+        try:
+            identifier = requested_identifier(body, query)
+        except RequestError as exc:
+            return Answer(422, error_body([exc.detail()]))
+        if identifier is None:
+            runtime = self.runtime
+            if runtime is None:
+                return server_error(503, NO_MODEL, retry=True)
+        else:
+            try:
+                runtime = await self.runtime_for(identifier)
+            except Exception:
+                rid = uuid.uuid4().hex
+                logger.exception(
+                    "loading the champion of %s failed: request_id=%s", identifier, rid
+                )
+                return server_error(503, "the champion could not be loaded; retry", rid, True)
+            if runtime is None:
+                return Answer(
+                    404, error_body(f"no champion is served for identifier {identifier!r}")
+                )
         try:
             legacy_query, bands_query = _query_flags(query)
             inp = parse_predict_body(body, runtime.raw_columns, self.max_rows)
@@ -229,6 +265,32 @@ def _length(inp: PredictInput, horizon: int) -> int:
             "less_than_equal" if inp.inference_length > horizon else "greater_than_equal",
         )
     return inp.inference_length
+
+
+_IDENTIFIER_FIELD = b'"identifier"'
+
+
+def requested_identifier(body: bytes, query: bytes) -> str | None:
+    """The series a request names: ``"identifier"`` in the body, else ``?identifier=``.
+
+    The body is decoded a second time only when it mentions the field, so requests without it
+    (single-series clients) keep the one-decode fast path.
+    """
+    if _IDENTIFIER_FIELD in body:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            doc = orjson.loads(body)
+            if isinstance(doc, dict) and "identifier" in doc:
+                value = doc["identifier"]
+                if not isinstance(value, str) or not value:
+                    raise RequestError(
+                        ("body", "identifier"), "must be a non-empty string", "string_type"
+                    )
+                return value
+    if query and b"identifier=" in query:
+        values = parse_qs(query.decode("latin-1")).get("identifier", [])
+        if values and values[0]:
+            return values[0]
+    return None
 
 
 def _query_flags(query: bytes) -> tuple[bool, bool | None]:

@@ -16,6 +16,7 @@ import orjson
 
 from flts.domain.config import BASELINE_MODEL_TYPES, ModelType
 from flts.domain.messages import BaselineScores, ModelSelected, ModelTrained
+from flts.domain.series import champion_alias
 from flts.errors import DataValidationError, MessageError
 from flts.stages import scoring
 from flts.stages._timefmt import compact_utc, iso_utc
@@ -69,7 +70,7 @@ def run(request: EvaluateRequest, config: EvaluateStageConfig, ctx: StageContext
         selected.run_id,
         selected.composite_score,
         config.registered_model_name,
-        config.alias,
+        champion_alias(request.identifier, config.alias),
         selected.model_version,
     )
     return EvaluateResult(report=report, selected=selected, promotion_record=ref)
@@ -194,7 +195,9 @@ def _promote(
     promotion_time: str,
 ) -> ModelSelected:
     model_uri = champion.model_uri or f"runs:/{champion.run_id}/{DEFAULT_MODEL_NAME}"
-    version = ctx.tracker.register_champion(model_uri, config.registered_model_name, config.alias)
+    # A fleet series gets its own alias so one series' promotion never moves another's champion.
+    alias = champion_alias(request.identifier, config.alias)
+    version = ctx.tracker.register_champion(model_uri, config.registered_model_name, alias)
     return ModelSelected(
         model_uri=model_uri,
         model_type=champion.model_type,

@@ -1,0 +1,128 @@
+"""`flts run --series-col COL` (or --train DIR --test DIR): a fleet of series in one run.
+
+Exit codes: 0 every series got a champion; 1 the input was rejected as a whole or the run
+failed; 2 some series got no champion (each has its reason in the table and the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from flts.domain.config import PreprocessConfig
+
+
+def parse_replicas(text: str) -> dict[str, int]:
+    """``train-gru=2,inference=2`` -> {"train-gru": 2, "inference": 2}; names are checked."""
+    from flts.services.wiring import SPEC_SERVICES
+
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, count = part.partition("=")
+        if not sep or name.strip() not in SPEC_SERVICES:
+            known = ", ".join(SPEC_SERVICES)
+            raise argparse.ArgumentTypeError(f"--replicas takes SERVICE=N with SERVICE in {known}")
+        try:
+            value = int(count)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--replicas {part}: N must be a number") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"--replicas {part}: N must be at least 1")
+        out[name.strip()] = value
+    return out
+
+
+def is_fleet(args: argparse.Namespace) -> bool:
+    return bool(args.series_col) or (args.train is not None and args.train.is_dir())
+
+
+def run_fleet(args: argparse.Namespace, identifier: str) -> int:
+    from flts.cli import log_to_file
+    from flts.cli.fleet_inputs import fleet_series, pair_directories, split_long_csv
+    from flts.cli.run_cmd import TqdmDisplay, _raise_interrupt
+    from flts.cli.run_inputs import run_config, validate_inputs
+    from flts.errors import FltsError
+    from flts.infra.stack import default_data_dir
+    from flts.run.fleet import FleetOptions, execute_fleet
+    from flts.run.fleet_report import render_fleet
+    from flts.run.pipeline import PipelineFailed, RunOptions
+    from flts.services.preprocess import build_config
+
+    if args.train is None or args.test is None:
+        print("flts run: a fleet run needs --train and --test", file=sys.stderr)
+        return 1
+    run_dir = (args.run_dir or Path("runs") / identifier).resolve()
+
+    def config_for(train_csv: Path) -> PreprocessConfig:
+        base = build_config(args.config, args.time_col, args.target)
+        return run_config(
+            base,
+            train_csv=train_csv,
+            horizon=args.horizon,
+            features=args.features,
+            drop=args.drop,
+        )
+
+    started = time.monotonic()
+    try:
+        if args.train.is_dir():
+            pairs, raw_ids, notices = pair_directories(args.train, args.test)
+        else:
+            pairs, raw_ids, notices = split_long_csv(
+                args.train, args.test, args.series_col, run_dir / "inputs"
+            )
+        series = fleet_series(identifier, pairs, raw_ids, args.target, config_for, validate_inputs)
+    except FltsError as exc:
+        print(f"flts run: input rejected before starting anything: {exc}", file=sys.stderr)
+        return 1
+    runnable = [s for s in series if s.reason is None]
+    print(
+        f"flts run: {len(series)} series checked in {time.monotonic() - started:.1f} s, "
+        f"{len(runnable)} runnable",
+        file=sys.stderr,
+    )
+    for notice in notices:
+        print(f"  {notice}", file=sys.stderr)
+    for s in series:
+        if s.reason is not None:
+            print(f"  series {s.series_id!r} skipped: {s.reason}", file=sys.stderr)
+    if not runnable:
+        print("flts run: input rejected: no series can be run", file=sys.stderr)
+        return 1
+    base = RunOptions(
+        identifier=identifier,
+        train_csv=args.train.resolve(),
+        test_csv=args.test.resolve(),
+        run_dir=run_dir,
+        stack_dir=args.data_dir or default_data_dir(),
+        models=args.models,
+        time_col=args.time_col,
+        target=args.target,
+        epochs=args.epochs,
+        keep_running=args.keep_running,
+        api_port=args.api_port,
+        timeout_s=args.timeout,
+        plot_step=args.plot_step,
+        replicas=args.replicas,
+    )
+    log_path = log_to_file(run_dir / "logs" / "flts-run.log")
+    display = TqdmDisplay(base.models)
+    display.note(f"log: {log_path} (add --verbose to see it here)")
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        summary = execute_fleet(FleetOptions(base=base, series=series), display)
+    except PipelineFailed as exc:
+        print(f"flts run: FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        display.close()
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    else:
+        print(render_fleet(summary))
+    return 0 if summary["fleet"]["without_champion"] == 0 else 2

@@ -1,0 +1,135 @@
+"""Fleet inputs: one long-format CSV (or a directory of per-series CSVs) -> one CSV pair per series.
+
+A long-format file has a series-id column (``--series-col``) next to the time column, the target
+and the covariates; every row belongs to one series. A directory holds one CSV per series, the
+file stem being the series id, with the same file names under ``--train`` and ``--test``.
+
+Each series is written as its own plain CSV pair (the id column dropped) under the run directory
+and checked with the preprocess stage's own code, exactly as a single-series `flts run` checks
+its files, so a series of a fleet and the same series run alone get the same data and config. A
+series that cannot be run (empty, constant, too short, no test rows, rejected by preprocess) is
+kept with the reason and skipped; the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from flts.domain.config import PreprocessConfig
+from flts.domain.series import sanitise_all, series_identifier
+from flts.errors import ConfigError, DataValidationError, FltsError
+from flts.run.fleet import FleetSeries
+
+#: Builds the checked preprocess config of one series from its training CSV.
+ConfigFor = Callable[[Path], PreprocessConfig]
+
+
+def _read(path: Path, series_col: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype={series_col: str}, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
+    if series_col not in frame.columns:
+        raise ConfigError(
+            f"{path}: no series column {series_col!r} (columns: {', '.join(map(str, frame))})"
+        )
+    return frame
+
+
+def split_long_csv(
+    train_csv: Path, test_csv: Path, series_col: str, out_dir: Path
+) -> tuple[dict[str, tuple[Path | None, Path | None]], dict[str, str], list[str]]:
+    """Write each series' rows (in file order, without ``series_col``) to ``out_dir/<id>/``.
+
+    Returns ``{safe id: (train csv or None, test csv or None)}``, ``{safe id: raw id}`` and the
+    sanitising notices. ConfigError when two raw ids collide once sanitised.
+    """
+    train, test = _read(train_csv, series_col), _read(test_csv, series_col)
+    raw_ids = list(dict.fromkeys([*train[series_col], *test[series_col]]))
+    mapping, notices = sanitise_all(raw_ids)
+    pairs: dict[str, tuple[Path | None, Path | None]] = {}
+    for raw, safe in mapping.items():
+        directory = out_dir / safe
+        directory.mkdir(parents=True, exist_ok=True)
+        written: list[Path | None] = []
+        for name, frame in (("train.csv", train), ("test.csv", test)):
+            rows = frame[frame[series_col].str.strip() == raw].drop(columns=[series_col])
+            if rows.empty:
+                written.append(None)
+                continue
+            path = directory / name
+            rows.to_csv(path, index=False)
+            written.append(path)
+        pairs[safe] = (written[0], written[1])
+    return pairs, {safe: raw for raw, safe in mapping.items()}, notices
+
+
+def pair_directories(
+    train_dir: Path, test_dir: Path
+) -> tuple[dict[str, tuple[Path | None, Path | None]], dict[str, str], list[str]]:
+    """Per-series CSVs matched by file stem across ``train_dir`` and ``test_dir``."""
+    if not test_dir.is_dir():
+        raise ConfigError(f"--train {train_dir} is a directory, so --test must be one too")
+    train = {p.stem: p for p in sorted(train_dir.glob("*.csv"))}
+    test = {p.stem: p for p in sorted(test_dir.glob("*.csv"))}
+    if not train:
+        raise ConfigError(f"{train_dir}: no *.csv files (one per series expected)")
+    mapping, notices = sanitise_all([*train, *(s for s in test if s not in train)])
+    pairs = {safe: (train.get(raw), test.get(raw)) for raw, safe in mapping.items()}
+    return pairs, {safe: raw for raw, safe in mapping.items()}, notices
+
+
+def _unusable(train_csv: Path, target: str) -> str | None:
+    """Why a series cannot be trained at all, before preprocess's own (longer) checks."""
+    frame = pd.read_csv(train_csv)
+    if target not in frame.columns:
+        return f"no target column {target!r}"
+    values = pd.to_numeric(frame[target], errors="coerce").dropna()
+    if values.empty:
+        return f"target {target!r} has no numeric value"
+    if values.nunique() == 1:
+        return f"target {target!r} is constant ({values.iloc[0]:g}): nothing to forecast"
+    return None
+
+
+def fleet_series(
+    run_identifier: str,
+    pairs: dict[str, tuple[Path | None, Path | None]],
+    raw_ids: dict[str, str],
+    target: str,
+    config_for: ConfigFor,
+    check: Callable[[Path, Path, PreprocessConfig], object],
+) -> list[FleetSeries]:
+    """One FleetSeries per id: runnable (checked config) or with the reason it is skipped."""
+    out = []
+    for safe, (train_csv, test_csv) in sorted(pairs.items()):
+        identifier = series_identifier(run_identifier, safe)
+        reason: str | None = None
+        config_json: str | None = None
+        if train_csv is None:
+            reason = "no training rows"
+        elif test_csv is None:
+            reason = "no test rows"
+        else:
+            reason = _unusable(train_csv, target)
+        if reason is None and train_csv is not None and test_csv is not None:
+            try:
+                config = config_for(train_csv)
+                check(train_csv, test_csv, config)
+                config_json = config.model_dump_json()
+            except FltsError as exc:
+                reason = f"rejected by preprocess: {exc}"
+        out.append(
+            FleetSeries(
+                series_id=raw_ids[safe],
+                identifier=identifier,
+                train_csv=train_csv,
+                test_csv=test_csv,
+                preprocess_config_json=config_json,
+                reason=reason,
+            )
+        )
+    return out

@@ -1,0 +1,172 @@
+"""Fleet identifiers and inputs: sanitising, collisions, aliases, splitting a long CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flts.cli.fleet_cmd import parse_replicas
+from flts.cli.fleet_inputs import fleet_series, pair_directories, split_long_csv
+from flts.domain.config import PreprocessConfig
+from flts.domain.series import (
+    champion_alias,
+    sanitise_all,
+    sanitise_series_id,
+    series_identifier,
+)
+from flts.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ("cell-7", "cell-7"),
+        ("cell 7/a", "cell_7_a"),
+        ("../etc", "etc"),
+        ("  Zürich.1 ", "Z_rich.1"),
+        ("x" * 300, "x" * 100),
+    ],
+)
+def test_series_ids_become_key_safe(raw: str, safe: str) -> None:
+    assert sanitise_series_id(raw) == safe
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "...", "_/"])
+def test_an_id_with_nothing_usable_is_rejected(raw: str) -> None:
+    with pytest.raises(ConfigError, match="no character usable"):
+        sanitise_series_id(raw)
+
+
+def test_sanitising_reports_changes_and_rejects_collisions() -> None:
+    mapping, notices = sanitise_all(["a b", "c", "c"])
+    assert mapping == {"a b": "a_b", "c": "c"}
+    assert notices == ["series id 'a b' is used as 'a_b' (unsafe characters replaced)"]
+    with pytest.raises(ConfigError, match="'a b' and 'a/b' both become 'a_b'"):
+        sanitise_all(["a b", "a/b"])
+
+
+def test_identifier_rule_and_run_identifier_without_separator() -> None:
+    assert series_identifier("fleet-1", "cell 7") == "fleet-1/cell_7"
+    with pytest.raises(ConfigError, match="must not contain '/'"):
+        series_identifier("a/b", "c")
+
+
+def test_champion_alias_per_series_and_unchanged_for_single_runs() -> None:
+    assert champion_alias("flts-run-1") == "champion"
+    assert champion_alias("fleet-1/cell_7") == "champion--fleet-1--cell_7"
+    dotted = champion_alias("fleet-1/cell.7")
+    other = champion_alias("fleet-1/cell_7.")
+    assert dotted.startswith("champion--fleet-1--cell_7-")
+    assert dotted != other
+    assert len(champion_alias("f/" + "x" * 300)) <= 255
+
+
+def _long(path: Path, rows: dict[str, list[float]], start: str) -> None:
+    frames = []
+    for cell, values in rows.items():
+        times = pd.date_range(start, periods=len(values), freq="1h")
+        frames.append(pd.DataFrame({"time": times, "cell": cell, "load": values}))
+    pd.concat(frames).to_csv(path, index=False)
+
+
+def test_long_csv_splits_per_series_and_bad_series_get_a_reason(tmp_path: Path) -> None:
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    _long(
+        train,
+        {"a": [1.0, 2.0, 3.0], "flat b": [5.0, 5.0, 5.0], "only-train": [1.0, 2.0]},
+        "2024-01-01",
+    )
+    _long(test, {"a": [4.0], "flat b": [5.0]}, "2024-01-02")
+    pairs, raw_ids, notices = split_long_csv(train, test, "cell", tmp_path / "out")
+    assert set(pairs) == {"a", "flat_b", "only-train"}
+    assert raw_ids["flat_b"] == "flat b"
+    assert notices
+    a_train = pd.read_csv(pairs["a"][0])  # type: ignore[arg-type]
+    assert list(a_train.columns) == ["time", "load"]
+    assert a_train["load"].tolist() == [1, 2, 3]
+    assert pairs["only-train"][1] is None
+
+    checked: list[str] = []
+
+    def config_for(path: Path) -> PreprocessConfig:
+        return PreprocessConfig(target="load")
+
+    def check(train_csv: Path, test_csv: Path, config: PreprocessConfig) -> None:
+        checked.append(train_csv.parent.name)
+
+    series = {
+        s.series_id: s for s in fleet_series("fleet", pairs, raw_ids, "load", config_for, check)
+    }
+    assert series["a"].reason is None
+    assert series["a"].identifier == "fleet/a"
+    assert series["a"].preprocess_config_json is not None
+    assert "constant" in str(series["flat b"].reason)
+    assert series["only-train"].reason == "no test rows"
+    assert checked == ["a"]
+
+
+def test_unknown_series_column_is_named(tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    _long(train, {"a": [1.0, 2.0]}, "2024-01-01")
+    with pytest.raises(ConfigError, match="no series column 'site'"):
+        split_long_csv(train, train, "site", tmp_path / "out")
+
+
+def test_directories_pair_by_file_stem(tmp_path: Path) -> None:
+    (tmp_path / "tr").mkdir()
+    (tmp_path / "te").mkdir()
+    for name in ("s1", "s2"):
+        (tmp_path / "tr" / f"{name}.csv").write_text("time,load\n")
+    (tmp_path / "te" / "s1.csv").write_text("time,load\n")
+    pairs, raw_ids, _ = pair_directories(tmp_path / "tr", tmp_path / "te")
+    assert pairs["s1"] == (tmp_path / "tr" / "s1.csv", tmp_path / "te" / "s1.csv")
+    assert pairs["s2"][1] is None
+    assert raw_ids == {"s1": "s1", "s2": "s2"}
+
+
+def test_replicas_option() -> None:
+    assert parse_replicas("train-gru=2, inference=3") == {"train-gru": 2, "inference": 3}
+    for bad in ("train-gru", "nope=2", "eval=0", "eval=x"):
+        with pytest.raises(Exception, match="--replicas"):
+            parse_replicas(bad)
+
+
+def test_each_series_is_checked_at_its_own_step_and_a_short_one_gets_a_reason(
+    tmp_path: Path,
+) -> None:
+    from flts.cli.run_inputs import validate_inputs
+    from flts.forecasting.prepare import PreparedData
+
+    frames_train, frames_test = [], []
+    for cell, freq, rows in (
+        ("hourly", "1h", 600),
+        ("half-hourly", "30min", 1200),
+        ("short", "1h", 40),
+    ):
+        times = pd.date_range("2024-01-01", periods=rows + 48, freq=freq)
+        load = 10 + np.sin(np.arange(len(times)) / 7.0) + np.arange(len(times)) % 5
+        frame = pd.DataFrame({"time": times, "cell": cell, "load": load})
+        frames_train.append(frame.iloc[:rows])
+        frames_test.append(frame.iloc[rows:])
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    pd.concat(frames_train).to_csv(train, index=False)
+    pd.concat(frames_test).to_csv(test, index=False)
+    pairs, raw_ids, _ = split_long_csv(train, test, "cell", tmp_path / "out")
+    steps: dict[str, int] = {}
+
+    def check(train_csv: Path, test_csv: Path, config: PreprocessConfig) -> PreparedData:
+        prepared = validate_inputs(train_csv, test_csv, config)
+        steps[train_csv.parent.name] = prepared.spec.step_seconds
+        return prepared
+
+    def config_for(path: Path) -> PreprocessConfig:
+        return PreprocessConfig(target="load", lookback=12)
+
+    series = {s.series_id: s for s in fleet_series("f", pairs, raw_ids, "load", config_for, check)}
+    assert steps == {"hourly": 3600, "half-hourly": 1800}
+    assert series["hourly"].reason is None
+    assert series["half-hourly"].reason is None
+    assert str(series["short"].reason).startswith("rejected by preprocess:")
