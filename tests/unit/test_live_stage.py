@@ -62,7 +62,8 @@ def test_a_model_without_intervals_gives_point_forecasts_only() -> None:
     series = new_series(champ)
     feed(series, [2.0] * champ.rows_needed)
     forecast = series.forecast(champ)
-    assert forecast is not None and forecast.levels == []
+    assert forecast is not None
+    assert forecast.levels == []
     assert "lower_80" not in forecast.steps[0].model_dump()
 
 
@@ -89,7 +90,9 @@ def test_a_gap_is_filled_linearly_flagged_and_never_scored() -> None:
     assert series.gap_filled_steps == 2
     assert series.metrics().points == 0  # the targets n, n + 1 were filled: no actuals
     forecast = series.forecast(champ)
-    assert forecast is not None and forecast.gap_filled and forecast.gap_filled_steps == 2
+    assert forecast is not None
+    assert forecast.gap_filled
+    assert forecast.gap_filled_steps == 2
 
 
 def test_off_grid_timestamps_snap_to_the_next_slot() -> None:

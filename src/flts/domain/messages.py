@@ -258,9 +258,7 @@ class ForecastStep(BaseModel):
         frozen=True,
         extra="allow",
         allow_inf_nan=False,
-        json_schema_extra={
-            "patternProperties": {"^(lower|upper)_[0-9]{1,2}$": {"type": "number"}}
-        },
+        json_schema_extra={"patternProperties": {"^(lower|upper)_[0-9]{1,2}$": {"type": "number"}}},
     )
 
     step: int = Field(ge=1)

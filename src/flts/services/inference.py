@@ -30,6 +30,7 @@ from flts.domain.messages import (
     InferenceDataReady,
     ModelSelected,
     ModelTrained,
+    Observation,
     decode,
     decode_model_training,
     utc_now_iso,
@@ -38,9 +39,10 @@ from flts.errors import StackError
 from flts.messaging.records import Output, Record, dlq_of, is_transient
 from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.claims import ClaimBook
+from flts.services.live import LiveLoop
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.serving.model_state import LoadedModel, ModelSource, ModelState
-from flts.settings import InferenceSettings, load_settings
+from flts.settings import InferenceSettings, LiveSettings, load_settings
 from flts.stages import dispatch, infer
 from flts.stages.contracts import InferRequest, InferStageConfig
 from flts.stages.dispatch import ClaimEntry
@@ -71,6 +73,7 @@ class InferenceService:
         ctx: StageContext,
         state: ModelState,
         claims: ClaimBook | None = None,
+        live: LiveLoop | None = None,
     ) -> None:
         self.settings = settings
         self.ctx = ctx
@@ -79,6 +82,8 @@ class InferenceService:
         #: Loaded models by config_hash, least recently used first (bounded: see _remember).
         self.models: OrderedDict[str, LoadedModel] = OrderedDict()
         self.dlq_topic = dlq_of(settings.producer_topic)
+        #: The live loop (issue 12): observations in, forecasts out; None: batch only.
+        self.live = live
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -97,6 +102,8 @@ class InferenceService:
             return self.on_trained(event) if isinstance(event, ModelTrained) else []
         if record.topic == s.consumer_topic_0:
             return self.on_claim(decode(InferenceDataReady, record.body))
+        if self.live is not None and record.topic == self.live.settings.observations_topic:
+            return self.live.on_observation(decode(Observation, record.body))
         return []
 
     def on_selected(self, selected: ModelSelected) -> list[Output]:
@@ -108,6 +115,8 @@ class InferenceService:
             "promotion",
         )
         self.state.set(loaded)
+        if self.live is not None:
+            self.live.on_champion(selected, loaded)
         return self._run_all(self.claims.for_config(selected.config_hash), loaded)
 
     def on_trained(self, event: ModelTrained) -> list[Output]:
@@ -255,7 +264,9 @@ def _ref(model: LoadedModel) -> dispatch.ModelRef:
     return dispatch.ModelRef(run_id=model.run_id, champion=model.source in CHAMPION_SOURCES)
 
 
-def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, threading.Thread]:
+def start_api(
+    state: ModelState, settings: InferenceSettings, live: LiveLoop | None = None
+) -> tuple[Any, threading.Thread]:
     """Serve the inference API on API_HOST:API_PORT from a uvicorn thread; wait until it listens.
 
     uvicorn installs no signal handlers off the main thread, so SIGTERM stays with the service.
@@ -265,6 +276,10 @@ def start_api(state: ModelState, settings: InferenceSettings) -> tuple[Any, thre
     from flts.api.inference_app import create_inference_app
 
     app = create_inference_app(state, settings)
+    if live is not None:
+        from flts.api.live_page import live_router
+
+        app.include_router(live_router(live.snapshot))
     # The same server settings as the API benchmark (flts.bench.api_server): uvloop + httptools.
     config = uvicorn.Config(
         app,
@@ -293,13 +308,17 @@ def run(stop_event: threading.Event) -> int:
     settings = load_settings(InferenceSettings)
     infra = Infra.from_env()
     tracker = mlflow_tracker()
+    live_settings = load_settings(LiveSettings)
     topics = [settings.consumer_topic_0, settings.consumer_topic_1, settings.promotion_topic]
-    infra.ensure_topics(*topics, settings.producer_topic)
+    topics.append(live_settings.observations_topic)
+    live_out = (live_settings.forecasts_topic, live_settings.retrain_request_topic)
+    infra.ensure_topics(*topics, settings.producer_topic, *live_out)
     state = ModelState()
-    server, thread = start_api(state, settings)
+    ctx = StageContext(store=infra.store(), tracker=tracker)
+    live = LiveLoop(live_settings, ctx, settings.producer_topic)
+    server, thread = start_api(state, settings, live)
     try:
-        ctx = StageContext(store=infra.store(), tracker=tracker)
-        service = InferenceService(settings, ctx, state)
+        service = InferenceService(settings, ctx, state, live=live)
         warm_up(tracker, None)
         service.startup()
         worker = KafkaWorker(

@@ -30,7 +30,6 @@ from flts.domain.messages import ForecastStep, LiveForecast
 from flts.errors import MessageError
 from flts.forecasting.base import Forecaster
 from flts.forecasting.features import features_for_spec, raw_part
-from flts.forecasting.prepare import context_rows_for
 from flts.forecasting.spec import TIME_COLUMN
 
 _US = 1_000_000
@@ -52,10 +51,8 @@ class Champion:
 
     @property
     def rows_needed(self) -> int:
-        """Raw rows one forecast reads: the longest history, plus lag history."""
-        spec = self.forecaster.spec
-        history = max(self.forecaster.min_history, context_rows_for(spec))
-        return history + max(spec.lags, default=0)
+        """Raw rows one forecast reads: the model's history, plus the lags' history."""
+        return self.forecaster.min_history + max(self.forecaster.spec.lags, default=0)
 
 
 @dataclass(frozen=True)
