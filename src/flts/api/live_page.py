@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, ORJSONResponse
+import orjson
+from fastapi import APIRouter, Response
+from fastapi.responses import HTMLResponse
 
 Snapshot = Callable[[], dict[str, Any]]
 
@@ -26,14 +27,14 @@ def live_router(snapshot: Snapshot) -> APIRouter:
 
     # Plain ``def``: FastAPI runs them in its thread pool, so the live loop's lock never
     # blocks the event loop that serves /predict.
-    @router.get("/live/state", response_class=ORJSONResponse, tags=["live"])
-    def live_state() -> ORJSONResponse:
+    @router.get("/live/state", tags=["live"])
+    def live_state() -> Response:
         """Champion, recent actuals and forecasts, live metrics and retrains per identifier."""
         state = snapshot()
         for view in state.get("identifiers", {}).values():
             view["actuals"] = view["actuals"][-PAGE_POINTS:]
             view["forecasts"] = view["forecasts"][-PAGE_POINTS:]
-        return ORJSONResponse(state)
+        return Response(orjson.dumps(state), media_type="application/json")
 
     @router.get("/live", response_class=HTMLResponse, tags=["live"])
     def live_page() -> HTMLResponse:
@@ -62,6 +63,11 @@ svg{background:#fafafa;border:1px solid #ddd}
 <script>
 "use strict";
 const W = 960, H = 280, PAD = 40;
+// Identifiers and reasons come from Kafka messages: never insert them as markup.
+function esc(v) {
+  return String(v).replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
+    '"': "&quot;", "'": "&#39;"})[c]);
+}
 function fmt(v) { return v === null || v === undefined ? "-" : Number(v).toPrecision(4); }
 function chart(view) {
   const acts = view.actuals, fc = view.forecasts;
@@ -101,8 +107,8 @@ function render(state) {
     const v = state.identifiers[id], m = v.metrics, c = v.champion;
     const cov = Object.entries(m.coverage).map(([l, s]) => `${l}%: ${(100 * s).toFixed(1)}%`)
       .join(", ") || "-";
-    return `<h2>${id}</h2><div>champion <b>${c.model_type}</b> run ${c.run_id}</div>`
-      + `<div class="kpi">live MAE <b id="mae-${id}">${fmt(m.live_mae)}</b></div>`
+    return `<h2>${esc(id)}</h2><div>champion <b>${esc(c.model_type)}</b> run ${esc(c.run_id)}</div>`
+      + `<div class="kpi">live MAE <b class="mae">${fmt(m.live_mae)}</b></div>`
       + `<div class="kpi">persistence MAE <b>${fmt(m.live_persistence_mae)}</b></div>`
       + `<div class="kpi">coverage <b>${cov}</b></div>`
       + `<div class="kpi">observations <b class="observations">${v.observations}</b></div>`
@@ -110,10 +116,10 @@ function render(state) {
       + chart(v);
   }).join("");
   document.querySelector("#retrains tbody").innerHTML = state.retrains.map(r =>
-    `<tr><td>${r.requested_at}</td><td>${r.identifier}</td><td>${r.reason}</td>`
-    + `<td>${r.champion_model_type} ${r.champion_run_id}</td><td>${fmt(r.live_mae)}</td>`
+    `<tr><td>${esc(r.requested_at)}</td><td>${esc(r.identifier)}</td><td>${esc(r.reason)}</td>`
+    + `<td>${esc(r.champion_model_type)} ${esc(r.champion_run_id)}</td><td>${fmt(r.live_mae)}</td>`
     + `<td>${fmt(r.live_persistence_mae)}</td>`
-    + `<td>${r.promoted_run_id ? r.promoted_model_type + " " + r.promoted_run_id : "-"}</td>`
+    + `<td>${r.promoted_run_id ? esc(r.promoted_model_type + " " + r.promoted_run_id) : "-"}</td>`
     + `</tr>`).join("");
 }
 async function poll() {
