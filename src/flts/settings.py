@@ -195,6 +195,9 @@ class EvalSettings(_Base):
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
     progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
+    #: Added by FLTS (issue 12): a new lineage of an identifier must beat its champion on the
+    #: new test windows to be promoted (flts.stages.challenge).
+    challenge_champion: bool = _env("CHALLENGE_CHAMPION", True)
 
     @field_validator("expected_model_types", mode="before")
     @classmethod
