@@ -78,6 +78,8 @@ class RunOptions:
     preprocess_config_json: str | None = None
     #: Horizon step (1-based) the forecast plot shows.
     plot_step: int = 1
+    #: Extra env for every service (e.g. the live loop's LIVE_*/DRIFT_* settings).
+    service_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -220,7 +222,7 @@ class PipelineRunner:
     # -- services -----------------------------------------------------------------------------
 
     def _spawn(self, spec_name: str, log_name: str, *extra_args: str, **overrides: str) -> None:
-        env = service_env(spec_name, self.base_env, **overrides)
+        env = service_env(spec_name, {**self.base_env, **self.options.service_env}, **overrides)
         logs = self.options.run_dir / "logs"
         argv = [*service_command(spec_name), *extra_args]
         self.services.append(procs.start(log_name, argv, env, logs, ready_dir=logs))
