@@ -244,6 +244,8 @@ class LiveSettings(_Base):
 
     observations_topic: str = _env("OBSERVATIONS_TOPIC", "observations")
     forecasts_topic: str = _env("FORECASTS_TOPIC", "forecasts")
+    #: Consumer group of the inference service's observations stream (its own thread).
+    group_id: str = _env("OBSERVATIONS_GROUP_ID", "live-observations")
     #: Observations per identifier between two live PerformanceEval events (and log flushes).
     metrics_every: int = _env("LIVE_METRICS_EVERY", 12, ge=1)
     #: Scored (origin, step) points the rolling live metrics cover.

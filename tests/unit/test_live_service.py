@@ -158,3 +158,27 @@ def test_retraining_disabled_only_reports(setup: Setup) -> None:
     service = service_with_champion(setup, retrain_enabled=False)
     outs = outputs_of(service, observations(260))
     assert not [o for o in outs if o.topic == "preprocess-requests"]
+
+
+def test_the_observation_stream_dead_letters_with_the_reason_and_keeps_going(
+    setup: Setup,
+) -> None:
+    import threading
+
+    from flts.domain.messages import DlqRecord
+    from flts.services.live_stream import ObservationStream
+
+    service = service_with_champion(setup)
+    assert service.live is not None
+    stream = ObservationStream(service.live, {}, None, threading.Event())  # type: ignore[arg-type]
+    (bad,) = stream.handle(record(b"not json"))
+    assert bad.topic == "DLQ-observations"
+    assert isinstance(bad.value, DlqRecord)
+    assert "not valid JSON" in bad.value.error_details
+    assert bad.value.source_topic == "observations"
+    stranger = Observation(identifier="nobody", timestamp="2025-02-01T00:00:00", values={"x": 1})
+    (unknown,) = stream.handle(record(stranger))
+    assert isinstance(unknown.value, DlqRecord)
+    assert "unknown identifier" in unknown.value.error_details
+    assert [o.topic for o in stream.handle(record(observations(1)[0]))] == ["forecasts"]
+    assert (stream.handled, stream.dead_lettered) == (1, 2)

@@ -40,6 +40,7 @@ from flts.messaging.records import Output, Record, dlq_of, is_transient
 from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.claims import ClaimBook
 from flts.services.live import LiveLoop
+from flts.services.live_stream import ObservationStream
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.serving.model_state import LoadedModel, ModelSource, ModelState
 from flts.settings import InferenceSettings, LiveSettings, load_settings
@@ -310,9 +311,12 @@ def run(stop_event: threading.Event) -> int:
     tracker = mlflow_tracker()
     live_settings = load_settings(LiveSettings)
     topics = [settings.consumer_topic_0, settings.consumer_topic_1, settings.promotion_topic]
-    topics.append(live_settings.observations_topic)
-    live_out = (live_settings.forecasts_topic, live_settings.retrain_request_topic)
-    infra.ensure_topics(*topics, settings.producer_topic, *live_out)
+    live_topics = (
+        live_settings.observations_topic,
+        live_settings.forecasts_topic,
+        live_settings.retrain_request_topic,
+    )
+    infra.ensure_topics(*topics, settings.producer_topic, *live_topics)
     state = ModelState()
     ctx = StageContext(store=infra.store(), tracker=tracker)
     live = LiveLoop(live_settings, ctx, settings.producer_topic)
@@ -321,6 +325,13 @@ def run(stop_event: threading.Event) -> int:
         service = InferenceService(settings, ctx, state, live=live)
         warm_up(tracker, None)
         service.startup()
+        stream = ObservationStream(
+            live,
+            consumer_config(infra.kafka, live_settings.group_id),
+            infra.producer,
+            stop_event,
+        )
+        stream.start()
         worker = KafkaWorker(
             consumer_config(infra.kafka, settings.consumer_group_id),
             topics,
@@ -332,6 +343,7 @@ def run(stop_event: threading.Event) -> int:
             ready_file=infra.kafka.ready_file,
         )
         worker.run()
+        stream.join(10.0)
     finally:
         server.should_exit = True
         thread.join(10.0)
