@@ -262,7 +262,8 @@ class LiveSettings(_Base):
     drift_cooldown_steps: int = _env("DRIFT_COOLDOWN_STEPS", 288, ge=0)
     #: Request retraining on drift (false: detect and report only).
     retrain_enabled: bool = _env("LIVE_RETRAIN", True)
-    #: Most recent rows the retraining data holds (train + test), per identifier.
+    #: Rows of training windows a retraining gets beyond the champion's own history (so the
+    #: retraining data is history + this + RETRAIN_TEST_STEPS of the most recent rows).
     retrain_window_steps: int = _env("RETRAIN_WINDOW_STEPS", 2016, ge=2)
     #: Most recent rows held out as the retraining test set (the windows champion and
     #: challenger are compared on).

@@ -44,7 +44,9 @@ class LiveOptions:
     speed: float = 0.0  # 0: as fast as possible
     shift: float = 0.0
     holdout_rows: int = 720
-    warmup_rows: int = 2016
+    #: A's last rows sent as warm-up (history only); 0: all of A (a champion with weekly
+    #: seasons reads a week and more before its first forecast).
+    warmup_rows: int = 0
     #: Seconds to wait after the last observation for its forecast and a retraining in flight.
     settle_s: float = 300.0
 
@@ -151,7 +153,9 @@ def execute_live(
         replay = replay.sort_values(run.time_col, kind="stable").reset_index(drop=True)
         # A's last rows (its training part, then the holdout) fill the window before B.
         seen_a = [pd.read_csv(run.train_csv), pd.read_csv(run.test_csv)]
-        warm = pd.concat(seen_a, ignore_index=True).tail(options.warmup_rows)
+        warm = pd.concat(seen_a, ignore_index=True)
+        if options.warmup_rows:
+            warm = warm.tail(options.warmup_rows)
         producer = create_producer(bootstrap_servers=endpoints.kafka_bootstrap)
         seen = _Seen()
         topic = str(_LIVE["observations_topic"].default)

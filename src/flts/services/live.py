@@ -179,17 +179,23 @@ class LiveLoop:
         fresh = series_for(
             identifier,
             champion,
-            history_rows=self.settings.retrain_window_steps,
+            history_rows=self._retraining_rows(champion),
             metrics_window=self.settings.metrics_window,
         )
         if current is None:
             return fresh
         old = current.series
         same_shape = old.columns == fresh.columns and old.step_us == fresh.step_us
-        if same_shape and old.keep_rows >= champion.rows_needed:
+        if same_shape and old.keep_rows >= fresh.keep_rows:
             return old  # the window carries over: no warm-up after a swap
         log.warning("the new champion of %s needs another window: it restarts", identifier)
         return fresh
+
+    def _retraining_rows(self, champion: Champion) -> int:
+        """Rows a retraining reads: the champion's own history (so a challenger of the same
+        kind fits), RETRAIN_WINDOW_STEPS of training windows, RETRAIN_TEST_STEPS of test."""
+        s = self.settings
+        return champion.rows_needed + s.retrain_window_steps + s.retrain_test_steps
 
     def _flush(self, identifier: str, entry: _Identifier, now_us: int) -> list[Output]:
         series, champion = entry.series, entry.champion
@@ -252,7 +258,7 @@ class LiveLoop:
         config = drift.retraining_config(spec)
         try:
             train_csv, test_csv = drift.retraining_csvs(
-                entry.series.frame(self.settings.retrain_window_steps),
+                entry.series.frame(self._retraining_rows(entry.champion)),
                 config,
                 self.settings.retrain_test_steps,
             )

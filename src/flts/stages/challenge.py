@@ -19,7 +19,6 @@ import orjson
 import pandas as pd
 
 from flts.domain.messages import ModelSelected, ModelTrained
-from flts.errors import DataValidationError
 from flts.forecasting import windows
 from flts.forecasting.base import Forecaster
 from flts.forecasting.metrics import ErrorMetrics, error_metrics
@@ -94,9 +93,16 @@ def challenge(
     origins = windows.evaluation_origins(len(test), spec, meta.context_rows)
     need = max(challenger_model.min_history, champion_model.min_history)
     origins = origins[origins >= need]
-    if len(origins) == 0:
-        raise DataValidationError(
-            f"{key}: no test window leaves {need} rows of history for champion and challenger"
+    if len(origins) == 0:  # e.g. a weekly-season champion against a few days of new data
+        return Verdict(
+            True,
+            f"champion {incumbent.model_type} run {incumbent.run_id} needs {need} rows of "
+            f"history, more than the new test data ({len(test)} rows) holds before any window; "
+            "challenger promoted unchallenged",
+            incumbent.run_id,
+            None,
+            None,
+            0,
         )
     actual = windows.actuals(test[spec.target].to_numpy(dtype=np.float64), origins, spec.horizon)
     challenger = _errors(challenger_model, test, origins, actual)
