@@ -26,9 +26,10 @@ BENCHMARKS: dict[str, str] = {
     "api": "flts.bench.api_bench",
     "pipeline": "flts.bench.pipeline_bench",
     "soak": "flts.bench.soak_bench",
+    "live": "flts.bench.live_bench",
 }
 #: Run only when named (``flts bench soak``): ten minutes of load, not part of ``all``.
-STANDALONE: tuple[str, ...] = ("soak",)
+STANDALONE: tuple[str, ...] = ("soak", "live")
 
 
 def all_benchmarks() -> list[str]:
