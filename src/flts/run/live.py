@@ -246,7 +246,8 @@ def _settle(monitor: TopicMonitor, seen: _Seen, sent: list[Observation], timeout
     while time.monotonic() < deadline:
         _drain(monitor, seen)
         have_last = last is None or any(f.get("origin_timestamp") == last for f in seen.forecasts)
-        decided = len(seen.promotions) - 1 + len(seen.no_promotion) >= len(seen.requests)
+        # The first request is `flts run`'s own (answered by the first promotion).
+        decided = len(seen.promotions) + len(seen.no_promotion) >= len(seen.requests)
         if have_last and decided:
             return
         time.sleep(0.2)

@@ -114,11 +114,15 @@ class LiveLoop:
             else:
                 current.champion, current.series = champion, series
                 series.reset_metrics()
+            # Evaluations finish in request order: a promotion answers the oldest open request.
+            # (A challenger eval kept out sends no event, so a later promotion may be credited
+            # to an earlier request; the promotion records in model-promotion are exact.)
             for request in self.retrains:
                 if request.identifier == selected.identifier and request.promoted_run_id is None:
                     request.promoted_run_id = loaded.run_id
                     request.promoted_model_type = loaded.model_type
                     request.promoted_reason = f"composite score {selected.composite_score:.4g}"
+                    break
         log.info(
             "live champion of %s: %s run %s",
             selected.identifier,
