@@ -108,18 +108,22 @@ def test_observations_become_forecasts_on_the_real_stack(
         assert ku.produce_message(producer, topics["PROMOTION_TOPIC"], selected, key="promotion")
         # Observations before the promotion is consumed would be dead-lettered: wait for it.
         _wait_state(port, identifier, service.log)
-        rows = _series().tail(20)
+        rows = _series().tail(40)
         items = [
             Observation(identifier=identifier, timestamp=ts.to_pydatetime(), values={"down": v})
             for ts, v in zip(rows[TIME_COLUMN], rows["down"], strict=True)
         ]
         for obs in items:
             assert ku.produce_message(producer, topics["OBSERVATIONS_TOPIC"], obs, key=identifier)
-        stranger = Observation(identifier="nobody", timestamp="2025-03-02T00:00:00", values={})
-        raw = stranger.to_wire()
-        assert ku.produce_message(producer, topics["OBSERVATIONS_TOPIC"], raw, key="nobody")
-        # 20 rows, the window needs 8: forecasts from the 8th row on.
-        seen = forecasts.wait_for(lambda s: len(s) >= 13, 120, "13 forecasts", logs=service.log)
+        # A row with a non-numeric value: refused by the wire model, dead-lettered.
+        raw = {
+            "identifier": identifier,
+            "timestamp": "2025-03-02T00:00:00",
+            "values": {"down": "x"},
+        }
+        assert ku.produce_message(producer, topics["OBSERVATIONS_TOPIC"], raw, key=identifier)
+        # 40 rows; LINEAR reads one season (30 rows): forecasts from the 30th row on.
+        seen = forecasts.wait_for(lambda s: len(s) >= 11, 120, "11 forecasts", logs=service.log)
         dead.wait_for(lambda s: len(s) >= 1, 60, "the dead letter", logs=service.log)
         state = httpx.get(f"http://127.0.0.1:{port}/live/state", timeout=10).json()
     finally:
@@ -129,11 +133,13 @@ def test_observations_become_forecasts_on_the_real_stack(
     first = decode(LiveForecast, seen[0][1])
     assert seen[0][0] == identifier
     assert (first.run_id, first.horizon, len(first.steps)) == (run_id, 3, 3)
-    assert first.origin_timestamp == "2025-03-01T13:12:00Z"  # the 8th of the last 20 rows
+    thirtieth = rows[TIME_COLUMN].iloc[29].strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert first.origin_timestamp == thirtieth
     reason = dead.seen[0][1]
-    assert "values" in reason["error_details"] or "unknown identifier" in reason["error_details"]
+    assert "values.down" in reason["error_details"]
+    assert reason["payload"]["values"] == {"down": "x"}
     view = state["identifiers"][identifier]
-    assert view["observations"] == 20
+    assert view["observations"] == 40
     assert view["metrics"]["points"] > 0
 
 
