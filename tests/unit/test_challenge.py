@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-from tests._stage_data import IDENTIFIER, Setup, processed_bytes
+from tests._stage_data import IDENTIFIER, Setup, processed_bytes, synthetic_frame
 
 from flts.domain.config import ModelType
 from flts.domain.messages import BaselineScores, ModelSelected, ModelTrained
@@ -24,8 +24,17 @@ OLD_HASH = "old-lineage"
 @pytest.fixture
 def setup() -> Iterator[Setup]:
     s = Setup()
-    key = processed_keys(IDENTIFIER, NEW_HASH)[1]
-    s.store.put_bytes(BUCKET_PROCESSED, key, processed_bytes(s.test, s.spec, "test", NEW_HASH))
+    # The new lineage: one continuous series cut into training and test. Its test object
+    # carries no training context, so a champion's history comes from the training object's
+    # tail (as for a weekly-season champion against a short retraining).
+    series = synthetic_frame(len(s.train) + len(s.test), seed=5)
+    new_train, new_test = series.iloc[: len(s.train)], series.iloc[len(s.train) :]
+    train_key, test_key = processed_keys(IDENTIFIER, NEW_HASH)
+    test_bytes = processed_bytes(new_test.reset_index(drop=True), s.spec, "test", NEW_HASH)
+    s.store.put_bytes(BUCKET_PROCESSED, test_key, test_bytes)
+    s.store.put_bytes(
+        BUCKET_PROCESSED, train_key, processed_bytes(new_train, s.spec, "train", NEW_HASH)
+    )
     yield s
     s.tracker.close()
 
@@ -91,6 +100,8 @@ def test_a_challenger_worse_on_recent_windows_is_not_promoted(setup: Setup) -> N
     assert verdict.champion is not None
     assert verdict.challenger is not None
     assert verdict.challenger.mae > verdict.champion.mae
+    # Every test row is a scored origin: the champion's season of history came from training.
+    assert verdict.windows == len(setup.test) - setup.spec.horizon + 1
 
 
 def test_a_better_challenger_is_promoted_and_becomes_the_champion(setup: Setup) -> None:

@@ -22,6 +22,7 @@ from flts.domain.messages import ModelSelected, ModelTrained
 from flts.forecasting import windows
 from flts.forecasting.base import Forecaster
 from flts.forecasting.metrics import ErrorMetrics, error_metrics
+from flts.forecasting.spec import TIME_COLUMN
 from flts.stages.ports import BUCKET_PROCESSED, BUCKET_PROMOTION, StageContext
 
 DEFAULT_MODEL_NAME = "model"
@@ -90,10 +91,18 @@ def challenge(
             None,
             0,
         )
-    origins = windows.evaluation_origins(len(test), spec, meta.context_rows)
     need = max(challenger_model.min_history, champion_model.min_history)
+    context = meta.context_rows
+    if need > context:  # the champion reads more history than the new lineage carries
+        train_key = processed_keys(identifier, config_hash)[0]
+        train, _ = read_processed(ctx.store.get_bytes(BUCKET_PROCESSED, train_key), train_key)
+        before = train[train[TIME_COLUMN] < test[TIME_COLUMN].iloc[0]].tail(need - context)
+        test = pd.concat([before, test], ignore_index=True)
+        context += len(before)
+    # The scored windows stay those of the new test rows; only their history grew.
+    origins = windows.evaluation_origins(len(test), spec, context)
     origins = origins[origins >= need]
-    if len(origins) == 0:  # e.g. a weekly-season champion against a few days of new data
+    if len(origins) == 0:  # a champion reading more history than the whole retraining holds
         return Verdict(
             True,
             f"champion {incumbent.model_type} run {incumbent.run_id} needs {need} rows of "
