@@ -177,7 +177,8 @@ def _rows(frame: pd.DataFrame, identifier: str) -> list[dict[str, Any]]:
     stamps = pd.to_datetime(frame["time"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out = []
     for stamp, values in zip(stamps, frame[numeric].to_dict("records"), strict=True):
-        out.append({"identifier": identifier, "timestamp": stamp, "values": values})
+        if all(pd.notna(v) for v in values.values()):  # a row with a gap would be dead-lettered
+            out.append({"identifier": identifier, "timestamp": stamp, "values": values})
     return out
 
 
