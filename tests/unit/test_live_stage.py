@@ -79,7 +79,7 @@ def test_duplicate_and_out_of_order_timestamps_are_dropped_and_counted() -> None
 
 
 def test_a_gap_is_filled_linearly_flagged_and_never_scored() -> None:
-    champ = champion()
+    champ = champion(ModelType.SEASONAL_NAIVE)  # reads a season: the filled rows are in it
     series = new_series(champ)
     n = champ.rows_needed
     feed(series, [10.0] * n)
@@ -93,6 +93,11 @@ def test_a_gap_is_filled_linearly_flagged_and_never_scored() -> None:
     assert forecast is not None
     assert forecast.gap_filled
     assert forecast.gap_filled_steps == 2
+    # Persistence reads only the last (real) row: its forecast used no filled value.
+    persistence = champion()
+    assert series.forecast(persistence) is not None
+    assert series.last_forecast is not None
+    assert not series.last_forecast.gap_filled
 
 
 def test_off_grid_timestamps_snap_to_the_next_slot() -> None:
