@@ -14,6 +14,9 @@ One consumer (group CONSUMER_GROUP_ID, manual commits) reads three topics:
 Which claims a model runs is decided by ``flts.stages.dispatch``. PerformanceEval events (and
 dead letters of pending claims) are returned to the worker, which gets them confirmed on
 PRODUCER_TOPIC before a claim is marked done and the offset committed.
+The live loop (issue 12, ``flts.services.live``): OBSERVATIONS_TOPIC is consumed by its own
+thread and group (``flts.services.live_stream``), forecasts go to FORECASTS_TOPIC, rolling live
+metrics to PRODUCER_TOPIC, and the API also serves ``/live`` and ``/live/state``.
 At start-up the registry's champion alias (REGISTERED_MODEL_NAME@CHAMPION_ALIAS) is loaded if it
 exists, so the API is ready after a restart. The API runs in a uvicorn thread; SIGTERM stops both.
 """
