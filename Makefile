@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.flts-installed
 
 .PHONY: setup run test lint typecheck unit bench bench-quick bench-data chaos schemas clean \
-	stack-down image compose-smoke helm-check kfp-compile
+	stack-down image compose-smoke helm-check kfp-compile browser
 
 setup: $(STAMP)
 
@@ -27,8 +27,15 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The live page's browser test (tests/api/test_live_page_browser.py) needs Debian's chromium
+# and chromium-driver: installed here when missing (apt, as root), so CI runs that test.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver; }
+
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
-test: setup lint typecheck
+test: setup lint typecheck browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose" >&2; exit 1; fi; \
 	exit $$rc

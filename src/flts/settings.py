@@ -207,6 +207,9 @@ class EvalSettings(_Base):
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
     progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
+    #: Added by FLTS (issue 12): a new lineage of an identifier must beat its champion on the
+    #: new test windows to be promoted (flts.stages.challenge).
+    challenge_champion: bool = _env("CHALLENGE_CHAMPION", True)
 
     @field_validator("expected_model_types", mode="before")
     @classmethod
@@ -249,6 +252,40 @@ class InferenceSettings(_Base):
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
 
 
+class LiveSettings(_Base):
+    """The live loop (added by FLTS, issue 12), read by the inference service next to
+    InferenceSettings. Steps are data time (observation timestamps), so a replay at any speed
+    behaves the same as real time."""
+
+    observations_topic: str = _env("OBSERVATIONS_TOPIC", "observations")
+    forecasts_topic: str = _env("FORECASTS_TOPIC", "forecasts")
+    #: Consumer group of the inference service's observations stream (its own thread).
+    group_id: str = _env("OBSERVATIONS_GROUP_ID", "live-observations")
+    #: Observations per identifier between two live PerformanceEval events (and log flushes).
+    metrics_every: int = _env("LIVE_METRICS_EVERY", 12, ge=1)
+    #: Scored (origin, step) points the rolling live metrics cover.
+    metrics_window: int = _env("LIVE_METRICS_WINDOW", 288, ge=1)
+    #: Drift: live MAE above this multiple of the persistence MAE on the same points.
+    drift_persistence_ratio: float = _env("DRIFT_PERSISTENCE_RATIO", 1.5, gt=0)
+    #: Drift: live MAE above this multiple of the champion's test MAE.
+    drift_test_ratio: float = _env("DRIFT_TEST_RATIO", 2.0, gt=0)
+    #: Drift: coverage of a level this far (fraction) below nominal.
+    drift_coverage_drop: float = _env("DRIFT_COVERAGE_DROP", 0.25, gt=0, lt=1)
+    #: Scored points needed in the window before drift is judged.
+    drift_min_points: int = _env("DRIFT_MIN_POINTS", 48, ge=1)
+    #: Steps after a retrain request before another may be made (no retrain storms).
+    drift_cooldown_steps: int = _env("DRIFT_COOLDOWN_STEPS", 288, ge=0)
+    #: Request retraining on drift (false: detect and report only).
+    retrain_enabled: bool = _env("LIVE_RETRAIN", True)
+    #: Rows of training windows a retraining gets beyond the champion's own history (so the
+    #: retraining data is history + this + RETRAIN_TEST_STEPS of the most recent rows).
+    retrain_window_steps: int = _env("RETRAIN_WINDOW_STEPS", 2016, ge=2)
+    #: Most recent rows held out as the retraining test set (the windows champion and
+    #: challenger are compared on).
+    retrain_test_steps: int = _env("RETRAIN_TEST_STEPS", 288, ge=1)
+    retrain_request_topic: str = _env("PREPROCESS_REQUEST_TOPIC", "preprocess-requests")
+
+
 class S3Settings(_Base):
     endpoint_url: str | None = Field(
         None, validation_alias=AliasChoices("S3_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
@@ -287,6 +324,9 @@ class PipelineTopics:
     preprocess_requests: str
     progress: str
     preprocess_dlq: str
+    #: The live loop's topics (issue 12).
+    observations: str
+    forecasts: str
 
     @property
     def spec(self) -> tuple[str, ...]:
@@ -302,10 +342,21 @@ class PipelineTopics:
     @property
     def dead_letter(self) -> tuple[str, ...]:
         """``DLQ-preprocess`` plus ``DLQ-<topic>`` for every consumed or produced topic."""
-        return (self.preprocess_dlq, *(f"DLQ-{t}" for t in (self.preprocess_requests, *self.spec)))
+        consumed_or_produced = (self.preprocess_requests, *self.spec, *self.live)
+        return (self.preprocess_dlq, *(f"DLQ-{t}" for t in consumed_or_produced))
+
+    @property
+    def live(self) -> tuple[str, ...]:
+        return (self.observations, self.forecasts)
 
     def all(self) -> tuple[str, ...]:
-        return (*self.spec, self.preprocess_requests, self.progress, *self.dead_letter)
+        return (
+            *self.spec,
+            self.preprocess_requests,
+            self.progress,
+            *self.live,
+            *self.dead_letter,
+        )
 
 
 def _default(cls: type[BaseSettings], field: str) -> str:
@@ -322,6 +373,8 @@ def pipeline_topics() -> PipelineTopics:
         preprocess_requests=_default(PreprocessSettings, "request_topic"),
         progress=_default(PreprocessSettings, "progress_topic"),
         preprocess_dlq=_default(PreprocessSettings, "dlq_topic"),
+        observations=_default(LiveSettings, "observations_topic"),
+        forecasts=_default(LiveSettings, "forecasts_topic"),
     )
 
 

@@ -81,7 +81,11 @@ def test_best_model_that_beats_persistence_is_promoted_and_recorded() -> None:
         "SEASONAL_NAIVE",
     }
     keys = store.list_keys(BUCKET_PROMOTION)
-    assert keys == [f"{IDENT}/{HASH}/20251124T120000Z.json", f"{IDENT}/{HASH}/current.json"]
+    assert keys == [
+        f"{IDENT}/{HASH}/20251124T120000Z.json",
+        f"{IDENT}/{HASH}/current.json",
+        f"{IDENT}/champion.json",  # what the identifier's next lineage must beat
+    ]
     assert out.promotion_record is not None
     assert out.promotion_record.key == keys[0]
     record = orjson.loads(store.get_bytes(BUCKET_PROMOTION, keys[1]))

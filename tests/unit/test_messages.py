@@ -14,9 +14,12 @@ from flts.cli.schema_cmd import drift, render_schemas
 from flts.domain.messages import (
     ALL_MESSAGES,
     DlqRecord,
+    ForecastStep,
     InferenceDataReady,
+    LiveForecast,
     ModelTrained,
     ModelTrainingRunning,
+    Observation,
     TrainingDataReady,
     WireMessage,
     decode,
@@ -65,8 +68,16 @@ def _overrides(model: type[WireMessage]) -> dict[str, Any]:
             out[name] = _int
         elif field.annotation == int | None:
             out[name] = st.none() | _int
+        elif field.annotation == dict[str, float] | None:
+            out[name] = st.none() | st.dictionaries(st.text(max_size=5), _float, max_size=3)
     if model is DlqRecord:
         out["payload"] = _json_scalar | st.dictionaries(st.text(max_size=5), _json_scalar)
+    if model is Observation:
+        out["values"] = st.dictionaries(st.text(max_size=5), _float, min_size=1, max_size=3)
+    if model is LiveForecast:
+        out["horizon"] = st.integers(1, 1000)
+        step = st.builds(ForecastStep, step=st.integers(1, 1000), point=_float)
+        out["steps"] = st.lists(step, max_size=3)
     return out
 
 

@@ -27,9 +27,10 @@ BENCHMARKS: dict[str, str] = {
     "pipeline": "flts.bench.pipeline_bench",
     "soak": "flts.bench.soak_bench",
     "fleet": "flts.bench.fleet_bench",
+    "live": "flts.bench.live_bench",
 }
-#: Run only when named (``flts bench soak``): ten minutes of load, not part of ``all``.
-STANDALONE: tuple[str, ...] = ("soak", "fleet")
+#: Run only when named (``flts bench soak``): minutes of load or whole stacks, not part of ``all``.
+STANDALONE: tuple[str, ...] = ("soak", "fleet", "live")
 
 
 def all_benchmarks() -> list[str]:

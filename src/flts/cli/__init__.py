@@ -17,6 +17,7 @@ from flts.errors import FltsError
 #: subcommand -> (module, help). Each module defines ``register(parser)`` and sets ``func``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("flts.cli.run_cmd", "run the whole pipeline on one machine"),
+    "live": ("flts.cli.live_cmd", "train on A, then replay B as live observations"),
     "stack": ("flts.cli.stack_cmd", "start, inspect or stop the local infrastructure"),
     "service": ("flts.cli.service_cmd", "run one pipeline service (Kafka worker or HTTP app)"),
     "schema": ("flts.cli.schema_cmd", "export the wire messages' JSON Schemas"),

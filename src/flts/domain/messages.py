@@ -9,7 +9,7 @@ existing producers still decode. Writers always emit every spec field (``to_wire
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -197,6 +197,20 @@ class PerformanceEval(WireMessage):
     output_object: str
     timestamp: str
     v: Literal[1] = SCHEMA_VERSION
+    # Added by FLTS (issue 12): rolling live metrics of the live loop. ``kind`` is "live" on
+    # those events (absent on batch events); errors are over the last ``live_points`` scored
+    # (origin, step) points, persistence on exactly the same points.
+    kind: str | None = None
+    live_points: int | None = None
+    live_mae: float | None = None
+    live_persistence_mae: float | None = None
+    #: Share of scored points inside each level's band, by level ("80", "95").
+    live_coverage: dict[str, float] | None = None
+    observations: int | None = None
+    forecasts: int | None = None
+    dropped_out_of_order: int | None = None
+    dropped_duplicate: int | None = None
+    gap_filled_steps: int | None = None
 
 
 class DlqRecord(WireMessage):
@@ -231,6 +245,65 @@ class ProgressEvent(WireMessage):
     #: Seconds the stage spent on its own work, on a "done" event.
     duration_s: float | None = None
     timestamp: str = Field(default_factory=lambda: utc_now_iso())
+
+
+# --- the live loop (added by FLTS, issue 12) ------------------------------------------------
+
+
+class Observation(WireMessage):
+    """Topic ``observations`` (added by FLTS), key = identifier: one measured row, live.
+
+    ``values`` maps each raw column the champion reads (target first) to a number in original
+    units; extra columns are ignored. Strings, booleans, NaN and infinity are refused, so a
+    malformed row goes to ``DLQ-observations`` naming the field.
+    """
+
+    identifier: str = Field(min_length=1)
+    #: Time of the measurement, ISO 8601 (a naive time is read as UTC).
+    timestamp: datetime
+    values: dict[str, Annotated[float, Field(strict=True)]] = Field(min_length=1)
+    #: When the producer sent it (ISO 8601, UTC); lets the service measure end-to-end latency.
+    sent_at: str | None = None
+    #: History only (a replay's warm-up rows): fills the window, no forecast, never scored.
+    warmup: bool | None = None
+
+
+class ForecastStep(BaseModel):
+    """One horizon step of a live forecast; ``lower_<level>``/``upper_<level>`` keys carry the
+    band of each calibrated level (absent when the champion has no intervals)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="allow",
+        allow_inf_nan=False,
+        json_schema_extra={"patternProperties": {"^(lower|upper)_[0-9]{1,2}$": {"type": "number"}}},
+    )
+
+    step: int = Field(ge=1)
+    target_timestamp: str
+    point: float
+
+
+class LiveForecast(WireMessage):
+    """Topic ``forecasts`` (added by FLTS), key = identifier: the next H steps after one
+    observation, in original units, from the champion answering for that identifier."""
+
+    identifier: str
+    #: Timestamp of the last observation the forecast read (the origin), ISO 8601 UTC.
+    origin_timestamp: str
+    run_id: str
+    model_type: str
+    config_hash: str
+    horizon: int = Field(ge=1)
+    steps: list[ForecastStep]
+    #: True when the window was completed by filling missing steps (as preprocessing does).
+    gap_filled: bool = False
+    gap_filled_steps: int = 0
+    #: Interval levels present in ``steps`` (empty when the model is not calibrated).
+    levels: list[int] = Field(default_factory=list)
+    sent_at: str | None = None
+    timestamp: str = Field(default_factory=lambda: utc_now_iso())
+    v: Literal[1] = SCHEMA_VERSION
 
 
 M = TypeVar("M", bound=WireMessage)
@@ -286,4 +359,6 @@ ALL_MESSAGES: dict[str, type[WireMessage]] = {
     "performance-eval": PerformanceEval,
     "dlq": DlqRecord,
     "flts-progress": ProgressEvent,
+    "observations": Observation,
+    "forecasts": LiveForecast,
 }

@@ -111,6 +111,8 @@ class RunOptions:
     interval_levels: tuple[int, ...] | None = None
     #: Processes per service (consumer-group members), by service name; absent means one.
     replicas: dict[str, int] = field(default_factory=dict)
+    #: Extra env for every service (e.g. the live loop's LIVE_*/DRIFT_* settings).
+    service_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -254,7 +256,7 @@ class PipelineRunner:
 
     def _spawn(self, spec_name: str, log_name: str, *extra_args: str, **overrides: str) -> None:
         """Start ``spec_name`` once per replica (``RunOptions.replicas``), each in its group."""
-        env = service_env(spec_name, self.base_env, **overrides)
+        env = service_env(spec_name, {**self.base_env, **self.options.service_env}, **overrides)
         logs = self.options.run_dir / "logs"
         argv = [*service_command(spec_name), *extra_args]
         count = self.options.replicas.get(spec_name, 1)

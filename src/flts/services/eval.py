@@ -55,6 +55,7 @@ class EvalService:
             expected_model_types=settings.expected_model_types,
             registered_model_name=settings.registered_model_name,
             alias=settings.champion_alias,
+            challenge_champion=settings.challenge_champion,
         )
 
     def handle(self, record: Record) -> list[Output]:

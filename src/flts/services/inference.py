@@ -14,6 +14,9 @@ One consumer (group CONSUMER_GROUP_ID, manual commits) reads three topics:
 Which claims a model runs is decided by ``flts.stages.dispatch``. PerformanceEval events (and
 dead letters of pending claims) are returned to the worker, which gets them confirmed on
 PRODUCER_TOPIC before a claim is marked done and the offset committed.
+The live loop (issue 12, ``flts.services.live``): OBSERVATIONS_TOPIC is consumed by its own
+thread and group (``flts.services.live_stream``), forecasts go to FORECASTS_TOPIC, rolling live
+metrics to PRODUCER_TOPIC, and the API also serves ``/live`` and ``/live/state``.
 At start-up the registry's champion alias (REGISTERED_MODEL_NAME@CHAMPION_ALIAS) is loaded if it
 exists, so the API is ready after a restart. The API runs in a uvicorn thread; SIGTERM stops both.
 """
@@ -30,6 +33,7 @@ from flts.domain.messages import (
     InferenceDataReady,
     ModelSelected,
     ModelTrained,
+    Observation,
     decode,
     decode_model_training,
     utc_now_iso,
@@ -39,10 +43,12 @@ from flts.errors import StackError
 from flts.messaging.records import Output, Record, dlq_of, is_transient
 from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.claims import ClaimBook
+from flts.services.live import LiveLoop
+from flts.services.live_stream import ObservationStream
 from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
 from flts.serving.model_state import LoadedModel, ModelSource, ModelState
 from flts.serving.series_models import SeriesModels
-from flts.settings import InferenceSettings, load_settings
+from flts.settings import InferenceSettings, LiveSettings, load_settings
 from flts.stages import dispatch, infer
 from flts.stages.contracts import InferRequest, InferStageConfig
 from flts.stages.dispatch import ClaimEntry
@@ -74,6 +80,7 @@ class InferenceService:
         state: ModelState,
         claims: ClaimBook | None = None,
         series: SeriesModels | None = None,
+        live: LiveLoop | None = None,
     ) -> None:
         self.settings = settings
         self.ctx = ctx
@@ -84,6 +91,8 @@ class InferenceService:
         #: Loaded models by config_hash, least recently used first (bounded: see _remember).
         self.models: OrderedDict[str, LoadedModel] = OrderedDict()
         self.dlq_topic = dlq_of(settings.producer_topic)
+        #: The live loop (issue 12): observations in, forecasts out; None: batch only.
+        self.live = live
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -102,6 +111,8 @@ class InferenceService:
             return self.on_trained(event) if isinstance(event, ModelTrained) else []
         if record.topic == s.consumer_topic_0:
             return self.on_claim(decode(InferenceDataReady, record.body))
+        if self.live is not None and record.topic == self.live.settings.observations_topic:
+            return self.live.on_observation(decode(Observation, record.body))
         return []
 
     def on_selected(self, selected: ModelSelected) -> list[Output]:
@@ -113,6 +124,8 @@ class InferenceService:
             "promotion",
         )
         self._serve(loaded)
+        if self.live is not None:
+            self.live.on_champion(selected, loaded)
         return self._run_all(self.claims.for_config(selected.config_hash), loaded)
 
     def _serve(self, loaded: LoadedModel) -> None:
@@ -299,7 +312,10 @@ def _ref(model: LoadedModel) -> dispatch.ModelRef:
 
 
 def start_api(
-    state: ModelState, settings: InferenceSettings, series: SeriesModels | None = None
+    state: ModelState,
+    settings: InferenceSettings,
+    series: SeriesModels | None = None,
+    live: LiveLoop | None = None,
 ) -> tuple[Any, threading.Thread]:
     """Serve the inference API on API_HOST:API_PORT from a uvicorn thread; wait until it listens.
 
@@ -310,6 +326,10 @@ def start_api(
     from flts.api.inference_app import create_inference_app
 
     app = create_inference_app(state, settings, series=series)
+    if live is not None:
+        from flts.api.live_page import live_router
+
+        app.include_router(live_router(live.snapshot))
     # The same server settings as the API benchmark (flts.bench.api_server): uvloop + httptools.
     config = uvicorn.Config(
         app,
@@ -338,17 +358,31 @@ def run(stop_event: threading.Event) -> int:
     settings = load_settings(InferenceSettings)
     infra = Infra.from_env()
     tracker = mlflow_tracker()
+    live_settings = load_settings(LiveSettings)
     topics = [settings.consumer_topic_0, settings.consumer_topic_1, settings.promotion_topic]
-    infra.ensure_topics(*topics, settings.producer_topic)
+    live_topics = (
+        live_settings.observations_topic,
+        live_settings.forecasts_topic,
+        live_settings.retrain_request_topic,
+    )
+    infra.ensure_topics(*topics, settings.producer_topic, *live_topics)
     state = ModelState()
     series = SeriesModels(settings.max_served_series, settings.max_served_series_bytes)
-    server, thread = start_api(state, settings, series)
+    ctx = StageContext(store=infra.store(), tracker=tracker)
+    live = LiveLoop(live_settings, ctx, settings.producer_topic)
+    server, thread = start_api(state, settings, series, live)
     try:
-        ctx = StageContext(store=infra.store(), tracker=tracker)
-        service = InferenceService(settings, ctx, state, series=series)
+        service = InferenceService(settings, ctx, state, series=series, live=live)
         series.loader = service.load_series_champion
         warm_up(tracker, None)
         service.startup()
+        stream = ObservationStream(
+            live,
+            consumer_config(infra.kafka, live_settings.group_id),
+            infra.producer,
+            stop_event,
+        )
+        stream.start()
         worker = KafkaWorker(
             consumer_config(infra.kafka, settings.consumer_group_id),
             topics,
@@ -360,6 +394,7 @@ def run(stop_event: threading.Event) -> int:
             ready_file=infra.kafka.ready_file,
         )
         worker.run()
+        stream.join(10.0)
     finally:
         server.should_exit = True
         thread.join(10.0)

@@ -74,6 +74,9 @@ class EvaluateStageConfig(Frozen):
     expected_model_types: tuple[ModelType, ...] = (ModelType.GRU, ModelType.LSTM, ModelType.PROPHET)
     registered_model_name: str = "flts-forecaster"
     alias: str = "champion"
+    #: A new lineage of an identifier must beat its current champion on the new test windows
+    #: (``flts.stages.challenge``).
+    challenge_champion: bool = True
 
 
 class ScoreRow(Frozen):

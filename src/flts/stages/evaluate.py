@@ -18,7 +18,7 @@ from flts.domain.config import BASELINE_MODEL_TYPES, ModelType
 from flts.domain.messages import BaselineScores, ModelSelected, ModelTrained
 from flts.domain.series import champion_alias
 from flts.errors import DataValidationError, MessageError
-from flts.stages import scoring
+from flts.stages import challenge, scoring
 from flts.stages._timefmt import compact_utc, iso_utc
 from flts.stages.contracts import (
     EvaluateRequest,
@@ -61,8 +61,20 @@ def run(request: EvaluateRequest, config: EvaluateStageConfig, ctx: StageContext
             selected=previous,
             promotion_record=ObjectRef(bucket=BUCKET_PROMOTION, key=f"{prefix}/current.json"),
         )
+    verdict = None
+    if config.challenge_champion and request.identifier:
+        verdict = challenge.challenge(ctx, request.identifier, request.config_hash, champion)
+    if verdict is not None:
+        report = report.model_copy(update={"reason": f"{report.reason}; {verdict.reason}"})
+        if not verdict.promote:
+            report = report.model_copy(update={"champion": None})
+            ctx.logger.warning("evaluate %s: no promotion: %s", prefix, verdict.reason)
+            ref = _write_record(ctx, prefix, now, _record(None, report, iso_utc(now)))
+            return EvaluateResult(report=report, selected=None, promotion_record=ref)
     selected = _promote(request, config, ctx, champion, row, iso_utc(now))
     ref = _write_record(ctx, prefix, now, _record(selected, report, iso_utc(now)))
+    if request.identifier:
+        challenge.record_champion(ctx, selected)
     ctx.logger.info(
         "evaluate %s: promoted %s run %s (composite %.4f) as %s@%s version %s",
         prefix,

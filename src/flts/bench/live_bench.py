@@ -1,0 +1,244 @@
+"""``flts bench live``: observation-to-forecast latency and sustained observations per second.
+
+On a fresh local stack (tansu on SeaweedFS, MLflow), one inference service on private topics
+answers for one identifier with a LINEAR champion fitted on the bundled data (logged to MLflow,
+promoted by a ``model-selected`` event, so the service loads it as in production). Then:
+
+- latency: observations one at a time (the next after the previous one's forecast arrived),
+  from the producer's send to this process receiving the forecast on ``forecasts``;
+  p50/p99 (target p99 < 100 ms, the issue's);
+- throughput: a burst of observations sent as fast as possible; sustained rate = burst size /
+  (time until the service counted the burst's forecasts, from ``/live/state``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pandas as pd
+from confluent_kafka import Consumer
+
+from flts import kafka_utils
+from flts.bench import BenchOptions
+from flts.bench.common import BenchResult, Timer, make_result, percentile
+
+log = logging.getLogger(__name__)
+TARGET_P99_MS = 100.0
+
+
+def run(options: BenchOptions) -> list[BenchResult]:
+    from flts.infra import procs
+    from flts.infra.stack import LocalStack, StackPorts
+    from flts.services.wiring import service_command, service_env
+
+    timer = Timer()
+    n_latency, n_burst = (50, 300) if options.quick else (300, 3000)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="flts-bench-live-") as tmp:
+        work = Path(tmp)
+        stack = LocalStack(work / "stack", StackPorts.free())
+        endpoints = stack.up()
+        u = uuid.uuid4().hex[:8]
+        topics = {
+            "PROMOTION_TOPIC": f"model-selected-{u}",
+            "OBSERVATIONS_TOPIC": f"observations-{u}",
+            "FORECASTS_TOPIC": f"forecasts-{u}",
+            "PRODUCER_TOPIC": f"performance-eval-{u}",
+            "CONSUMER_TOPIC_0": f"inference-data-{u}",
+            "CONSUMER_TOPIC_1": f"model-training-{u}",
+        }
+        bootstrap = endpoints.kafka_bootstrap
+        kafka_utils.ensure_topics(bootstrap, list(topics.values()))
+        port = procs.free_port()
+        env = service_env(
+            "inference",
+            endpoints.service_env(),
+            **topics,
+            CONSUMER_GROUP_ID=f"bench-live-{u}",
+            OBSERVATIONS_GROUP_ID=f"bench-live-obs-{u}",
+            API_PORT=str(port),
+            REGISTERED_MODEL_NAME=f"bench-live-{u}",
+        )
+        service = procs.start("inference", service_command("inference"), env, work / "logs")
+        try:
+            frame, selected = _champion(endpoints.mlflow_uri, f"bench-{u}")
+            producer = kafka_utils.create_producer(bootstrap_servers=bootstrap)
+            kafka_utils.produce_message(producer, topics["PROMOTION_TOPIC"], selected, "promotion")
+            _wait_champion(port, selected["identifier"], service)
+            consumer = _consumer(bootstrap, topics["FORECASTS_TOPIC"])
+            rows = _rows(frame, selected["identifier"])
+            # Warm-up: the window must hold the champion's history before forecasts come.
+            warm, rest = rows[: -(n_latency + n_burst)], rows[-(n_latency + n_burst) :]
+            for obs in warm:
+                producer.produce(
+                    topics["OBSERVATIONS_TOPIC"], _with_flag(obs), key=obs["identifier"]
+                )
+                producer.poll(0)
+            producer.flush(30)
+            latencies = []
+            for obs in rest[:n_latency]:
+                sent = time.perf_counter()
+                producer.produce(
+                    topics["OBSERVATIONS_TOPIC"], orjson.dumps(obs), key=obs["identifier"]
+                )
+                producer.flush(10)
+                _await_forecasts(consumer, 1, 30)
+                latencies.append((time.perf_counter() - sent) * 1000.0)
+            burst = rest[n_latency:]
+            made = _forecasts_made(port, selected["identifier"])
+            started = time.perf_counter()
+            for obs in burst:
+                producer.produce(
+                    topics["OBSERVATIONS_TOPIC"], orjson.dumps(obs), key=obs["identifier"]
+                )
+                producer.poll(0)
+            producer.flush(30)
+            _await_made(port, selected["identifier"], made + len(burst), 300)
+            burst_s = time.perf_counter() - started
+            consumer.close()
+        finally:
+            service.stop()
+            stack.down()
+    figures: dict[str, Any] = {
+        "latency_p50_ms": round(percentile(latencies, 50), 2),
+        "latency_p99_ms": round(percentile(latencies, 99), 2),
+        "latency_samples": len(latencies),
+        "burst_observations": len(burst),
+        "burst_s": round(burst_s, 3),
+        "sustained_obs_per_s": round(len(burst) / burst_s, 1),
+    }
+    notes.append(
+        "latency: send -> forecast received by this process, one observation at a time "
+        "(producer flush per send included)"
+    )
+    return [
+        make_result(
+            "live",
+            timer,
+            quick=options.quick,
+            config={
+                "model": "LINEAR",
+                "identifiers": 1,
+                "latency_n": n_latency,
+                "burst_n": n_burst,
+            },
+            figures=figures,
+            target={"description": "observation-to-forecast p99 < 100 ms", "p99_ms": TARGET_P99_MS},
+            target_met=figures["latency_p99_ms"] < TARGET_P99_MS,
+            notes=notes,
+        )
+    ]
+
+
+def _champion(mlflow_uri: str, identifier: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A LINEAR model fitted in-process on the bundled data, logged, as a promotion event."""
+    from flts.adapters.mlflow_tracker import MlflowTracker
+    from flts.datasets import bundled_test_csv, bundled_train_csv
+    from flts.domain.config import ModelType, PreprocessConfig
+    from flts.forecasting.models import create_forecaster
+    from flts.forecasting.prepare import prepare_datasets
+
+    config = PreprocessConfig(lookback=30, horizon=1)
+    data = prepare_datasets(
+        bundled_train_csv().read_bytes(),
+        bundled_test_csv().read_bytes(),
+        config,
+        config_hash="bench",
+    )
+    model = create_forecaster(ModelType.LINEAR, data.spec)
+    model.fit(data.train)
+    tracker = MlflowTracker(mlflow_uri)
+    run_id = tracker.start_run("flts-bench-live", "linear", {})
+    uri = tracker.log_forecaster(run_id, model, "model").model_uri
+    raw = pd.read_csv(bundled_train_csv())
+    selected = {
+        "model_uri": uri,
+        "model_type": "LINEAR",
+        "run_id": run_id,
+        "config_hash": "bench",
+        "composite_score": 0.9,
+        "test_rmse": 1.0,
+        "test_mae": 1.0,
+        "test_mse": 1.0,
+        "promotion_time": "2025-01-01T00:00:00Z",
+        "identifier": identifier,
+    }
+    return raw, selected
+
+
+def _rows(frame: pd.DataFrame, identifier: str) -> list[dict[str, Any]]:
+    numeric = [c for c in frame.columns if c != "time"]
+    stamps = pd.to_datetime(frame["time"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = []
+    for stamp, values in zip(stamps, frame[numeric].to_dict("records"), strict=True):
+        if all(pd.notna(v) for v in values.values()):  # a row with a gap would be dead-lettered
+            out.append({"identifier": identifier, "timestamp": stamp, "values": values})
+    return out
+
+
+def _with_flag(obs: dict[str, Any]) -> bytes:
+    return orjson.dumps({**obs, "warmup": True})
+
+
+def _consumer(bootstrap: str, topic: str) -> Consumer:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-live-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    consumer.subscribe([topic])
+    return consumer
+
+
+def _await_forecasts(consumer: Consumer, n: int, timeout_s: float) -> None:
+    """Until ``n`` more forecasts arrived (counted, not matched by origin: the service snaps
+    an off-grid timestamp to its grid)."""
+    deadline = time.monotonic() + timeout_s
+    seen = 0
+    while seen < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{seen} of {n} forecasts within {timeout_s:g} s")
+        msg = consumer.poll(0.01)
+        if msg is not None and not msg.error():
+            seen += 1
+
+
+def _forecasts_made(port: int, identifier: str) -> int:
+    state = httpx.get(f"http://127.0.0.1:{port}/live/state", timeout=5).json()
+    return int(state["identifiers"][identifier]["forecasts_made"])
+
+
+def _await_made(port: int, identifier: str, total: int, timeout_s: float) -> None:
+    """Until the service made ``total`` forecasts (its own count: the burst measures the
+    service's sustained rate, not a reader's)."""
+    deadline = time.monotonic() + timeout_s
+    while (made := _forecasts_made(port, identifier)) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{made} of {total} forecasts within {timeout_s:g} s")
+        time.sleep(0.05)
+
+
+def _wait_champion(port: int, identifier: str, service: Any) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            state = httpx.get(f"http://127.0.0.1:{port}/live/state", timeout=2).json()
+            if identifier in state.get("identifiers", {}):
+                return
+        except httpx.HTTPError:
+            pass
+        if service.exited() is not None:
+            raise RuntimeError(f"inference exited: {service.log_tail()}")
+        time.sleep(0.5)
+    raise TimeoutError("the champion never reached the live loop")

@@ -1,0 +1,146 @@
+"""``flts live``: train and promote on A, replay B as live observations, report the live loop.
+
+Example::
+
+    flts live --train A.csv --test B.csv --models LINEAR --speed 2000 --shift 0.5 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flts.cli.run_cmd import TqdmDisplay, _parse_models, _raise_interrupt
+
+#: Service settings `flts live` passes through from its own environment (see LiveSettings).
+PASSED_ENV_PREFIXES = ("LIVE_", "DRIFT_", "RETRAIN_", "CHALLENGE_")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from flts.datasets import bundled_test_csv, bundled_train_csv
+
+    parser.add_argument("--train", type=Path, default=None, help="A: CSV to train on")
+    parser.add_argument("--test", type=Path, default=None, help="B: CSV replayed as observations")
+    parser.add_argument("--time-col", default="time", help="timestamp column (default: time)")
+    parser.add_argument("--target", default="down", help="column to forecast (default: down)")
+    parser.add_argument("--models", type=_parse_models, default=_parse_models("LINEAR"))
+    parser.add_argument("--epochs", type=int, default=None, help="RNN epochs")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="replay at N x real time (default 0: as fast as possible)",
+    )
+    parser.add_argument(
+        "--shift",
+        type=float,
+        default=0.0,
+        help="multiply B's target by 1+SHIFT from its middle row on (level-shift demo)",
+    )
+    parser.add_argument(
+        "--holdout-rows", type=int, default=720, help="A's last rows that pick the champion"
+    )
+    parser.add_argument("--identifier", default=None, help="default: flts-live-<UTC time>")
+    parser.add_argument("--run-dir", type=Path, default=None, help="summary, plot and logs")
+    parser.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
+    parser.add_argument("--api-port", type=int, default=18000, help="inference API port")
+    parser.add_argument("--config", default=None, help="preprocess config overrides as JSON")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="training timeout (s)")
+    parser.add_argument(
+        "--settle", type=float, default=300.0, help="seconds to wait for the last forecasts"
+    )
+    parser.add_argument("--keep-running", action="store_true", help="leave stack and services up")
+    parser.add_argument("--json", action="store_true", help="print only the summary JSON")
+    parser.set_defaults(func=run, default_train=bundled_train_csv, default_test=bundled_test_csv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flts.cli import log_to_file
+    from flts.infra.stack import default_data_dir
+    from flts.run.live import LiveOptions, execute_live, split_training
+    from flts.run.pipeline import PipelineFailed, RunOptions
+
+    identifier = args.identifier or "flts-live-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = (args.run_dir or Path("runs") / identifier).resolve()
+    train = (args.train or args.default_train()).resolve()
+    replay = (args.test or args.default_test()).resolve()
+    try:
+        fit, holdout = split_training(train, args.time_col, args.holdout_rows, run_dir)
+    except (OSError, ValueError) as exc:
+        print(f"flts live: input rejected: {exc}", file=sys.stderr)
+        return 1
+    passed = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
+    options = LiveOptions(
+        run=RunOptions(
+            identifier=identifier,
+            train_csv=fit,
+            test_csv=holdout,
+            run_dir=run_dir,
+            stack_dir=args.data_dir or default_data_dir(),
+            models=args.models,
+            time_col=args.time_col,
+            target=args.target,
+            epochs=args.epochs,
+            keep_running=True,  # the live phase needs the services; stopped at its end
+            api_port=args.api_port,
+            timeout_s=args.timeout,
+            preprocess_config_json=args.config,
+            service_env=passed,
+        ),
+        replay_csv=replay,
+        speed=args.speed,
+        shift=args.shift,
+        holdout_rows=args.holdout_rows,
+        settle_s=args.settle,
+    )
+    log_path = log_to_file(run_dir / "logs" / "flts-live.log")
+    display = TqdmDisplay(options.run.models)
+    display.note(f"log: {log_path}")
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        summary = execute_live(options, display, keep_running=args.keep_running)
+    except PipelineFailed as exc:
+        display.close()
+        print(f"flts live: FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        display.close()
+    (run_dir / "live-summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(json.dumps(summary, indent=2, default=str) if args.json else render(summary))
+    return 0 if summary.get("forecasts") else 2
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def render(summary: dict[str, Any]) -> str:
+    coverage = ", ".join(f"{lv}%: {c:.1%}" for lv, c in (summary.get("coverage") or {}).items())
+    before = ", ".join(
+        f"{lv}%: {c:.1%}" for lv, c in (summary.get("coverage_before_shift") or {}).items()
+    )
+    lines = [
+        f"FLTS live {summary['identifier']}",
+        f"observations: {summary.get('observations')}  forecasts: {summary.get('forecasts')}",
+        f"live MAE {_num(summary.get('live_mae'))}  persistence MAE "
+        f"{_num(summary.get('live_persistence_mae'))}",
+        f"coverage: {coverage or '-'}" + (f"  (before the shift: {before})" if before else ""),
+        f"latency (ms): {summary.get('latency_ms')}",
+        "retrains:",
+    ]
+    for r in summary.get("retrains") or []:
+        lines.append(
+            f"  {r['time']}  {'PROMOTED ' + str(r['challenger']) if r['promoted'] else 'kept'}"
+            f"  ({r['reason']})"
+        )
+    for reason in summary.get("no_promotion_reasons") or []:
+        lines.append(f"  not promoted: {reason}")
+    lines.append(f"plot: {summary.get('artifacts', {}).get('plot_png')}")
+    lines.append(f"page: {summary.get('artifacts', {}).get('page')}")
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""The observations stream of the inference service: its own consumer thread, batched.
+
+Observations arrive many per second per identifier. The claim worker
+(:class:`flts.messaging.worker.KafkaWorker`) pauses the partitions, handles one message,
+waits for every output's confirmation and commits synchronously: right for claims and
+promotions, but about one message per second on tansu (every resume is a new fetch). So
+observations have their own consumer (group OBSERVATIONS_GROUP_ID) in a thread: it takes
+batches, runs :meth:`flts.services.live.LiveLoop.on_observation` for each record, queues the
+outputs on the shared producer and commits asynchronously after each batch.
+
+Delivery: at most a batch may be seen twice after a crash (the commit is asynchronous); a
+replayed observation is then a duplicate timestamp, which the live window drops and counts.
+A bad observation (``MessageError``: unknown identifier, missing or non-numeric field) goes to
+``DLQ-<topic>`` with the reason; any other failure of one observation is logged and sent there
+too, and the stream keeps going.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+
+from flts.domain.messages import DlqRecord, Observation, decode, utc_now_iso
+from flts.errors import MessageError
+from flts.kafka_utils import encode_value
+from flts.messaging.records import Output, Record, dlq_of
+from flts.services.live import LiveLoop
+
+log = logging.getLogger(__name__)
+
+#: Records taken per poll; a batch is committed once.
+BATCH = 500
+
+
+class ObservationStream:
+    def __init__(
+        self,
+        live: LiveLoop,
+        consumer_conf: dict[str, Any],
+        producer: Producer,
+        stop_event: threading.Event,
+    ) -> None:
+        self.live = live
+        self.topic = live.settings.observations_topic
+        self.dlq_topic = dlq_of(self.topic)
+        self.consumer_conf = consumer_conf
+        self.producer = producer
+        self.stop_event = stop_event
+        self.handled = 0
+        self.dead_lettered = 0
+        self._thread = threading.Thread(target=self.run, name="flts-observations", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
+
+    def run(self) -> None:
+        consumer = Consumer(self.consumer_conf)
+        consumer.subscribe([self.topic])
+        log.info("observations stream on %s", self.topic)
+        try:
+            while not self.stop_event.is_set():
+                batch = consumer.consume(num_messages=BATCH, timeout=0.05)
+                records = [m for m in batch if not _is_error(m)]
+                for msg in records:
+                    for out in self.handle(Record.from_message(msg)):
+                        self._send(out)
+                self.producer.poll(0)
+                if records:
+                    consumer.commit(asynchronous=True)
+        finally:
+            consumer.close()
+            self.producer.flush(5.0)
+
+    def handle(self, record: Record) -> list[Output]:
+        """One observation's outputs, or its dead letter."""
+        try:
+            outputs = self.live.on_observation(decode(Observation, record.body))
+        except Exception as exc:  # one bad observation never stops the stream
+            if not isinstance(exc, MessageError):
+                log.exception("observation at offset %d failed", record.offset)
+            self.dead_lettered += 1
+            return [self._dead_letter(record, exc)]
+        self.handled += 1
+        return outputs
+
+    def _send(self, out: Output) -> None:
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                log.error("live output to %s not delivered: %s", out.topic, err)
+
+        data = encode_value(out.value)
+        try:
+            self.producer.produce(out.topic, value=data, key=out.key, on_delivery=delivered)
+        except BufferError:
+            self.producer.poll(1.0)  # the local queue is full: let it drain once, then retry
+            self.producer.produce(out.topic, value=data, key=out.key, on_delivery=delivered)
+
+    def _dead_letter(self, record: Record, exc: BaseException) -> Output:
+        try:
+            payload: Any = orjson.loads(record.body)
+        except orjson.JSONDecodeError:
+            payload = record.body.decode("utf-8", "replace")
+        dlq = DlqRecord(
+            operation="live-observation",
+            status="Failure",
+            error_details=f"{type(exc).__name__}: {exc}",
+            payload=payload,
+            timestamp=utc_now_iso(),
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            error_type=type(exc).__name__,
+        )
+        log.warning("observation dead-lettered: %s", exc, extra={"dlq_topic": self.dlq_topic})
+        return Output(self.dlq_topic, dlq, key=record.key)
+
+
+def _is_error(msg: Message) -> bool:
+    err = msg.error()
+    if err is None:
+        return False
+    if err.code() != KafkaError._PARTITION_EOF:
+        log.warning("observations consumer: %s", err)
+    return True

@@ -1,0 +1,163 @@
+"""The live loop's pure logic (flts.stages.live) without a broker: window, gaps, scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests._stage_data import STEP, make_spec, synthetic_frame
+
+from flts.domain.config import ModelType
+from flts.errors import MessageError
+from flts.forecasting.intervals import ConformalIntervals
+from flts.forecasting.models import create_forecaster
+from flts.stages.live import Champion, LiveSeries, epoch_us, series_for
+
+US = 1_000_000
+T0 = 1_735_689_600 * US  # 2025-01-01T00:00:00Z
+
+
+def champion(model_type: ModelType = ModelType.PERSISTENCE, band: float | None = 10.0) -> Champion:
+    train = synthetic_frame(200)
+    model = create_forecaster(model_type, make_spec(train))
+    model.fit(train)
+    if band is not None:
+        model.intervals = ConformalIntervals(
+            levels=(80,),
+            lower_offsets=((-band, -band),),
+            upper_offsets=((band, band),),
+            calibration_windows=20,
+        )
+    return Champion(model, "run-1", model_type.value, "hash-1")
+
+
+def new_series(champ: Champion) -> LiveSeries:
+    return series_for("site-a", champ, history_rows=50, metrics_window=100)
+
+
+def feed(series: LiveSeries, values: list[float], start: int = 0) -> None:
+    for i, v in enumerate(values):
+        series.accept(T0 + (start + i) * STEP * US, np.array([v, v / 10]))
+
+
+def test_no_forecast_until_the_window_holds_what_the_champion_reads() -> None:
+    champ = champion()
+    series = new_series(champ)
+    feed(series, [1.0] * (champ.rows_needed - 1))
+    assert series.forecast(champ) is None
+    feed(series, [5.0], start=champ.rows_needed - 1)
+    forecast = series.forecast(champ)
+    assert forecast is not None
+    assert [s.step for s in forecast.steps] == [1, 2]
+    assert [s.point for s in forecast.steps] == [5.0, 5.0]  # persistence: the last actual
+    first = forecast.steps[0].model_dump()
+    assert (first["lower_80"], first["upper_80"]) == (-5.0, 15.0)
+    assert forecast.levels == [80]
+    origin_us = T0 + (champ.rows_needed - 1) * STEP * US
+    assert forecast.steps[0].target_timestamp == _iso(origin_us + STEP * US)
+    assert forecast.gap_filled is False
+
+
+def test_a_model_without_intervals_gives_point_forecasts_only() -> None:
+    champ = champion(band=None)
+    series = new_series(champ)
+    feed(series, [2.0] * champ.rows_needed)
+    forecast = series.forecast(champ)
+    assert forecast is not None
+    assert forecast.levels == []
+    assert "lower_80" not in forecast.steps[0].model_dump()
+
+
+def test_duplicate_and_out_of_order_timestamps_are_dropped_and_counted() -> None:
+    series = new_series(champion())
+    feed(series, [1.0, 2.0, 3.0])
+    assert series.accept(T0 + 2 * STEP * US, np.array([9.0, 0.9])).status == "duplicate"
+    assert series.accept(T0 + 1 * STEP * US, np.array([9.0, 0.9])).status == "duplicate"
+    assert series.accept(T0 - STEP * US, np.array([9.0, 0.9])).status == "out_of_order"
+    assert (series.dropped_duplicate, series.dropped_out_of_order) == (2, 1)
+    assert series.rows == 3
+    assert series.frame(10)["down"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_gap_is_filled_linearly_flagged_and_never_scored() -> None:
+    champ = champion(ModelType.SEASONAL_NAIVE)  # reads a season: the filled rows are in it
+    series = new_series(champ)
+    n = champ.rows_needed
+    feed(series, [10.0] * n)
+    assert series.forecast(champ) is not None  # points pending for n and n + 1
+    accepted = series.accept(T0 + (n + 2) * STEP * US, np.array([40.0, 4.0]))
+    assert accepted.filled_steps == 2
+    assert series.frame(3)["down"].tolist() == [20.0, 30.0, 40.0]
+    assert series.gap_filled_steps == 2
+    assert series.metrics().points == 0  # the targets n, n + 1 were filled: no actuals
+    forecast = series.forecast(champ)
+    assert forecast is not None
+    assert forecast.gap_filled
+    assert forecast.gap_filled_steps == 2
+    # Persistence reads only the last (real) row: its forecast used no filled value.
+    persistence = champion()
+    assert series.forecast(persistence) is not None
+    assert series.last_forecast is not None
+    assert not series.last_forecast.gap_filled
+
+
+def test_off_grid_timestamps_snap_to_the_next_slot() -> None:
+    series = new_series(champion())
+    feed(series, [1.0])
+    accepted = series.accept(T0 + STEP * US + 7 * US, np.array([2.0, 0.2]))
+    assert accepted.timestamp_us == T0 + STEP * US
+
+
+def test_scoring_matches_hand_computed_mae_persistence_and_coverage() -> None:
+    champ = champion(ModelType.SEASONAL_NAIVE, band=3.0)
+    series = new_series(champ)
+    n = champ.rows_needed  # one season (24 rows)
+    season = [float(i % 24) for i in range(n)]
+    feed(series, season)
+    forecast = series.forecast(champ)
+    assert forecast is not None
+    points = [s.point for s in forecast.steps]
+    assert points == [0.0, 1.0]  # a season ago
+    feed(series, [4.0], start=n)  # actual of step 1: error 4, persistence error |4 - 23| = 19
+    metrics = series.metrics()
+    assert metrics.points == 1
+    assert metrics.mae == pytest.approx(4.0)
+    assert metrics.persistence_mae == pytest.approx(19.0)
+    assert metrics.coverage == {80: 0.0}  # 4 is outside [-3, 3]
+    second = series.forecast(champ)
+    assert second is not None
+    feed(series, [2.0], start=n + 1)  # step 2 of the first (1.0) and step 1 of the second
+    metrics = series.metrics()
+    assert metrics.points == 3
+    # errors: 4, |2 - 1| = 1, |2 - second.step1|
+    s1 = second.steps[0].point
+    assert metrics.mae == pytest.approx((4 + 1 + abs(2 - s1)) / 3)
+    assert metrics.persistence_mae == pytest.approx((19 + 21 + 2) / 3)
+    assert metrics.total_points == 3
+
+
+def test_missing_column_is_a_message_error_naming_it() -> None:
+    series = new_series(champion())
+    with pytest.raises(MessageError, match=r"lack \['up'\]"):
+        series.row_values({"down": 1.0}, "observation site-a")
+
+
+def test_window_keeps_only_the_newest_rows() -> None:
+    champ = champion()
+    series = new_series(champ)
+    feed(series, [float(i) for i in range(500)])
+    assert series.rows <= series.keep_rows
+    frame = series.frame(series.keep_rows)
+    assert frame["down"].iloc[-1] == 499.0
+    diffs = np.diff(frame["ds"].to_numpy().astype("int64"))
+    assert (diffs == STEP * 1_000_000_000).all()
+
+
+def test_naive_timestamps_are_utc() -> None:
+    from datetime import UTC, datetime
+
+    naive = datetime(2025, 1, 1)
+    assert epoch_us(naive) == epoch_us(naive.replace(tzinfo=UTC)) == T0
+
+
+def _iso(us: int) -> str:
+    return str(np.datetime_as_string(np.datetime64(us, "us").astype("datetime64[s]"))) + "Z"
