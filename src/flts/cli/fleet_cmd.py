@@ -42,13 +42,12 @@ def is_fleet(args: argparse.Namespace) -> bool:
 def run_fleet(args: argparse.Namespace, identifier: str) -> int:
     from flts.cli import log_to_file
     from flts.cli.fleet_inputs import fleet_series, pair_directories, split_long_csv
-    from flts.cli.run_cmd import TqdmDisplay, _raise_interrupt
+    from flts.cli.run_cmd import TqdmDisplay, _raise_interrupt, run_options
     from flts.cli.run_inputs import run_config, validate_inputs
     from flts.errors import FltsError
-    from flts.infra.stack import default_data_dir
     from flts.run.fleet import FleetOptions, execute_fleet
     from flts.run.fleet_report import render_fleet
-    from flts.run.pipeline import PipelineFailed, RunOptions
+    from flts.run.pipeline import PipelineFailed
     from flts.services.preprocess import build_config
 
     if args.train is None or args.test is None:
@@ -92,21 +91,12 @@ def run_fleet(args: argparse.Namespace, identifier: str) -> int:
     if not runnable:
         print("flts run: input rejected: no series can be run", file=sys.stderr)
         return 1
-    base = RunOptions(
-        identifier=identifier,
+    base = run_options(
+        args,
+        identifier,
         train_csv=args.train.resolve(),
         test_csv=args.test.resolve(),
         run_dir=run_dir,
-        stack_dir=args.data_dir or default_data_dir(),
-        models=args.models,
-        time_col=args.time_col,
-        target=args.target,
-        epochs=args.epochs,
-        keep_running=args.keep_running,
-        api_port=args.api_port,
-        timeout_s=args.timeout,
-        plot_step=args.plot_step,
-        replicas=args.replicas,
     )
     log_path = log_to_file(run_dir / "logs" / "flts-run.log")
     display = TqdmDisplay(base.models)

@@ -9,13 +9,16 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from flts.cli.fleet_cmd import is_fleet, parse_replicas, run_fleet
 from flts.cli.run_inputs import column_list, run_config, validate_inputs
 from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType
+
+if TYPE_CHECKING:
+    from flts.run.pipeline import RunOptions
 
 
 class TqdmDisplay:
@@ -198,9 +201,8 @@ def _checked_config(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from flts.errors import FltsError
-    from flts.infra.stack import default_data_dir
     from flts.run.flow import execute_run
-    from flts.run.pipeline import PipelineFailed, RunOptions
+    from flts.run.pipeline import PipelineFailed
 
     identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if is_fleet(args):
@@ -210,23 +212,13 @@ def run(args: argparse.Namespace) -> int:
     except FltsError as exc:
         print(f"flts run: input rejected before starting anything: {exc}", file=sys.stderr)
         return 1
-    options = RunOptions(
-        identifier=identifier,
+    options = run_options(
+        args,
+        identifier,
         train_csv=(args.train or args.default_train()).resolve(),
         test_csv=(args.test or args.default_test()).resolve(),
         run_dir=(args.run_dir or Path("runs") / identifier).resolve(),
-        stack_dir=args.data_dir or default_data_dir(),
-        models=args.models,
-        time_col=args.time_col,
-        target=args.target,
-        epochs=args.epochs,
-        keep_running=args.keep_running,
-        api_port=args.api_port,
-        timeout_s=args.timeout,
         preprocess_config_json=config_json,
-        plot_step=args.plot_step,
-        interval_levels=args.interval_levels,
-        replicas=args.replicas,
     )
     from flts.cli import log_to_file
 
@@ -251,6 +243,40 @@ def run(args: argparse.Namespace) -> int:
         print(f"flts run: no champion: {summary.get('no_champion_reason')}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_options(
+    args: argparse.Namespace,
+    identifier: str,
+    *,
+    train_csv: Path,
+    test_csv: Path,
+    run_dir: Path,
+    preprocess_config_json: str | None = None,
+) -> RunOptions:
+    """The run's options from ``flts run``'s arguments: one place for single-series and fleet
+    runs, so an option added to the command reaches both."""
+    from flts.infra.stack import default_data_dir
+    from flts.run.pipeline import RunOptions
+
+    return RunOptions(
+        identifier=identifier,
+        train_csv=train_csv,
+        test_csv=test_csv,
+        run_dir=run_dir,
+        stack_dir=args.data_dir or default_data_dir(),
+        models=args.models,
+        time_col=args.time_col,
+        target=args.target,
+        epochs=args.epochs,
+        keep_running=args.keep_running,
+        api_port=args.api_port,
+        timeout_s=args.timeout,
+        preprocess_config_json=preprocess_config_json,
+        plot_step=args.plot_step,
+        interval_levels=args.interval_levels,
+        replicas=args.replicas,
+    )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
