@@ -14,6 +14,7 @@ from flts.forecasting.features import (
     build_features,
     feature_order_for,
     features_for_spec,
+    tail_features,
     time_feature_frame,
 )
 from flts.forecasting.prepare import prepare_datasets
@@ -135,6 +136,22 @@ def test_features_for_spec_without_context_drops_rows_lacking_lag_history() -> N
     live = features_for_spec(window, prepared.spec)
     assert len(live) == len(window) - 4
     assert tuple(live.columns[1:]) == prepared.spec.feature_order
+
+
+def test_tail_features_equal_the_frame_path_on_the_same_rows() -> None:
+    """The live path's numpy shortcut builds what features_for_spec builds, row for row."""
+    config = SMALL.model_copy(update={"lags": (4,)})
+    prepared = prepare_datasets(*csv_pair(), config, config_hash="h")
+    window = prepared.test.loc[prepared.test_context_rows :, ["ds", "down", "up"]]
+    window = window.reset_index(drop=True)
+    times_us = window["ds"].to_numpy().astype("datetime64[us]").astype(np.int64)
+    values = window[["down", "up"]].to_numpy(dtype=np.float64)
+    rows = len(window) - 4
+    fast = tail_features(times_us, values, prepared.spec, rows)
+    pd.testing.assert_frame_equal(fast, features_for_spec(window, prepared.spec))
+    assert len(tail_features(times_us, values, prepared.spec, 0)) == 0
+    with pytest.raises(DataValidationError, match="reach before"):
+        tail_features(times_us, values, prepared.spec, rows + 1)
 
 
 def test_raw_column_clashing_with_a_feature_name_is_an_error() -> None:

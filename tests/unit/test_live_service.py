@@ -182,3 +182,30 @@ def test_the_observation_stream_dead_letters_with_the_reason_and_keeps_going(
     assert "unknown identifier" in unknown.value.error_details
     assert [o.topic for o in stream.handle(record(observations(1)[0]))] == ["forecasts"]
     assert (stream.handled, stream.dead_lettered) == (1, 2)
+
+
+def test_a_flush_waits_for_the_forecast_and_survives_an_s3_outage(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = service_with_champion(setup, drift_min_points=10_000)
+    live = service.live
+    assert live is not None
+    items = observations(10)
+    # observe(): only forecasts, even for the observation that makes a flush due.
+    topics = [o.topic for obs in items for o in live.observe(obs)]
+    assert topics == ["forecasts"] * 10
+    store = setup.ctx.store
+    real_put = store.put_bytes
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("S3 unreachable")
+
+    monkeypatch.setattr(store, "put_bytes", unreachable)
+    with pytest.raises(ConnectionError):
+        live.complete_deferred()
+    monkeypatch.setattr(store, "put_bytes", real_put)
+    (event,) = live.complete_deferred()  # kept, and done once S3 answers again
+    assert isinstance(event.value, PerformanceEval)
+    lines = store.get_bytes(BUCKET_INFERENCE_LOGS, event.value.output_object).splitlines()
+    assert len(lines) == 10 * 2
+    assert live.complete_deferred() == []

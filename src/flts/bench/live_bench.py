@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import orjson
 import pandas as pd
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from flts import kafka_utils
 from flts.bench import BenchOptions
@@ -31,93 +31,42 @@ from flts.bench.common import BenchResult, Timer, make_result, percentile
 
 log = logging.getLogger(__name__)
 TARGET_P99_MS = 100.0
+#: Observations sent one at a time before the recorded ones (the path's first fetches).
+WARMUP_SAMPLES = 5
 
 
 def run(options: BenchOptions) -> list[BenchResult]:
-    from flts.infra import procs
+    from flts.bench.kafka_bench import memory_broker
     from flts.infra.stack import LocalStack, StackPorts
-    from flts.services.wiring import service_command, service_env
 
     timer = Timer()
     n_latency, n_burst = (50, 300) if options.quick else (300, 3000)
-    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="flts-bench-live-") as tmp:
         work = Path(tmp)
         stack = LocalStack(work / "stack", StackPorts.free())
         endpoints = stack.up()
-        u = uuid.uuid4().hex[:8]
-        topics = {
-            "PROMOTION_TOPIC": f"model-selected-{u}",
-            "OBSERVATIONS_TOPIC": f"observations-{u}",
-            "FORECASTS_TOPIC": f"forecasts-{u}",
-            "PRODUCER_TOPIC": f"performance-eval-{u}",
-            "CONSUMER_TOPIC_0": f"inference-data-{u}",
-            "CONSUMER_TOPIC_1": f"model-training-{u}",
-        }
-        bootstrap = endpoints.kafka_bootstrap
-        kafka_utils.ensure_topics(bootstrap, list(topics.values()))
-        port = procs.free_port()
-        env = service_env(
-            "inference",
-            endpoints.service_env(),
-            **topics,
-            CONSUMER_GROUP_ID=f"bench-live-{u}",
-            OBSERVATIONS_GROUP_ID=f"bench-live-obs-{u}",
-            API_PORT=str(port),
-            REGISTERED_MODEL_NAME=f"bench-live-{u}",
-        )
-        service = procs.start("inference", service_command("inference"), env, work / "logs")
         try:
-            frame, selected = _champion(endpoints.mlflow_uri, f"bench-{u}")
-            producer = kafka_utils.create_producer(bootstrap_servers=bootstrap)
-            kafka_utils.produce_message(producer, topics["PROMOTION_TOPIC"], selected, "promotion")
-            _wait_champion(port, selected["identifier"], service)
-            consumer = _consumer(bootstrap, topics["FORECASTS_TOPIC"])
-            rows = _rows(frame, selected["identifier"])
-            # Warm-up: the window must hold the champion's history before forecasts come.
-            warm, rest = rows[: -(n_latency + n_burst)], rows[-(n_latency + n_burst) :]
-            for obs in warm:
-                producer.produce(
-                    topics["OBSERVATIONS_TOPIC"], _with_flag(obs), key=obs["identifier"]
+            frame, selected = _champion(endpoints.mlflow_uri, f"bench-{uuid.uuid4().hex[:8]}")
+            figures = _measure(
+                endpoints, endpoints.kafka_bootstrap, work, frame, selected, n_latency, n_burst
+            )
+            # The same service on a broker that keeps its log in memory: what the service and
+            # the client path cost without tansu's S3 round trip per write.
+            with memory_broker() as bootstrap:
+                figures["memory_broker"] = _measure(
+                    endpoints, bootstrap, work, frame, selected, n_latency, n_burst
                 )
-                producer.poll(0)
-            producer.flush(30)
-            latencies = []
-            for obs in rest[:n_latency]:
-                sent = time.perf_counter()
-                producer.produce(
-                    topics["OBSERVATIONS_TOPIC"], orjson.dumps(obs), key=obs["identifier"]
-                )
-                producer.flush(10)
-                _await_forecasts(consumer, 1, 30)
-                latencies.append((time.perf_counter() - sent) * 1000.0)
-            burst = rest[n_latency:]
-            made = _forecasts_made(port, selected["identifier"])
-            started = time.perf_counter()
-            for obs in burst:
-                producer.produce(
-                    topics["OBSERVATIONS_TOPIC"], orjson.dumps(obs), key=obs["identifier"]
-                )
-                producer.poll(0)
-            producer.flush(30)
-            _await_made(port, selected["identifier"], made + len(burst), 300)
-            burst_s = time.perf_counter() - started
-            consumer.close()
         finally:
-            service.stop()
             stack.down()
-    figures: dict[str, Any] = {
-        "latency_p50_ms": round(percentile(latencies, 50), 2),
-        "latency_p99_ms": round(percentile(latencies, 99), 2),
-        "latency_samples": len(latencies),
-        "burst_observations": len(burst),
-        "burst_s": round(burst_s, 3),
-        "sustained_obs_per_s": round(len(burst) / burst_s, 1),
-    }
-    notes.append(
+    notes = [
         "latency: send -> forecast received by this process, one observation at a time "
-        "(producer flush per send included)"
-    )
+        f"(producer flush per send included), after {WARMUP_SAMPLES} unrecorded ones that warm "
+        "the path (first fetch, metadata of new topics)",
+        "observation_acked: send -> the broker confirmed the observation (one produce hop)",
+        "memory_broker: the same run against a bare tansu with memory:// storage (the service "
+        "still uses the stack's S3 and MLflow); the default stack's tansu writes every batch "
+        "to S3 (SeaweedFS)",
+    ]
     return [
         make_result(
             "live",
@@ -135,6 +84,90 @@ def run(options: BenchOptions) -> list[BenchResult]:
             notes=notes,
         )
     ]
+
+
+def _measure(
+    endpoints: Any,
+    bootstrap: str,
+    work: Path,
+    frame: pd.DataFrame,
+    selected: dict[str, Any],
+    n_latency: int,
+    n_burst: int,
+) -> dict[str, Any]:
+    """One inference service on ``bootstrap``: latency one observation at a time, then a burst."""
+    from flts.infra import procs
+    from flts.services.wiring import service_command, service_env
+
+    u = uuid.uuid4().hex[:8]
+    topics = {
+        "PROMOTION_TOPIC": f"model-selected-{u}",
+        "OBSERVATIONS_TOPIC": f"observations-{u}",
+        "FORECASTS_TOPIC": f"forecasts-{u}",
+        "PRODUCER_TOPIC": f"performance-eval-{u}",
+        "CONSUMER_TOPIC_0": f"inference-data-{u}",
+        "CONSUMER_TOPIC_1": f"model-training-{u}",
+    }
+    kafka_utils.ensure_topics(bootstrap, list(topics.values()))
+    port = procs.free_port()
+    env = service_env(
+        "inference",
+        {**endpoints.service_env(), "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+        **topics,
+        CONSUMER_GROUP_ID=f"bench-live-{u}",
+        OBSERVATIONS_GROUP_ID=f"bench-live-obs-{u}",
+        API_PORT=str(port),
+        REGISTERED_MODEL_NAME=f"bench-live-{u}",
+    )
+    service = procs.start("inference", service_command("inference"), env, work / f"logs-{u}")
+    identifier = selected["identifier"]
+    try:
+        producer = kafka_utils.create_producer(bootstrap_servers=bootstrap)
+        kafka_utils.produce_message(producer, topics["PROMOTION_TOPIC"], selected, "promotion")
+        _wait_champion(port, identifier, service)
+        consumer = _consumer(bootstrap, topics["FORECASTS_TOPIC"])
+        rows = _rows(frame, identifier)
+        wanted = WARMUP_SAMPLES + n_latency + n_burst
+        # Warm-up: the window must hold the champion's history before forecasts come.
+        warm, rest = rows[:-wanted], rows[-wanted:]
+        for obs in warm:
+            producer.produce(topics["OBSERVATIONS_TOPIC"], _with_flag(obs), key=identifier)
+            producer.poll(0)
+        producer.flush(30)
+        latencies: list[float] = []
+        acked: list[float] = []  # send -> the broker confirmed the observation
+        for obs in rest[: WARMUP_SAMPLES + n_latency]:
+            sent = time.perf_counter()
+            producer.produce(topics["OBSERVATIONS_TOPIC"], orjson.dumps(obs), key=identifier)
+            producer.flush(10)
+            acked.append((time.perf_counter() - sent) * 1000.0)
+            _await_forecasts(consumer, 1, 30)
+            latencies.append((time.perf_counter() - sent) * 1000.0)
+        latencies, acked = latencies[WARMUP_SAMPLES:], acked[WARMUP_SAMPLES:]
+        burst = rest[WARMUP_SAMPLES + n_latency :]
+        made = _forecasts_made(port, identifier)
+        started = time.perf_counter()
+        for obs in burst:
+            producer.produce(topics["OBSERVATIONS_TOPIC"], orjson.dumps(obs), key=identifier)
+            producer.poll(0)
+        producer.flush(30)
+        _await_made(port, identifier, made + len(burst), 300)
+        burst_s = time.perf_counter() - started
+        consumer.close()
+    finally:
+        service.stop()
+    return {
+        "latency_p50_ms": round(percentile(latencies, 50), 2),
+        "latency_p90_ms": round(percentile(latencies, 90), 2),
+        "latency_p99_ms": round(percentile(latencies, 99), 2),
+        "latency_max_ms": round(max(latencies), 2),
+        "observation_acked_p50_ms": round(percentile(acked, 50), 2),
+        "observation_acked_p99_ms": round(percentile(acked, 99), 2),
+        "latency_samples": len(latencies),
+        "burst_observations": len(burst),
+        "burst_s": round(burst_s, 3),
+        "sustained_obs_per_s": round(len(burst) / burst_s, 1),
+    }
 
 
 def _champion(mlflow_uri: str, identifier: str) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -188,16 +221,18 @@ def _with_flag(obs: dict[str, Any]) -> bytes:
 
 
 def _consumer(bootstrap: str, topic: str) -> Consumer:
+    """A reader of every partition of ``topic`` from its start, assigned rather than subscribed:
+    a group join takes seconds on tansu and would land in the first latency sample."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"bench-live-reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 5,
         }
     )
-    consumer.subscribe([topic])
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(partitions)])
     return consumer
 
 

@@ -165,6 +165,34 @@ def window_features(
     )
 
 
+def tail_features(
+    times_us: np.ndarray, raw_values: np.ndarray, spec: ForecastSpec, rows: int
+) -> pd.DataFrame:
+    """``ds`` + the spec's features of the last ``rows`` rows (the live path).
+
+    Every row is history for the lags, as in :func:`window_features`; the result equals
+    :func:`features_for_spec` of the same rows minus the ones it would drop for lags, without
+    the frame round trip (parsing timestamps, filtering) a forecast per observation cannot
+    afford. Raises if a lag reaches before the first row.
+    """
+    first = len(times_us) - rows  # not [-rows:]: rows may be 0
+    matrix = feature_block(
+        times_us[first:],
+        raw_values[first:],
+        time_features=spec.time_features,
+        lags=spec.lags,
+        step_seconds=spec.step_seconds,
+        history_us=times_us,
+        history_target=raw_values[:, 0],
+    )
+    if spec.lags and np.isnan(matrix[:, -len(spec.lags) :]).any():
+        raise DataValidationError(f"lags {spec.lags} reach before the {len(times_us)} rows given")
+    frame = pd.DataFrame(matrix, columns=list(spec.feature_order))
+    stamps = times_us[first:].astype("datetime64[us]").astype("datetime64[ns]")
+    frame.insert(0, TIME_COLUMN, stamps)
+    return frame
+
+
 # -- the frame API (preprocessing, batch scoring) ----------------------------------------------
 def _epoch_us(stamps: pd.Series) -> np.ndarray:
     index = pd.DatetimeIndex(stamps)

@@ -378,7 +378,11 @@ def run(stop_event: threading.Event) -> int:
         service.startup()
         stream = ObservationStream(
             live,
-            consumer_config(infra.kafka, live_settings.group_id),
+            consumer_config(
+                infra.kafka,
+                live_settings.group_id,
+                **{"fetch.wait.max.ms": live_settings.fetch_wait_ms},
+            ),
             infra.producer,
             stop_event,
         )

@@ -15,15 +15,24 @@ The inference service hands this class every record of OBSERVATIONS_TOPIC and ev
   in ``dataset`` and a PreprocessRequested goes to PREPROCESS_REQUEST_TOPIC, so preprocess,
   train and eval run as usual under a new config_hash.
 
+The forecast is the latency-critical output; the flush's writes to S3 (log lines, retraining
+CSVs) are not. :meth:`LiveLoop.observe` returns the forecast at once and keeps the flush's
+writes and events aside (decided, not yet done); :meth:`LiveLoop.complete_deferred` writes them
+and returns the events, which then point at objects that exist. The observations stream sends a
+batch's forecasts first, then completes the deferred work; :meth:`LiveLoop.on_observation` does
+both for one observation.
+
 State is in memory (a restart starts the windows empty). The HTTP thread reads it through
 :meth:`LiveLoop.snapshot`, under a lock.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +56,9 @@ from flts.stages.ports import BUCKET_DATASET, BUCKET_INFERENCE_LOGS, StageContex
 
 log = logging.getLogger(__name__)
 
+#: Flushes kept for a retry while S3 writes fail (about a KB of log lines each).
+MAX_DEFERRED_FLUSHES = 1000
+
 
 @dataclass
 class RetrainRequest:
@@ -65,6 +77,26 @@ class RetrainRequest:
     promoted_run_id: str | None = None
     promoted_model_type: str | None = None
     promoted_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _Write:
+    bucket: str
+    key: str
+    #: The bytes, or how to make them (serialising is left to the deferred phase too).
+    data: bytes | Callable[[], bytes]
+    content_type: str
+
+    def payload(self) -> bytes:
+        return self.data if isinstance(self.data, bytes) else self.data()
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A flush decided during an observation: its writes, then the events that cite them."""
+
+    writes: list[_Write]
+    outputs: list[Output]
 
 
 @dataclass
@@ -93,6 +125,7 @@ class LiveLoop:
         )
         self._lock = threading.Lock()
         self._ids: dict[str, _Identifier] = {}
+        self._deferred: list[_Deferred] = []
         self.retrains: list[RetrainRequest] = []
 
     # --- entry points -----------------------------------------------------------------------
@@ -133,6 +166,11 @@ class LiveLoop:
 
     def on_observation(self, obs: Observation) -> list[Output]:
         """Window, forecast, and every LIVE_METRICS_EVERY rows metrics, log and drift check."""
+        return self.observe(obs) + self.complete_deferred()
+
+    def observe(self, obs: Observation) -> list[Output]:
+        """Window and forecast now; a due flush is decided here but its writes and events wait
+        for :meth:`complete_deferred` (so no S3 round trip delays the forecast)."""
         with self._lock:
             entry = self._ids.get(obs.identifier)
             if entry is None:
@@ -163,8 +201,42 @@ class LiveLoop:
                     topic = self.settings.forecasts_topic
                     outputs.append(Output(topic, forecast, key=obs.identifier))
             if entry.forecasts_since_flush >= self.settings.metrics_every:
-                outputs.extend(self._flush(obs.identifier, entry, accepted.timestamp_us))
+                self._deferred.append(self._flush(obs.identifier, entry, accepted.timestamp_us))
             return outputs
+
+    def complete_deferred(self) -> list[Output]:
+        """Do the writes of the flushes decided since the last call; returns their events.
+
+        If a write fails (S3 unreachable), the events done so far are lost with the exception
+        but the failed flush and the later ones are kept for the next call (at most
+        MAX_DEFERRED_FLUSHES; the oldest are dropped beyond, with an error logged).
+        """
+        with self._lock:
+            deferred, self._deferred = self._deferred, []
+        outputs: list[Output] = []
+        for done, item in enumerate(deferred):
+            try:
+                for write in item.writes:
+                    self.ctx.store.ensure_bucket(write.bucket)
+                    self.ctx.store.put_bytes(
+                        write.bucket, write.key, write.payload(), write.content_type
+                    )
+            except Exception:
+                self._keep(deferred[done:])
+                raise
+            outputs.extend(item.outputs)
+        return outputs
+
+    def _keep(self, failed: list[_Deferred]) -> None:
+        with self._lock:
+            kept = failed + self._deferred
+            if len(kept) > MAX_DEFERRED_FLUSHES:
+                log.error(
+                    "dropping %d live flushes: S3 writes keep failing",
+                    len(kept) - MAX_DEFERRED_FLUSHES,
+                )
+                kept = kept[-MAX_DEFERRED_FLUSHES:]
+            self._deferred = kept
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state for the live page: champions, recent points, metrics, retrains."""
@@ -201,18 +273,19 @@ class LiveLoop:
         s = self.settings
         return champion.rows_needed + s.retrain_window_steps + s.retrain_test_steps
 
-    def _flush(self, identifier: str, entry: _Identifier, now_us: int) -> list[Output]:
+    def _flush(self, identifier: str, entry: _Identifier, now_us: int) -> _Deferred:
         series, champion = entry.series, entry.champion
         metrics = series.metrics()
         key = f"live/{identifier}/{champion.config_hash}/{champion.model_type}-{champion.run_id}"
         key += f"/{iso_of(now_us).replace(':', '')}.jsonl"
-        self.ctx.store.ensure_bucket(BUCKET_INFERENCE_LOGS)
-        self.ctx.store.put_bytes(
-            BUCKET_INFERENCE_LOGS,
-            key,
-            b"\n".join(entry.log_lines) + b"\n",
-            content_type="application/x-ndjson",
-        )
+        writes = [
+            _Write(
+                BUCKET_INFERENCE_LOGS,
+                key,
+                b"\n".join(entry.log_lines) + b"\n",
+                "application/x-ndjson",
+            )
+        ]
         windows = entry.forecasts_since_flush
         event = PerformanceEval(
             identifier=identifier,
@@ -240,12 +313,14 @@ class LiveLoop:
         )
         entry.log_lines, entry.forecast_ms, entry.forecasts_since_flush = [], 0.0, 0
         outputs = [Output(self.producer_topic, event, key=identifier)]
-        request = self._drift_check(identifier, entry, now_us)
+        request = self._drift_check(identifier, entry, now_us, writes)
         if request is not None:
             outputs.append(request)
-        return outputs
+        return _Deferred(writes, outputs)
 
-    def _drift_check(self, identifier: str, entry: _Identifier, now_us: int) -> Output | None:
+    def _drift_check(
+        self, identifier: str, entry: _Identifier, now_us: int, writes: list[_Write]
+    ) -> Output | None:
         metrics = entry.series.metrics()
         since = None
         if entry.last_request_us is not None:
@@ -261,7 +336,7 @@ class LiveLoop:
         spec = entry.champion.forecaster.spec
         config = drift.retraining_config(spec)
         try:
-            train_csv, test_csv = drift.retraining_csvs(
+            train, test = drift.retraining_frames(
                 entry.series.frame(self._retraining_rows(entry.champion)),
                 config,
                 self.settings.retrain_test_steps,
@@ -277,9 +352,9 @@ class LiveLoop:
         )
         stamp = iso_of(now_us).replace(":", "")
         prefix = f"live-retrain/{identifier}/{stamp}"
-        self.ctx.store.ensure_bucket(BUCKET_DATASET)
-        self.ctx.store.put_bytes(BUCKET_DATASET, f"{prefix}/train.csv", train_csv, "text/csv")
-        self.ctx.store.put_bytes(BUCKET_DATASET, f"{prefix}/test.csv", test_csv, "text/csv")
+        for name, part in (("train", train), ("test", test)):
+            csv = functools.partial(drift.retraining_csv, part)
+            writes.append(_Write(BUCKET_DATASET, f"{prefix}/{name}.csv", csv, "text/csv"))
         entry.last_request_us = now_us
         self.retrains.append(
             RetrainRequest(

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Records taken per poll; a batch is committed once.
 BATCH = 500
+#: How long one poll waits for a record (bounds how late a stop is noticed).
+POLL_TIMEOUT_S = 0.1
 
 
 class ObservationStream:
@@ -53,8 +55,16 @@ class ObservationStream:
         self.handled = 0
         self.dead_lettered = 0
         self._thread = threading.Thread(target=self.run, name="flts-observations", daemon=True)
+        # The flushes' S3 writes run here, one at a time, so the next observation never waits
+        # for them (they cost tens of ms on a loaded S3; a forecast costs a few).
+        self._flush_due = threading.Event()
+        self._closing = False
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="flts-live-flush", daemon=True
+        )
 
     def start(self) -> None:
+        self._flusher.start()
         self._thread.start()
 
     def join(self, timeout_s: float) -> None:
@@ -66,22 +76,44 @@ class ObservationStream:
         log.info("observations stream on %s", self.topic)
         try:
             while not self.stop_event.is_set():
-                batch = consumer.consume(num_messages=BATCH, timeout=0.05)
+                batch = _next_batch(consumer)
                 records = [m for m in batch if not _is_error(m)]
                 for msg in records:
                     for out in self.handle(Record.from_message(msg)):
                         self._send(out)
-                self.producer.poll(0)
+                    self.producer.poll(0)  # the forecast leaves now, not after the batch
                 if records:
+                    self._flush_due.set()
                     consumer.commit(asynchronous=True)
         finally:
             consumer.close()
+            self._closing = True
+            self._flush_due.set()
+            if self._flusher.is_alive():
+                self._flusher.join(30.0)
+            self._flush_deferred()  # anything deferred after the flusher's last pass
             self.producer.flush(5.0)
+
+    def _flush_loop(self) -> None:
+        """Wakes after each batch (the event is cleared before the pass, so a flush deferred
+        during it wakes the next one); ends once the stream stops."""
+        while True:
+            self._flush_due.wait()
+            self._flush_due.clear()
+            self._flush_deferred()
+            if self._closing:
+                return
+
+    def _flush_deferred(self) -> None:
+        """The flushes' S3 writes, then the events citing them."""
+        for out in self._complete_deferred():
+            self._send(out)
+        self.producer.poll(0)
 
     def handle(self, record: Record) -> list[Output]:
         """One observation's outputs, or its dead letter."""
         try:
-            outputs = self.live.on_observation(decode(Observation, record.body))
+            outputs = self.live.observe(decode(Observation, record.body))
         except Exception as exc:  # one bad observation never stops the stream
             if not isinstance(exc, MessageError):
                 log.exception("observation at offset %d failed", record.offset)
@@ -89,6 +121,13 @@ class ObservationStream:
             return [self._dead_letter(record, exc)]
         self.handled += 1
         return outputs
+
+    def _complete_deferred(self) -> list[Output]:
+        try:
+            return self.live.complete_deferred()
+        except Exception as exc:  # S3 down: kept by the live loop, retried after the next batch
+            log.error("live flush failed, retried after the next batch: %s", exc)
+            return []
 
     def _send(self, out: Output) -> None:
         def delivered(err: KafkaError | None, _msg: Message) -> None:
@@ -120,6 +159,18 @@ class ObservationStream:
         )
         log.warning("observation dead-lettered: %s", exc, extra={"dlq_topic": self.dlq_topic})
         return Output(self.dlq_topic, dlq, key=record.key)
+
+
+def _next_batch(consumer: Consumer) -> list[Message]:
+    """The next record as soon as it arrives, plus what is already fetched behind it.
+
+    Not ``consume(BATCH, timeout)`` alone: it returns only when the batch is full or the
+    timeout ends, which put a whole timeout into every live forecast's latency.
+    """
+    first = consumer.poll(POLL_TIMEOUT_S)
+    if first is None:
+        return []
+    return [first, *consumer.consume(num_messages=BATCH - 1, timeout=0)]
 
 
 def _is_error(msg: Message) -> bool:

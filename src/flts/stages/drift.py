@@ -106,10 +106,10 @@ def retraining_config(spec: ForecastSpec) -> PreprocessConfig:
     )
 
 
-def retraining_csvs(
+def retraining_frames(
     recent: pd.DataFrame, config: PreprocessConfig, test_rows: int
-) -> tuple[bytes, bytes]:
-    """Training and test CSV bytes from the most recent rows (``ds`` + raw columns).
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and test rows from the most recent rows (``ds`` + raw columns).
 
     The test part is the newest ``test_rows`` rows; the training part everything before it,
     which must hold what preprocessing needs (``min_train_rows`` plus lag history).
@@ -120,13 +120,22 @@ def retraining_csvs(
             f"retraining needs {need} recent rows (training windows, lag history and "
             f"{test_rows} test rows); the live window holds {len(recent)}"
         )
-    frame = recent.rename(columns={TIME_COLUMN: RETRAIN_TIME_COLUMN})
+    return recent.iloc[:-test_rows], recent.iloc[-test_rows:]
+
+
+def retraining_csv(frame: pd.DataFrame) -> bytes:
+    """One part of :func:`retraining_frames` as the CSV preprocessing reads."""
+    frame = frame.rename(columns={TIME_COLUMN: RETRAIN_TIME_COLUMN})
     stamps = pd.to_datetime(frame[RETRAIN_TIME_COLUMN]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     frame = frame.assign(**{RETRAIN_TIME_COLUMN: stamps})
-    return _csv(frame.iloc[:-test_rows]), _csv(frame.iloc[-test_rows:])
-
-
-def _csv(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format="%.10g")
     return buffer.getvalue().encode()
+
+
+def retraining_csvs(
+    recent: pd.DataFrame, config: PreprocessConfig, test_rows: int
+) -> tuple[bytes, bytes]:
+    """:func:`retraining_frames` as training and test CSV bytes."""
+    train, test = retraining_frames(recent, config, test_rows)
+    return retraining_csv(train), retraining_csv(test)

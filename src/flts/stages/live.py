@@ -13,8 +13,8 @@ For each observation of an identifier (:meth:`LiveSeries.accept`):
   level's band.
 
 :meth:`LiveSeries.forecast` then forecasts the next H steps with the champion through the same
-feature builder as batch inference (``features_for_spec`` + ``Forecaster.predict``) on the
-window's frame. No broker, no clock: the service (``flts.services.live``) owns both.
+feature builder as batch inference (``feature_block`` through ``tail_features``, which equals
+``features_for_spec`` on the window without its frame round trip, + ``Forecaster.predict``). No broker, no clock: the service (``flts.services.live``) owns both.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pandas as pd
 from flts.domain.messages import ForecastStep, LiveForecast
 from flts.errors import MessageError
 from flts.forecasting.base import Forecaster
-from flts.forecasting.features import features_for_spec, raw_part
+from flts.forecasting.features import raw_part, tail_features
 from flts.forecasting.spec import TIME_COLUMN
 
 _US = 1_000_000
@@ -247,8 +247,10 @@ class LiveSeries:
             return None
         forecaster = champion.forecaster
         spec = forecaster.spec
-        raw = self.frame(needed)
-        features = features_for_spec(raw, spec)
+        start = self._n - needed
+        features = tail_features(
+            self._times[start : self._n], self._values[start : self._n], spec, forecaster.min_history
+        )
         point = np.asarray(
             forecaster.predict(features, np.array([len(features)], dtype=np.int64)),
             dtype=np.float64,
