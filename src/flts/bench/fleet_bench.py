@@ -12,7 +12,9 @@ of test each, from the Monday of ``SIMBENCH_START``) become one long-format CSV.
 - **inference peak RSS** (VmHWM of the inference process) after every series' champion was
   asked for a forecast, under the cache bound (``MAX_SERVED_SERIES``).
 
-Quick mode: 3 profiles and LINEAR. Needs ``make bench-data`` (simbench, data files only).
+Full run: all 96 profiles (``--series N``: the first N; ``--models TYPE``: one model type,
+default LINEAR). Quick mode: 3 profiles and LINEAR. Needs ``make bench-data`` (simbench, data
+files only).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from flts.infra.procs import free_port
 
 TARGET_OVERHEAD_RATIO = 1.25
 WEEK = 7 * 96
+#: Load profiles in simbench's LoadProfile.csv (``*_pload`` columns).
+ALL_PROFILES = 96
 SERIES_COL = "profile"
 
 
@@ -196,10 +200,23 @@ def _trainer(model: str) -> str:
     return TRAIN_SERVICES[ModelType.parse(model)]
 
 
+def _series_count(value: str | None) -> int:
+    """``--series N``: the first N simbench profiles (default: all of them, as the issue asks)."""
+    if not value:
+        return ALL_PROFILES
+    if not value.isdigit() or not 1 <= int(value) <= ALL_PROFILES:
+        raise ValueError(
+            f"fleet --series takes a count of profiles, 1-{ALL_PROFILES}; got {value!r}"
+        )
+    return int(value)
+
+
 def run(options: BenchOptions) -> list[BenchResult]:
     timer = Timer()
-    count = 3 if options.quick else int(options.extra.get("fleet_series", 16))
-    model = str(options.extra.get("fleet_model", "LINEAR"))
+    count = 3 if options.quick else _series_count(options.extra.get("series"))
+    model = str(options.extra.get("models") or "LINEAR")
+    if "," in model:
+        raise ValueError(f"the fleet benchmark runs one model type; got --models {model}")
     train, test = profiles(count)
     with tempfile.TemporaryDirectory(prefix="flts-bench-fleet-") as tmp_name:
         tmp = Path(tmp_name)

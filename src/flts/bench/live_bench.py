@@ -118,6 +118,9 @@ def _measure(
         OBSERVATIONS_GROUP_ID=f"bench-live-obs-{u}",
         API_PORT=str(port),
         REGISTERED_MODEL_NAME=f"bench-live-{u}",
+        # Latency of forecasts, not retraining: a drift would also send a retraining request
+        # that no preprocess service here consumes.
+        LIVE_RETRAIN="false",
     )
     service = procs.start("inference", service_command("inference"), env, work / f"logs-{u}")
     identifier = selected["identifier"]

@@ -35,10 +35,16 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="preprocess config overrides as JSON for train/batch/api, e.g. '{\"lags\": []}'",
     )
     parser.add_argument(
-        "--series", default=None, help="accuracy: only these panel series NAME,... (default: all)"
+        "--series",
+        default=None,
+        help="accuracy: only these panel series NAME,... (default: all); "
+        "fleet: the first N simbench profiles (default: all 96)",
     )
     parser.add_argument(
-        "--models", default=None, help="accuracy: only these model types TYPE,... (default: all)"
+        "--models",
+        default=None,
+        help="accuracy: only these model types TYPE,... (default: all); "
+        "fleet: the one model type every series trains (default: LINEAR)",
     )
     parser.set_defaults(func=run)
 
