@@ -12,8 +12,8 @@ saves, loads, calibrates, scores and serves like any local model.
 Who may join one fit (:func:`plan_global`): the same horizon, step, covariate names and
 calendar setting (the design columns must mean the same thing); the largest such group joins,
 every other series is left out with its reason. The seasonal periods are those every member
-can use (each needs ``MIN_TRAIN_ORIGINS`` training origins after its lags); a member too short
-for even the lag history is left out.
+offers and most members can use (``MIN_TRAIN_ORIGINS`` training origins after the lags); a member
+too short for them is left out.
 
 Example::
 
@@ -159,12 +159,13 @@ def plan_global(offered: Sequence[GlobalMember]) -> GlobalPlan:
 
 
 def _common_periods(members: Sequence[GlobalMember]) -> tuple[int, ...]:
-    """Periods every member offers and has enough training rows for."""
-    common: set[int] | None = None
-    for member in members:
-        usable = set(lf.usable_periods(member.spec, len(member.train), MIN_TRAIN_ORIGINS))
-        common = usable if common is None else common & usable
-    return tuple(sorted(common or ()))
+    """Periods every member offers and most members have enough training rows for (a short
+    series is left out rather than costing every other series its seasonal lags)."""
+    offered = set.intersection(*(set(lf.spec_periods(m.spec)) for m in members))
+    usable = [
+        set(lf.usable_periods(m.spec, len(m.train), MIN_TRAIN_ORIGINS)) & offered for m in members
+    ]
+    return tuple(sorted(p for p in offered if 2 * sum(p in u for u in usable) > len(members)))
 
 
 def fit_global(plan: GlobalPlan, train_config: TrainConfig | None = None) -> GlobalFit:
