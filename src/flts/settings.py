@@ -133,6 +133,16 @@ class PreprocessSettings(_Base):
     progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
 
 
+def _levels(value: Any) -> tuple[int, ...] | None:
+    """INTERVAL_LEVELS: whole percentages, comma-separated (``80,95``)."""
+    if value is None or not isinstance(value, str):
+        return value  # type: ignore[no-any-return]
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected whole percentages like 80,95; got {value!r}") from None
+
+
 class TrainSettings(_Base):
     """One trainer service. Hyper-parameter env vars override ``TrainConfig`` defaults."""
 
@@ -169,12 +179,7 @@ class TrainSettings(_Base):
     @field_validator("interval_levels", mode="before")
     @classmethod
     def _parse_levels(cls, value: Any) -> tuple[int, ...] | None:
-        if value is None or not isinstance(value, str):
-            return value  # type: ignore[no-any-return]
-        try:
-            return tuple(int(part) for part in value.split(",") if part.strip())
-        except ValueError:
-            raise ValueError(f"expected whole percentages like 80,95; got {value!r}") from None
+        return _levels(value)
 
     @property
     def dlq_topic(self) -> str:
@@ -196,6 +201,36 @@ class TrainSettings(_Base):
             raise ConfigError(f"invalid hyper-parameter override: {exc}") from exc
 
 
+class GlobalTrainSettings(_Base):
+    """The global trainer (added by FLTS, issue 13): one model fitted across a fleet's series."""
+
+    consumer_topic: str = _env("CONSUMER_TOPIC", "global-training-requests")
+    consumer_group_id: str = _env("CONSUMER_GROUP_ID", "train-global")
+    producer_topic: str = _env("PRODUCER_TOPIC", "model-training")
+    result_topic: str = _env("GLOBAL_TRAINING_RESULTS_TOPIC", "global-training-results")
+    #: Added by FLTS: prediction-interval levels in percent, comma-separated (default 80,95).
+    interval_levels: Annotated[tuple[int, ...] | None, NoDecode] = _env("INTERVAL_LEVELS", None)
+    mlflow_experiment: str = _env("MLFLOW_EXPERIMENT", "flts")
+    progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
+
+    @field_validator("interval_levels", mode="before")
+    @classmethod
+    def _parse_levels(cls, value: Any) -> tuple[int, ...] | None:
+        return _levels(value)
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"DLQ-{self.producer_topic}"
+
+    def train_config(self) -> TrainConfig:
+        if self.interval_levels is None:
+            return TrainConfig()
+        try:
+            return TrainConfig(interval_levels=self.interval_levels)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid INTERVAL_LEVELS: {exc}") from exc
+
+
 class EvalSettings(_Base):
     model_training_topic: str = _env("MODEL_TRAINING_TOPIC", "model-training")
     model_selected_topic: str = _env("MODEL_SELECTED_TOPIC", "model-selected")
@@ -210,6 +245,9 @@ class EvalSettings(_Base):
     #: Added by FLTS (issue 12): a new lineage of an identifier must beat its champion on the
     #: new test windows to be promoted (flts.stages.challenge).
     challenge_champion: bool = _env("CHALLENGE_CHAMPION", True)
+    #: Added by FLTS (issue 13): where the global trainer says which series a global fit left
+    #: out; read only when EXPECTED_MODEL_TYPES holds a global type.
+    global_results_topic: str = _env("GLOBAL_TRAINING_RESULTS_TOPIC", "global-training-results")
 
     @field_validator("expected_model_types", mode="before")
     @classmethod
@@ -333,6 +371,9 @@ class PipelineTopics:
     #: The live loop's topics (issue 12).
     observations: str
     forecasts: str
+    #: The global trainer's topics (issue 13).
+    global_requests: str
+    global_results: str
 
     @property
     def spec(self) -> tuple[str, ...]:
@@ -348,7 +389,12 @@ class PipelineTopics:
     @property
     def dead_letter(self) -> tuple[str, ...]:
         """``DLQ-preprocess`` plus ``DLQ-<topic>`` for every consumed or produced topic."""
-        consumed_or_produced = (self.preprocess_requests, *self.spec, *self.live)
+        consumed_or_produced = (
+            self.preprocess_requests,
+            *self.spec,
+            *self.live,
+            self.global_requests,
+        )
         return (self.preprocess_dlq, *(f"DLQ-{t}" for t in consumed_or_produced))
 
     @property
@@ -361,6 +407,8 @@ class PipelineTopics:
             self.preprocess_requests,
             self.progress,
             *self.live,
+            self.global_requests,
+            self.global_results,
             *self.dead_letter,
         )
 
@@ -381,6 +429,8 @@ def pipeline_topics() -> PipelineTopics:
         preprocess_dlq=_default(PreprocessSettings, "dlq_topic"),
         observations=_default(LiveSettings, "observations_topic"),
         forecasts=_default(LiveSettings, "forecasts_topic"),
+        global_requests=_default(GlobalTrainSettings, "consumer_topic"),
+        global_results=_default(GlobalTrainSettings, "result_topic"),
     )
 
 

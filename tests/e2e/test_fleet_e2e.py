@@ -1,6 +1,10 @@
 """A small fleet through the real local stack: each series gets the champion and metrics of a
 single-series run of the same data and config, its own registry alias, and /predict answers
-with that series' model. LINEAR keeps it to a few minutes."""
+with that series' model. LINEAR keeps it to a few minutes.
+
+The fleet runs with ``--global-model`` (issue 13): every series with data also gets a
+GLOBAL_LINEAR candidate from one fit across the fleet, eval's promotion record of each series
+scores local and global candidates side by side, and the champion is chosen among them."""
 
 from __future__ import annotations
 
@@ -64,7 +68,7 @@ def test_fleet_run_matches_single_series_runs(local_stack: LocalStack, tmp_path:
     fleet = _run(
         local_stack, "--train", str(train), "--test", str(test), "--series-col", "cell",
         "--identifier", "fleet-e2e", "--run-dir", str(tmp_path / "fleet"),
-        "--api-port", str(port), "--keep-running",
+        "--api-port", str(port), "--keep-running", "--global-model",
     )  # fmt: skip
     try:
         assert fleet.returncode == 2, fleet.stderr[-4000:]  # "flat" has no champion
@@ -74,6 +78,7 @@ def test_fleet_run_matches_single_series_runs(local_stack: LocalStack, tmp_path:
         assert series["site b"]["identifier"] == "fleet-e2e/site_b"
         assert "constant" in series["flat"]["reason"]
         assert summary["fleet"]["with_champion"] == 2
+        _check_global(summary, series)
         assert Path(summary["artifacts"]["ratio_png"]).stat().st_size > 1000
         _check_api(port, singles["site b"][0], series)
     finally:
@@ -93,11 +98,33 @@ def test_fleet_run_matches_single_series_runs(local_stack: LocalStack, tmp_path:
     assert alone.returncode == 0, alone.stderr[-4000:]
     single = json.loads(alone.stdout)
     entry = series["site b"]
-    assert entry["champion"]["model_type"] == single["champion"]["model_type"]
     fleet_rows = {r["model_type"]: r for r in entry["scores"]}
+    if entry["champion"]["model_type"] != "GLOBAL_LINEAR":  # the global candidate may win
+        assert entry["champion"]["model_type"] == single["champion"]["model_type"]
     for row in single["scores"]:
         for metric in ("mae", "rmse", "composite_score"):
             assert fleet_rows[row["model_type"]][metric] == pytest.approx(row[metric], rel=1e-9)
+
+
+def _check_global(summary: dict, series: dict[str, dict]) -> None:
+    """Both candidates of each series are in its promotion record, the champion is the one
+    the promotion rules rank first, and the table says whether it is global."""
+    for cell in SCALES:
+        entry = series[cell]
+        assert entry["global_model"]["member"] is True
+        assert entry["global_model"]["fitted_on_series"] == 2  # "flat" never had a claim
+        rows = {r["model_type"]: r for r in entry["scores"]}
+        assert {"LINEAR", "GLOBAL_LINEAR", "PERSISTENCE", "SEASONAL_NAIVE"} <= set(rows)
+        learned = [r for r in rows.values() if not r["is_baseline"] and r["beats_baselines"]]
+        best = min(learned, key=lambda r: (r["composite_score"], r["rmse"], r["model_type"]))
+        assert entry["champion"]["model_type"] == best["model_type"]
+    agg = summary["fleet"]
+    assert agg["global_champions"] + agg["local_champions"] == 2
+    print(
+        "fleet-e2e champions:",
+        {c: series[c]["champion"]["model_type"] for c in SCALES},
+        {c: {r["model_type"]: r["composite_score"] for r in series[c]["scores"]} for c in SCALES},
+    )
 
 
 def _check_api(port: int, train_csv: Path, series: dict[str, dict]) -> None:

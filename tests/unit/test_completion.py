@@ -181,3 +181,37 @@ def test_a_promotion_not_confirmed_by_the_broker_is_sent_again_on_redelivery(har
     assert len(calls) == 1  # evaluated once; only the send is repeated
     producer.deliver(again)
     assert make_service().handle(_record(trained("PROPHET"))) == []
+
+
+def test_a_series_left_out_of_the_global_fit_is_evaluated_on_its_local_candidates(
+    harness: Any,
+) -> None:
+    """Eval expects GLOBAL_LINEAR for every fleet series; the global trainer's
+    GlobalTrainingDone releases the series it left out (and only those)."""
+    _store, _sink, producer, calls, _ = harness
+    from flts.domain.messages import GlobalExclusion, GlobalTrainingDone
+
+    settings = EvalSettings(EXPECTED_MODEL_TYPES="LINEAR,GLOBAL_LINEAR")
+    service = svc_eval.EvalService(settings, _ctx_of(harness))
+    assert service.topics == ["model-training", "global-training-results"]
+    service.handle(_record(trained("LINEAR", ident="f/a")))
+    service.handle(_record(trained("LINEAR", ident="f/b")))
+    done = GlobalTrainingDone(
+        identifier="f/_global",
+        model_type="GLOBAL_LINEAR",
+        members=["f/a"],
+        excluded=[GlobalExclusion(identifier="f/b", config_hash="h1", reason="too short")],
+    )
+    record = Record("global-training-results", 0, 0, "f/_global", done.to_json_bytes())
+    producer.deliver(service.handle(record))
+    assert [r.identifier for r in calls] == ["f/b"]
+    assert calls[0].waived == {"GLOBAL_LINEAR": "too short"}
+    producer.deliver(service.handle(_record(trained("GLOBAL_LINEAR", ident="f/a"))))
+    assert [r.identifier for r in calls] == ["f/b", "f/a"]
+    assert {r.model_type for r in calls[1].results} == {"LINEAR", "GLOBAL_LINEAR"}
+
+
+def _ctx_of(harness: Any) -> StageContext:
+    service = harness[4]()
+    ctx: StageContext = service.ctx
+    return ctx

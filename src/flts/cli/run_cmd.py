@@ -141,6 +141,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(or pass directories of per-series CSVs)",
     )
     parser.add_argument(
+        "--global-model",
+        action="store_true",
+        help="fleet run: also fit one GLOBAL_LINEAR model across the series (each series "
+        "scaled on its own, scored on its own test data); each series' champion is chosen "
+        "among its local and global candidates",
+    )
+    parser.add_argument(
         "--replicas",
         type=parse_replicas,
         default={},
@@ -207,6 +214,12 @@ def run(args: argparse.Namespace) -> int:
     identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if is_fleet(args):
         return run_fleet(args, identifier)
+    if args.global_model:
+        print(
+            "flts run: --global-model needs a fleet (--series-col, or directories of CSVs)",
+            file=sys.stderr,
+        )
+        return 1
     try:
         config_json = _checked_config(args)
     except FltsError as exc:
@@ -276,6 +289,7 @@ def run_options(
         plot_step=args.plot_step,
         interval_levels=args.interval_levels,
         replicas=args.replicas,
+        global_model=bool(getattr(args, "global_model", False)),
     )
 
 

@@ -46,6 +46,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     pre.set_defaults(func=_preprocess)
     for name, text in (
         ("train", "trainer for MODEL_TYPE (consumes training-data)"),
+        ("train-global", "one model across a fleet's series (consumes global-training-requests)"),
         ("eval", "evaluator/promoter (consumes model-training)"),
         ("inference", "batch inference consumer + HTTP API"),
         ("gateway", "claim-check HTTP gateway"),
@@ -151,6 +152,8 @@ def _stop_replicas(children: list[subprocess.Popen[bytes]]) -> None:
 def _serve(name: str, stop: threading.Event) -> int:
     if name == "train":
         from flts.services import train as svc
+    elif name == "train-global":
+        from flts.services import train_global as svc  # type: ignore[no-redef]
     elif name == "eval":
         from flts.services import eval as svc  # type: ignore[no-redef]
     else:

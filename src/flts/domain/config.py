@@ -29,6 +29,9 @@ class ModelType(StrEnum):
     LINEAR = "LINEAR"
     LIGHTGBM = "LIGHTGBM"
     MSTL = "MSTL"
+    #: One regression-on-lags model fitted across every series of a fleet (issue 13): each
+    #: series gets the shared weights with its own scaler, intervals and test scores.
+    GLOBAL_LINEAR = "GLOBAL_LINEAR"
 
     @classmethod
     def parse(cls, value: str) -> ModelType:
@@ -49,6 +52,9 @@ TRAINABLE_MODEL_TYPES: tuple[ModelType, ...] = (
     ModelType.LIGHTGBM,
     ModelType.MSTL,
 )
+#: Types fitted across the series of a fleet by the ``train-global`` service, never by a
+#: per-series trainer (``flts run --global-model``).
+GLOBAL_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.GLOBAL_LINEAR,)
 BASELINE_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.PERSISTENCE, ModelType.SEASONAL_NAIVE)
 #: Prediction-interval levels (percent) calibrated for every trained model unless configured.
 DEFAULT_INTERVAL_LEVELS: tuple[int, ...] = (80, 95)

@@ -158,6 +158,44 @@ class ModelTrained(WireMessage):
     #: Prediction-interval scores per level on the same test origins; None when the model has
     #: no calibrated intervals (too little training data) or came from an older trainer.
     test_intervals: list[IntervalScore] | None = None
+    #: Set on a global model's SUCCESS (issue 13): how many series the shared weights were
+    #: fitted on (this series among them). Absent for a per-series model.
+    global_series: int | None = None
+
+
+class GlobalTrainingRequested(WireMessage):
+    """Topic ``global-training-requests`` (added by FLTS, issue 13): fit one global model over
+    these series' training claims. ``identifier`` names the fleet run's group
+    (``<run>/_global``, which no series id can take: sanitised ids never start with ``_``)."""
+
+    identifier: str = Field(min_length=1)
+    model_type: str = "GLOBAL_LINEAR"
+    claims: list[TrainingDataReady] = Field(min_length=1)
+    v: Literal[1] = SCHEMA_VERSION
+
+
+class GlobalExclusion(BaseModel):
+    """A series offered to a global fit that did not join it, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    identifier: str
+    config_hash: str | None = None
+    reason: str
+
+
+class GlobalTrainingDone(WireMessage):
+    """Topic ``global-training-results`` (added by FLTS, issue 13): a global fit finished.
+
+    Every member also got its own ``model-training`` SUCCESS; an excluded series gets none, and
+    the evaluator stops waiting for ``model_type`` for that (identifier, config_hash).
+    """
+
+    identifier: str
+    model_type: str
+    members: list[str]
+    excluded: list[GlobalExclusion] = Field(default_factory=list)
+    v: Literal[1] = SCHEMA_VERSION
 
 
 class ModelSelected(WireMessage):
@@ -361,4 +399,6 @@ ALL_MESSAGES: dict[str, type[WireMessage]] = {
     "flts-progress": ProgressEvent,
     "observations": Observation,
     "forecasts": LiveForecast,
+    "global-training-requests": GlobalTrainingRequested,
+    "global-training-results": GlobalTrainingDone,
 }

@@ -20,12 +20,14 @@ from typing import Any
 from flts.infra import procs
 from flts.run.monitor import ObservedEvent, TopicMonitor, identifier_of
 from flts.run.pipeline import (
+    TOPICS,
     WATCHED_TOPICS,
     EventWaiter,
     PipelineFailed,
     PipelineRunner,
     RunDisplay,
     RunOptions,
+    _describe_dlq,
     prepare_topics,
     wanted_partitions,
 )
@@ -77,6 +79,11 @@ class SeriesRun:
     series: FleetSeries
     runner: PipelineRunner
     failure: str | None = None
+    #: With --global-model: series the global fit covered (True), left out (False), or not
+    #: known yet (None); ``global_reason`` says why it was left out.
+    global_member: bool | None = None
+    global_reason: str | None = None
+    global_series: int | None = None
 
     @property
     def settled(self) -> bool:
@@ -134,7 +141,8 @@ def execute_fleet(options: FleetOptions, display: RunDisplay) -> dict[str, Any]:
         t_infra = time.monotonic()
         store = S3ObjectStore(endpoints.s3_settings())
         runs = _request_all(options, env, display, store)
-        _follow(runs, master, monitor, display, base.timeout_s)
+        global_request = _GlobalRequest(base, env, display) if base.global_model else None
+        _follow(runs, master, monitor, display, base.timeout_s, global_request)
         t_end = time.monotonic()
         per_series: list[dict[str, Any]] = []
         for series in options.series:
@@ -174,17 +182,96 @@ def _request_all(
     return runs
 
 
+def global_identifier(run_identifier: str) -> str:
+    """The identifier of a fleet's global fit: no series can take it (sanitised series ids
+    never start with ``_``)."""
+    return f"{run_identifier}/_global"
+
+
+class _GlobalRequest:
+    """Sends one global training request once every series has its claim (or has failed), and
+    applies the global trainer's answer (members, left-out series) to the series' runs."""
+
+    def __init__(self, base: RunOptions, env: dict[str, str], display: RunDisplay) -> None:
+        self.identifier = global_identifier(base.identifier)
+        self.env = env
+        self.display = display
+        self.sent = False
+        self.started_ms = int(time.time() * 1000) - 1000
+
+    def maybe_send(self, runs: dict[str, SeriesRun]) -> None:
+        if self.sent or any(
+            r.failure is None and not r.settled and r.runner.outcome.claim is None
+            for r in runs.values()
+        ):
+            return
+        from flts.domain.messages import GlobalTrainingRequested, TrainingDataReady
+        from flts.kafka_utils import create_producer, produce_message
+
+        claims = [
+            TrainingDataReady.model_validate(r.runner.outcome.claim)
+            for r in runs.values()
+            if r.failure is None and r.runner.outcome.claim is not None
+        ]
+        self.sent = True
+        if not claims:
+            return
+        request = GlobalTrainingRequested(identifier=self.identifier, claims=claims)
+        producer = create_producer(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"])
+        if not produce_message(producer, TOPICS.global_requests, request, key=self.identifier):
+            for r in runs.values():
+                if not r.settled:
+                    r.failure = "the global training request was not confirmed by the broker"
+            return
+        self.display.phase("global model", f"one fit requested over {len(claims)} series")
+
+    def observe(self, event: ObservedEvent, runs: dict[str, SeriesRun]) -> None:
+        if event.timestamp_ms < self.started_ms:
+            return  # an earlier run's
+        if event.topic.startswith("DLQ-"):
+            # Eval would wait for the global candidate for ever: the series fail with why.
+            for r in runs.values():
+                if r.failure is None and not r.settled:
+                    r.failure = f"global model: {_describe_dlq(event)}"
+            return
+        if event.topic != TOPICS.global_results:
+            return
+        members = [str(m) for m in event.value.get("members") or []]
+        for identifier in members:
+            if identifier in runs:
+                runs[identifier].global_member = True
+                runs[identifier].global_series = len(members)
+        for item in event.value.get("excluded") or []:
+            run = runs.get(str(item.get("identifier")))
+            if run is not None:
+                run.global_member, run.global_reason = False, str(item.get("reason"))
+                self.display.note(
+                    f"[{run.series.series_id}] no global candidate: {run.global_reason}"
+                )
+        self.display.phase("global model", f"fitted over {len(members)} series")
+
+
 def _follow(
     runs: dict[str, SeriesRun],
     master: PipelineRunner,
     monitor: TopicMonitor,
     display: RunDisplay,
     timeout_s: float,
+    global_request: _GlobalRequest | None = None,
 ) -> None:
     """Route events to their series until every series is settled (or the time is up)."""
 
     def route(event: ObservedEvent) -> None:
-        run = runs.get(identifier_of(event.value) or "")
+        _route(event)
+        if global_request is not None:
+            global_request.maybe_send(runs)
+
+    def _route(event: ObservedEvent) -> None:
+        ident = identifier_of(event.value) or ""
+        if global_request is not None and ident == global_request.identifier:
+            global_request.observe(event, runs)
+            return
+        run = runs.get(ident)
         if run is None or run.failure is not None:
             return
         try:
@@ -221,7 +308,13 @@ def _series_summary(
     t_infra: float,
 ) -> dict[str, Any]:
     """The single-run summary of one series (plus its id), or its id and the reason it has none."""
-    head = {"series_id": series.series_id, "identifier": series.identifier}
+    head: dict[str, Any] = {"series_id": series.series_id, "identifier": series.identifier}
+    if run is not None and run.runner.options.global_model:
+        head["global_model"] = {
+            "member": run.global_member,
+            "fitted_on_series": run.global_series,
+            "excluded": run.global_reason,
+        }
     if run is None:
         return {**head, "champion": None, "reason": series.reason, "scores": []}
     if run.failure is not None:

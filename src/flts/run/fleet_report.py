@@ -39,11 +39,29 @@ def series_ratio(entry: dict[str, Any]) -> float | None:
     return float(chosen[0][RATIO_KEY])
 
 
+#: A champion of this type came from the global model (``flts run --global-model``).
+GLOBAL_TYPES = frozenset({"GLOBAL_LINEAR"})
+
+
+def champion_is_global(entry: dict[str, Any]) -> bool | None:
+    """Whether the series' champion is the global candidate; None without a champion."""
+    champion = (entry.get("champion") or {}).get("model_type")
+    return None if champion is None else champion in GLOBAL_TYPES
+
+
 def fleet_aggregates(entries: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = {e["series_id"]: series_ratio(e) for e in entries}
     known = {sid: r for sid, r in ratios.items() if r is not None}
     worst = max(known, key=lambda sid: (known[sid], sid)) if known else None
+    kinds = [champion_is_global(e) for e in entries]
+    globals_ = {}
+    if any("global_model" in e for e in entries):
+        globals_ = {
+            "global_champions": sum(1 for k in kinds if k is True),
+            "local_champions": sum(1 for k in kinds if k is False),
+        }
     return {
+        **globals_,
         "series": len(entries),
         "with_champion": sum(1 for e in entries if e.get("champion")),
         "without_champion": sum(1 for e in entries if not e.get("champion")),
@@ -65,21 +83,33 @@ def _table(header: list[str], body: list[list[str]]) -> str:
 
 
 def series_table(entries: list[dict[str, Any]]) -> str:
+    with_global = any("global_model" in e for e in entries)
     header = ["series", "identifier", "champion", "MAE/pers", "config_hash", "reason"]
+    if with_global:
+        header.insert(3, "kind")
     body = []
     for e in entries:
         ratio = series_ratio(e)
-        body.append(
-            [
-                e["series_id"],
-                e["identifier"],
-                (e.get("champion") or {}).get("model_type") or "none",
-                "-" if ratio is None else f"{ratio:.3f}",
-                str(e.get("config_hash") or "-")[:12],
-                (e.get("reason") or "")[:80],
-            ]
-        )
+        line = [
+            e["series_id"],
+            e["identifier"],
+            (e.get("champion") or {}).get("model_type") or "none",
+            "-" if ratio is None else f"{ratio:.3f}",
+            str(e.get("config_hash") or "-")[:12],
+            (e.get("reason") or _global_note(e))[:80],
+        ]
+        if with_global:
+            kind = champion_is_global(e)
+            line.insert(3, "-" if kind is None else ("global" if kind else "local"))
+        body.append(line)
     return _table(header, body)
+
+
+def _global_note(entry: dict[str, Any]) -> str:
+    """Why a series had no global candidate (left out of the global fit), else nothing."""
+    info = entry.get("global_model") or {}
+    reason = info.get("excluded")
+    return f"no global candidate: {reason}" if reason else ""
 
 
 def plot_ratios(entries: list[dict[str, Any]], title: str, path: Path) -> Path | None:
@@ -159,6 +189,11 @@ def render_fleet(summary: dict[str, Any]) -> str:
         "",
         series_table(summary["series"]),
         "",
+        *(
+            [f"champions: {agg['global_champions']} global, {agg['local_champions']} local"]
+            if "global_champions" in agg
+            else []
+        ),
         "share beating persistence: " + ("-" if share is None else f"{share:.0%}"),
         "median ratio to persistence: " + ("-" if median is None else f"{median:.3f}"),
         "worst series: "

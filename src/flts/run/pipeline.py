@@ -43,6 +43,7 @@ WATCHED_TOPICS = [
     TOPICS.model_selected,
     TOPICS.performance_eval,
     TOPICS.progress,
+    TOPICS.global_results,
     *TOPICS.dead_letter,
 ]
 
@@ -113,6 +114,9 @@ class RunOptions:
     replicas: dict[str, int] = field(default_factory=dict)
     #: Extra env for every service (e.g. the live loop's LIVE_*/DRIFT_* settings).
     service_env: dict[str, str] = field(default_factory=dict)
+    #: Fleets only: also fit one GLOBAL_LINEAR model across the series (``--global-model``);
+    #: eval then waits for it per series and picks each champion among local and global.
+    global_model: bool = False
 
 
 @dataclass
@@ -127,6 +131,8 @@ class RunOutcome:
     #: Why eval promoted nothing (no model beat persistence); the run then ends without inference.
     no_champion: str | None = None
     marks: dict[str, float] = field(default_factory=dict)
+    #: The run's training-data claim as observed (what a global training request carries).
+    claim: dict[str, Any] | None = None
 
 
 #: A service that crashes this often within the window is in a crash loop: the run gives up.
@@ -223,6 +229,7 @@ DLQ_STAGE = {
     f"DLQ-{TOPICS.model_selected}": "evaluate",
     f"DLQ-{TOPICS.inference_data}": "inference",
     f"DLQ-{TOPICS.performance_eval}": "inference",
+    f"DLQ-{TOPICS.global_requests}": "train-global",
 }
 
 
@@ -278,8 +285,13 @@ class PipelineRunner:
             epochs["INTERVAL_LEVELS"] = ",".join(str(level) for level in opts.interval_levels)
         for model in opts.models:
             self._spawn(TRAIN_SERVICES[model], f"train-{model.value.lower()}", **epochs)
+        expected_types = [m.value for m in opts.models]
+        if opts.global_model:
+            levels = {k: v for k, v in epochs.items() if k == "INTERVAL_LEVELS"}
+            self._spawn("train-global", "train-global", **levels)
+            expected_types.append(ModelType.GLOBAL_LINEAR.value)
         self._spawn("preprocess", "preprocess", "--listen")
-        expected = ",".join(m.value for m in opts.models)
+        expected = ",".join(expected_types)
         self._spawn("eval", "eval", EXPECTED_MODEL_TYPES=expected)
         self._spawn("inference", "inference", API_PORT=str(opts.api_port))
 
@@ -324,6 +336,7 @@ class PipelineRunner:
             self._handle_progress(value)
         elif event.topic == TOPICS.training_data and "preprocessed" not in out.marks:
             out.config_hash = value.get("config_hash")
+            out.claim = value
             out.marks["preprocessed"] = time.monotonic()
         elif event.topic == TOPICS.model_training and value.get("status") == "SUCCESS":
             model = str(value.get("model_type"))

@@ -18,8 +18,15 @@ from __future__ import annotations
 import logging
 import threading
 
-from flts.domain.config import ModelType
-from flts.domain.messages import ModelSelected, ModelTrained, ModelTrainingRunning, ProgressEvent
+from flts.domain.config import GLOBAL_MODEL_TYPES, ModelType
+from flts.domain.messages import (
+    GlobalTrainingDone,
+    ModelSelected,
+    ModelTrained,
+    ModelTrainingRunning,
+    ProgressEvent,
+    decode,
+)
 from flts.domain.messages import decode_model_training as decode_event
 from flts.errors import NoChampionError
 from flts.messaging.records import Output, Record
@@ -58,11 +65,37 @@ class EvalService:
             challenge_champion=settings.challenge_champion,
         )
 
+    @property
+    def topics(self) -> list[str]:
+        """model-training, plus the global trainer's results when a global type is expected."""
+        topics = [self.settings.model_training_topic]
+        if any(m in GLOBAL_MODEL_TYPES for m in self.settings.expected_model_types):
+            topics.append(self.settings.global_results_topic)
+        return topics
+
     def handle(self, record: Record) -> list[Output]:
+        if record.topic == self.settings.global_results_topic:
+            return self.on_global_done(decode(GlobalTrainingDone, record.body))
         event = decode_event(record.body)
         if isinstance(event, ModelTrainingRunning):
             return []
         return self.on_success(event)
+
+    def on_global_done(self, done: GlobalTrainingDone) -> list[Output]:
+        """A global fit left some series out: stop waiting for its type for those lineages."""
+        outputs: list[Output] = []
+        for exclusion in done.excluded:
+            if exclusion.config_hash is None:
+                continue  # no lineage to release: that series never had processed data
+            state, changed = promotion.record_waiver(
+                self.completion.load(exclusion.identifier, exclusion.config_hash),
+                done.model_type,
+                exclusion.reason,
+            )
+            if changed:
+                state = self.completion.save(state)
+            outputs.extend(self._advance(state, changed))
+        return outputs
 
     def on_success(self, event: ModelTrained) -> list[Output]:
         model_type = ModelType.parse(event.model_type)  # UnknownModelTypeError -> DLQ
@@ -75,6 +108,11 @@ class EvalService:
         )
         if changed:  # durable before the offset is committed
             state = self.completion.save(state)
+        return self._advance(state, changed)
+
+    def _advance(self, state: CompletionState, changed: bool) -> list[Output]:
+        """Wait, evaluate, publish or nothing, as ``promotion.next_step`` says."""
+        ctx = {"stage": "eval", "identifier": state.identifier, "config_hash": state.config_hash}
         step = promotion.next_step(state)
         if isinstance(step, promotion.Wait):
             if changed:
@@ -94,6 +132,7 @@ class EvalService:
             identifier=state.identifier,
             config_hash=state.config_hash,
             results=state.ordered_results(),
+            waived=dict(state.waived),
         )
         try:
             result = evaluate.run(request, self.stage_config, self.ctx)
@@ -143,13 +182,13 @@ def run(stop_event: threading.Event) -> int:
     settings = load_settings(EvalSettings)
     infra = Infra.from_env()
     tracker = mlflow_tracker()
-    infra.ensure_topics(settings.model_training_topic, settings.model_selected_topic)
     sink = KafkaEventSink(infra.producer, topic_router(None, settings.progress_topic))
     ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
     service = EvalService(settings, ctx)
+    infra.ensure_topics(*service.topics, settings.model_selected_topic)
     worker = KafkaWorker(
         consumer_config(infra.kafka, settings.eval_group_id),
-        [settings.model_training_topic],
+        service.topics,
         service.handle,
         infra.producer,
         route_dlq(settings.dlq_topic),

@@ -37,7 +37,14 @@ from flts.stages.ports import Tracker
 log = logging.getLogger(__name__)
 
 #: ``flts service <name>`` commands.
-SERVICE_NAMES: tuple[str, ...] = ("preprocess", "train", "eval", "inference", "gateway")
+SERVICE_NAMES: tuple[str, ...] = (
+    "preprocess",
+    "train",
+    "train-global",
+    "eval",
+    "inference",
+    "gateway",
+)
 
 #: The spec's containers -> (service command, env the mapping table fixes for it).
 SPEC_SERVICES: dict[str, tuple[str, dict[str, str]]] = {
@@ -49,6 +56,8 @@ SPEC_SERVICES: dict[str, tuple[str, dict[str, str]]] = {
     "train-linear": ("train", {"MODEL_TYPE": "LINEAR", "CONSUMER_GROUP_ID": "train-linear"}),
     "train-lightgbm": ("train", {"MODEL_TYPE": "LIGHTGBM", "CONSUMER_GROUP_ID": "train-lightgbm"}),
     "nonml-mstl": ("train", {"MODEL_TYPE": "MSTL", "CONSUMER_GROUP_ID": "nonml-mstl"}),
+    # Added by issue 13: the global trainer of fleet runs (`flts run --global-model`).
+    "train-global": ("train-global", {"CONSUMER_GROUP_ID": "train-global"}),
     "eval": ("eval", {"EVAL_GROUP_ID": "eval-promoter-r5"}),
     "inference": ("inference", {"CONSUMER_GROUP_ID": "batch-forecasting-v2"}),
     "gateway": ("gateway", {}),

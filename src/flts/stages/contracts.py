@@ -68,6 +68,9 @@ class EvaluateRequest(Frozen):
     config_hash: str
     #: SUCCESS events of every expected model type for this (identifier, config_hash).
     results: tuple[ModelTrained, ...]
+    #: Expected types that will not come for this lineage, with why (a global fit left the
+    #: series out); the record lists them.
+    waived: dict[str, str] = Field(default_factory=dict)
 
 
 class EvaluateStageConfig(Frozen):

@@ -43,7 +43,7 @@ def run(request: EvaluateRequest, config: EvaluateStageConfig, ctx: StageContext
     prefix = f"{request.identifier or 'global'}/{request.config_hash}"
     if report.champion is None:
         ctx.logger.warning("evaluate %s: no promotion: %s", prefix, report.reason)
-        ref = _write_record(ctx, prefix, now, _record(None, report, iso_utc(now)))
+        ref = _write_record(ctx, prefix, now, _record(None, report, iso_utc(now), request.waived))
         return EvaluateResult(report=report, selected=None, promotion_record=ref)
     champion = results[report.champion]
     row = next(r for r in report.rows if r.model_type == report.champion)
@@ -69,10 +69,11 @@ def run(request: EvaluateRequest, config: EvaluateStageConfig, ctx: StageContext
         if not verdict.promote:
             report = report.model_copy(update={"champion": None})
             ctx.logger.warning("evaluate %s: no promotion: %s", prefix, verdict.reason)
-            ref = _write_record(ctx, prefix, now, _record(None, report, iso_utc(now)))
+            record = _record(None, report, iso_utc(now), request.waived)
+            ref = _write_record(ctx, prefix, now, record)
             return EvaluateResult(report=report, selected=None, promotion_record=ref)
     selected = _promote(request, config, ctx, champion, row, iso_utc(now))
-    ref = _write_record(ctx, prefix, now, _record(selected, report, iso_utc(now)))
+    ref = _write_record(ctx, prefix, now, _record(selected, report, iso_utc(now), request.waived))
     if request.identifier:
         challenge.record_champion(ctx, selected)
     ctx.logger.info(
@@ -106,7 +107,11 @@ def _validated_results(
             by_type[result.model_type] = result
     if not by_type:
         raise MessageError(f"cannot evaluate config_hash {request.config_hash}: no results given")
-    missing = [m.value for m in config.expected_model_types if m.value not in by_type]
+    missing = [
+        m.value
+        for m in config.expected_model_types
+        if m.value not in by_type and m.value not in request.waived
+    ]
     if missing:
         raise MessageError(
             f"cannot evaluate config_hash {request.config_hash}: no SUCCESS result for model "
@@ -227,9 +232,14 @@ def _promote(
 
 
 def _record(
-    selected: ModelSelected | None, report: EvaluationReport, decided_at: str
+    selected: ModelSelected | None,
+    report: EvaluationReport,
+    decided_at: str,
+    waived: dict[str, str] | None = None,
 ) -> dict[str, object]:
     base: dict[str, object] = {} if selected is None else dict(selected.to_wire())
+    if waived:  # expected candidates that never came, and why (e.g. left out of a global fit)
+        base["waived"] = dict(waived)
     base.update(
         {
             "identifier": report.identifier,

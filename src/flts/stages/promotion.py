@@ -35,6 +35,8 @@ class CompletionState(BaseModel):
     expected: list[str]
     #: model_type -> its latest SUCCESS event.
     results: dict[str, ModelTrained] = {}
+    #: model_type -> why it will not come for this lineage (a global fit left the series out).
+    waived: dict[str, str] = {}
     evaluated: bool = False
     selected: ModelSelected | None = None
     reason: str | None = None
@@ -43,7 +45,7 @@ class CompletionState(BaseModel):
 
     def missing(self) -> list[str]:
         """Expected model types without a SUCCESS yet, in the expected order."""
-        return [m for m in self.expected if m not in self.results]
+        return [m for m in self.expected if m not in self.results and m not in self.waived]
 
     @property
     def complete(self) -> bool:
@@ -71,6 +73,21 @@ def record_success(state: CompletionState, event: ModelTrained) -> tuple[Complet
         return state, False
     results = {**state.results, model_type: event}
     return state.model_copy(update={"results": results}), True
+
+
+def record_waiver(
+    state: CompletionState, model_type: str, reason: str
+) -> tuple[CompletionState, bool]:
+    """The state no longer waiting for ``model_type`` (it will not come, for ``reason``).
+
+    Ignored once evaluated, for a type that is not expected, or one that already succeeded.
+    """
+    kind = ModelType.parse(model_type).value
+    if state.evaluated or kind not in state.expected or kind in state.results:
+        return state, False
+    if state.waived.get(kind) == reason:
+        return state, False
+    return state.model_copy(update={"waived": {**state.waived, kind: reason}}), True
 
 
 def with_evaluation(

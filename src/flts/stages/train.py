@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,7 +71,7 @@ def run(request: TrainingDataReady, config: TrainStageConfig, ctx: StageContext)
             request.identifier,
             config_hash,
         )
-        return _from_finished_run(existing, request.identifier, config_hash, config)
+        return from_finished_run(existing, request.identifier, config_hash, config)
     if data is None:
         data = load_training_data(request, ctx)
     return _train(request, config, ctx, data, tags, started_at)
@@ -115,6 +116,10 @@ def load_training_data(request: TrainingDataReady, ctx: StageContext) -> Trainin
     )
 
 
+#: Fits a model (reporting epochs to the callback): the fitted model and its fit summary.
+FitFn = Callable[[ProgressCallback], tuple[Forecaster, FitSummary]]
+
+
 def _train(
     request: TrainingDataReady,
     config: TrainStageConfig,
@@ -125,6 +130,26 @@ def _train(
 ) -> ModelTrained:
     from flts.forecasting.models import create_forecaster
 
+    def fit(progress: ProgressCallback) -> tuple[Forecaster, FitSummary]:
+        model = create_forecaster(config.model_type, data.spec, config.train)
+        return model, model.fit(data.train, progress)
+
+    return train_with(request, config, ctx, data, tags, started_at, fit)
+
+
+def train_with(
+    request: TrainingDataReady,
+    config: TrainStageConfig,
+    ctx: StageContext,
+    data: TrainingData,
+    tags: dict[str, str],
+    started_at: datetime,
+    fit: FitFn,
+    extra_params: dict[str, Any] | None = None,
+) -> ModelTrained:
+    """Run ``fit`` inside a tracked run, then calibrate, score on the test windows and log,
+    exactly as for every trained model; the SUCCESS event. The global trainer passes a fit
+    that hands over its series' share of the pooled fit."""
     model_type = config.model_type.value
     train_start = iso_utc(started_at)
     run_id = ctx.tracker.start_run(
@@ -140,10 +165,9 @@ def _train(
     )
     ctx.events.emit(running)  # the spec's RUNNING event carries no key
     try:
-        ctx.tracker.log_params(run_id, _params(request, config, data))
-        model = create_forecaster(config.model_type, data.spec, config.train)
+        ctx.tracker.log_params(run_id, {**_params(request, config, data), **(extra_params or {})})
         started = time.perf_counter()
-        summary = model.fit(data.train, _progress(ctx, run_id, request.identifier, data, config))
+        model, summary = fit(_progress(ctx, run_id, request.identifier, data, config))
         fit_seconds = time.perf_counter() - started
         model.intervals = calibrate_intervals(model, data.train, ctx)
         scores = scoring.score_on_test(model, data.test, data.spec, data.test_context_rows)
@@ -186,7 +210,17 @@ def _train(
         test_mae_by_step=list(scores.model.mae_by_step),
         test_rmse_by_step=list(scores.model.rmse_by_step),
         test_intervals=list(scores.intervals) or None,
+        global_series=_global_series(extra_params or {}),
     )
+
+
+#: MLflow param of a global model's run: how many series its shared weights were fitted on.
+GLOBAL_SERIES_PARAM = "global.series"
+
+
+def _global_series(params: dict[str, Any]) -> int | None:
+    value = params.get(GLOBAL_SERIES_PARAM)
+    return None if value is None else int(value)
 
 
 def calibrate_intervals(
@@ -319,7 +353,7 @@ def _report(model: Forecaster, scores: scoring.ModelScores, summary: FitSummary)
     return json.dumps(body, indent=2, sort_keys=True).encode()
 
 
-def _from_finished_run(
+def from_finished_run(
     run: TrackedRun, identifier: str, config_hash: str, config: TrainStageConfig
 ) -> ModelTrained:
     """Rebuild a finished run's SUCCESS event from what it logged."""
@@ -356,6 +390,7 @@ def _from_finished_run(
             test_mae_by_step=_logged_steps(metrics, "test_mae", horizon),
             test_rmse_by_step=_logged_steps(metrics, "test_rmse", horizon),
             test_intervals=scoring.intervals_from_metrics(metrics),
+            global_series=_global_series(params),
         )
     except KeyError as exc:
         raise TrackingError(

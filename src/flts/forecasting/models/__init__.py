@@ -12,6 +12,7 @@ from flts.domain.config import ModelType, TrainConfig
 from flts.errors import ModelError, UnknownModelTypeError
 from flts.forecasting.base import SPEC_FILE, Forecaster, read_model_type
 from flts.forecasting.models.baselines import PersistenceForecaster, SeasonalNaiveForecaster
+from flts.forecasting.models.global_linear import GlobalLinearForecaster
 from flts.forecasting.models.lag_regression import LinearForecaster
 from flts.forecasting.models.lightgbm_model import LightGBMForecaster
 from flts.forecasting.models.mstl_model import MSTLForecaster
@@ -28,6 +29,7 @@ FORECASTERS: dict[ModelType, type[Forecaster]] = {
     ModelType.LINEAR: LinearForecaster,
     ModelType.LIGHTGBM: LightGBMForecaster,
     ModelType.MSTL: MSTLForecaster,
+    ModelType.GLOBAL_LINEAR: GlobalLinearForecaster,
 }
 
 
@@ -56,6 +58,7 @@ def load_forecaster(directory: Path) -> Forecaster:
 __all__ = [
     "FORECASTERS",
     "GRUForecaster",
+    "GlobalLinearForecaster",
     "LSTMForecaster",
     "LightGBMForecaster",
     "LinearForecaster",

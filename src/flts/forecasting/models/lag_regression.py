@@ -150,6 +150,21 @@ class LagRegressionForecaster(Forecaster):
         self._fitted = True
 
 
+def ridge_step(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float, float]:
+    """Ridge on standardised columns, folded back to raw-column weights: (coef, intercept, MSE).
+
+    Shared by the per-series linear model and the global one (pooled rows of many series).
+    """
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    ridge = Ridge(alpha=alpha).fit(scaler.transform(x), y)
+    coef: np.ndarray = ridge.coef_ / scaler.scale_
+    intercept = float(ridge.intercept_) - float(np.dot(coef, scaler.mean_))
+    return coef, intercept, float(np.mean((x @ coef + intercept - y) ** 2))
+
+
 class LinearForecaster(LagRegressionForecaster):
     """One ridge regression per horizon step on standardised lag features.
 
@@ -169,9 +184,6 @@ class LinearForecaster(LagRegressionForecaster):
     def _fit_regressor(
         self, series: lf.ScaledSeries, origins: np.ndarray
     ) -> tuple[int, float, float | None, int]:
-        from sklearn.linear_model import Ridge
-        from sklearn.preprocessing import StandardScaler
-
         horizon = self.spec.horizon
         width = lf.n_features(self._periods, len(self._covariates), self.with_calendar)
         coef, intercept = np.zeros((horizon, width)), np.zeros(horizon)
@@ -179,11 +191,8 @@ class LinearForecaster(LagRegressionForecaster):
         for step in range(horizon):
             x = lf.design(series, origins, step, self._periods, self.with_calendar)
             y = lf.labels(series, origins, step)
-            scaler = StandardScaler().fit(x)
-            ridge = Ridge(alpha=self.alpha).fit(scaler.transform(x), y)
-            coef[step] = ridge.coef_ / scaler.scale_
-            intercept[step] = float(ridge.intercept_) - float(np.dot(coef[step], scaler.mean_))
-            sq_err += float(np.mean((x @ coef[step] + intercept[step] - y) ** 2))
+            coef[step], intercept[step], mse = ridge_step(x, y, self.alpha)
+            sq_err += mse
         self._coef, self._intercept = coef, intercept
         return 1, sq_err / horizon, None, 0
 
