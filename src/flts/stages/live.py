@@ -14,7 +14,8 @@ For each observation of an identifier (:meth:`LiveSeries.accept`):
 
 :meth:`LiveSeries.forecast` then forecasts the next H steps with the champion through the same
 feature builder as batch inference (``feature_block`` through ``tail_features``, which equals
-``features_for_spec`` on the window without its frame round trip, + ``Forecaster.predict``). No broker, no clock: the service (``flts.services.live``) owns both.
+``features_for_spec`` on the window without its frame round trip, + ``Forecaster.predict``).
+No broker, no clock: the service (``flts.services.live``) owns both.
 """
 
 from __future__ import annotations
@@ -249,7 +250,10 @@ class LiveSeries:
         spec = forecaster.spec
         start = self._n - needed
         features = tail_features(
-            self._times[start : self._n], self._values[start : self._n], spec, forecaster.min_history
+            self._times[start : self._n],
+            self._values[start : self._n],
+            spec,
+            forecaster.min_history,
         )
         point = np.asarray(
             forecaster.predict(features, np.array([len(features)], dtype=np.int64)),
