@@ -12,11 +12,12 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flts.cli.run_cmd import TqdmDisplay, _parse_models, _raise_interrupt
+from flts.cli.run_cmd import TqdmDisplay, _raise_interrupt, add_shared_arguments, run_options
 
 #: Service settings `flts live` passes through from its own environment (see LiveSettings).
 PASSED_ENV_PREFIXES = ("LIVE_", "DRIFT_", "RETRAIN_", "CHALLENGE_")
@@ -27,10 +28,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--train", type=Path, default=None, help="A: CSV to train on")
     parser.add_argument("--test", type=Path, default=None, help="B: CSV replayed as observations")
-    parser.add_argument("--time-col", default="time", help="timestamp column (default: time)")
-    parser.add_argument("--target", default="down", help="column to forecast (default: down)")
-    parser.add_argument("--models", type=_parse_models, default=_parse_models("LINEAR"))
-    parser.add_argument("--epochs", type=int, default=None, help="RNN epochs")
     parser.add_argument(
         "--speed",
         type=float,
@@ -46,25 +43,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--holdout-rows", type=int, default=720, help="A's last rows that pick the champion"
     )
-    parser.add_argument("--identifier", default=None, help="default: flts-live-<UTC time>")
-    parser.add_argument("--run-dir", type=Path, default=None, help="summary, plot and logs")
-    parser.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
-    parser.add_argument("--api-port", type=int, default=18000, help="inference API port")
-    parser.add_argument("--config", default=None, help="preprocess config overrides as JSON")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="training timeout (s)")
     parser.add_argument(
         "--settle", type=float, default=300.0, help="seconds to wait for the last forecasts"
     )
-    parser.add_argument("--keep-running", action="store_true", help="leave stack and services up")
-    parser.add_argument("--json", action="store_true", help="print only the summary JSON")
+    add_shared_arguments(parser, default_models="LINEAR")
     parser.set_defaults(func=run, default_train=bundled_train_csv, default_test=bundled_test_csv)
 
 
 def run(args: argparse.Namespace) -> int:
     from flts.cli import log_to_file
-    from flts.infra.stack import default_data_dir
     from flts.run.live import LiveOptions, execute_live, split_training
-    from flts.run.pipeline import PipelineFailed, RunOptions
+    from flts.run.pipeline import PipelineFailed
 
     identifier = args.identifier or "flts-live-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = (args.run_dir or Path("runs") / identifier).resolve()
@@ -76,23 +65,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"flts live: input rejected: {exc}", file=sys.stderr)
         return 1
     passed = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
+    run_options_ = run_options(
+        args,
+        identifier,
+        train_csv=fit,
+        test_csv=holdout,
+        run_dir=run_dir,
+        preprocess_config_json=args.config,
+    )
     options = LiveOptions(
-        run=RunOptions(
-            identifier=identifier,
-            train_csv=fit,
-            test_csv=holdout,
-            run_dir=run_dir,
-            stack_dir=args.data_dir or default_data_dir(),
-            models=args.models,
-            time_col=args.time_col,
-            target=args.target,
-            epochs=args.epochs,
-            keep_running=True,  # the live phase needs the services; stopped at its end
-            api_port=args.api_port,
-            timeout_s=args.timeout,
-            preprocess_config_json=args.config,
-            service_env=passed,
-        ),
+        # The live phase needs the services: stopped at its end unless --keep-running.
+        run=replace(run_options_, keep_running=True, service_env=passed),
         replay_csv=replay,
         speed=args.speed,
         shift=args.shift,

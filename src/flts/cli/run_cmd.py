@@ -98,21 +98,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--test", type=Path, default=None, help="test CSV (default: bundled PobleSec_test)"
     )
-    parser.add_argument("--time-col", default="time", help="timestamp column (default: time)")
-    parser.add_argument("--target", default="down", help="column to forecast (default: down)")
-    parser.add_argument("--models", type=_parse_models, default=_parse_models("GRU,LSTM,PROPHET"))
-    parser.add_argument(
-        "--epochs", type=int, default=None, help="RNN epochs (default: TrainConfig)"
-    )
-    parser.add_argument(
-        "--identifier", default=None, help="run identifier (default: flts-run-<UTC time>)"
-    )
-    parser.add_argument(
-        "--run-dir", type=Path, default=None, help="where summary, plot and logs go"
-    )
-    parser.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
-    parser.add_argument("--api-port", type=int, default=18000, help="inference API port")
-    parser.add_argument("--config", default=None, help="preprocess config overrides as JSON")
     parser.add_argument(
         "--horizon", type=_positive, default=None, help="steps to forecast from each origin"
     )
@@ -124,15 +109,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--drop", type=column_list, default=(), help="leave out input columns COL,..."
-    )
-    parser.add_argument(
-        "--interval-levels",
-        type=_levels,
-        default=None,
-        help="prediction-interval levels in percent, e.g. 80,95 (default: 80,95)",
-    )
-    parser.add_argument(
-        "--plot-step", type=_positive, default=1, help="horizon step the plot shows (default 1)"
     )
     parser.add_argument(
         "--series-col",
@@ -147,6 +123,37 @@ def register(parser: argparse.ArgumentParser) -> None:
         "scaled on its own, scored on its own test data); each series' champion is chosen "
         "among its local and global candidates",
     )
+    add_shared_arguments(parser, default_models="GRU,LSTM,PROPHET")
+    parser.set_defaults(func=run, default_train=bundled_train_csv, default_test=bundled_test_csv)
+
+
+def add_shared_arguments(parser: argparse.ArgumentParser, *, default_models: str) -> None:
+    """The options every command that runs the pipeline takes (``flts run``, ``flts live``),
+    read back by :func:`run_options`."""
+    parser.add_argument("--time-col", default="time", help="timestamp column (default: time)")
+    parser.add_argument("--target", default="down", help="column to forecast (default: down)")
+    parser.add_argument("--models", type=_parse_models, default=_parse_models(default_models))
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="RNN epochs (default: TrainConfig)"
+    )
+    parser.add_argument(
+        "--identifier", default=None, help="run identifier (default: flts-<command>-<UTC time>)"
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="where summary, plot and logs go"
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
+    parser.add_argument("--api-port", type=int, default=18000, help="inference API port")
+    parser.add_argument("--config", default=None, help="preprocess config overrides as JSON")
+    parser.add_argument(
+        "--interval-levels",
+        type=_levels,
+        default=None,
+        help="prediction-interval levels in percent, e.g. 80,95 (default: 80,95)",
+    )
+    parser.add_argument(
+        "--plot-step", type=_positive, default=1, help="horizon step the plot shows (default 1)"
+    )
     parser.add_argument(
         "--replicas",
         type=parse_replicas,
@@ -156,7 +163,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before giving up")
     parser.add_argument("--keep-running", action="store_true", help="leave stack and services up")
     parser.add_argument("--json", action="store_true", help="print only the summary JSON on stdout")
-    parser.set_defaults(func=run, default_train=bundled_train_csv, default_test=bundled_test_csv)
 
 
 def _positive(text: str) -> int:
