@@ -55,3 +55,16 @@ def test_collect_lists_each_series_champion_or_reason(tmp_path: Path) -> None:
     assert fleet[0]["reason"] is None
     assert fleet[1]["reason"] == "no model beat both baselines"
     assert out.metadata == {"series": 2, "with_champion": 1, "without_champion": 1}
+
+
+def test_flts_kfp_compile_fleet_matches_the_committed_ir(tmp_path: Path) -> None:
+    from flts.cli import main
+
+    out = tmp_path / "fleet.yaml"
+    assert main(["kfp", "compile", "--fleet", "-o", str(out)]) == 0
+    committed = Path(__file__).resolve().parents[2] / "pipelines" / "flts-fleet-pipeline.yaml"
+    assert committed.is_file(), "pipelines/flts-fleet-pipeline.yaml is missing"
+    assert out.read_text() == committed.read_text(), (
+        "the committed fleet IR is stale: regenerate it with `flts kfp compile --fleet`"
+    )
+    assert SERIES_LOOP in out.read_text()

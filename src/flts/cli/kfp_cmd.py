@@ -13,6 +13,7 @@ from flts.domain.config import ModelType
 from flts.errors import FltsError
 
 DEFAULT_OUTPUT = Path("pipelines/flts-pipeline.yaml")
+DEFAULT_FLEET_OUTPUT = Path("pipelines/flts-fleet-pipeline.yaml")
 
 
 def _models(text: str) -> list[str]:
@@ -31,7 +32,19 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kfp_command", metavar="ACTION", required=True)
 
     comp = sub.add_parser("compile", help="write the pipeline IR YAML")
-    comp.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help="YAML path")
+    comp.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help=f"YAML path (default {DEFAULT_OUTPUT}, with --fleet {DEFAULT_FLEET_OUTPUT})",
+    )
+    comp.add_argument(
+        "--fleet",
+        action="store_true",
+        help="the fleet pipeline: the single-series DAG in a ParallelFor over a `series` list "
+        "of {identifier, train_csv_uri, test_csv_uri}, collected into one fleet artifact",
+    )
     comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"task image ({DEFAULT_IMAGE})")
     comp.add_argument(
         "--secret-name",
@@ -69,9 +82,15 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from flts.kfp.fleet_pipeline import compile_fleet_pipeline
     from flts.kfp.pipeline import compile_pipeline
 
-    path = compile_pipeline(args.output, image=args.image, secret_name=args.secret_name)
+    if args.fleet:
+        output = args.output or DEFAULT_FLEET_OUTPUT
+        path = compile_fleet_pipeline(output, image=args.image, secret_name=args.secret_name)
+    else:
+        output = args.output or DEFAULT_OUTPUT
+        path = compile_pipeline(output, image=args.image, secret_name=args.secret_name)
     print(f"wrote {path} (image {args.image}, secret {args.secret_name})")
     return 0
 
