@@ -47,6 +47,10 @@ def slices(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return train, test
 
 
+#: What `flts run` trains by default (no --models): the spec's three and LINEAR.
+TRAINED = ("GRU", "LSTM", "PROPHET", "LINEAR")
+
+
 def _flts_run(
     local_stack: LocalStack, slices: tuple[Path, Path], run_dir: Path, identifier: str, port: int
 ) -> subprocess.CompletedProcess[str]:
@@ -84,9 +88,9 @@ def test_flts_run_end_to_end(
 
 def _check_summary(summary: dict, run_dir: Path) -> None:
     champion = summary["champion"]
-    assert champion["model_type"] in {"GRU", "LSTM"}
+    assert champion["model_type"] in {"GRU", "LSTM", "LINEAR"}
     rows = {row["model_type"]: row for row in summary["scores"]}
-    assert {"GRU", "LSTM", "PROPHET", "PERSISTENCE", "SEASONAL_NAIVE"} <= set(rows)
+    assert {"GRU", "LSTM", "PROPHET", "LINEAR", "PERSISTENCE", "SEASONAL_NAIVE"} <= set(rows)
     best = rows[champion["model_type"]]
     for baseline in ("PERSISTENCE", "SEASONAL_NAIVE"):  # the gate: better than both
         assert best["mae"] < rows[baseline]["mae"]
@@ -104,7 +108,7 @@ def _check_summary(summary: dict, run_dir: Path) -> None:
     # Errors are in the units of `down` (1e7..1e9 bits), not in scaled units.
     assert 1e6 < rows["PERSISTENCE"]["mae"] < 1e9
     # Every trained model has 80 and 95 % intervals scored on the same test origins.
-    for model in ("GRU", "LSTM", "PROPHET"):
+    for model in TRAINED:
         bands = {i["level"]: i for i in rows[model]["intervals"]}
         assert sorted(bands) == [80, 95], model
         assert 0.5 < bands[80]["coverage"] <= bands[95]["coverage"] <= 1.0
@@ -113,7 +117,7 @@ def _check_summary(summary: dict, run_dir: Path) -> None:
     assert (run_dir / "summary.json").exists()
     assert (run_dir / "forecast.png").stat().st_size > 10_000
     timings = summary["timings"]
-    assert set(timings["training_s"]) == {"GRU", "LSTM", "PROPHET"}
+    assert set(timings["training_s"]) == set(TRAINED)
     assert 0.0 <= timings["overhead_fraction"] < 1.0
 
 
@@ -147,8 +151,8 @@ def _check_topics(bootstrap: str, identifier: str, summary: dict) -> None:
     assert not spec_violations("inference-data", infer_claim.value)
     running = [r for r in ours["model-training"] if r.value["status"] == "RUNNING"]
     success = [r for r in ours["model-training"] if r.value["status"] == "SUCCESS"]
-    assert sorted(r.value["model_type"] for r in running) == ["GRU", "LSTM", "PROPHET"]
-    assert sorted(r.key for r in success) == ["trained-GRU", "trained-LSTM", "trained-PROPHET"]
+    assert sorted(r.value["model_type"] for r in running) == sorted(TRAINED)
+    assert sorted(r.key for r in success) == sorted(f"trained-{m}" for m in TRAINED)
     for r in running:
         assert r.key is None
         assert not spec_violations("model-training.RUNNING", r.value)
@@ -171,7 +175,7 @@ def _check_mlflow(mlflow_uri: str, identifier: str) -> None:
     runs = client.search_runs(
         [experiment.experiment_id], f"tags.identifier = '{identifier}' and status = 'FINISHED'"
     )
-    assert sorted(r.data.tags["model_type"] for r in runs) == ["GRU", "LSTM", "PROPHET"]
+    assert sorted(r.data.tags["model_type"] for r in runs) == sorted(TRAINED)
 
 
 def _check_objects(store: S3ObjectStore, summary: dict) -> None:
