@@ -305,6 +305,9 @@ class LiveSettings(_Base):
     #: cost broker CPU while idle: measured on the local tansu, 10 ms took ~9 % of a core
     #: against ~2 % at 500 ms.
     fetch_wait_ms: int = _env("OBSERVATIONS_FETCH_WAIT_MS", 25, ge=1, le=500)
+    #: Rate at which live bands widen after a miss and narrow after a hit, per level
+    #: (``stages.live.BandScale``, adaptive conformal); 0 keeps the bands calibrated in training.
+    band_adaptation: float = _env("LIVE_BAND_ADAPTATION", 0.05, ge=0, le=1)
     #: Observations per identifier between two live PerformanceEval events (and log flushes).
     metrics_every: int = _env("LIVE_METRICS_EVERY", 12, ge=1)
     #: Scored (origin, step) points the rolling live metrics cover.

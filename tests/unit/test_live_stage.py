@@ -10,7 +10,7 @@ from flts.domain.config import ModelType
 from flts.errors import MessageError
 from flts.forecasting.intervals import ConformalIntervals
 from flts.forecasting.models import create_forecaster
-from flts.stages.live import Champion, LiveSeries, epoch_us, series_for
+from flts.stages.live import BandScale, Champion, LiveSeries, epoch_us, series_for
 
 US = 1_000_000
 T0 = 1_735_689_600 * US  # 2025-01-01T00:00:00Z
@@ -161,3 +161,37 @@ def test_naive_timestamps_are_utc() -> None:
 
 def _iso(us: int) -> str:
     return str(np.datetime_as_string(np.datetime64(us, "us").astype("datetime64[s]"))) + "Z"
+
+
+def test_band_scale_follows_misses_and_hits() -> None:
+    scale = BandScale(0.05)
+    scale.update(80, 1, inside=False)
+    assert scale.of(80, 1) == pytest.approx(np.exp(0.05 * 0.8))
+    scale.update(80, 1, inside=True)
+    assert scale.of(80, 1) == pytest.approx(np.exp(0.05 * 0.8 - 0.05 * 0.2))
+    assert scale.of(95, 1) == scale.of(80, 2) == 1.0  # levels and steps are independent
+    frozen = BandScale(0.0)
+    frozen.update(80, 1, inside=False)
+    assert frozen.of(80, 1) == 1.0
+
+
+def _live_coverage(rate: float) -> tuple[float, BandScale]:
+    """Persistence with 80 % bands calibrated for a random walk of sd 1, fed one of sd 2."""
+    champ = champion(band=1.2816)
+    series = series_for("site-a", champ, history_rows=50, metrics_window=5000, band_adaptation=rate)
+    rng = np.random.default_rng(7)
+    walk = np.cumsum(rng.normal(0.0, 2.0, 3000))
+    for i, value in enumerate(walk):
+        feed(series, [float(value)], start=i)
+        series.forecast(champ)
+    return series.metrics().total_coverage[80], series.band_scale
+
+
+def test_adaptive_bands_bring_live_coverage_to_nominal_where_trained_bands_fail() -> None:
+    # Horizon 2: step h misses when |N(0, 2 sqrt(h))| > 1.28, so (0.478 + 0.349) / 2 = 0.41.
+    assert _live_coverage(0.0)[0] == pytest.approx(0.41, abs=0.04)
+    coverage, scale = _live_coverage(0.05)
+    assert coverage == pytest.approx(0.80, abs=0.03)
+    # Each step's band grew by about its error's sd ratio: 2 at step 1, 2 sqrt(2) at step 2.
+    assert scale.of(80, 1) == pytest.approx(2.0, rel=0.25)
+    assert scale.of(80, 2) == pytest.approx(2.0 * np.sqrt(2.0), rel=0.25)

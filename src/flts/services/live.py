@@ -257,6 +257,7 @@ class LiveLoop:
             champion,
             history_rows=self._retraining_rows(champion),
             metrics_window=self.settings.metrics_window,
+            band_adaptation=self.settings.band_adaptation,
         )
         if current is None:
             return fresh
@@ -436,6 +437,9 @@ def _view(entry: _Identifier) -> dict[str, Any]:
             "total_mae": metrics.total_mae,
             "total_persistence_mae": metrics.total_persistence_mae,
             "total_coverage": {str(lv): c for lv, c in metrics.total_coverage.items()},
+        },
+        "band_scale": {
+            f"{lv}/{step}": s for (lv, step), s in sorted(series.band_scale.scales.items())
         },
         "observations": series.observations,
         "forecasts_made": series.forecasts,

@@ -20,6 +20,7 @@ No broker, no clock: the service (``flts.services.live``) owns both.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,11 +32,48 @@ from flts.domain.messages import ForecastStep, LiveForecast
 from flts.errors import MessageError
 from flts.forecasting.base import Forecaster
 from flts.forecasting.features import raw_part, tail_features
+from flts.forecasting.intervals import ConformalIntervals
 from flts.forecasting.spec import TIME_COLUMN
 
 _US = 1_000_000
 #: Actuals and one-step forecasts kept for the live page (a day at 5-minute steps, and more).
 RECENT_POINTS = 720
+#: Bounds of the live band scale (see :class:`BandScale`).
+MIN_BAND_SCALE, MAX_BAND_SCALE = 0.2, 10.0
+
+
+class BandScale:
+    """Online adaptation of the conformal bands to live misses, per level and horizon step.
+
+    Conformal bands calibrated at the end of training hold their level only while the live data
+    behave like the calibration windows; a busier period (or a drift) makes them under-cover.
+    Each (level, step)'s band offsets are multiplied by a scale that grows after a miss and shrinks
+    after a hit, ``s <- s * exp(rate * (miss - alpha))`` with ``alpha = 1 - level/100``: in
+    log space the quantile-tracking update of adaptive conformal inference (Gibbs and Candes,
+    2021), whose long-run miss rate converges to ``alpha`` whatever the data do. Rate 0 keeps
+    the trained bands.
+    """
+
+    def __init__(self, rate: float) -> None:
+        if rate < 0:
+            raise ValueError(f"band adaptation rate must be >= 0, got {rate}")
+        self.rate = rate
+        self.scales: dict[tuple[int, int], float] = {}
+
+    def of(self, level: int, step: int) -> float:
+        return self.scales.get((level, step), 1.0)
+
+    def update(self, level: int, step: int, inside: bool) -> None:
+        if self.rate == 0:
+            return
+        alpha = 1.0 - level / 100.0
+        grown = self.of(level, step) * math.exp(self.rate * ((0.0 if inside else 1.0) - alpha))
+        self.scales[(level, step)] = min(MAX_BAND_SCALE, max(MIN_BAND_SCALE, grown))
+
+    def reset(self) -> None:
+        self.scales.clear()
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -124,6 +162,7 @@ class LiveSeries:
         *,
         keep_rows: int,
         metrics_window: int,
+        band_adaptation: float = 0.0,
     ) -> None:
         if keep_rows < 2:
             raise ValueError(f"keep_rows must be at least 2, got {keep_rows}")
@@ -138,6 +177,7 @@ class LiveSeries:
         self._pending: dict[int, list[_Pending]] = {}
         self._scored: deque[_Scored] = deque(maxlen=metrics_window)
         self._totals = _Totals()
+        self.band_scale = BandScale(band_adaptation)
         self.observations = 0
         self.forecasts = 0
         self.dropped_out_of_order = 0
@@ -262,7 +302,7 @@ class LiveSeries:
         if not np.isfinite(point).all():
             raise ValueError(f"{champion.model_type} produced a non-finite live forecast")
         intervals = forecaster.intervals
-        bands = {} if intervals is None else intervals.bands(point[None, :])
+        bands = {} if intervals is None else self._adapted(intervals, point)
         origin = int(self._times[self._n - 1])
         persistence = float(self._values[self._n - 1, 0])
         filled = int(self._filled[self._n - needed : self._n].sum())
@@ -303,6 +343,21 @@ class LiveSeries:
         self.last_forecast = result
         return result
 
+    def _adapted(
+        self, intervals: ConformalIntervals, point: np.ndarray
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """The trained bands with each level's offsets times its live scale."""
+        row = point[None, :]
+        out = {}
+        steps = range(1, row.shape[1] + 1)
+        for level, (lower, upper) in intervals.bands(row).items():
+            scale = np.array([[self.band_scale.of(level, h) for h in steps]])
+            lo, hi = row + scale * (lower - row), row + scale * (upper - row)
+            if intervals.floor is not None:
+                lo, hi = np.maximum(lo, intervals.floor), np.maximum(hi, intervals.floor)
+            out[level] = (lo, hi)
+        return out
+
     def _drop_stale_pending(self, origin_us: int) -> None:
         """Targets at or before the origin can no longer get an actual (their slot passed)."""
         for stamp in [t for t in self._pending if t <= origin_us]:
@@ -313,6 +368,8 @@ class LiveSeries:
         totals = self._totals
         for p in waiting:
             inside = {lv: lo <= actual <= hi for lv, (lo, hi) in p.bands.items()}
+            for lv, ok in inside.items():
+                self.band_scale.update(lv, p.step, ok)
             scored = _Scored(abs(actual - p.point), abs(actual - p.persistence), inside)
             self._scored.append(scored)
             totals.points += 1
@@ -346,13 +403,20 @@ class LiveSeries:
         )
 
     def reset_metrics(self) -> None:
-        """Forget the rolling window (after a champion swap, the old model's errors no longer
-        say anything about the new one); totals are kept for the run's summary."""
+        """Forget the rolling window and the band scales (after a champion swap, the old
+        model's errors and misses say nothing about the new one); totals are kept for the run's
+        summary."""
         self._scored.clear()
+        self.band_scale.reset()
 
 
 def series_for(
-    identifier: str, champion: Champion, *, history_rows: int, metrics_window: int
+    identifier: str,
+    champion: Champion,
+    *,
+    history_rows: int,
+    metrics_window: int,
+    band_adaptation: float = 0.0,
 ) -> LiveSeries:
     """A new, empty series shaped for ``champion`` (its raw columns, step and history)."""
     spec = champion.forecaster.spec
@@ -364,4 +428,5 @@ def series_for(
         spec.step_seconds,
         keep_rows=keep,
         metrics_window=metrics_window,
+        band_adaptation=band_adaptation,
     )
