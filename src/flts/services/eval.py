@@ -31,9 +31,8 @@ from flts.domain.messages import decode_model_training as decode_event
 from flts.errors import NoChampionError
 from flts.messaging.records import Output, Record
 from flts.messaging.sinks import KafkaEventSink, topic_router
-from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.services.completion import CompletionTracker
-from flts.services.wiring import Infra, mlflow_tracker, route_dlq
+from flts.services.wiring import Infra, mlflow_tracker
 from flts.settings import EvalSettings, load_settings
 from flts.stages import evaluate, promotion
 from flts.stages.contracts import EvaluateRequest, EvaluateStageConfig
@@ -186,15 +185,13 @@ def run(stop_event: threading.Event) -> int:
     ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
     service = EvalService(settings, ctx)
     infra.ensure_topics(*service.topics, settings.model_selected_topic)
-    worker = KafkaWorker(
-        consumer_config(infra.kafka, settings.eval_group_id),
+    worker = infra.worker(
+        settings.eval_group_id,
         service.topics,
         service.handle,
-        infra.producer,
-        route_dlq(settings.dlq_topic),
+        settings.dlq_topic,
         stop_event,
-        operation="evaluate",
-        ready_file=infra.kafka.ready_file,
+        "evaluate",
     )
     worker.run()
     return 0

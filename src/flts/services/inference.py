@@ -41,11 +41,11 @@ from flts.domain.messages import (
 from flts.domain.series import champion_alias, is_fleet_identifier
 from flts.errors import StackError
 from flts.messaging.records import Output, Record, dlq_of, is_transient
-from flts.messaging.worker import KafkaWorker, consumer_config
+from flts.messaging.worker import consumer_config
 from flts.services.claims import ClaimBook
 from flts.services.live import LiveLoop
 from flts.services.live_stream import ObservationStream
-from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
+from flts.services.wiring import Infra, mlflow_tracker, warm_up
 from flts.serving.model_state import LoadedModel, ModelSource, ModelState
 from flts.serving.series_models import SeriesModels
 from flts.settings import InferenceSettings, LiveSettings, load_settings
@@ -387,15 +387,13 @@ def run(stop_event: threading.Event) -> int:
             stop_event,
         )
         stream.start()
-        worker = KafkaWorker(
-            consumer_config(infra.kafka, settings.consumer_group_id),
+        worker = infra.worker(
+            settings.consumer_group_id,
             topics,
             service.handle,
-            infra.producer,
-            route_dlq(service.dlq_topic),
+            service.dlq_topic,
             stop_event,
-            operation="inference",
-            ready_file=infra.kafka.ready_file,
+            "inference",
         )
         worker.run()
         stream.join(10.0)

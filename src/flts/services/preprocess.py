@@ -31,8 +31,7 @@ from flts.errors import ConfigError, MessageError, MessagingError
 from flts.kafka_utils import produce_message, publish_error
 from flts.messaging.records import Handler, Output, Record
 from flts.messaging.sinks import KafkaEventSink, topic_router
-from flts.messaging.worker import KafkaWorker, consumer_config
-from flts.services.wiring import Infra, route_dlq
+from flts.services.wiring import Infra
 from flts.settings import PreprocessSettings, load_settings
 from flts.stages import preprocess
 from flts.stages.contracts import ObjectRef, PreprocessRequest, PreprocessResult
@@ -140,15 +139,13 @@ def serve(stop_event: threading.Event) -> int:
     infra.ensure_topics(*topics)
     sink = KafkaEventSink(infra.producer, topic_router(None, settings.progress_topic))
     ctx = StageContext(store=infra.store(), tracker=NoTracker(), events=sink)
-    worker = KafkaWorker(
-        consumer_config(infra.kafka, settings.group_id),
+    worker = infra.worker(
+        settings.group_id,
         [settings.request_topic],
         build_request_handler(settings, ctx),
-        infra.producer,
-        route_dlq(settings.dlq_topic),
+        settings.dlq_topic,
         stop_event,
-        operation="preprocess",
-        ready_file=infra.kafka.ready_file,
+        "preprocess",
     )
     worker.run()
     return 0

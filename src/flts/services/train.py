@@ -13,8 +13,7 @@ import threading
 from flts.domain.messages import TrainingDataReady, decode
 from flts.messaging.records import Handler, Output, Record
 from flts.messaging.sinks import KafkaEventSink, topic_router
-from flts.messaging.worker import KafkaWorker, consumer_config
-from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
+from flts.services.wiring import Infra, mlflow_tracker, warm_up
 from flts.settings import TrainSettings, load_settings
 from flts.stages import train
 from flts.stages.contracts import TrainStageConfig
@@ -72,15 +71,13 @@ def run(stop_event: threading.Event) -> int:
     )
     ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
     warm_up(tracker, settings.mlflow_experiment)
-    worker = KafkaWorker(
-        consumer_config(infra.kafka, settings.consumer_group_id),
+    worker = infra.worker(
+        settings.consumer_group_id,
         [settings.consumer_topic],
         build_handler(settings, ctx, sink),
-        infra.producer,
-        route_dlq(settings.dlq_topic),
+        settings.dlq_topic,
         stop_event,
-        operation=f"train {settings.model_type.value}",
-        ready_file=infra.kafka.ready_file,
+        f"train {settings.model_type.value}",
     )
     worker.run()
     return 0

@@ -20,8 +20,7 @@ from flts.domain.config import ModelType
 from flts.domain.messages import GlobalTrainingRequested, decode
 from flts.messaging.records import Handler, Output, Record
 from flts.messaging.sinks import KafkaEventSink, topic_router
-from flts.messaging.worker import KafkaWorker, consumer_config
-from flts.services.wiring import Infra, mlflow_tracker, route_dlq, warm_up
+from flts.services.wiring import Infra, mlflow_tracker, warm_up
 from flts.settings import GlobalTrainSettings, load_settings
 from flts.stages import train_global
 from flts.stages.contracts import TrainStageConfig
@@ -71,15 +70,13 @@ def run(stop_event: threading.Event) -> int:
     )
     ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
     warm_up(tracker, settings.mlflow_experiment)
-    worker = KafkaWorker(
-        consumer_config(infra.kafka, settings.consumer_group_id),
+    worker = infra.worker(
+        settings.consumer_group_id,
         [settings.consumer_topic],
         build_handler(settings, ctx, sink),
-        infra.producer,
-        route_dlq(settings.dlq_topic),
+        settings.dlq_topic,
         stop_event,
-        operation=f"train {MODEL_TYPE.value}",
-        ready_file=infra.kafka.ready_file,
+        f"train {MODEL_TYPE.value}",
     )
     worker.run()
     return 0

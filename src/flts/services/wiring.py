@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Producer
@@ -30,7 +31,8 @@ from confluent_kafka import Producer
 from flts.adapters.s3 import S3ObjectStore
 from flts.errors import ConfigError, FltsError, MessageError
 from flts.kafka_utils import create_producer, ensure_topics, require_topics
-from flts.messaging.records import DlqRouter, dlq_of
+from flts.messaging.records import DlqRouter, Handler, dlq_of
+from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.settings import KafkaSettings, MlflowSettings, S3Settings, load_settings
 from flts.stages.ports import Tracker
 
@@ -122,6 +124,28 @@ class Infra:
         created = ensure_topics(self.kafka.bootstrap_servers, wanted, settings=self.kafka)
         if created:
             log.info("created topics %s", created)
+
+    def worker(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        handler: Handler,
+        dlq_topic: str,
+        stop_event: threading.Event,
+        operation: str,
+    ) -> KafkaWorker:
+        """The claim worker a service runs: its group, its topics, DLQ by the contract's rule
+        (:func:`route_dlq`), the shared producer and the supervisor's readiness file."""
+        return KafkaWorker(
+            consumer_config(self.kafka, group_id),
+            list(topics),
+            handler,
+            self.producer,
+            route_dlq(dlq_topic),
+            stop_event,
+            operation=operation,
+            ready_file=self.kafka.ready_file,
+        )
 
 
 def warm_up(tracker: Tracker, experiment: str | None) -> None:
