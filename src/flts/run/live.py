@@ -313,6 +313,8 @@ def _summary(
         "shift": options.shift,
         "shift_at": figures.shift_time if options.shift else None,
         "service_metrics": view.get("metrics"),
+        # The live band scales at the end ("level/step": factor on the trained offsets).
+        "band_scale": view.get("band_scale"),
         "dropped": {
             "duplicate": view.get("dropped_duplicate"),
             "out_of_order": view.get("dropped_out_of_order"),
