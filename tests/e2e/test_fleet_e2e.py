@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from flts.chaos.audit import read_run
 from flts.datasets import bundled_test_csv, bundled_train_csv
 from flts.domain.series import champion_alias
 from flts.infra import procs
@@ -69,6 +70,9 @@ def test_fleet_run_matches_single_series_runs(local_stack: LocalStack, tmp_path:
         local_stack, "--train", str(train), "--test", str(test), "--series-col", "cell",
         "--identifier", "fleet-e2e", "--run-dir", str(tmp_path / "fleet"),
         "--api-port", str(port), "--keep-running", "--global-model",
+        # Two evaluators in one group: the second's join is a rebalance mid-run, and each
+        # series must still be promoted exactly once.
+        "--replicas", "eval=2",
     )  # fmt: skip
     try:
         assert fleet.returncode == 2, fleet.stderr[-4000:]  # "flat" has no champion
@@ -81,6 +85,10 @@ def test_fleet_run_matches_single_series_runs(local_stack: LocalStack, tmp_path:
         _check_global(summary, series)
         assert Path(summary["artifacts"]["ratio_png"]).stat().st_size > 1000
         _check_api(port, singles["site b"][0], series)
+        bootstrap = local_stack.endpoints().kafka_bootstrap
+        for cell in SCALES:
+            audit = read_run(bootstrap, series[cell]["identifier"])
+            assert list(audit.promotions.values()) == [1], (cell, audit.promotions)
     finally:
         procs.stop_remembered(local_stack.data_dir)
     client = MlflowClient(local_stack.endpoints().mlflow_uri)
