@@ -231,7 +231,9 @@ def _consumer(bootstrap: str, topic: str) -> Consumer:
             "bootstrap.servers": bootstrap,
             "group.id": f"bench-live-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": 5,
+            # The service's own default (OBSERVATIONS_FETCH_WAIT_MS): at 5 ms this reader's
+            # fetches alone loaded tansu-over-S3 until forecasts took seconds to arrive.
+            "fetch.wait.max.ms": 25,
         }
     )
     partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
