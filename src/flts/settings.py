@@ -300,11 +300,12 @@ class LiveSettings(_Base):
     #: Consumer group of the inference service's observations stream (its own thread).
     group_id: str = _env("OBSERVATIONS_GROUP_ID", "live-observations")
     #: How long the broker may hold an observations fetch open waiting for data
-    #: (librdkafka ``fetch.wait.max.ms``; its default of 500 ms was most of a live forecast's
-    #: latency on tansu, which answers a waiting fetch only when the wait ends). Shorter waits
-    #: cost broker CPU while idle: measured on the local tansu, 10 ms took ~9 % of a core
-    #: against ~2 % at 500 ms.
-    fetch_wait_ms: int = _env("OBSERVATIONS_FETCH_WAIT_MS", 25, ge=1, le=500)
+    #: (librdkafka ``fetch.wait.max.ms``). Kafka answers a waiting fetch as soon as data
+    #: arrives, so the default costs no latency there; tansu holds it for the whole wait, so
+    #: on the local stack 25 ms takes a live forecast from ~270 to ~75 ms (p50), but every
+    #: fetch reads S3 and costs more as a topic accumulates record batches: at 25 ms a replay
+    #: of single-record observations stalled after ~1,000 of them (SeaweedFS saturated).
+    fetch_wait_ms: int = _env("OBSERVATIONS_FETCH_WAIT_MS", 500, ge=1, le=500)
     #: Rate at which live bands widen after a miss and narrow after a hit, per level
     #: (``stages.live.BandScale``, adaptive conformal); 0 keeps the bands calibrated in training.
     band_adaptation: float = _env("LIVE_BAND_ADAPTATION", 0.05, ge=0, le=1)

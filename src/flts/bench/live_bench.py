@@ -31,6 +31,8 @@ from flts.bench.common import BenchResult, Timer, make_result, percentile
 
 log = logging.getLogger(__name__)
 TARGET_P99_MS = 100.0
+#: librdkafka fetch.wait.max.ms of the service's observations consumer and of this reader.
+FETCH_WAIT_MS = 25
 #: Observations sent one at a time before the recorded ones (the path's first fetches).
 WARMUP_SAMPLES = 5
 
@@ -63,6 +65,8 @@ def run(options: BenchOptions) -> list[BenchResult]:
         f"(producer flush per send included), after {WARMUP_SAMPLES} unrecorded ones that warm "
         "the path (first fetch, metadata of new topics)",
         "observation_acked: send -> the broker confirmed the observation (one produce hop)",
+        f"OBSERVATIONS_FETCH_WAIT_MS={FETCH_WAIT_MS} for the service and the reader (tansu holds "
+        "a fetch for its whole wait; the default 500 ms suits Kafka)",
         "memory_broker: the same run against a bare tansu with memory:// storage (the service "
         "still uses the stack's S3 and MLflow); the default stack's tansu writes every batch "
         "to S3 (SeaweedFS)",
@@ -121,6 +125,9 @@ def _measure(
         # Latency of forecasts, not retraining: a drift would also send a retraining request
         # that no preprocess service here consumes.
         LIVE_RETRAIN="false",
+        # tansu holds a fetch for its whole wait (Kafka answers when data arrives): the
+        # documented low-latency setting for it, fine for a run of this length.
+        OBSERVATIONS_FETCH_WAIT_MS=str(FETCH_WAIT_MS),
     )
     service = procs.start("inference", service_command("inference"), env, work / f"logs-{u}")
     identifier = selected["identifier"]
@@ -231,9 +238,9 @@ def _consumer(bootstrap: str, topic: str) -> Consumer:
             "bootstrap.servers": bootstrap,
             "group.id": f"bench-live-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
-            # The service's own default (OBSERVATIONS_FETCH_WAIT_MS): at 5 ms this reader's
-            # fetches alone loaded tansu-over-S3 until forecasts took seconds to arrive.
-            "fetch.wait.max.ms": 25,
+            # As the service's (at 5 ms this reader's fetches alone loaded tansu-over-S3 until
+            # forecasts took seconds to arrive).
+            "fetch.wait.max.ms": FETCH_WAIT_MS,
         }
     )
     partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
