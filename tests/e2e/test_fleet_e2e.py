@@ -70,9 +70,6 @@ def test_fleet_run_matches_single_series_runs(local_stack: LocalStack, tmp_path:
         local_stack, "--train", str(train), "--test", str(test), "--series-col", "cell",
         "--identifier", "fleet-e2e", "--run-dir", str(tmp_path / "fleet"),
         "--api-port", str(port), "--keep-running", "--global-model",
-        # Two evaluators in one group: the second's join is a rebalance mid-run, and each
-        # series must still be promoted exactly once.
-        "--replicas", "eval=2",
     )  # fmt: skip
     try:
         assert fleet.returncode == 2, fleet.stderr[-4000:]  # "flat" has no champion
