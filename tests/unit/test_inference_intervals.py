@@ -76,6 +76,30 @@ def test_new_shape_carries_bands_per_level_and_step(api: AppClient) -> None:
         assert point["upper_95"] == pytest.approx(value + UPPER[1][k])
 
 
+def _forecast(model: Forecaster) -> list[dict[str, float]]:
+    for client in _client(model):
+        response = client.post("/predict", json=_rows())
+        assert response.status_code == 200, response.text
+        points: list[dict[str, float]] = response.json()["forecast"]
+    return points
+
+
+def test_bands_stop_at_the_floor_of_a_load_that_never_went_negative(banded: Forecaster) -> None:
+    assert banded.intervals is not None
+    # A floor under every forecast but above some lower bands: those stop at it.
+    floor = min(p["value"] for p in _forecast(banded)) - 1.5e6
+    model = copy.copy(banded)
+    model.intervals = banded.intervals.model_copy(update={"floor": floor})
+    points = _forecast(model)
+    for k, point in enumerate(points):
+        value = point["value"]
+        assert point["lower_80"] == pytest.approx(max(value + LOWER[0][k], floor))
+        assert point["lower_95"] == pytest.approx(max(value + LOWER[1][k], floor))
+        assert point["upper_95"] == pytest.approx(value + UPPER[1][k])
+    assert any(point["lower_95"] == pytest.approx(floor) for point in points)
+    assert any(point["lower_80"] > floor for point in points)
+
+
 def test_bands_follow_inference_length(api: AppClient) -> None:
     body = {**_rows(), "inference_length": 2}
     points = api.post("/predict", json=body).json()["forecast"]

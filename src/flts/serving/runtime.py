@@ -66,6 +66,16 @@ class ModelRuntime:
         self.band_offsets = band_offsets(forecaster.intervals, spec.horizon)
         #: Lowest value a band may take (0 for a load that never went negative), or None.
         self.band_floor = None if forecaster.intervals is None else forecaster.intervals.floor
+        #: The same offsets as one (2 x levels, horizon) matrix with a name per row
+        #: (lower_80, upper_80, ...): a response adds its forecast to all bands in one step.
+        self.band_names = tuple(
+            f"{side}_{level}" for level, _, _ in self.band_offsets for side in ("lower", "upper")
+        )
+        self.band_matrix = (
+            np.stack([o for _, lower, upper in self.band_offsets for o in (lower, upper)])
+            if self.band_offsets
+            else np.empty((0, spec.horizon))
+        )
         #: Pre-serialised response parts by shape (legacy or not).
         self.response_heads = {legacy: _heads(loaded, spec, legacy) for legacy in (False, True)}
         self.mode = self._self_check()
@@ -92,7 +102,8 @@ class ModelRuntime:
                 f"(lookback {self.loaded.forecaster.min_history}, lags {list(self.spec.lags)})",
                 "too_short",
             )
-        diffs = np.diff(inp.times_us)
+        times = inp.times_us
+        diffs = times[1:] - times[:-1]  # np.diff's Python wrapper costs more than the work
         if (diffs == self.step_us).all():
             return
         i = int(np.flatnonzero(diffs != self.step_us)[0]) + 1

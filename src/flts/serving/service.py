@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -297,6 +298,13 @@ def _query_flags(query: bytes) -> tuple[bool, bool | None]:
     """``?format=legacy`` and ``?intervals=true|false`` (None: not given) from the query."""
     if not query:
         return False, None
+    return _parsed_query_flags(query)
+
+
+@lru_cache(maxsize=256)
+def _parsed_query_flags(query: bytes) -> tuple[bool, bool | None]:
+    """Cached: a client sends the same few query strings over and over, and parse_qs costs
+    more than the rest of the request's routing (a refused query raises and is not cached)."""
     params = parse_qs(query.decode("latin-1"))
     legacy = "legacy" in params.get("format", [])
     given = params.get("intervals")
@@ -311,11 +319,15 @@ def _query_flags(query: bytes) -> tuple[bool, bool | None]:
     return legacy, given[-1] == "true"
 
 
-def _timestamps(last_us: int, step_seconds: int, n: int) -> list[str]:
-    """ISO 8601 (UTC, no offset) of the ``n`` steps after ``last_us`` (validated in range)."""
+@lru_cache(maxsize=1024)
+def _timestamps(last_us: int, step_seconds: int, n: int) -> tuple[str, ...]:
+    """ISO 8601 (UTC, no offset) of the ``n`` steps after ``last_us`` (validated in range).
+
+    Cached: concurrent clients of a live series ask about the same latest timestamp.
+    """
     first = _EPOCH + timedelta(microseconds=last_us)
     step = timedelta(seconds=step_seconds)
-    return [(first + step * k).isoformat() for k in range(1, n + 1)]
+    return tuple((first + step * k).isoformat() for k in range(1, n + 1))
 
 
 def _response(
@@ -339,26 +351,20 @@ def _response(
 
 
 def _rows_with_bands(
-    runtime: ModelRuntime, stamps: list[str], values: np.ndarray, legacy: bool
+    runtime: ModelRuntime, stamps: tuple[str, ...], values: np.ndarray, legacy: bool
 ) -> list[dict[str, Any]]:
     """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level."""
     n = len(values)
-    columns: list[tuple[str, list[float]]] = []
-    floor = runtime.band_floor
-    for level, lower, upper in runtime.band_offsets:
-        low, high = values + lower[:n], values + upper[:n]
-        if floor is not None:
-            low, high = np.maximum(low, floor), np.maximum(high, floor)
-        columns.append((f"lower_{level}", low.tolist()))
-        columns.append((f"upper_{level}", high.tolist()))
-    numbers: list[float] = values.tolist()
-    rows: list[dict[str, Any]] = []
+    bands = values + runtime.band_matrix[:, :n]  # (2 x levels, n) in one step
+    if runtime.band_floor is not None:
+        np.maximum(bands, runtime.band_floor, out=bands)
+    names = runtime.band_names
     target = runtime.spec.target
-    for i, (ts, v) in enumerate(zip(stamps, numbers, strict=True)):
+    rows: list[dict[str, Any]] = []
+    for i, (ts, v, band) in enumerate(zip(stamps, values.tolist(), bands.T.tolist(), strict=True)):
         row: dict[str, Any] = (
             {"ts": ts, target: v} if legacy else {"ts": ts, "step": i + 1, "value": v}
         )
-        for name, column in columns:
-            row[name] = column[i]
+        row.update(zip(names, band, strict=True))
         rows.append(row)
     return rows

@@ -17,6 +17,7 @@ value that is not finite; timestamps go through the same :func:`validation.parse
 
 from __future__ import annotations
 
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -80,9 +81,14 @@ class RowsDecoder:
         stamps = list(map(self._time_getters[index], rows))
         if _UNSET in stamps:
             return None
-        values = np.array(list(map(self._values, rows)), dtype=np.float64)
-        if values.ndim == 1:
-            values = values.reshape(-1, 1)
+        width = len(self.columns)
+        # One flat pass in C (fromiter over the chained row tuples) is cheaper than np.array
+        # on a list of tuples; msgspec already made every cell a float.
+        cells = (
+            map(self._values, rows) if width == 1 else chain.from_iterable(map(self._values, rows))
+        )
+        values = np.fromiter(cells, dtype=np.float64, count=len(rows) * width)
         if not np.isfinite(values).all():
             return None
+        values = values.reshape(len(rows), width)
         return stamps, values, self.time_keys[index], doc.inference_length
