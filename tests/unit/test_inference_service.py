@@ -192,6 +192,32 @@ def test_loaded_models_are_bounded_and_the_champion_is_kept(setup: Setup) -> Non
     assert CONFIG_HASH in service.models  # the answering champion is never evicted
 
 
+def test_a_claim_after_its_promoted_model_was_evicted_reloads_it(setup: Setup) -> None:
+    """A fleet promotes many series before their batch claims arrive: the bounded model cache
+    evicts a series' champion first. Its claim must still run (it waited forever before)."""
+    from flts.serving.series_models import SeriesModels
+
+    settings = InferenceSettings(MAX_LOADED_MODELS=1)
+    cache = SeriesModels(max_models=8, max_bytes=1 << 40)
+    service = InferenceService(settings, setup.ctx, ModelState(), series=cache)
+    champion = logged_model(setup, "champion")
+    service.on_selected(selected_event(champion).model_copy(update={"identifier": "fleet/a"}))
+    other = logged_model(setup, "other")
+    later = selected_event(other).model_copy(
+        update={"identifier": "fleet/b", "config_hash": "hash-b"}
+    )
+    service.on_selected(later)
+    assert CONFIG_HASH not in service.models  # evicted by the later series' champion
+    claim = setup.inference_claim.model_copy(update={"identifier": "fleet/a"})
+    outs = deliver(service.on_claim(claim))
+    assert [o.topic for o in outs] == ["performance-eval"]
+    event = outs[0].value
+    assert isinstance(event, PerformanceEval)
+    assert event.run_id == run_of(champion)  # the promoted model, reloaded
+    (entry,) = service.claims.for_config(CONFIG_HASH)
+    assert entry.champion_done
+
+
 def test_settled_claims_are_pruned_from_memory_but_stay_stored(setup: Setup) -> None:
     from flts.services.claims import ClaimBook
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 from flts.domain.messages import (
     DlqRecord,
@@ -57,6 +57,19 @@ from flts.stages.ports import StageContext
 log = logging.getLogger(__name__)
 CHAMPION_SOURCES: tuple[ModelSource, ...] = ("promotion", "registry")
 DEFAULT_MODEL_NAME = "model"
+
+
+#: Lineages whose model source is remembered after eviction (a few hundred bytes each).
+MAX_MODEL_REFS = 100_000
+
+
+class _Source(NamedTuple):
+    """Where a lineage's model was loaded from, to load it again."""
+
+    uri: str
+    run_id: str
+    identifier: str
+    source: ModelSource
 
 
 def run_id_of(model_uri: str) -> str:
@@ -90,6 +103,11 @@ class InferenceService:
         self.claims = claims or ClaimBook(ctx.store)
         #: Loaded models by config_hash, least recently used first (bounded: see _remember).
         self.models: OrderedDict[str, LoadedModel] = OrderedDict()
+        #: Where each lineage's model came from, kept after the model itself is evicted: a
+        #: claim that arrives after its promotion's model left the bounded cache reloads it
+        #: instead of waiting for a promotion that already happened (a fleet promotes many
+        #: series before their batch claims arrive). Strings only; bounded by MAX_MODEL_REFS.
+        self._refs: OrderedDict[str, _Source] = OrderedDict()
         self.dlq_topic = dlq_of(settings.producer_topic)
         #: The live loop (issue 12): observations in, forecasts out; None: batch only.
         self.live = live
@@ -172,7 +190,16 @@ class InferenceService:
         model = self.models.get(config_hash)
         if model is not None:
             self.models.move_to_end(config_hash)
-        return model
+            return model
+        source = self._refs.get(config_hash)
+        if source is None:
+            return None
+        log.info(
+            "reloading the evicted %s model of this lineage for a claim",
+            source.source,
+            extra={"identifier": source.identifier, "config_hash": config_hash},
+        )
+        return self._load(source.uri, source.run_id, config_hash, source.identifier, source.source)
 
     def _load(
         self, uri: str, run_id: str, config_hash: str, identifier: str, source: ModelSource
@@ -187,6 +214,10 @@ class InferenceService:
             config_hash=config_hash,
         )
         self._remember(loaded)
+        self._refs[config_hash] = _Source(uri, run_id, identifier, source)
+        self._refs.move_to_end(config_hash)
+        while len(self._refs) > MAX_MODEL_REFS:
+            self._refs.popitem(last=False)
         log.info(
             "loaded %s model %s from %s",
             source,
@@ -328,8 +359,9 @@ def start_api(
     app = create_inference_app(state, settings, series=series)
     if live is not None:
         from flts.api.live_page import live_router
+        from flts.serving.auth import bearer_check
 
-        app.include_router(live_router(live.snapshot))
+        app.include_router(live_router(live.snapshot, bearer_check(settings.api_token)))
     # The same server settings as the API benchmark (flts.bench.api_server): uvloop + httptools.
     config = uvicorn.Config(
         app,
