@@ -143,38 +143,19 @@ def _levels(value: Any) -> tuple[int, ...] | None:
         raise ValueError(f"expected whole percentages like 80,95; got {value!r}") from None
 
 
-class TrainSettings(_Base):
-    """One trainer service. Hyper-parameter env vars override ``TrainConfig`` defaults."""
+class TrainerSettings(_Base):
+    """What both trainer services read: where their results and progress go, the interval
+    levels a model is calibrated for, the MLflow experiment, and the DLQ of the produce side.
+    Each service names its own input (``consumer_topic``) and consumer group."""
 
-    consumer_topic: str = _env("CONSUMER_TOPIC", "training-data")
-    consumer_group_id: str = _env("CONSUMER_GROUP_ID", min_length=1)
+    consumer_topic: str
+    consumer_group_id: str
     producer_topic: str = _env("PRODUCER_TOPIC", "model-training")
-    model_type: ModelType = _env("MODEL_TYPE")
-    epochs: int | None = _env("EPOCHS", None)
-    batch_size: int | None = _env("BATCH_SIZE", None)
-    hidden_size: int | None = _env("HIDDEN_SIZE", None)
-    num_layers: int | None = _env("NUM_LAYERS", None)
-    learning_rate: float | None = _env("LEARNING_RATE", None)
-    patience: int | None = _env("PATIENCE", None)
-    seed: int | None = _env("SEED", None)
-    torch_threads: int | None = _env("TORCH_THREADS", None)
     #: Added by FLTS: prediction-interval levels in percent, comma-separated (default 80,95).
     interval_levels: Annotated[tuple[int, ...] | None, NoDecode] = _env("INTERVAL_LEVELS", None)
     mlflow_experiment: str = _env("MLFLOW_EXPERIMENT", "flts")
     dlq_topic_override: str | None = _env("DLQ_TOPIC", None)
     progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
-
-    @field_validator("model_type", mode="before")
-    @classmethod
-    def _parse_model_type(cls, value: Any) -> ModelType:
-        try:
-            parsed = ModelType.parse(str(value))
-        except FltsError as exc:
-            raise ValueError(str(exc)) from None
-        if parsed not in TRAINABLE_MODEL_TYPES:
-            known = ", ".join(m.value for m in TRAINABLE_MODEL_TYPES)
-            raise ValueError(f"{parsed.value} is not trainable; use one of {known}")
-        return parsed
 
     @field_validator("interval_levels", mode="before")
     @classmethod
@@ -188,8 +169,36 @@ class TrainSettings(_Base):
 
     @property
     def consumer_dlq_topic(self) -> str:
-        """Where undecodable input goes (``DLQ-training-data``)."""
+        """Where undecodable input goes (``DLQ-<CONSUMER_TOPIC>``)."""
         return f"DLQ-{self.consumer_topic}"
+
+
+class TrainSettings(TrainerSettings):
+    """One trainer service. Hyper-parameter env vars override ``TrainConfig`` defaults."""
+
+    consumer_topic: str = _env("CONSUMER_TOPIC", "training-data")
+    consumer_group_id: str = _env("CONSUMER_GROUP_ID", min_length=1)
+    model_type: ModelType = _env("MODEL_TYPE")
+    epochs: int | None = _env("EPOCHS", None)
+    batch_size: int | None = _env("BATCH_SIZE", None)
+    hidden_size: int | None = _env("HIDDEN_SIZE", None)
+    num_layers: int | None = _env("NUM_LAYERS", None)
+    learning_rate: float | None = _env("LEARNING_RATE", None)
+    patience: int | None = _env("PATIENCE", None)
+    seed: int | None = _env("SEED", None)
+    torch_threads: int | None = _env("TORCH_THREADS", None)
+
+    @field_validator("model_type", mode="before")
+    @classmethod
+    def _parse_model_type(cls, value: Any) -> ModelType:
+        try:
+            parsed = ModelType.parse(str(value))
+        except FltsError as exc:
+            raise ValueError(str(exc)) from None
+        if parsed not in TRAINABLE_MODEL_TYPES:
+            known = ", ".join(m.value for m in TRAINABLE_MODEL_TYPES)
+            raise ValueError(f"{parsed.value} is not trainable; use one of {known}")
+        return parsed
 
     def train_config(self) -> TrainConfig:
         names = ["epochs", "batch_size", "hidden_size", "num_layers", "learning_rate"]
@@ -201,26 +210,12 @@ class TrainSettings(_Base):
             raise ConfigError(f"invalid hyper-parameter override: {exc}") from exc
 
 
-class GlobalTrainSettings(_Base):
+class GlobalTrainSettings(TrainerSettings):
     """The global trainer (added by FLTS, issue 13): one model fitted across a fleet's series."""
 
     consumer_topic: str = _env("CONSUMER_TOPIC", "global-training-requests")
     consumer_group_id: str = _env("CONSUMER_GROUP_ID", "train-global")
-    producer_topic: str = _env("PRODUCER_TOPIC", "model-training")
     result_topic: str = _env("GLOBAL_TRAINING_RESULTS_TOPIC", "global-training-results")
-    #: Added by FLTS: prediction-interval levels in percent, comma-separated (default 80,95).
-    interval_levels: Annotated[tuple[int, ...] | None, NoDecode] = _env("INTERVAL_LEVELS", None)
-    mlflow_experiment: str = _env("MLFLOW_EXPERIMENT", "flts")
-    progress_topic: str = _env("PROGRESS_TOPIC", "flts-progress")
-
-    @field_validator("interval_levels", mode="before")
-    @classmethod
-    def _parse_levels(cls, value: Any) -> tuple[int, ...] | None:
-        return _levels(value)
-
-    @property
-    def dlq_topic(self) -> str:
-        return f"DLQ-{self.producer_topic}"
 
     def train_config(self) -> TrainConfig:
         if self.interval_levels is None:

@@ -19,8 +19,8 @@ import threading
 from flts.domain.config import ModelType
 from flts.domain.messages import GlobalTrainingRequested, decode
 from flts.messaging.records import Handler, Output, Record
-from flts.messaging.sinks import KafkaEventSink, topic_router
-from flts.services.wiring import Infra, mlflow_tracker, warm_up
+from flts.messaging.sinks import KafkaEventSink
+from flts.services.wiring import run_trainer
 from flts.settings import GlobalTrainSettings, load_settings
 from flts.stages import train_global
 from flts.stages.contracts import TrainStageConfig
@@ -62,21 +62,10 @@ def build_handler(
 def run(stop_event: threading.Event) -> int:
     """Run the global trainer until ``stop_event`` is set (SIGTERM/SIGINT)."""
     settings = load_settings(GlobalTrainSettings)
-    infra = Infra.from_env()
-    tracker = mlflow_tracker()
-    infra.ensure_topics(settings.consumer_topic, settings.producer_topic, settings.result_topic)
-    sink = KafkaEventSink(
-        infra.producer, topic_router(settings.producer_topic, settings.progress_topic)
-    )
-    ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
-    warm_up(tracker, settings.mlflow_experiment)
-    worker = infra.worker(
-        settings.consumer_group_id,
-        [settings.consumer_topic],
-        build_handler(settings, ctx, sink),
-        settings.dlq_topic,
-        stop_event,
+    return run_trainer(
+        settings,
+        lambda ctx, sink: build_handler(settings, ctx, sink),
         f"train {MODEL_TYPE.value}",
+        stop_event,
+        settings.result_topic,
     )
-    worker.run()
-    return 0

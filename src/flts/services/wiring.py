@@ -23,7 +23,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Producer
@@ -32,9 +32,16 @@ from flts.adapters.s3 import S3ObjectStore
 from flts.errors import ConfigError, FltsError, MessageError
 from flts.kafka_utils import create_producer, ensure_topics, require_topics
 from flts.messaging.records import DlqRouter, Handler, dlq_of
+from flts.messaging.sinks import KafkaEventSink, topic_router
 from flts.messaging.worker import KafkaWorker, consumer_config
-from flts.settings import KafkaSettings, MlflowSettings, S3Settings, load_settings
-from flts.stages.ports import Tracker
+from flts.settings import (
+    KafkaSettings,
+    MlflowSettings,
+    S3Settings,
+    TrainerSettings,
+    load_settings,
+)
+from flts.stages.ports import StageContext, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +190,35 @@ __all__ = [
     "service_env",
     "warm_up",
 ]
+
+
+def run_trainer(
+    settings: TrainerSettings,
+    handler_for: Callable[[StageContext, KafkaEventSink], Handler],
+    operation: str,
+    stop_event: threading.Event,
+    *extra_topics: str,
+) -> int:
+    """Run a trainer service (``train`` or ``train-global``) until ``stop_event`` is set.
+
+    Both consume one topic in their group, train through a stage context whose events (RUNNING,
+    epoch progress) go out through a Kafka sink, and warm up before joining the group.
+    """
+    infra = Infra.from_env()
+    tracker = mlflow_tracker()
+    infra.ensure_topics(settings.consumer_topic, settings.producer_topic, *extra_topics)
+    sink = KafkaEventSink(
+        infra.producer, topic_router(settings.producer_topic, settings.progress_topic)
+    )
+    ctx = StageContext(store=infra.store(), tracker=tracker, events=sink)
+    warm_up(tracker, settings.mlflow_experiment)
+    worker = infra.worker(
+        settings.consumer_group_id,
+        [settings.consumer_topic],
+        handler_for(ctx, sink),
+        settings.dlq_topic,
+        stop_event,
+        operation,
+    )
+    worker.run()
+    return 0
