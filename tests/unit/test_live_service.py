@@ -4,6 +4,7 @@ live metrics, drift -> retraining request, and the page's JSON."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -209,3 +210,50 @@ def test_a_flush_waits_for_the_forecast_and_survives_an_s3_outage(
     lines = store.get_bytes(BUCKET_INFERENCE_LOGS, event.value.output_object).splitlines()
     assert len(lines) == 10 * 2
     assert live.complete_deferred() == []
+
+
+def test_a_failed_flush_is_retried_without_waiting_for_another_observation(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from flts.services import live_stream
+
+    monkeypatch.setattr(live_stream, "FLUSH_RETRY_S", 0.05)
+    service = service_with_champion(setup, drift_min_points=10_000)
+    live = service.live
+    assert live is not None
+    for obs in observations(10):
+        live.observe(obs)
+    store = setup.ctx.store
+    real_put = store.put_bytes
+    attempts: list[str] = []
+
+    def down_once(*args: object, **kwargs: object) -> None:
+        attempts.append("down")
+        monkeypatch.setattr(store, "put_bytes", real_put)  # S3 is back for the retry
+        raise ConnectionError("S3 unreachable")
+
+    monkeypatch.setattr(store, "put_bytes", down_once)
+    sent: list[str] = []
+
+    class Producer:
+        def produce(self, topic: str, **kwargs: object) -> None:
+            sent.append(topic)
+
+        def poll(self, timeout: float) -> int:
+            return 0
+
+    stream = live_stream.ObservationStream(live, {}, Producer(), threading.Event())  # type: ignore[arg-type]
+    stream._flusher.start()
+    stream._flush_due.set()  # the one batch: its flush fails, and nothing else arrives
+    deadline = time.monotonic() + 10
+    while "performance-eval" not in sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    retried_on_its_own = list(sent)  # before the stop's own final flush
+    stream._closing = True
+    stream._flush_due.set()
+    stream._flusher.join(5)
+    assert attempts == ["down"]
+    assert retried_on_its_own == ["performance-eval"]
+    assert sent == ["performance-eval"]

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 BATCH = 500
 #: How long one poll waits for a record (bounds how late a stop is noticed).
 POLL_TIMEOUT_S = 0.1
+#: How soon a flush that failed (S3 unreachable) is tried again when no new batch wakes the
+#: flusher first: a stream whose observations stopped must not hold its last flush forever.
+FLUSH_RETRY_S = 5.0
 
 
 class ObservationStream:
@@ -58,6 +61,7 @@ class ObservationStream:
         # The flushes' S3 writes run here, one at a time, so the next observation never waits
         # for them (they cost tens of ms on a loaded S3; a forecast costs a few).
         self._flush_due = threading.Event()
+        self._flush_failed = False
         self._closing = False
         self._flusher = threading.Thread(
             target=self._flush_loop, name="flts-live-flush", daemon=True
@@ -96,9 +100,10 @@ class ObservationStream:
 
     def _flush_loop(self) -> None:
         """Wakes after each batch (the event is cleared before the pass, so a flush deferred
-        during it wakes the next one); ends once the stream stops."""
+        during it wakes the next one), or FLUSH_RETRY_S after a failed pass; ends once the
+        stream stops."""
         while True:
-            self._flush_due.wait()
+            self._flush_due.wait(FLUSH_RETRY_S if self._flush_failed else None)
             self._flush_due.clear()
             self._flush_deferred()
             if self._closing:
@@ -124,10 +129,17 @@ class ObservationStream:
 
     def _complete_deferred(self) -> list[Output]:
         try:
-            return self.live.complete_deferred()
-        except Exception as exc:  # S3 down: kept by the live loop, retried after the next batch
-            log.error("live flush failed, retried after the next batch: %s", exc)
+            outputs = self.live.complete_deferred()
+        except Exception as exc:  # S3 down: kept by the live loop and retried
+            log.error(
+                "live flush failed, retried after the next batch or in %g s: %s",
+                FLUSH_RETRY_S,
+                exc,
+            )
+            self._flush_failed = True
             return []
+        self._flush_failed = False
+        return outputs
 
     def _send(self, out: Output) -> None:
         def delivered(err: KafkaError | None, _msg: Message) -> None:
