@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from _flts_cli import run_cli
 from flts.chaos.audit import read_run
 from flts.datasets import bundled_test_csv, bundled_train_csv
 from flts.domain.series import champion_alias
@@ -60,7 +61,7 @@ def _run(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
         "--json", "--timeout", "900", *args,
     )  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1200)
+    return run_cli(argv, env, timeout=1200)
 
 
 def test_fleet_run_matches_single_series_runs(local_stack: LocalStack, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from _flts_cli import run_cli
 from _topic_audit import mentions, read_all, spec_violations
 from flts.adapters.s3 import S3ObjectStore
 from flts.datasets import bundled_test_csv, bundled_train_csv
@@ -62,9 +63,7 @@ def _flts_run(
         "--keep-running", "--json", "--timeout", "900",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        procs.flts_command(*args), env=env, capture_output=True, text=True, timeout=1200
-    )
+    return run_cli(procs.flts_command(*args), env, timeout=1200)
 
 
 def test_flts_run_end_to_end(
@@ -234,12 +233,12 @@ def test_trainer_killed_mid_training_is_recovered_without_retraining_others(
     try:
         _wait(lambda: all(s.ready() for s in services.values()), 300, "services ready")
         train, test = slices
-        pre = subprocess.run(
+        pre = run_cli(
             procs.flts_command(
                 "service", "preprocess", "--train", str(train), "--test", str(test),
                 "--identifier", identifier, "--config", json.dumps(SLICE_CONFIG),
             ),
-            env=service_env("preprocess", base), capture_output=True, text=True, timeout=300,
+            service_env("preprocess", base), timeout=300,
         )  # fmt: skip
         assert pre.returncode == 0, pre.stderr[-3000:]
 
