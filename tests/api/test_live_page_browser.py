@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from pydantic import SecretStr
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from tests._stage_data import Setup
 from tests.unit.test_inference_service import logged_model, selected_event
@@ -27,6 +28,7 @@ from flts.domain.messages import Observation
 from flts.infra.procs import free_port
 from flts.services.inference import InferenceService
 from flts.services.live import LiveLoop
+from flts.serving.auth import bearer_check
 from flts.serving.model_state import ModelState
 from flts.settings import InferenceSettings, LiveSettings
 
@@ -43,8 +45,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def live_server() -> Iterator[tuple[str, InferenceService, list[Observation]]]:
+@pytest.fixture(params=[None, "s3cret"], ids=["open", "with-api-token"])
+def live_server(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[str, InferenceService, list[Observation]]]:
+    """The live page; with API_TOKEN set, the page URL carries the token in its fragment."""
     import uvicorn
 
     setup = Setup()
@@ -55,7 +60,9 @@ def live_server() -> Iterator[tuple[str, InferenceService, list[Observation]]]:
     for obs in items[:60]:
         live.on_observation(obs)
     app = create_inference_app(service.state)
-    app.include_router(live_router(live.snapshot))
+    token = request.param
+    check = bearer_check(None if token is None else SecretStr(token))
+    app.include_router(live_router(live.snapshot, check))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -63,7 +70,8 @@ def live_server() -> Iterator[tuple[str, InferenceService, list[Observation]]]:
     while not server.started:
         thread.join(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", service, items[60:]
+        page = f"http://127.0.0.1:{port}/live" + (f"#token={token}" if token else "")
+        yield page, service, items[60:]
     finally:
         server.should_exit = True
         thread.join(10)
@@ -105,7 +113,7 @@ def test_live_page_draws_data_and_follows_new_observations(
     options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
-        driver.get(f"{url}/live")
+        driver.get(url)
         assert driver.title == "FLTS live"
 
         def points() -> int:

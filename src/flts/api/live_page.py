@@ -5,6 +5,9 @@ without internet). It polls ``/live/state`` every second and draws, per identifi
 day of actuals against the one-step-ahead forecasts with the widest band, the live accuracy
 against persistence, the coverage per level and the retrain history. The state comes from a
 callable (the live loop's ``snapshot``), so this module never imports the service.
+
+With API_TOKEN set, ``/live/state`` (the data) needs the bearer token like ``/predict``; the page
+(no data) does not, and takes the token from its URL fragment: ``/live#token=<API_TOKEN>``.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
+
+from flts.serving.auth import TokenCheck
 
 Snapshot = Callable[[], dict[str, Any]]
 
@@ -22,14 +27,29 @@ Snapshot = Callable[[], dict[str, Any]]
 PAGE_POINTS = 720
 
 
-def live_router(snapshot: Snapshot) -> APIRouter:
+def live_router(snapshot: Snapshot, authorized: TokenCheck | None = None) -> APIRouter:
+    """The live routes; ``authorized`` checks the Authorization header of ``/live/state`` (the
+    API_TOKEN check of /predict). The page itself holds no data and is served to anyone."""
     router = APIRouter()
+    check = authorized or (lambda _header: True)
 
     # Plain ``def``: FastAPI runs them in its thread pool, so the live loop's lock never
     # blocks the event loop that serves /predict.
-    @router.get("/live/state", tags=["live"])
-    def live_state() -> Response:
+    @router.get(
+        "/live/state",
+        tags=["live"],
+        responses={401: {"description": "API token required (API_TOKEN is set)"}},
+    )
+    def live_state(request: Request) -> Response:
         """Champion, recent actuals and forecasts, live metrics and retrains per identifier."""
+        header = request.headers.get("authorization")
+        if not check(None if header is None else header.encode("latin-1")):
+            return Response(
+                orjson.dumps({"detail": "missing or wrong bearer token"}),
+                status_code=401,
+                media_type="application/json",
+                headers={"www-authenticate": "Bearer"},
+            )
         state = snapshot()
         for view in state.get("identifiers", {}).values():
             view["actuals"] = view["actuals"][-PAGE_POINTS:]
@@ -122,10 +142,18 @@ function render(state) {
     + `<td>${r.promoted_run_id ? esc(r.promoted_model_type + " " + r.promoted_run_id) : "-"}</td>`
     + `</tr>`).join("");
 }
+// With API_TOKEN set, open /live#token=<API_TOKEN>: a fragment never reaches the server or
+// its logs, and the script sends it as a bearer token.
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const headers = token ? {Authorization: "Bearer " + token} : {};
 async function poll() {
   try {
-    const resp = await fetch("/live/state", {cache: "no-store"});
+    const resp = await fetch("/live/state", {cache: "no-store", headers: headers});
     if (resp.ok) { render(await resp.json()); }
+    else if (resp.status === 401) {
+      document.getElementById("status").textContent =
+        "this server needs its API token: open /live#token=<API_TOKEN>";
+    }
   } catch (e) { document.getElementById("status").textContent = "state unavailable: " + e; }
   setTimeout(poll, 1000);
 }

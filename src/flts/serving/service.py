@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 import uuid
@@ -31,6 +30,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
+from flts.serving.auth import bearer_check
 from flts.serving.batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from flts.serving.metrics import InferenceMetrics
 from flts.serving.model_state import LoadedModel, ModelState
@@ -97,8 +97,7 @@ class PredictService:
         self.series = series
         self.metrics = metrics
         self.settings = settings
-        token = settings.api_token
-        self._token = None if token is None else f"Bearer {token.get_secret_value()}".encode()
+        self._token_check = bearer_check(settings.api_token)
         self.max_body_bytes = settings.api_max_body_bytes
         self.max_rows = settings.api_max_rows
         self.timeout = settings.api_request_timeout_ms / 1000.0
@@ -139,9 +138,7 @@ class PredictService:
 
     # -- limits checked before the body is read ------------------------------------------------
     def authorized(self, header: bytes | None) -> bool:
-        if self._token is None:
-            return True
-        return header is not None and hmac.compare_digest(header, self._token)
+        return self._token_check(header)
 
     def refuse_early(
         self, authorization: bytes | None, content_length: bytes | None
