@@ -312,3 +312,86 @@ def test_render_summary_names_the_champion_and_every_row() -> None:
     assert "m v3" in text
     assert "PERSISTENCE (baseline)" in text
     assert "no model" in render_summary({**summary, "champion": None})
+
+
+def _series_file(tmp_path: Path, entries: Any) -> Path:
+    path = tmp_path / "series.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_submit_fleet_dry_run_names_each_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entries = [
+        {"series": "cell A", "train_csv_uri": "s3://d/a-train.csv", "test_csv_uri": "s3://d/a.csv"},
+        {
+            "identifier": "fleet/b",
+            "train_csv_uri": "s3://d/b1.csv",
+            "test_csv_uri": "s3://d/b2.csv",
+        },
+    ]
+    argv = ["kfp", "submit", "--host", "http://127.0.0.1:9", "--dry-run", "--fleet"]
+    argv += ["--series-file", str(_series_file(tmp_path, entries)), "--identifier", "fleet"]
+    argv += ["--param", "epochs=2"]
+    assert main(argv) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["pipeline_name"] == "flts-fleet-pipeline"
+    assert plan["parameters"]["epochs"] == 2
+    assert [s["identifier"] for s in plan["parameters"]["series"]] == ["fleet/cell_A", "fleet/b"]
+    assert plan["parameters"]["series"][1]["test_csv_uri"] == "s3://d/b2.csv"
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([], "non-empty JSON list"),
+        ([{"series": "a", "train_csv_uri": "s3://x"}], "entry 0: 'test_csv_uri'"),
+        ([{"identifier": "r/a", "train_csv_uri": "s3://x", "test_csv_uri": 3}], "'test_csv_uri'"),
+        (["s3://x"], "entry 0: expected an object"),
+        (
+            [{"identifier": "r/a", "train_csv_uri": "s3://x", "test_csv_uri": "s3://y"}] * 2,
+            "identifiers used twice",
+        ),
+    ],
+)
+def test_submit_fleet_rejects_a_bad_series_file(
+    tmp_path: Path, entries: Any, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["kfp", "submit", "--host", "http://127.0.0.1:9", "--dry-run", "--fleet"]
+    argv += ["--series-file", str(_series_file(tmp_path, entries)), "--identifier", "r"]
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_submit_fleet_uploads_the_fleet_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import kfp
+
+    seen: dict[str, Any] = {}
+
+    class Client:  # the KFP server's client; no server runs in unit tests
+        def __init__(self, host: str, namespace: str | None) -> None:
+            seen["host"] = host
+
+        def create_run_from_pipeline_package(self, package: str, **kwargs: Any) -> Any:
+            first = next(yaml.safe_load_all(Path(package).read_text()))
+            seen["pipeline"] = first["pipelineInfo"]["name"]
+            seen["arguments"] = kwargs["arguments"]
+            return type("Run", (), {"run_id": "run-1"})()
+
+    monkeypatch.setattr(kfp, "Client", Client)
+    entries = [{"identifier": "r/a", "train_csv_uri": "s3://d/a", "test_csv_uri": "s3://d/b"}]
+    argv = ["kfp", "submit", "--host", "http://kfp:8080", "--fleet"]
+    argv += ["--series-file", str(_series_file(tmp_path, entries))]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == "run-1"
+    assert seen["pipeline"] == "flts-fleet-pipeline"
+    assert seen["arguments"]["series"] == entries
+
+
+def test_submit_series_file_needs_fleet(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["kfp", "submit", "--host", "http://127.0.0.1:9", "--dry-run", "--series-file", "x"]
+    assert main(argv) == 1
+    assert "--fleet and --series-file go together" in capsys.readouterr().err

@@ -78,6 +78,22 @@ def register(parser: argparse.ArgumentParser) -> None:
     sm.add_argument("--run-name", default=None, help="run name")
     sm.add_argument("--param", action="append", default=[], metavar="K=V", help="parameter")
     sm.add_argument("--dry-run", action="store_true", help="print the plan, contact nothing")
+    sm.add_argument(
+        "--fleet",
+        action="store_true",
+        help="submit the fleet pipeline; its series come from --series-file",
+    )
+    sm.add_argument(
+        "--series-file",
+        type=Path,
+        default=None,
+        help="with --fleet: JSON list of {identifier | series, train_csv_uri, test_csv_uri}",
+    )
+    sm.add_argument(
+        "--identifier",
+        default=None,
+        help="with --fleet: the run identifier that entries giving 'series' are named under",
+    )
     sm.set_defaults(func=cmd_submit)
 
 
@@ -174,15 +190,31 @@ def render_summary(summary: dict[str, Any]) -> str:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from flts.kfp.submit import SubmitPlan, parse_params, pipeline_defaults, submit
+    from flts.errors import ConfigError
+    from flts.kfp.fleet_pipeline import FLEET_PIPELINE_NAME
+    from flts.kfp.pipeline import PIPELINE_NAME
+    from flts.kfp.submit import (
+        SubmitPlan,
+        parse_params,
+        pipeline_defaults,
+        read_series,
+        submit,
+    )
 
+    if args.fleet != (args.series_file is not None):
+        raise ConfigError("--fleet and --series-file go together")
+    arguments = parse_params(args.param, pipeline_defaults(fleet=args.fleet))
+    if args.fleet:
+        arguments["series"] = read_series(args.series_file, args.identifier)
     plan = SubmitPlan(
         host=args.host,
         image=args.image,
-        arguments=parse_params(args.param, pipeline_defaults()),
+        arguments=arguments,
         experiment=args.experiment,
         namespace=args.namespace,
         run_name=args.run_name,
+        pipeline_name=FLEET_PIPELINE_NAME if args.fleet else PIPELINE_NAME,
+        fleet=args.fleet,
     )
     if args.dry_run:
         print(json.dumps({"dry_run": True, **plan.describe()}, indent=2))

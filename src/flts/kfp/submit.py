@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -12,6 +13,9 @@ from flts.domain.config import ModelType
 from flts.errors import ConfigError, FltsError
 from flts.kfp.components import DEFAULT_IMAGE
 from flts.kfp.pipeline import PIPELINE_NAME, compile_pipeline
+
+#: The fleet pipeline's per-series fields (``series`` parameter), all required.
+SERIES_FIELDS = ("identifier", "train_csv_uri", "test_csv_uri")
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ class SubmitPlan:
     namespace: str | None = None
     run_name: str | None = None
     pipeline_name: str = PIPELINE_NAME
+    #: The fleet pipeline (``arguments["series"]`` lists the series) instead of one series.
+    fleet: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -79,14 +85,53 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
     return raw
 
 
-def pipeline_defaults() -> dict[str, Any]:
-    """The pipeline's parameters and their defaults, read from its signature."""
+def pipeline_defaults(fleet: bool = False) -> dict[str, Any]:
+    """The pipeline's parameters and their defaults, read from its signature (the fleet
+    pipeline's ``series`` has none: it comes from ``--series-file``)."""
     import inspect
 
-    from flts.kfp.pipeline import build_pipeline
+    if fleet:
+        from flts.kfp.fleet_pipeline import build_fleet_pipeline
 
-    func = build_pipeline().pipeline_func
-    return {n: p.default for n, p in inspect.signature(func).parameters.items()}
+        func = build_fleet_pipeline().pipeline_func
+    else:
+        from flts.kfp.pipeline import build_pipeline
+
+        func = build_pipeline().pipeline_func
+    params = inspect.signature(func).parameters.items()
+    return {n: p.default for n, p in params if p.default is not inspect.Parameter.empty}
+
+
+def read_series(path: Path, run_identifier: str | None) -> list[dict[str, str]]:
+    """The fleet's ``series`` argument from a JSON list of objects with ``train_csv_uri``,
+    ``test_csv_uri`` and either ``identifier`` or ``series`` (a raw series id, made into
+    ``<run_identifier>/<sanitised id>`` by the fleet rule). ConfigError names the entry."""
+    from flts.domain.series import series_identifier
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--series-file {path}: cannot read a JSON list: {exc}") from None
+    if not isinstance(doc, list) or not doc:
+        raise ConfigError(f"--series-file {path}: expected a non-empty JSON list of objects")
+    out: list[dict[str, str]] = []
+    for i, entry in enumerate(doc):
+        where = f"--series-file {path}: entry {i}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected an object, got {type(entry).__name__}")
+        if "identifier" not in entry and "series" in entry:
+            if not run_identifier:
+                raise ConfigError(f"{where}: 'series' needs --identifier (the run's)")
+            entry = {**entry, "identifier": series_identifier(run_identifier, str(entry["series"]))}
+        for name in SERIES_FIELDS:
+            value = entry.get(name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{where}: '{name}' must be a non-empty string")
+        out.append({name: str(entry[name]) for name in SERIES_FIELDS})
+    seen = [e["identifier"] for e in out]
+    if duplicated := sorted({x for x in seen if seen.count(x) > 1}):
+        raise ConfigError(f"--series-file {path}: identifiers used twice: {duplicated}")
+    return out
 
 
 def submit(plan: SubmitPlan) -> str:
@@ -94,7 +139,12 @@ def submit(plan: SubmitPlan) -> str:
     import kfp
 
     with tempfile.TemporaryDirectory() as tmp:
-        package = compile_pipeline(Path(tmp) / "flts-pipeline.yaml", image=plan.image)
+        if plan.fleet:
+            from flts.kfp.fleet_pipeline import compile_fleet_pipeline
+
+            package = compile_fleet_pipeline(Path(tmp) / "flts-fleet.yaml", image=plan.image)
+        else:
+            package = compile_pipeline(Path(tmp) / "flts-pipeline.yaml", image=plan.image)
         try:
             client = kfp.Client(host=plan.host, namespace=plan.namespace)
             run = client.create_run_from_pipeline_package(
@@ -117,5 +167,6 @@ __all__ = [
     "SubmitPlan",
     "parse_params",
     "pipeline_defaults",
+    "read_series",
     "submit",
 ]
