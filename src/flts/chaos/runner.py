@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from flts.chaos import faults, load
+from flts.chaos import faults, fleet, load
 from flts.chaos.audit import lost_outputs, read_run
 from flts.chaos.faults import Chaos, TriggerDisplay
 from flts.chaos.proxy import TcpProxy
@@ -45,6 +45,8 @@ class Scenario:
     proxy: bool = False
     #: After a completed run (services left up): more faults, returning extra figures.
     after: Callable[[Chaos, dict[str, Any], Path, str], dict[str, Any]] | None = None
+    #: A fleet of series (:mod:`flts.chaos.fleet`) instead of one series.
+    fleet: bool = False
 
 
 def _nothing(_: Chaos) -> None:
@@ -69,6 +71,13 @@ SCENARIOS: dict[str, Scenario] = {
             _nothing,
             after=load.restart_under_load,
         ),
+        Scenario(
+            "fleet-eval-kill",
+            "g. fleet of 4 series, 2 evaluator replicas over 2 partitions, each SIGKILLed "
+            "between the first SUCCESS and the series' promotions",
+            fleet.kill_evaluators,
+            fleet=True,
+        ),
     )
 }
 #: Short enough for `make test` (the others run with `make chaos`).
@@ -88,6 +97,13 @@ def make_slices(directory: Path) -> tuple[Path, Path]:
 
 def run_scenario(scenario: Scenario, work_dir: Path) -> dict[str, Any]:
     """One pipeline run with the scenario's faults, over its own stack; the figures."""
+    if scenario.fleet:
+        slices = make_slices(work_dir / "data")
+        of_fleet = fleet.run_fleet_scenario(
+            scenario.name, scenario.description, scenario.inject, work_dir, slices, SLICE_CONFIG
+        )
+        of_fleet["passed"] = passed(of_fleet)
+        return of_fleet
     started = time.monotonic()
     train_csv, test_csv = make_slices(work_dir / "data")
     ports = StackPorts.free()
@@ -168,11 +184,11 @@ def run_scenario(scenario: Scenario, work_dir: Path) -> dict[str, Any]:
 
 
 def passed(figures: dict[str, Any]) -> bool:
-    """The invariants: completed, one promotion per lineage, nothing lost, no dead letter, and
-    (under load) no failure once the service had recovered."""
+    """The invariants: completed, one promotion per lineage (per series in a fleet), nothing
+    lost, no dead letter, and (under load) no failure once the service had recovered."""
     return bool(
         figures["completed"]
-        and figures["promotions"] == 1
+        and figures["promotions"] == figures.get("series", 1)
         and all(n == 1 for n in figures["promotions_per_config_hash"].values())
         and figures["lost_outputs"] == 0
         and figures["dead_letters"] == 0

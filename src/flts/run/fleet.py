@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,16 @@ def series_options(base: RunOptions, series: FleetSeries) -> RunOptions:
     )
 
 
-def execute_fleet(options: FleetOptions, display: RunDisplay) -> dict[str, Any]:
-    """Run every runnable series; the fleet summary (also written to ``summary.json``)."""
+def execute_fleet(
+    options: FleetOptions,
+    display: RunDisplay,
+    on_started: Callable[[PipelineRunner], None] | None = None,
+) -> dict[str, Any]:
+    """Run every runnable series; the fleet summary (also written to ``summary.json``).
+
+    ``on_started`` gets the runner of the fleet's services once they are ready (the chaos
+    suite's hook, as for :func:`flts.run.flow.execute_run`).
+    """
     from flts.adapters.s3 import S3ObjectStore
     from flts.infra.stack import LocalStack
     from flts.run.fleet_report import fleet_summary, write_fleet_summary
@@ -138,6 +147,8 @@ def execute_fleet(options: FleetOptions, display: RunDisplay) -> dict[str, Any]:
         master.start_services()
         display.phase("services", ", ".join(s.name for s in master.services))
         wait_until_ready(master, monitor, base.timeout_s)
+        if on_started is not None:
+            on_started(master)
         t_infra = time.monotonic()
         store = S3ObjectStore(endpoints.s3_settings())
         runs = _request_all(options, env, display, store)
