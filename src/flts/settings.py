@@ -9,6 +9,9 @@ Example::
 
     kafka = load_settings(KafkaSettings)          # ConfigError names KAFKA_BOOTSTRAP_SERVERS
     train = load_settings(TrainSettings, MODEL_TYPE="GRU", CONSUMER_GROUP_ID="train-gru")
+
+Longer than the ~400-line norm on purpose: every service's env vars in one module, so the whole
+set can be checked against the spec's table (``SPEC_DEFAULTS``) in one place.
 """
 
 from __future__ import annotations
@@ -302,7 +305,7 @@ class LiveSettings(_Base):
     #: of single-record observations stalled after ~1,000 of them (SeaweedFS saturated).
     fetch_wait_ms: int = _env("OBSERVATIONS_FETCH_WAIT_MS", 500, ge=1, le=500)
     #: Rate at which live bands widen after a miss and narrow after a hit, per level
-    #: (``stages.live.BandScale``, adaptive conformal); 0 keeps the bands calibrated in training.
+    #: (``stages.bands.BandScale``, adaptive conformal); 0 keeps the bands calibrated in training.
     band_adaptation: float = _env("LIVE_BAND_ADAPTATION", 0.05, ge=0, le=1)
     #: Observations per identifier between two live PerformanceEval events (and log flushes).
     metrics_every: int = _env("LIVE_METRICS_EVERY", 12, ge=1)

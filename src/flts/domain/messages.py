@@ -4,6 +4,9 @@ Field names are exactly those of the spec (shared/spec/kafka-usage-report.md). R
 tolerant: unknown fields are kept (``extra="allow"``) so a message relayed by FLTS never loses
 what another producer added. Fields FLTS adds beyond the spec are optional, so messages from
 existing producers still decode. Writers always emit every spec field (``to_wire``).
+
+Longer than the ~400-line norm on purpose: the whole wire contract in one module, which
+``schemas/`` is generated from (``make schemas``).
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ thread and group (``flts.services.live_stream``), forecasts go to FORECASTS_TOPI
 metrics to PRODUCER_TOPIC, and the API also serves ``/live`` and ``/live/state``.
 At start-up the registry's champion alias (REGISTERED_MODEL_NAME@CHAMPION_ALIAS) is loaded if it
 exists, so the API is ready after a restart. The API runs in a uvicorn thread; SIGTERM stops both.
+
+Longer than the ~400-line norm: one class whose three topic handlers share the claim book, the
+bounded model cache and the lineage sources; the decisions themselves are pure functions in
+``flts.stages.dispatch``.
 """
 
 from __future__ import annotations

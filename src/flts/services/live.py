@@ -24,6 +24,9 @@ both for one observation.
 
 State is in memory (a restart starts the windows empty). The HTTP thread reads it through
 :meth:`LiveLoop.snapshot`, under a lock.
+
+Longer than the ~400-line norm: one class around one lock (windows, champions, pending flushes,
+retrain cooldowns); the decisions are in ``flts.stages.live`` and ``flts.stages.drift``.
 """
 
 from __future__ import annotations

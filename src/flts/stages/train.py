@@ -3,6 +3,9 @@
 Idempotent per (identifier, config_hash, model_type): a replayed claim whose run already
 finished re-emits that run's SUCCESS event without training again. The test set is never shown
 to ``fit``; it only scores the fitted model next to its baselines on the same windows.
+
+(A few lines over the ~400-line norm: fitting, scoring against the baselines and logging are
+one idempotent unit per claim, and read best in one place.)
 """
 
 from __future__ import annotations
