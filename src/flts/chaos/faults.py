@@ -61,6 +61,7 @@ class Chaos:
     faults: list[str] = field(default_factory=list)
     healed_at: list[float] = field(default_factory=list)
     fault_at: list[float] = field(default_factory=list)
+    _injector: threading.Thread | None = field(default=None, repr=False)
 
     def wait(self, predicate: Callable[[], bool], timeout_s: float = 600.0) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -73,6 +74,22 @@ class Chaos:
     def marked(self, mark: str) -> Callable[[], bool]:
         """True once the run's driver recorded ``mark`` (requested, trained, selected...)."""
         return lambda: self.runner is not None and mark in self.runner.outcome.marks
+
+    def starter(self, inject: Callable[[Chaos], None]) -> Callable[[PipelineRunner], None]:
+        """The run's ``on_started`` hook: remember its runner, then inject in a thread."""
+
+        def on_started(runner: PipelineRunner) -> None:
+            self.runner = runner
+            self._injector = threading.Thread(target=inject, args=(self,), name="chaos-injector")
+            self._injector.start()
+
+        return on_started
+
+    def finish(self) -> None:
+        """Tell the injector the run ended and wait for it (at most 2 minutes)."""
+        self.stop.set()
+        if self._injector is not None and self._injector.is_alive():
+            self._injector.join(timeout=120)
 
     def fault(self, text: str) -> None:
         self.fault_at.append(time.monotonic())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from flts.infra.components import StackPorts
 from flts.infra.procs import free_port
 from flts.infra.stack import LocalStack
 from flts.run.fleet import FleetOptions, FleetSeries, execute_fleet
-from flts.run.pipeline import PipelineRunner, RunOptions
+from flts.run.pipeline import RunOptions
 
 #: Each series is the slice times this factor: different data, the same shape.
 SCALES = {"cell-a": 1.0, "cell-b": 0.5, "cell-c": 2.0, "cell-d": 0.8}
@@ -117,12 +116,6 @@ def run_fleet_scenario(
         preprocess_config_json=json.dumps(config),
         replicas={"eval": EVAL_REPLICAS},
     )
-    injector = threading.Thread(target=inject, args=(chaos,), name="chaos-injector")
-
-    def on_started(runner: PipelineRunner) -> None:
-        chaos.runner = runner
-        injector.start()
-
     summary: dict[str, Any] | None = None
     error: str | None = None
     promotions: dict[str, int] = {}
@@ -132,13 +125,11 @@ def run_fleet_scenario(
         stack.up()
         try:
             summary = execute_fleet(
-                FleetOptions(base=base, series=series), chaos.display, on_started
+                FleetOptions(base=base, series=series), chaos.display, chaos.starter(inject)
             )
         except FltsError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        chaos.stop.set()
-        if injector.is_alive():
-            injector.join(timeout=120)
+        chaos.finish()
         from flts.adapters.s3 import S3ObjectStore
 
         store = S3ObjectStore(stack.endpoints().s3_settings())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from flts.infra.components import StackPorts
 from flts.infra.procs import free_port
 from flts.infra.stack import LocalStack
 from flts.run.flow import execute_run
-from flts.run.pipeline import PipelineRunner, RunOptions
+from flts.run.pipeline import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -128,24 +127,16 @@ def run_scenario(scenario: Scenario, work_dir: Path) -> dict[str, Any]:
         timeout_s=900.0,
         preprocess_config_json=json.dumps(SLICE_CONFIG),
     )
-    injector = threading.Thread(target=scenario.inject, args=(chaos,), name="chaos-injector")
-
-    def on_started(runner: PipelineRunner) -> None:
-        chaos.runner = runner
-        injector.start()
-
     summary: dict[str, Any] | None = None
     error: str | None = None
     extra: dict[str, Any] = {}
     try:
         stack.up()
         try:
-            summary = execute_run(options, chaos.display, on_started=on_started)
+            summary = execute_run(options, chaos.display, on_started=chaos.starter(scenario.inject))
         except FltsError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        chaos.stop.set()
-        if injector.is_alive():
-            injector.join(timeout=120)
+        chaos.finish()
         if scenario.after is not None and summary is not None:
             extra = scenario.after(chaos, summary, test_csv, options.time_col)
         audit = read_run(stack.endpoints().kafka_bootstrap, identifier)
