@@ -191,8 +191,6 @@ def render_summary(summary: dict[str, Any]) -> str:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from flts.errors import ConfigError
-    from flts.kfp.fleet_pipeline import FLEET_PIPELINE_NAME
-    from flts.kfp.pipeline import PIPELINE_NAME
     from flts.kfp.submit import (
         SubmitPlan,
         parse_params,
@@ -213,7 +211,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         namespace=args.namespace,
         run_name=args.run_name,
-        pipeline_name=FLEET_PIPELINE_NAME if args.fleet else PIPELINE_NAME,
         fleet=args.fleet,
     )
     if args.dry_run:

@@ -35,9 +35,14 @@ class SubmitPlan:
     experiment: str | None = None
     namespace: str | None = None
     run_name: str | None = None
-    pipeline_name: str = PIPELINE_NAME
     #: The fleet pipeline (``arguments["series"]`` lists the series) instead of one series.
     fleet: bool = False
+
+    @property
+    def pipeline_name(self) -> str:
+        from flts.kfp.fleet_pipeline import FLEET_PIPELINE_NAME
+
+        return FLEET_PIPELINE_NAME if self.fleet else PIPELINE_NAME
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -65,7 +65,7 @@ def run(stop_event: threading.Event) -> int:
     settings = load_settings(TrainSettings)
     return run_trainer(
         settings,
-        lambda ctx, sink: build_handler(settings, ctx, sink),
+        build_handler,
         f"train {settings.model_type.value}",
         stop_event,
     )

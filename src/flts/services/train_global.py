@@ -64,7 +64,7 @@ def run(stop_event: threading.Event) -> int:
     settings = load_settings(GlobalTrainSettings)
     return run_trainer(
         settings,
-        lambda ctx, sink: build_handler(settings, ctx, sink),
+        build_handler,
         f"train {MODEL_TYPE.value}",
         stop_event,
         settings.result_topic,

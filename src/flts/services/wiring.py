@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from confluent_kafka import Producer
 
@@ -44,6 +45,9 @@ from flts.settings import (
 from flts.stages.ports import StageContext, Tracker
 
 log = logging.getLogger(__name__)
+
+#: A trainer service's settings (train or train-global).
+S = TypeVar("S", bound=TrainerSettings)
 
 #: ``flts service <name>`` commands.
 SERVICE_NAMES: tuple[str, ...] = (
@@ -193,8 +197,8 @@ __all__ = [
 
 
 def run_trainer(
-    settings: TrainerSettings,
-    handler_for: Callable[[StageContext, KafkaEventSink], Handler],
+    settings: S,
+    build_handler: Callable[[S, StageContext, KafkaEventSink], Handler],
     operation: str,
     stop_event: threading.Event,
     *extra_topics: str,
@@ -215,7 +219,7 @@ def run_trainer(
     worker = infra.worker(
         settings.consumer_group_id,
         [settings.consumer_topic],
-        handler_for(ctx, sink),
+        build_handler(settings, ctx, sink),
         settings.dlq_topic,
         stop_event,
         operation,
