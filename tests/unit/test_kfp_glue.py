@@ -3,6 +3,7 @@ as kfp wires them, but in one process and without services."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,8 @@ def test_tasks_chain_through_artifacts(ctx: StageContext, tmp_path: Path) -> Non
     assert ctx.store.exists(claim.bucket, claim.object)
     assert training.metadata["object"] == claim.object
     assert training.metadata["config_hash"] == claim.config_hash
-    assert ctx.store.exists(BUCKET_DATASET, "glue-t/train.csv")
+    digest = hashlib.sha256((tmp_path / "train.csv").read_bytes()).hexdigest()[:16]
+    assert ctx.store.exists(BUCKET_DATASET, f"glue-t/{digest}/train.csv")
     assert InferenceDataReady.model_validate(inference.json()).config_hash == claim.config_hash
 
     models = [_train(ctx, training, t, tmp_path / f"m-{t}") for t in ("GRU", "PROPHET")]
@@ -186,8 +188,18 @@ def test_resolve_csv(ctx: StageContext, tmp_path: Path) -> None:
     ref = glue.resolve_csv(ctx.store, "s3://raw/a/b.csv", "id", "unused.csv")
     assert (ref.bucket, ref.key) == ("raw", "a/b.csv")
     bundled = glue.resolve_csv(ctx.store, "", "id", "PobleSec_test.csv")
-    assert (bundled.bucket, bundled.key) == (BUCKET_DATASET, "id/PobleSec_test.csv")
+    assert bundled.bucket == BUCKET_DATASET
+    assert bundled.key.startswith("id/")
+    assert bundled.key.endswith("/PobleSec_test.csv")
     assert ctx.store.get_bytes(bundled.bucket, bundled.key).startswith(b"time")
+    # Same file name, different content (train/a.csv, test/a.csv): neither overwrites the other.
+    for folder, body in (("train", b"time,down\n1,2\n"), ("test", b"time,down\n3,4\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.csv").write_bytes(body)
+    train = glue.resolve_csv(ctx.store, str(tmp_path / "train" / "a.csv"), "id", "x.csv")
+    test = glue.resolve_csv(ctx.store, str(tmp_path / "test" / "a.csv"), "id", "x.csv")
+    assert train.key != test.key
+    assert ctx.store.get_bytes(train.bucket, train.key) == b"time,down\n1,2\n"
     with pytest.raises(ConfigError, match="s3://bucket/key"):
         glue.resolve_csv(ctx.store, "s3://only-bucket", "id", "x.csv")
     with pytest.raises(DataValidationError, match="does not exist"):

@@ -12,6 +12,7 @@ come from the task's env or a Kubernetes secret, never from pipeline parameters)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -77,8 +78,10 @@ def build_context(s3_endpoint_url: str, mlflow_tracking_uri: str) -> StageContex
 def resolve_csv(store: ObjectStore, uri: str, identifier: str, bundled: str) -> ObjectRef:
     """``s3://bucket/key`` as is; a local path (or "" for the bundled file) is uploaded first.
 
-    Uploads go to the ``dataset`` bucket under ``<identifier>/<file name>``, where the Kafka
-    side's preprocess reads raw CSVs from too.
+    Uploads go to the ``dataset`` bucket (where the Kafka side's preprocess puts raw CSVs
+    too) under ``<identifier>/<first 16 hex of the content's sha256>/<file name>``: a training
+    and a test file with the same name (``train/a.csv``, ``test/a.csv``) must not overwrite
+    each other, and a changed file must not replace the one an earlier run read.
     """
     if uri.startswith("s3://"):
         bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -93,9 +96,11 @@ def resolve_csv(store: ObjectStore, uri: str, identifier: str, bundled: str) -> 
         path = datasets.bundled_train_csv().with_name(bundled)
     if not path.is_file():
         raise DataValidationError(f"CSV {path} does not exist (pass s3://bucket/key or a file)")
-    ref = ObjectRef(bucket=BUCKET_DATASET, key=f"{identifier}/{path.name}")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    ref = ObjectRef(bucket=BUCKET_DATASET, key=f"{identifier}/{digest}/{path.name}")
     store.ensure_bucket(ref.bucket)
-    store.put_bytes(ref.bucket, ref.key, path.read_bytes(), content_type="text/csv")
+    store.put_bytes(ref.bucket, ref.key, data, content_type="text/csv")
     log.info("uploaded %s to s3://%s/%s", path, ref.bucket, ref.key)
     return ref
 
