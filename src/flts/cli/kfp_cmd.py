@@ -14,6 +14,11 @@ from flts.errors import FltsError
 
 DEFAULT_OUTPUT = Path("pipelines/flts-pipeline.yaml")
 DEFAULT_FLEET_OUTPUT = Path("pipelines/flts-fleet-pipeline.yaml")
+DEFAULT_FLEET_GLOBAL_OUTPUT = Path("pipelines/flts-fleet-global-pipeline.yaml")
+GLOBAL_MODEL_HELP = (
+    "with --fleet: also fit one GLOBAL_LINEAR model across the series (as `flts run "
+    "--global-model`); each series' champion is chosen among its local and global candidates"
+)
 
 
 def _models(text: str) -> list[str]:
@@ -37,7 +42,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         default=None,
-        help=f"YAML path (default {DEFAULT_OUTPUT}, with --fleet {DEFAULT_FLEET_OUTPUT})",
+        help=f"YAML path (default {DEFAULT_OUTPUT}, with --fleet {DEFAULT_FLEET_OUTPUT}, "
+        f"with --fleet --global-model {DEFAULT_FLEET_GLOBAL_OUTPUT})",
     )
     comp.add_argument(
         "--fleet",
@@ -45,6 +51,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="the fleet pipeline: the single-series DAG in a ParallelFor over a `series` list "
         "of {identifier, train_csv_uri, test_csv_uri}, collected into one fleet artifact",
     )
+    comp.add_argument("--global-model", action="store_true", help=GLOBAL_MODEL_HELP)
     comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"task image ({DEFAULT_IMAGE})")
     comp.add_argument(
         "--secret-name",
@@ -92,18 +99,28 @@ def register(parser: argparse.ArgumentParser) -> None:
     sm.add_argument(
         "--identifier",
         default=None,
-        help="with --fleet: the run identifier that entries giving 'series' are named under",
+        help="with --fleet: the run identifier that entries giving 'series' are named under "
+        "(and, with --global-model, the global fit's run_identifier)",
     )
+    sm.add_argument("--global-model", action="store_true", help=GLOBAL_MODEL_HELP)
     sm.set_defaults(func=cmd_submit)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from flts.errors import ConfigError
     from flts.kfp.fleet_pipeline import compile_fleet_pipeline
     from flts.kfp.pipeline import compile_pipeline
 
+    if args.global_model and not args.fleet:
+        raise ConfigError("--global-model needs --fleet (one model across the fleet's series)")
     if args.fleet:
-        output = args.output or DEFAULT_FLEET_OUTPUT
-        path = compile_fleet_pipeline(output, image=args.image, secret_name=args.secret_name)
+        default = DEFAULT_FLEET_GLOBAL_OUTPUT if args.global_model else DEFAULT_FLEET_OUTPUT
+        path = compile_fleet_pipeline(
+            args.output or default,
+            image=args.image,
+            secret_name=args.secret_name,
+            global_model=args.global_model,
+        )
     else:
         output = args.output or DEFAULT_OUTPUT
         path = compile_pipeline(output, image=args.image, secret_name=args.secret_name)
@@ -201,9 +218,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     if args.fleet != (args.series_file is not None):
         raise ConfigError("--fleet and --series-file go together")
-    arguments = parse_params(args.param, pipeline_defaults(fleet=args.fleet))
+    if args.global_model and not args.fleet:
+        raise ConfigError("--global-model needs --fleet (one model across the fleet's series)")
+    known = pipeline_defaults(fleet=args.fleet, global_model=args.global_model)
+    arguments = parse_params(args.param, known)
     if args.fleet:
         arguments["series"] = read_series(args.series_file, args.identifier)
+    if args.global_model and args.identifier and "run_identifier" not in arguments:
+        arguments["run_identifier"] = args.identifier
     plan = SubmitPlan(
         host=args.host,
         image=args.image,
@@ -212,6 +234,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         run_name=args.run_name,
         fleet=args.fleet,
+        global_model=args.global_model,
     )
     if args.dry_run:
         print(json.dumps({"dry_run": True, **plan.describe()}, indent=2))

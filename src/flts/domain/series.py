@@ -84,6 +84,12 @@ def series_identifier(run_identifier: str, series_id: str) -> str:
     return f"{run_identifier}{SERIES_SEPARATOR}{sanitise_series_id(series_id)}"
 
 
+def global_identifier(run_identifier: str) -> str:
+    """The identifier of a fleet's global fit: no series can take it (sanitised series ids
+    never start with ``_``)."""
+    return f"{run_identifier}{SERIES_SEPARATOR}_global"
+
+
 def is_fleet_identifier(identifier: str) -> bool:
     return SERIES_SEPARATOR in identifier
 

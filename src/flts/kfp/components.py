@@ -95,11 +95,13 @@ def evaluate(
     model_types: List[str],  # noqa: UP006
     registered_model_name: str,
     alias: str,
+    global_candidate: str,
     s3_endpoint_url: str,
     mlflow_tracking_uri: str,
     selection: Output[Artifact],
 ) -> None:
-    """Compare every trained model with the baselines and promote the champion."""
+    """Compare every trained model (and a fleet's global candidate) with the baselines and
+    promote the champion."""
     from flts.kfp import glue
 
     glue.evaluate_task(
@@ -107,6 +109,7 @@ def evaluate(
         model_types=model_types,
         registered_model_name=registered_model_name,
         alias=alias,
+        global_candidate=global_candidate,
         s3_endpoint_url=s3_endpoint_url,
         mlflow_tracking_uri=mlflow_tracking_uri,
         selection=selection,

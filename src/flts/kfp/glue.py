@@ -257,22 +257,40 @@ def evaluate_task(
     s3_endpoint_url: str,
     mlflow_tracking_uri: str,
     selection: ArtifactLike,
+    global_candidate: str = "",
     ctx: StageContext | None = None,
 ) -> None:
-    """Score every trainer's result, promote a champion; ``selection`` holds both outcomes."""
+    """Score every trainer's result, promote a champion; ``selection`` holds both outcomes.
+
+    ``global_candidate`` (fleet pipeline with a global model; "" otherwise) is what
+    :func:`flts.kfp.fleet_glue.global_candidate_task` said for this series: the global fit's
+    ModelTrained, which competes like any trainer's, or why the fit left the series out
+    (recorded as waived, as the Kafka evaluator records it).
+    """
     from flts.stages import evaluate
 
     ctx = ctx or build_context(s3_endpoint_url, mlflow_tracking_uri)
     results = tuple(decode(ModelTrained, read_artifact(m)) for m in models)
+    expected = [ModelType.parse(t) for t in model_types]
+    waived: dict[str, str] = {}
+    if global_candidate:
+        expected.append(ModelType.GLOBAL_LINEAR)
+        share = _global_share(global_candidate)
+        if isinstance(share, ModelTrained):
+            results += (share,)
+        else:
+            waived[ModelType.GLOBAL_LINEAR.value] = share
     if not results:
         raise DataValidationError("evaluate received no trained models")
     lineage = {(r.identifier, r.config_hash) for r in results}
     if len(lineage) != 1:
         raise DataValidationError(f"trained models come from different runs: {sorted(lineage)}")
     identifier, config_hash = lineage.pop()
-    request = EvaluateRequest(identifier=identifier, config_hash=config_hash, results=results)
+    request = EvaluateRequest(
+        identifier=identifier, config_hash=config_hash, results=results, waived=waived
+    )
     stage_config = EvaluateStageConfig(
-        expected_model_types=tuple(ModelType.parse(t) for t in model_types),
+        expected_model_types=tuple(expected),
         registered_model_name=registered_model_name,
         alias=alias,
     )
@@ -294,6 +312,22 @@ def evaluate_task(
         test_rmse=chosen.test_rmse if chosen else None,
         reason=outcome.report.reason,
     )
+
+
+def _global_share(global_candidate: str) -> ModelTrained | str:
+    """The global fit's ModelTrained for this series, or the reason it was left out."""
+    try:
+        candidate = json.loads(global_candidate)
+    except ValueError:
+        candidate = None
+    if not isinstance(candidate, dict) or not ({"trained", "excluded"} & set(candidate)):
+        raise DataValidationError(
+            "global_candidate must be a JSON object with 'trained' or 'excluded', "
+            f"got {global_candidate[:80]!r}"
+        )
+    if candidate.get("trained") is not None:
+        return decode(ModelTrained, candidate["trained"])
+    return str(candidate["excluded"])
 
 
 def infer_task(
@@ -335,31 +369,4 @@ def infer_task(
         windows=perf.windows,
         output_bucket=perf.output_bucket,
         output_object=perf.output_object,
-    )
-
-
-def collect_fleet_task(*, selections: Sequence[ArtifactLike], fleet: ArtifactLike) -> None:
-    """The fleet pipeline's last task: one entry per series, its champion or why it has none."""
-    series = []
-    for artifact in selections:
-        selection = read_artifact(artifact)
-        report = selection.get("report") or {}
-        chosen = selection.get("selected")
-        series.append(
-            {
-                "identifier": report.get("identifier"),
-                "config_hash": report.get("config_hash"),
-                "champion": chosen,
-                "reason": None if chosen else report.get("reason"),
-                "scores": report.get("rows", []),
-            }
-        )
-    series.sort(key=lambda e: str(e["identifier"]))
-    with_champion = sum(1 for e in series if e["champion"])
-    write_artifact(
-        fleet,
-        {"series": series},
-        series=len(series),
-        with_champion=with_champion,
-        without_champion=len(series) - with_champion,
     )

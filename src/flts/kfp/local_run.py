@@ -97,9 +97,44 @@ def run_pipeline_locally(
     env: Mapping[str, str] | None = None,
 ) -> LocalRunResult:
     """Run the pipeline with ``arguments`` (pipeline parameter -> value) and read its outputs."""
-    from kfp import local
-
     from flts.kfp.pipeline import build_pipeline
+
+    # No Kubernetes settings: the subprocess runner has no cluster (the env carries credentials).
+    task, seconds = _run_locally(build_pipeline(secret_name=None), arguments, pipeline_root, env)
+    selection = Path(task.outputs["selection"].path)
+    predictions = Path(task.outputs["predictions"].path)
+    return LocalRunResult(
+        selection=_read(selection),
+        predictions=_read(predictions),
+        selection_path=selection,
+        predictions_path=predictions,
+        pipeline_root=pipeline_root,
+        seconds=seconds,
+    )
+
+
+def run_fleet_pipeline_locally(
+    arguments: Mapping[str, Any],
+    pipeline_root: Path,
+    env: Mapping[str, str] | None = None,
+    global_model: bool = False,
+) -> dict[str, Any]:
+    """Run the fleet DAG (``arguments["series"]`` lists the series); returns its fleet artifact
+    (one entry per series) with ``seconds`` added."""
+    from flts.kfp.fleet_pipeline import build_fleet_pipeline
+
+    pipeline = build_fleet_pipeline(secret_name=None, global_model=global_model)
+    task, seconds = _run_locally(pipeline, arguments, pipeline_root, env)
+    return {**_read(Path(task.output.path)), "seconds": round(seconds, 2)}
+
+
+def _run_locally(
+    pipeline: Any,
+    arguments: Mapping[str, Any],
+    pipeline_root: Path,
+    env: Mapping[str, str] | None,
+) -> tuple[Any, float]:
+    from kfp import local
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     # kfp.local warns that the task image is not a python image; the tasks run in this venv.
@@ -109,8 +144,6 @@ def run_pipeline_locally(
         pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
-    # No Kubernetes settings: the subprocess runner has no cluster (the env carries credentials).
-    pipeline = build_pipeline(secret_name=None)
     t0 = time.monotonic()
     with patched_environ(env or {}):
         try:
@@ -120,17 +153,8 @@ def run_pipeline_locally(
                 f"local KFP run failed: {exc} (task logs above; outputs in {pipeline_root})"
             ) from exc
     seconds = time.monotonic() - t0
-    selection = Path(task.outputs["selection"].path)
-    predictions = Path(task.outputs["predictions"].path)
     log.info("local KFP run finished in %.1f s; outputs in %s", seconds, pipeline_root)
-    return LocalRunResult(
-        selection=_read(selection),
-        predictions=_read(predictions),
-        selection_path=selection,
-        predictions_path=predictions,
-        pipeline_root=pipeline_root,
-        seconds=seconds,
-    )
+    return task, seconds
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class PipelineOutputs(NamedTuple):
     predictions: Artifact
 
 
-def _for_cluster(task: PipelineTask, name: str, secret_name: str | None) -> PipelineTask:
+def for_cluster(task: PipelineTask, name: str, secret_name: str | None) -> PipelineTask:
     """Resources of ``name`` and the credentials Secret as env vars (``secret_name`` None:
     neither, for the local runner)."""
     task.set_caching_options(False)
@@ -88,6 +88,8 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from their environment, filled from the
     Kubernetes Secret ``secret_name`` (None: no Kubernetes settings at all, for a local run).
     An empty ``train_csv_uri`` / ``test_csv_uri`` means the data set bundled in the image.
+    ``global_candidate`` is set only by the fleet pipeline with a global model (this series'
+    share of the global fit, from ``flts.kfp.fleet_glue.global_candidate_task``).
     """
     comps = build_components(image)
 
@@ -115,6 +117,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
         alias: str = "champion",
         mlflow_tracking_uri: str = DEFAULT_MLFLOW_URI,
         s3_endpoint_url: str = "",
+        global_candidate: str = "",
     ) -> PipelineOutputs:
         endpoints = {"s3_endpoint_url": s3_endpoint_url, "mlflow_tracking_uri": mlflow_tracking_uri}
         prep = comps.preprocess(
@@ -128,7 +131,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
             season_steps=season_steps,
             **endpoints,
         )
-        _for_cluster(prep, "preprocess", secret_name)
+        for_cluster(prep, "preprocess", secret_name)
         with dsl.ParallelFor(items=model_types, name=TRAINERS_LOOP) as model_type:
             trainer = comps.train(
                 training_data=prep.outputs["training_data"],
@@ -144,21 +147,22 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
                 experiment=experiment,
                 **endpoints,
             )
-            _for_cluster(trainer, "train", secret_name)
+            for_cluster(trainer, "train", secret_name)
         chooser = comps.evaluate(
             models=dsl.Collected(trainer.outputs["model"]),
             model_types=model_types,
             registered_model_name=registered_model_name,
             alias=alias,
+            global_candidate=global_candidate,
             **endpoints,
         )
-        _for_cluster(chooser, "evaluate", secret_name)
+        for_cluster(chooser, "evaluate", secret_name)
         forecaster = comps.infer(
             inference_data=prep.outputs["inference_data"],
             selection=chooser.outputs["selection"],
             **endpoints,
         )
-        _for_cluster(forecaster, "infer", secret_name)
+        for_cluster(forecaster, "infer", secret_name)
         return PipelineOutputs(
             selection=chooser.outputs["selection"],
             predictions=forecaster.outputs["predictions"],

@@ -37,12 +37,16 @@ class SubmitPlan:
     run_name: str | None = None
     #: The fleet pipeline (``arguments["series"]`` lists the series) instead of one series.
     fleet: bool = False
+    #: With ``fleet``: the fleet pipeline that also fits one global model across the series.
+    global_model: bool = False
 
     @property
     def pipeline_name(self) -> str:
-        from flts.kfp.fleet_pipeline import FLEET_PIPELINE_NAME
+        from flts.kfp.fleet_pipeline import FLEET_GLOBAL_PIPELINE_NAME, FLEET_PIPELINE_NAME
 
-        return FLEET_PIPELINE_NAME if self.fleet else PIPELINE_NAME
+        if not self.fleet:
+            return PIPELINE_NAME
+        return FLEET_GLOBAL_PIPELINE_NAME if self.global_model else FLEET_PIPELINE_NAME
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -90,7 +94,7 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
     return raw
 
 
-def pipeline_defaults(fleet: bool = False) -> dict[str, Any]:
+def pipeline_defaults(fleet: bool = False, global_model: bool = False) -> dict[str, Any]:
     """The pipeline's parameters and their defaults, read from its signature (the fleet
     pipeline's ``series`` has none: it comes from ``--series-file``)."""
     import inspect
@@ -98,7 +102,7 @@ def pipeline_defaults(fleet: bool = False) -> dict[str, Any]:
     if fleet:
         from flts.kfp.fleet_pipeline import build_fleet_pipeline
 
-        func = build_fleet_pipeline().pipeline_func
+        func = build_fleet_pipeline(global_model=global_model).pipeline_func
     else:
         from flts.kfp.pipeline import build_pipeline
 
@@ -147,7 +151,9 @@ def submit(plan: SubmitPlan) -> str:
         if plan.fleet:
             from flts.kfp.fleet_pipeline import compile_fleet_pipeline
 
-            package = compile_fleet_pipeline(Path(tmp) / "flts-fleet.yaml", image=plan.image)
+            package = compile_fleet_pipeline(
+                Path(tmp) / "flts-fleet.yaml", image=plan.image, global_model=plan.global_model
+            )
         else:
             package = compile_pipeline(Path(tmp) / "flts-pipeline.yaml", image=plan.image)
         try:

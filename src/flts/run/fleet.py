@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from flts.domain.series import global_identifier
 from flts.infra import procs
 from flts.run.monitor import ObservedEvent, TopicMonitor, identifier_of
 from flts.run.pipeline import (
@@ -191,12 +192,6 @@ def _request_all(
         except PipelineFailed as exc:
             runs[series.identifier].failure = str(exc)
     return runs
-
-
-def global_identifier(run_identifier: str) -> str:
-    """The identifier of a fleet's global fit: no series can take it (sanitised series ids
-    never start with ``_``)."""
-    return f"{run_identifier}/_global"
 
 
 class _GlobalRequest:
