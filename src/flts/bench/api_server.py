@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-batch-wait-ms", type=float, default=None, help="default: the API's own default"
     )
+    parser.add_argument(
+        "--forward-in-loop", action="store_true", help="API_FORWARD_IN_LOOP (batcher setting)"
+    )
     args = parser.parse_args(argv)
     if (args.port is None) == (args.fd is None):
         parser.error("give exactly one of --port and --fd")
@@ -48,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     forecaster = load_forecaster(args.model_dir)
     state = ModelState()
     # The app subscribes to model swaps, so build it before setting the model.
-    settings = ApiSettings()
+    settings = ApiSettings(api_forward_in_loop=args.forward_in_loop)
     if args.max_batch_wait_ms is not None:
-        settings = ApiSettings(max_batch_wait_ms=args.max_batch_wait_ms)
+        settings = replace(settings, max_batch_wait_ms=args.max_batch_wait_ms)
     app = create_inference_app(state, settings)
     state.set(
         LoadedModel.of(
@@ -65,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         app,
         host="127.0.0.1",
         port=args.port or 0,
-        fd=args.fd,
         loop="uvloop",
         http="httptools",
         workers=1,
@@ -74,13 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,  # no proxy in front; saves a middleware per request
     )
     server = uvicorn.Server(config)
+    sockets = None
+    if args.fd is not None:
+        # uvicorn's own --fd path opens the descriptor as AF_UNIX, so uvloop never sets
+        # TCP_NODELAY on its connections and every response waits out delayed ACKs (~40 ms).
+        sockets = [socket.socket(fileno=args.fd)]
     if args.profile is None:
-        server.run()
+        server.run(sockets=sockets)
         return 0
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         profiler.disable()
         profiler.dump_stats(str(args.profile))
@@ -100,6 +108,8 @@ def _supervise(args: argparse.Namespace) -> int:
     argv += ["--fd", str(fd)]
     if args.max_batch_wait_ms is not None:
         argv += ["--max-batch-wait-ms", str(args.max_batch_wait_ms)]
+    if args.forward_in_loop:
+        argv += ["--forward-in-loop"]
     children = [subprocess.Popen(argv, pass_fds=[fd]) for _ in range(args.workers)]
 
     def stop(signum: int, _frame: FrameType | None) -> None:
