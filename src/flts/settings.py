@@ -284,6 +284,9 @@ class InferenceSettings(_Base):
     api_max_queue: int = _env("API_MAX_QUEUE", 1_024, ge=1)
     api_request_timeout_ms: float = _env("API_REQUEST_TIMEOUT_MS", 5_000, gt=0)
     api_torch_threads: int = _env("API_TORCH_THREADS", 1, ge=1)
+    #: Batched forwards on the API's event loop instead of a worker thread: for processes that
+    #: only serve, one per core (README, "The inference API").
+    api_forward_in_loop: bool = _env("API_FORWARD_IN_LOOP", False)
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
 

@@ -194,3 +194,43 @@ def test_queue_is_bounded_and_deadlines_fail_fast() -> None:
 
     (expired,) = asyncio.run(slow())
     assert isinstance(expired, DeadlineExceeded)
+
+
+def test_in_loop_forwards_run_on_the_event_loop_with_the_same_numbers() -> None:
+    initialised: list[str] = []
+    threaded, in_loop = Recorder(), Recorder()
+
+    async def run(batcher: MicroBatcher, runner: Recorder) -> tuple[list, str]:
+        outs = await _submit_all(batcher, runner, _windows(10))
+        return outs, threading.current_thread().name
+
+    expected, _ = asyncio.run(run(MicroBatcher(max_batch_size=4, max_wait_ms=20), threaded))
+    batcher = MicroBatcher(
+        max_batch_size=4,
+        max_wait_ms=20,
+        in_loop=True,
+        thread_initializer=lambda: initialised.append(threading.current_thread().name),
+    )
+    outs, loop_thread = asyncio.run(run(batcher, in_loop))
+    assert [o.tolist() for o in outs] == [o.tolist() for o in expected]
+    assert in_loop.sizes == threaded.sizes == [4, 4, 2]
+    assert in_loop.threads == {loop_thread}
+    assert initialised == [loop_thread]  # torch threads set where the forwards run, once
+    assert batcher._executor is None  # no worker thread is started
+
+
+def test_in_loop_forward_failure_reaches_callers_and_the_batcher_goes_on() -> None:
+    bad, good = Recorder(fail=True), Recorder()
+    batcher = MicroBatcher(max_batch_size=8, max_wait_ms=5, in_loop=True)
+
+    async def run() -> np.ndarray:
+        try:
+            results = await asyncio.gather(
+                *(batcher.submit(bad, w) for w in _windows(3)), return_exceptions=True
+            )
+            assert all(isinstance(r, ValueError) for r in results)
+            return await batcher.submit(good, np.ones(3, dtype=np.float32), timeout=5.0)
+        finally:
+            await batcher.aclose()
+
+    assert float(asyncio.run(run())[0]) == 6.0

@@ -198,10 +198,13 @@ def test_serving_limits_have_documented_defaults_and_env_names(
     assert defaults.api_max_body_bytes == 1_048_576
     assert (defaults.api_max_rows, defaults.api_max_queue) == (10_000, 1_024)
     assert (defaults.api_request_timeout_ms, defaults.api_torch_threads) == (5_000, 1)
+    assert defaults.api_forward_in_loop is False
     monkeypatch.setenv("API_MAX_BODY_BYTES", "2048")
     monkeypatch.setenv("API_REQUEST_TIMEOUT_MS", "250")
+    monkeypatch.setenv("API_FORWARD_IN_LOOP", "true")
     custom = load_settings(InferenceSettings)
     assert (custom.api_max_body_bytes, custom.api_request_timeout_ms) == (2048, 250)
+    assert custom.api_forward_in_loop is True
     monkeypatch.setenv("API_MAX_QUEUE", "0")
     with pytest.raises(ConfigError, match="API_MAX_QUEUE"):
         load_settings(InferenceSettings)

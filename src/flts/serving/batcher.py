@@ -7,7 +7,10 @@ the windows of concurrent requests and runs them through the model together. Rul
   ``max_wait_ms`` (0 means: never wait, take whatever is queued when the worker is free);
 * forwards run one at a time in a single worker thread, so the event loop keeps accepting
   requests while the model computes, and the queue that builds up meanwhile becomes the next
-  batch without further waiting;
+  batch without further waiting; with ``in_loop=True`` they run on the event loop itself, which
+  saves the hand-over to the thread and back (about 15 % of the CPU per request measured for
+  a small GRU) when the process does nothing but serve, one process per core: the loop is
+  busy during each forward, and a deadline is checked before and after it, not during;
 * windows of different models (a hot swap happened mid-queue) never share a forward: a batch is
   split by runner, so each request is answered by the model it started with;
 * batching never changes numbers: a runner must be row-independent (an RNN forward is);
@@ -69,6 +72,7 @@ class MicroBatcher:
         max_queue: int = 1024,
         thread_initializer: Callable[[], None] | None = None,
         on_batch: Callable[[int], None] | None = None,
+        in_loop: bool = False,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -81,6 +85,8 @@ class MicroBatcher:
         self.max_queue = max_queue
         self._initializer = thread_initializer
         self._on_batch = on_batch
+        self.in_loop = in_loop
+        self._initialized_loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[_Item] = deque()
@@ -124,7 +130,11 @@ class MicroBatcher:
         """(Re)bind to the running loop: a test client may run each app on a new loop."""
         self._fail_pending(RuntimeError("the micro-batcher was restarted on a new event loop"))
         self._loop = loop
-        if self._executor is None:
+        if self.in_loop:
+            if self._initializer is not None and self._initialized_loop is not loop:
+                self._initializer()  # the forward thread is the loop's own
+                self._initialized_loop = loop
+        elif self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="flts-batch", initializer=self._initializer
             )
@@ -180,7 +190,10 @@ class MicroBatcher:
             runner = items[0].runner
             windows = [item.window for item in items]
             try:
-                out = await loop.run_in_executor(self._executor, _forward, runner, windows)
+                if self.in_loop:
+                    out = _forward(runner, windows)
+                else:
+                    out = await loop.run_in_executor(self._executor, _forward, runner, windows)
             except Exception as exc:
                 logger.exception("batched forward of %d windows failed", len(items))
                 _fail(items, exc)
@@ -213,7 +226,7 @@ class MicroBatcher:
 
 
 def _forward(runner: BatchRunner, windows: list[np.ndarray]) -> np.ndarray:
-    """Stack and run in the worker thread, keeping the copy off the event loop."""
+    """Stack and run (in the worker thread unless ``in_loop``: the copy stays off the loop)."""
     out = runner(np.stack(windows))
     if len(out) != len(windows):
         raise RuntimeError(f"runner returned {len(out)} rows for a batch of {len(windows)}")

@@ -107,6 +107,7 @@ class PredictService:
             max_queue=settings.api_max_queue,
             thread_initializer=thread_initializer,
             on_batch=metrics.observe_batch,
+            in_loop=settings.api_forward_in_loop,
         )
         self.runtime: ModelRuntime | None = None
         self._unbatched_inflight = 0  # only touched on the event loop

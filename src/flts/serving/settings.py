@@ -46,6 +46,9 @@ class ApiSettingsLike(Protocol):
     @property
     def api_torch_threads(self) -> int: ...
 
+    @property
+    def api_forward_in_loop(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class ApiSettings:
@@ -59,3 +62,4 @@ class ApiSettings:
     api_max_queue: int = DEFAULT_MAX_QUEUE
     api_request_timeout_ms: float = DEFAULT_REQUEST_TIMEOUT_MS
     api_torch_threads: int = DEFAULT_TORCH_THREADS
+    api_forward_in_loop: bool = False
