@@ -257,3 +257,31 @@ def test_a_fleet_promotion_joins_the_series_cache_and_never_replaces_the_default
     assert (loaded.identifier, loaded.model_uri) == ("fleet/b", other_uri)
     assert service.load_series_champion("fleet/none") is None
     assert service.load_series_champion(IDENTIFIER) is None
+
+
+def test_a_promotion_seen_by_another_replica_is_served_once(setup: Setup) -> None:
+    """The follower's path: swap in what this replica does not serve yet, skip what it does,
+    never run claims (the replica owning the partition runs them)."""
+    from flts.serving.series_models import SeriesModels
+
+    state, cache = ModelState(), SeriesModels(max_models=8, max_bytes=1 << 40)
+    replica = InferenceService(InferenceSettings(), setup.ctx, state, series=cache)
+    first = selected_event(logged_model(setup, "first"))
+    assert replica.follow_promotion(first) is True
+    current = state.current()
+    assert current is not None
+    assert current.run_id == first.run_id
+    assert replica.follow_promotion(first) is False  # already served
+    second = selected_event(logged_model(setup, "second"))
+    replica.on_selected(second)  # this replica got it from the group first
+    assert replica.follow_promotion(second) is False
+    series = selected_event(logged_model(setup, "series")).model_copy(
+        update={"identifier": "fleet/a"}
+    )
+    assert replica.follow_promotion(series) is True
+    runtime = cache.get("fleet/a")
+    assert runtime is not None
+    assert runtime.loaded.run_id == series.run_id
+    current = state.current()
+    assert current is not None
+    assert current.run_id == second.run_id  # a series' champion never replaces the default

@@ -14,6 +14,10 @@ One consumer (group CONSUMER_GROUP_ID, manual commits) reads three topics:
 Which claims a model runs is decided by ``flts.stages.dispatch``. PerformanceEval events (and
 dead letters of pending claims) are returned to the worker, which gets them confirmed on
 PRODUCER_TOPIC before a claim is marked done and the offset committed.
+Replicas: the group splits model-selected's partitions, so the replica that owns a promotion's
+partition runs its claims; every replica also hot-swaps every promotion it did not get from the
+group (``flts.services.promotion_follow``: a group-less reader of model-selected), so no replica
+keeps answering with a champion that was replaced.
 The live loop (issue 12, ``flts.services.live``): OBSERVATIONS_TOPIC is consumed by its own
 thread and group (``flts.services.live_stream``), forecasts go to FORECASTS_TOPIC, rolling live
 metrics to PRODUCER_TOPIC, and the API also serves ``/live`` and ``/live/state``.
@@ -49,6 +53,7 @@ from flts.messaging.worker import consumer_config
 from flts.services.claims import ClaimBook
 from flts.services.live import LiveLoop
 from flts.services.live_stream import ObservationStream
+from flts.services.promotion_follow import PromotionFollower
 from flts.services.wiring import Infra, mlflow_tracker, warm_up
 from flts.serving.model_state import LoadedModel, ModelSource, ModelState
 from flts.serving.series_models import SeriesModels
@@ -115,6 +120,9 @@ class InferenceService:
         self.dlq_topic = dlq_of(settings.producer_topic)
         #: The live loop (issue 12): observations in, forecasts out; None: batch only.
         self.live = live
+        #: The worker thread's handlers and the promotion follower's hot-swaps share the model
+        #: caches; one at a time.
+        self._lock = threading.RLock()
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -125,6 +133,41 @@ class InferenceService:
         self._load_registry_champion()
 
     def handle(self, record: Record) -> list[Output]:
+        with self._lock:
+            return self._handle(record)
+
+    def follow_promotion(self, selected: ModelSelected) -> bool:
+        """A promotion seen outside the group (any replica): serve it unless this replica
+        already does. No claims run here: the replica that owns its partition runs them.
+        Returns whether the model was swapped in."""
+        with self._lock:
+            if self._serves(selected):
+                return False
+            loaded = self._load(
+                selected.model_uri,
+                selected.run_id,
+                selected.config_hash,
+                selected.identifier,
+                "promotion",
+            )
+            self._serve(loaded)
+            if self.live is not None:
+                self.live.on_champion(selected, loaded)
+            log.info(
+                "hot-swapped the %s champion promoted through another replica",
+                selected.model_type,
+                extra={"identifier": selected.identifier, "run_id": selected.run_id},
+            )
+            return True
+
+    def _serves(self, selected: ModelSelected) -> bool:
+        if is_fleet_identifier(selected.identifier) and self.series is not None:
+            runtime = self.series.get(selected.identifier)
+            return runtime is not None and runtime.loaded.run_id == selected.run_id
+        current = self.state.current()
+        return current is not None and current.run_id == selected.run_id
+
+    def _handle(self, record: Record) -> list[Output]:
         s = self.settings
         if record.topic == s.promotion_topic:
             return self.on_selected(decode(ModelSelected, record.body))
@@ -411,6 +454,13 @@ def run(stop_event: threading.Event) -> int:
         service = InferenceService(settings, ctx, state, series=series, live=live)
         series.loader = service.load_series_champion
         warm_up(tracker, None)
+        follower = PromotionFollower(
+            settings.promotion_topic,
+            consumer_config(infra.kafka, f"{settings.consumer_group_id}-follower"),
+            service.follow_promotion,
+            stop_event,
+        )
+        follower.start()  # from the topic's end, before the start-up champion is loaded
         service.startup()
         stream = ObservationStream(
             live,
@@ -433,6 +483,7 @@ def run(stop_event: threading.Event) -> int:
         )
         worker.run()
         stream.join(10.0)
+        follower.join(10.0)
     finally:
         server.should_exit = True
         thread.join(10.0)
