@@ -287,6 +287,9 @@ class InferenceSettings(_Base):
     #: Batched forwards on the API's event loop instead of a worker thread: for processes that
     #: only serve, one per core (README, "The inference API").
     api_forward_in_loop: bool = _env("API_FORWARD_IN_LOOP", False)
+    #: Bind API_PORT with SO_REUSEPORT: inference replicas on one host share the port and the
+    #: kernel spreads connections over them (instead of each taking the next port).
+    api_reuse_port: bool = _env("API_REUSE_PORT", False)
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
 

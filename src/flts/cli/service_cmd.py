@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flts.logging_setup import configure_json_logging
-from flts.services.wiring import SERVICE_NAMES
+from flts.services.wiring import SERVICE_NAMES, reuses_port
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +58,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                 type=int,
                 default=1,
                 help="members of the consumer group to run (this process plus N-1 children; "
-                "inference children serve API_PORT+1, +2, ...)",
+                "inference children serve API_PORT+1, +2, ..., or all API_PORT with "
+                "API_REUSE_PORT=true)",
             )
         sp.set_defaults(func=_long_running(name))
     assert set(sub.choices) == set(SERVICE_NAMES)
@@ -128,7 +129,7 @@ def _start_replicas(name: str, count: int) -> list[subprocess.Popen[bytes]]:
     children = []
     for i in range(1, count + 1):
         env = dict(os.environ)
-        if name == "inference":
+        if name == "inference" and not reuses_port(env):
             env["API_PORT"] = str(int(env.get("API_PORT", "18000")) + i)
         argv = [sys.executable, "-m", "flts", "service", name]
         children.append(subprocess.Popen(argv, env=env))

@@ -20,7 +20,7 @@ from flts.domain.config import ModelType
 from flts.errors import FltsError
 from flts.infra import procs
 from flts.run.monitor import ObservedEvent, TopicMonitor
-from flts.services.wiring import service_command, service_env
+from flts.services.wiring import reuses_port, service_command, service_env
 from flts.settings import pipeline_topics
 from flts.stages.ports import ObjectStore
 
@@ -269,8 +269,10 @@ class PipelineRunner:
         count = self.options.replicas.get(spec_name, 1)
         for replica in range(1, count + 1):
             name = log_name if replica == 1 else f"{log_name}-{replica}"
-            # Only one process may bind the HTTP port: later inference replicas use the next ones.
-            if spec_name == "inference" and replica > 1 and "API_PORT" in overrides:
+            # One process per HTTP port unless they share it (API_REUSE_PORT): later inference
+            # replicas use the next ones.
+            shared = reuses_port(env)
+            if spec_name == "inference" and replica > 1 and "API_PORT" in overrides and not shared:
                 env = {**env, "API_PORT": str(int(overrides["API_PORT"]) + replica - 1)}
             self.services.append(procs.start(name, argv, env, logs, ready_dir=logs))
 

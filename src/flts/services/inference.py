@@ -32,6 +32,7 @@ bounded model cache and the lineage sources; the decisions themselves are pure f
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -421,7 +422,10 @@ def start_api(
         proxy_headers=False,  # no proxy in front; saves a middleware per request
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="flts-api", daemon=True)
+    sockets = [_reuse_port_socket(settings)] if settings.api_reuse_port else None
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": sockets}, name="flts-api", daemon=True
+    )
     thread.start()
     while not server.started:
         if not thread.is_alive():
@@ -430,6 +434,22 @@ def start_api(
         thread.join(0.05)
     log.info("inference API on http://%s:%d", settings.api_host, settings.api_port)
     return server, thread
+
+
+def _reuse_port_socket(settings: InferenceSettings) -> socket.socket:
+    """API_HOST:API_PORT bound with SO_REUSEPORT (API_REUSE_PORT): every replica on the host
+    binds the same port and the kernel hands each new connection to one of them."""
+    family = socket.AF_INET6 if ":" in settings.api_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((settings.api_host, settings.api_port))
+    except OSError as exc:
+        sock.close()
+        where = f"{settings.api_host}:{settings.api_port}"
+        raise StackError(f"inference API could not bind {where} with SO_REUSEPORT: {exc}") from exc
+    return sock
 
 
 def run(stop_event: threading.Event) -> int:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from confluent_kafka import Producer
+from pydantic import TypeAdapter, ValidationError
 
 from flts.adapters.s3 import S3ObjectStore
 from flts.errors import ConfigError, FltsError, MessageError
@@ -97,6 +98,16 @@ def service_env(name: str, base_env: Mapping[str, str], **overrides: str) -> dic
     env = {**base_env, **fixed, **{k: str(v) for k, v in overrides.items()}}
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def reuses_port(env: Mapping[str, str]) -> bool:
+    """Whether inference replicas started with ``env`` share API_PORT (API_REUSE_PORT, read
+    as InferenceSettings reads it) instead of each taking the next port."""
+    raw = env.get("API_REUSE_PORT", "false")
+    try:
+        return bool(TypeAdapter(bool).validate_python(raw))
+    except ValidationError:
+        raise ConfigError(f"API_REUSE_PORT={raw!r}: expected true or false") from None
 
 
 def route_dlq(service_dlq: str) -> DlqRouter:
