@@ -285,3 +285,22 @@ def test_a_promotion_seen_by_another_replica_is_served_once(setup: Setup) -> Non
     current = state.current()
     assert current is not None
     assert current.run_id == second.run_id  # a series' champion never replaces the default
+
+
+def test_the_owner_runs_claims_on_the_model_its_follower_swapped_in(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = InferenceService(InferenceSettings(), setup.ctx, ModelState())
+    assert service.on_claim(setup.inference_claim) == []  # pending until a model comes
+    promoted = selected_event(logged_model(setup, "champion"))
+    loads: list[str] = []
+    real_load = setup.tracker.load_forecaster
+    monkeypatch.setattr(
+        setup.tracker, "load_forecaster", lambda uri: loads.append(uri) or real_load(uri)
+    )
+    assert service.follow_promotion(promoted) is True  # the follower saw it first
+    outs = deliver(service.on_selected(promoted))  # then the group delivers it here
+    assert loads == [promoted.model_uri]  # loaded once
+    assert [o.topic for o in outs] == ["performance-eval"]
+    (entry,) = service.claims.for_config(CONFIG_HASH)
+    assert entry.champion_done

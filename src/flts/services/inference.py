@@ -142,7 +142,7 @@ class InferenceService:
         already does. No claims run here: the replica that owns its partition runs them.
         Returns whether the model was swapped in."""
         with self._lock:
-            if self._serves(selected):
+            if self._served(selected) is not None:
                 return False
             loaded = self._load(
                 selected.model_uri,
@@ -155,18 +155,20 @@ class InferenceService:
             if self.live is not None:
                 self.live.on_champion(selected, loaded)
             log.info(
-                "hot-swapped the %s champion promoted through another replica",
+                "hot-swapped the %s champion seen on the promotion topic",
                 selected.model_type,
                 extra={"identifier": selected.identifier, "run_id": selected.run_id},
             )
             return True
 
-    def _serves(self, selected: ModelSelected) -> bool:
+    def _served(self, selected: ModelSelected) -> LoadedModel | None:
+        """The model answering for ``selected.identifier`` if it is ``selected``'s run."""
         if is_fleet_identifier(selected.identifier) and self.series is not None:
             runtime = self.series.get(selected.identifier)
-            return runtime is not None and runtime.loaded.run_id == selected.run_id
-        current = self.state.current()
-        return current is not None and current.run_id == selected.run_id
+            served = runtime.loaded if runtime is not None else None
+        else:
+            served = self.state.current()
+        return served if served is not None and served.run_id == selected.run_id else None
 
     def _handle(self, record: Record) -> list[Output]:
         s = self.settings
@@ -182,16 +184,21 @@ class InferenceService:
         return []
 
     def on_selected(self, selected: ModelSelected) -> list[Output]:
-        loaded = self._load(
-            selected.model_uri,
-            selected.run_id,
-            selected.config_hash,
-            selected.identifier,
-            "promotion",
-        )
-        self._serve(loaded)
-        if self.live is not None:
-            self.live.on_champion(selected, loaded)
+        # This replica's follower may have swapped the promotion in already (load it once); a
+        # start-up registry model of the same run is loaded again: claims need its lineage.
+        loaded = self._served(selected)
+        if not _is_promotion_of(loaded, selected):
+            loaded = self._load(
+                selected.model_uri,
+                selected.run_id,
+                selected.config_hash,
+                selected.identifier,
+                "promotion",
+            )
+            self._serve(loaded)
+            if self.live is not None:
+                self.live.on_champion(selected, loaded)
+        assert loaded is not None
         return self._run_all(self.claims.for_config(selected.config_hash), loaded)
 
     def _serve(self, loaded: LoadedModel) -> None:
@@ -384,6 +391,14 @@ class InferenceService:
             error_type=type(exc).__name__,
         )
         return Output(self.dlq_topic, record)
+
+
+def _is_promotion_of(loaded: LoadedModel | None, selected: ModelSelected) -> bool:
+    return (
+        loaded is not None
+        and loaded.source == "promotion"
+        and loaded.config_hash == selected.config_hash
+    )
 
 
 def _ref(model: LoadedModel) -> dispatch.ModelRef:
