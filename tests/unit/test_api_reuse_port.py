@@ -53,3 +53,16 @@ def test_without_reuse_port_a_second_api_on_the_port_is_refused() -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_flts_run_hands_serving_settings_to_its_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flts.cli.run_cmd import SERVING_ENV_PREFIXES, passed_env
+
+    monkeypatch.setenv("API_REUSE_PORT", "true")
+    monkeypatch.setenv("MAX_BATCH_WAIT_MS", "1")
+    monkeypatch.setenv("FLTS_UNRELATED", "x")
+    passed = passed_env(SERVING_ENV_PREFIXES)
+    assert passed["API_REUSE_PORT"] == "true"
+    assert passed["MAX_BATCH_WAIT_MS"] == "1"
+    assert "FLTS_UNRELATED" not in passed
+    assert reuses_port(passed)

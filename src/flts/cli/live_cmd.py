@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from dataclasses import replace
@@ -17,7 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flts.cli.run_cmd import TqdmDisplay, _raise_interrupt, add_shared_arguments, run_options
+from flts.cli.run_cmd import (
+    TqdmDisplay,
+    _raise_interrupt,
+    add_shared_arguments,
+    passed_env,
+    run_options,
+)
 
 #: Service settings `flts live` passes through from its own environment (see LiveSettings).
 PASSED_ENV_PREFIXES = ("LIVE_", "DRIFT_", "RETRAIN_", "CHALLENGE_")
@@ -64,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"flts live: input rejected: {exc}", file=sys.stderr)
         return 1
-    passed = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
     run_options_ = run_options(
         args,
         identifier,
@@ -73,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         preprocess_config_json=args.config,
     )
+    # flts run's serving settings plus the live loop's own.
+    passed = {**run_options_.service_env, **passed_env(PASSED_ENV_PREFIXES)}
     options = LiveOptions(
         # The live phase needs the services: stopped at its end unless --keep-running.
         run=replace(run_options_, keep_running=True, service_env=passed),

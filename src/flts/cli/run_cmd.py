@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -298,7 +299,19 @@ def run_options(
         interval_levels=args.interval_levels,
         replicas=args.replicas,
         global_model=bool(getattr(args, "global_model", False)),
+        service_env=passed_env(SERVING_ENV_PREFIXES),
     )
+
+
+#: The serving settings a user's environment hands to the services ``flts run`` starts (the
+#: API limits, token, layout and micro-batching; README, "The inference API"). The services get
+#: no other variable of this process: the stack's endpoints and credentials are set for them.
+SERVING_ENV_PREFIXES = ("API_", "MAX_BATCH_")
+
+
+def passed_env(prefixes: tuple[str, ...]) -> dict[str, str]:
+    """This process's environment variables whose names start with one of ``prefixes``."""
+    return {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
