@@ -94,6 +94,10 @@ def test_flatten_and_format() -> None:
     assert fmt(0.000123) == "0.000123"
     assert fmt("a|b") == "a\\|b"
     assert command_for({"benchmark": "api_prophet", "quick": False}) == "flts bench api"
+    lags = {"benchmark": "api_30_rows", "config": {"preprocess_config": '{"lags": []}'}}
+    assert command_for(lags) == """flts bench api --config '{"lags": []}'"""
+    defaults = {"benchmark": "api", "quick": True, "config": {"preprocess_config": "defaults"}}
+    assert command_for(defaults) == "flts bench api --quick"
 
 
 def test_percentile_interpolates() -> None:

@@ -60,9 +60,13 @@ def fmt(value: Any) -> str:
 
 def command_for(doc: Mapping[str, Any]) -> str:
     name = str(doc["benchmark"])
-    if name == "api_prophet":
+    if name.startswith("api"):  # api, api_prophet, and their runs with --config (api_30_rows)
         name = "api"
-    return f"flts bench {name}" + (" --quick" if doc.get("quick") else "")
+    command = f"flts bench {name}" + (" --quick" if doc.get("quick") else "")
+    config = (doc.get("config") or {}).get("preprocess_config")
+    if config and config != "defaults":
+        command += f" --config '{config}'"
+    return command
 
 
 def machine_line(machine: Mapping[str, Any]) -> str:

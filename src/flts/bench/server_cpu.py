@@ -72,8 +72,9 @@ def pyspy_path() -> str | None:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
-def pyspy_profile(pid: int, seconds: float, top: int = 14) -> list[str]:
-    """Sample every thread of ``pid`` for ``seconds``; the functions using the CPU, by own time.
+def pyspy_profile(pid: int, seconds: float, top: int = 14, subprocesses: bool = False) -> list[str]:
+    """Sample every thread of ``pid`` (and its child processes with ``subprocesses``) for
+    ``seconds``; the functions using the CPU, by own time.
 
     Run it while the server is under load. Lines: share of all on-CPU samples, function, file.
     """
@@ -84,6 +85,7 @@ def pyspy_profile(pid: int, seconds: float, top: int = 14) -> list[str]:
         raw = Path(tmp) / "stacks.txt"
         argv = [spy, "record", "-p", str(pid), "-d", str(max(1, round(seconds)))]
         argv += ["-r", "200", "-f", "raw", "-o", str(raw), "--nonblocking"]
+        argv += ["--subprocesses"] if subprocesses else []
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         if done.returncode != 0 or not raw.exists():
             return [f"py-spy failed (rc {done.returncode}): {done.stderr.strip()[-300:]}"]
