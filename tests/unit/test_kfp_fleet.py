@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from _rawcsv import csv_pair
 from test_kfp_compile import load_ir
-from test_kfp_glue import NO_ENDPOINTS, FakeArtifact
+from test_kfp_glue import NO_ENDPOINTS, FakeArtifact, _train
 
 from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker
 from flts.errors import DataValidationError
@@ -165,23 +165,7 @@ def test_global_fit_shares_reach_each_series_evaluation(tmp_path: Path) -> None:
 
     selections = []
     for name, training in claims.items():
-        local = FakeArtifact(str(tmp_path / f"{name.replace('/', '_')}-linear"))
-        glue.train_task(
-            training_data=training,
-            model_type="LINEAR",
-            epochs=1,
-            hidden_size=8,
-            num_layers=1,
-            batch_size=32,
-            learning_rate=0.01,
-            patience=1,
-            seed=7,
-            torch_threads=1,
-            experiment="glue",
-            model=local,
-            ctx=ctx,
-            **NO_ENDPOINTS,
-        )
+        local = _train(ctx, training, "LINEAR", tmp_path / f"{name.replace('/', '_')}-linear")
         selection = FakeArtifact(str(tmp_path / f"{name.replace('/', '_')}-sel"))
         glue.evaluate_task(
             models=[local],

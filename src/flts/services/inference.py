@@ -35,7 +35,7 @@ import logging
 import socket
 import threading
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from flts.domain.messages import (
     DlqRecord,
@@ -144,16 +144,7 @@ class InferenceService:
         with self._lock:
             if self._served(selected) is not None:
                 return False
-            loaded = self._load(
-                selected.model_uri,
-                selected.run_id,
-                selected.config_hash,
-                selected.identifier,
-                "promotion",
-            )
-            self._serve(loaded)
-            if self.live is not None:
-                self.live.on_champion(selected, loaded)
+            self._swap_in(selected)
             log.info(
                 "hot-swapped the %s champion seen on the promotion topic",
                 selected.model_type,
@@ -186,20 +177,23 @@ class InferenceService:
     def on_selected(self, selected: ModelSelected) -> list[Output]:
         # This replica's follower may have swapped the promotion in already (load it once); a
         # start-up registry model of the same run is loaded again: claims need its lineage.
-        loaded = self._served(selected)
-        if not _is_promotion_of(loaded, selected):
-            loaded = self._load(
-                selected.model_uri,
-                selected.run_id,
-                selected.config_hash,
-                selected.identifier,
-                "promotion",
-            )
-            self._serve(loaded)
-            if self.live is not None:
-                self.live.on_champion(selected, loaded)
-        assert loaded is not None
+        served = self._served(selected)
+        loaded = served if _is_promotion_of(served, selected) else self._swap_in(selected)
         return self._run_all(self.claims.for_config(selected.config_hash), loaded)
+
+    def _swap_in(self, selected: ModelSelected) -> LoadedModel:
+        """Load the promoted model and answer with it (API, live loop) from now on."""
+        loaded = self._load(
+            selected.model_uri,
+            selected.run_id,
+            selected.config_hash,
+            selected.identifier,
+            "promotion",
+        )
+        self._serve(loaded)
+        if self.live is not None:
+            self.live.on_champion(selected, loaded)
+        return loaded
 
     def _serve(self, loaded: LoadedModel) -> None:
         """A fleet series' champion joins the per-series cache; any other is the default.
@@ -393,7 +387,7 @@ class InferenceService:
         return Output(self.dlq_topic, record)
 
 
-def _is_promotion_of(loaded: LoadedModel | None, selected: ModelSelected) -> bool:
+def _is_promotion_of(loaded: LoadedModel | None, selected: ModelSelected) -> TypeGuard[LoadedModel]:
     return (
         loaded is not None
         and loaded.source == "promotion"
