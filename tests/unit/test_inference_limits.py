@@ -319,7 +319,9 @@ def test_a_slow_swap_never_stalls_health_or_predict(
 
     latencies, answered_by, after = asyncio.run(during_swap())
     assert len(latencies) >= 6, "requests were blocked during the swap"
-    assert max(latencies) < 0.5, f"a request waited {max(latencies):.3f} s during the swap"
+    # A stall would last the whole 1 s check; under CI load one request took 0.63 s without
+    # any stall (the check's forward holds the GIL for a moment), so the bound sits below 1 s.
+    assert max(latencies) < 0.9, f"a request waited {max(latencies):.3f} s during the swap"
     # Old model until the new runtime is published, then the new one: never a mix or a gap.
     assert answered_by[0] == "old"
     assert answered_by == sorted(answered_by, key=lambda run: run == "new")
