@@ -310,6 +310,11 @@ class LiveSettings(_Base):
     #: fetch reads S3 and costs more as a topic accumulates record batches: at 25 ms a replay
     #: of single-record observations stalled after ~1,000 of them (SeaweedFS saturated).
     fetch_wait_ms: int = _env("OBSERVATIONS_FETCH_WAIT_MS", 500, ge=1, le=500)
+    #: Records per observations partition replayed as warm-up when the service (re)starts or
+    #: is handed a partition: the records just before the group's committed offset refill the
+    #: windows, so forecasts follow the first new observation instead of a window's worth of
+    #: them (a day of rows for a model that reads a day). 0: start with empty windows.
+    recovery_records: int = _env("LIVE_RECOVERY_RECORDS", 3000, ge=0)
     #: Rate at which live bands widen after a miss and narrow after a hit, per level
     #: (``stages.bands.BandScale``, adaptive conformal); 0 keeps the bands calibrated in training.
     band_adaptation: float = _env("LIVE_BAND_ADAPTATION", 0.05, ge=0, le=1)

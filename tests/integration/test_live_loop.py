@@ -143,6 +143,85 @@ def test_observations_become_forecasts_on_the_real_stack(
     assert view["metrics"]["points"] > 0
 
 
+def test_a_restarted_service_forecasts_at_once_from_its_recovered_window(
+    stack: StackEndpoints, kafka_settings: KafkaSettings, mlflow_uri: str, tmp_path: Path
+) -> None:
+    """SIGTERM and restart the inference service after 35 observations: the next observation is
+    forecast at once. Its champion comes from the promotion topic's history (the group already
+    committed the promotion) and its window from the replay of the observations before the
+    committed offset; without either it would be dead-lettered or need 30 more rows."""
+    u = uid()
+    topics = {
+        "PROMOTION_TOPIC": f"model-selected-{u}",
+        "OBSERVATIONS_TOPIC": f"observations-{u}",
+        "FORECASTS_TOPIC": f"forecasts-{u}",
+        "PRODUCER_TOPIC": f"performance-eval-{u}",
+        "CONSUMER_TOPIC_0": f"inference-data-{u}",
+        "CONSUMER_TOPIC_1": f"model-training-{u}",
+    }
+    ku.ensure_topics(kafka_settings.bootstrap_servers, list(topics.values()))
+    run_id, uri = _logged_linear(mlflow_uri)
+    port = free_port()
+    env = {
+        **topics,
+        "CONSUMER_GROUP_ID": f"live-{u}",
+        "OBSERVATIONS_GROUP_ID": f"live-obs-{u}",
+        "API_PORT": str(port),
+        "REGISTERED_MODEL_NAME": f"flts-live-{u}",
+    }
+    forecasts = TopicReader(kafka_settings, topics["FORECASTS_TOPIC"])
+    dead = TopicReader(kafka_settings, f"DLQ-{topics['OBSERVATIONS_TOPIC']}")
+    producer = ku.create_producer(settings=kafka_settings)
+    identifier = f"site-{u}"
+    rows = _series().tail(40)
+    items = [
+        Observation(identifier=identifier, timestamp=ts.to_pydatetime(), values={"down": v})
+        for ts, v in zip(rows[TIME_COLUMN], rows["down"], strict=True)
+    ]
+    service = spawn("inference", stack.service_env(), tmp_path, **env)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/healthz", service.log)
+        selected = ModelSelected(
+            model_uri=uri,
+            model_type="LINEAR",
+            run_id=run_id,
+            config_hash="live",
+            composite_score=0.5,
+            test_rmse=1.0,
+            test_mae=1.0,
+            test_mse=1.0,
+            promotion_time="2025-03-01T00:00:00Z",
+            identifier=identifier,
+        )
+        assert ku.produce_message(producer, topics["PROMOTION_TOPIC"], selected, key="promotion")
+        _wait_state(port, identifier, service.log)
+        for obs in items[:35]:
+            assert ku.produce_message(producer, topics["OBSERVATIONS_TOPIC"], obs, key=identifier)
+        # LINEAR reads one season (30 rows): forecasts from the 30th row, 6 of them.
+        forecasts.wait_for(lambda s: len(s) >= 6, 120, "6 forecasts", logs=service.log)
+    finally:
+        assert service.stop() == 0
+    restarted = spawn("inference", stack.service_env(), tmp_path, **env)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/healthz", restarted.log)
+        assert ku.produce_message(producer, topics["OBSERVATIONS_TOPIC"], items[35], key=identifier)
+        seen = forecasts.wait_for(
+            lambda s: len(s) >= 7, 120, "the forecast after the restart", logs=restarted.log
+        )
+        dead.poll_for(2.0)
+    finally:
+        assert restarted.stop() == 0
+        forecasts.close()
+        dead.close()
+    log_text = restarted.log()
+    after = decode(LiveForecast, seen[-1][1])
+    assert after.origin_timestamp == rows[TIME_COLUMN].iloc[35].strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert after.run_id == run_id
+    assert dead.seen == []
+    assert "recovered the live champion" in log_text
+    assert "replaying offsets 0-34 as warm-up" in log_text
+
+
 def _wait_ready(url: str, logs: object) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

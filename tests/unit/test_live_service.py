@@ -257,3 +257,69 @@ def test_a_failed_flush_is_retried_without_waiting_for_another_observation(
     assert attempts == ["down"]
     assert retried_on_its_own == ["performance-eval"]
     assert sent == ["performance-eval"]
+
+
+def test_a_restarted_service_recovers_its_champion_and_windows_from_the_replay(
+    setup: Setup,
+) -> None:
+    """The stream's recovery path without Kafka: the promotion history gives the restarted
+    service its champion on the first record, the replayed records refill the window (no
+    output, no dead letter), and the next new observation is forecast at once, exactly as the
+    service that never restarted forecasts it."""
+    import threading
+
+    from flts.services.live_stream import ObservationStream
+
+    selected = selected_event(logged_model(setup, "champion"))
+    before = InferenceService(
+        InferenceSettings(),
+        setup.ctx,
+        ModelState(),
+        live=LiveLoop(live_settings(), setup.ctx, "performance-eval"),
+    )
+    before.on_selected(selected)
+    history = observations(80)
+    outputs_of(before, history)
+    (expected,) = [o for o in outputs_of(before, observations(81)[80:]) if o.topic == "forecasts"]
+
+    live = LiveLoop(live_settings(), setup.ctx, "performance-eval")
+    restarted = InferenceService(InferenceSettings(), setup.ctx, ModelState(), live=live)
+    restarted.promotion_history = {IDENTIFIER: selected}
+    stream = ObservationStream(
+        live,
+        {},
+        None,
+        threading.Event(),
+        recover=restarted.recover_live_champion,  # type: ignore[arg-type]
+    )
+    stream.replay(record(b"not json"))  # dead-lettered the first time: skipped, no output
+    for obs in history:
+        stream.replay(record(obs))
+    assert (stream.replayed, stream.handled, stream.dead_lettered) == (80, 0, 0)
+    assert restarted.promotion_history == {}  # loaded once, on the first record
+    (forecast,) = stream.handle(record(observations(81)[80]))
+    assert forecast.topic == "forecasts"
+    got, want = forecast.value, expected.value
+    assert isinstance(got, LiveForecast)
+    assert isinstance(want, LiveForecast)
+    assert got.origin_timestamp == want.origin_timestamp
+    assert [s.model_dump() for s in got.steps] == [s.model_dump() for s in want.steps]
+
+
+def test_without_a_promotion_history_a_stranger_is_still_refused(setup: Setup) -> None:
+    import threading
+
+    from flts.services.live_stream import ObservationStream
+
+    live = LiveLoop(live_settings(), setup.ctx, "performance-eval")
+    service = InferenceService(InferenceSettings(), setup.ctx, ModelState(), live=live)
+    stream = ObservationStream(
+        live,
+        {},
+        None,
+        threading.Event(),
+        recover=service.recover_live_champion,  # type: ignore[arg-type]
+    )
+    (dead,) = stream.handle(record(observations(1)[0]))
+    assert dead.topic == "DLQ-observations"
+    assert not live.has_champion(IDENTIFIER)

@@ -124,6 +124,9 @@ class InferenceService:
         #: The worker thread's handlers and the promotion follower's hot-swaps share the model
         #: caches; one at a time.
         self._lock = threading.RLock()
+        #: Identifier -> its latest promotion before this process started (the promotion
+        #: follower's history); loaded into the live loop on the identifier's first observation.
+        self.promotion_history: dict[str, ModelSelected] = {}
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -151,6 +154,43 @@ class InferenceService:
                 extra={"identifier": selected.identifier, "run_id": selected.run_id},
             )
             return True
+
+    def recover_live_champion(self, identifier: str) -> None:
+        """Give the live loop the champion promoted for ``identifier`` before a restart.
+
+        Called by the observations stream before an identifier's first observation; a load
+        failure is logged and the observation is then refused like any without a champion.
+        """
+        if self.live is None or self.live.has_champion(identifier):
+            return
+        with self._lock:
+            selected = self.promotion_history.pop(identifier, None)
+            if selected is None:
+                return
+            try:
+                loaded = self._load(
+                    selected.model_uri,
+                    selected.run_id,
+                    selected.config_hash,
+                    selected.identifier,
+                    "promotion",
+                )
+            except Exception as exc:  # the registry or store is down: the observation says so
+                log.error(
+                    "could not recover the live champion of %s (run %s): %s",
+                    identifier,
+                    selected.run_id,
+                    exc,
+                    extra={"identifier": identifier},
+                )
+                return
+            self.live.on_champion(selected, loaded)
+        log.info(
+            "recovered the live champion of %s promoted before the restart: run %s",
+            identifier,
+            selected.run_id,
+            extra={"identifier": identifier},
+        )
 
     def _served(self, selected: ModelSelected) -> LoadedModel | None:
         """The model answering for ``selected.identifier`` if it is ``selected``'s run."""
@@ -489,7 +529,8 @@ def run(stop_event: threading.Event) -> int:
             service.follow_promotion,
             stop_event,
         )
-        follower.start()  # from the topic's end, before the start-up champion is loaded
+        follower.start()  # reads the history first, before the start-up champion is loaded
+        service.promotion_history = dict(follower.history)
         service.startup()
         stream = ObservationStream(
             live,
@@ -500,6 +541,7 @@ def run(stop_event: threading.Event) -> int:
             ),
             infra.producer,
             stop_event,
+            recover=service.recover_live_champion,
         )
         stream.start()
         worker = infra.worker(

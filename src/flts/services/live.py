@@ -22,7 +22,9 @@ and returns the events, which then point at objects that exist. The observations
 batch's forecasts first, then completes the deferred work; :meth:`LiveLoop.on_observation` does
 both for one observation.
 
-State is in memory (a restart starts the windows empty). The HTTP thread reads it through
+State is in memory; after a restart the observations stream replays each partition's recent
+records as warm-up (``flts.services.live_stream``) and the champions promoted before come from
+the promotion topic's history (``flts.services.promotion_follow``). The HTTP thread reads it through
 :meth:`LiveLoop.snapshot`, under a lock.
 
 Longer than the ~400-line norm: one class around one lock (windows, champions, pending flushes,
@@ -166,6 +168,10 @@ class LiveLoop:
             loaded.run_id,
             extra={"identifier": selected.identifier},
         )
+
+    def has_champion(self, identifier: str) -> bool:
+        with self._lock:
+            return identifier in self._ids
 
     def on_observation(self, obs: Observation) -> list[Output]:
         """Window, forecast, and every LIVE_METRICS_EVERY rows metrics, log and drift check."""

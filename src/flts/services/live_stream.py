@@ -10,6 +10,12 @@ outputs on the shared producer and commits asynchronously after each batch.
 
 Delivery: at most a batch may be seen twice after a crash (the commit is asynchronous); a
 replayed observation is then a duplicate timestamp, which the live window drops and counts.
+
+Recovery: when a partition is assigned (start, restart, rebalance), the stream rewinds it by up
+to LIVE_RECOVERY_RECORDS records before the group's committed offset and feeds those to the live
+loop as warm-up (window only: no forecast, no score, no dead letter; they were handled before),
+so the windows hold what they held before the restart. An identifier's champion promoted
+before the restart is loaded first (``recover``, the service's promotion history).
 A bad observation (``MessageError``: unknown identifier, missing or non-numeric field) goes to
 ``DLQ-<topic>`` with the reason; any other failure of one observation is logged and sent there
 too, and the stream keeps going.
@@ -19,10 +25,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from flts.domain.messages import DlqRecord, Observation, decode, utc_now_iso
 from flts.errors import MessageError
@@ -39,6 +53,8 @@ POLL_TIMEOUT_S = 0.1
 #: How soon a flush that failed (S3 unreachable) is tried again when no new batch wakes the
 #: flusher first: a stream whose observations stopped must not hold its last flush forever.
 FLUSH_RETRY_S = 5.0
+#: How long the committed offsets and watermarks of an assignment may take to read.
+OFFSETS_TIMEOUT_S = 10.0
 
 
 class ObservationStream:
@@ -48,8 +64,14 @@ class ObservationStream:
         consumer_conf: dict[str, Any],
         producer: Producer,
         stop_event: threading.Event,
+        recover: Callable[[str], None] | None = None,
     ) -> None:
         self.live = live
+        self.recover = recover
+        self.recovery_records = live.settings.recovery_records
+        #: Partition -> the committed offset it was rewound from; records below it are warm-up.
+        self._replay_until: dict[int, int] = {}
+        self.replayed = 0
         self.topic = live.settings.observations_topic
         self.dlq_topic = dlq_of(self.topic)
         self.consumer_conf = consumer_conf
@@ -76,20 +98,29 @@ class ObservationStream:
 
     def run(self) -> None:
         consumer = Consumer(self.consumer_conf)
-        consumer.subscribe([self.topic])
+        consumer.subscribe([self.topic], on_assign=self._on_assign)
         log.info("observations stream on %s", self.topic)
         try:
             while not self.stop_event.is_set():
                 batch = _next_batch(consumer)
                 records = [m for m in batch if not _is_error(m)]
+                handled = False
                 for msg in records:
-                    for out in self.handle(Record.from_message(msg)):
+                    record = Record.from_message(msg)
+                    if record.offset < self._replay_until.get(record.partition, -1):
+                        self.replay(record)
+                        continue
+                    handled = True
+                    for out in self.handle(record):
                         self._send(out)
                     self.producer.poll(0)  # the forecast leaves now, not after the batch
-                if records:
+                # A batch of replayed records only is not committed: that would move the
+                # group's offset back into the replay, and a crash then would forecast again.
+                if handled:
                     self._flush_due.set()
                     consumer.commit(asynchronous=True)
         finally:
+            _commit_before_close(consumer)
             consumer.close()
             self._closing = True
             self._flush_due.set()
@@ -97,6 +128,46 @@ class ObservationStream:
                 self._flusher.join(30.0)
             self._flush_deferred()  # anything deferred after the flusher's last pass
             self.producer.flush(5.0)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Rewind each assigned partition by up to ``recovery_records`` before its committed
+        offset (see the module docstring); a partition never committed starts as configured."""
+        for tp in partitions:
+            self._replay_until.pop(tp.partition, None)
+        if self.recovery_records <= 0:
+            return
+        committed = consumer.committed(partitions, timeout=OFFSETS_TIMEOUT_S)
+        rewound = []
+        for tp in committed:
+            if tp.offset < 0:  # nothing committed yet: no history of this group to replay
+                rewound.append(tp)
+                continue
+            low, _high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=OFFSETS_TIMEOUT_S
+            )
+            start = max(low, tp.offset - self.recovery_records)
+            if start < tp.offset:
+                self._replay_until[tp.partition] = tp.offset
+                log.info(
+                    "observations partition %d: replaying offsets %d-%d as warm-up",
+                    tp.partition,
+                    start,
+                    tp.offset - 1,
+                )
+            rewound.append(TopicPartition(tp.topic, tp.partition, start))
+        consumer.assign(rewound)
+
+    def replay(self, record: Record) -> None:
+        """An observation handled before the restart: back into its window, nothing out."""
+        try:
+            obs = decode(Observation, record.body)
+            if self.recover is not None:
+                self.recover(obs.identifier)
+            self.live.observe(obs.model_copy(update={"warmup": True}))
+        except Exception as exc:  # it was dead-lettered (or forecast) the first time
+            log.debug("replayed observation at offset %d skipped: %s", record.offset, exc)
+            return
+        self.replayed += 1
 
     def _flush_loop(self) -> None:
         """Wakes after each batch (the event is cleared before the pass, so a flush deferred
@@ -118,7 +189,10 @@ class ObservationStream:
     def handle(self, record: Record) -> list[Output]:
         """One observation's outputs, or its dead letter."""
         try:
-            outputs = self.live.observe(decode(Observation, record.body))
+            obs = decode(Observation, record.body)
+            if self.recover is not None:
+                self.recover(obs.identifier)
+            outputs = self.live.observe(obs)
         except Exception as exc:  # one bad observation never stops the stream
             if not isinstance(exc, MessageError):
                 log.exception("observation at offset %d failed", record.offset)
@@ -183,6 +257,16 @@ def _next_batch(consumer: Consumer) -> list[Message]:
     if first is None:
         return []
     return [first, *consumer.consume(num_messages=BATCH - 1, timeout=0)]
+
+
+def _commit_before_close(consumer: Consumer) -> None:
+    """Commit the last batch synchronously: a restart replays from here (recovery) and forecasts
+    nothing twice. Nothing consumed yet is not an error."""
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._NO_OFFSET:
+            log.warning("observations consumer: last commit failed: %s", exc)
 
 
 def _is_error(msg: Message) -> bool:
