@@ -119,3 +119,52 @@ def test_long_horizons_calibrate_on_more_origins_than_the_validation_tail() -> N
     assert long[-1] == 5000 - 48
     capped = calibration_origins(100_000, horizon=720, min_history=50, fraction=0.1)
     assert len(capped) == 2000
+
+
+def test_the_calibration_spans_one_whole_season_when_the_data_holds_it() -> None:
+    # Three weeks at 15 minutes: the 10% tail would be two days (a weekend); a weekly season
+    # asks for the whole last week.
+    tail = calibration_origins(2016, horizon=1, min_history=96, fraction=0.1)
+    week = calibration_origins(2016, horizon=1, min_history=96, fraction=0.1, season=672)
+    assert (len(tail), len(week)) == (192, 672)
+    assert week[-1] == tail[-1] == 2015
+    # A season longer than the data: every origin there is.
+    assert len(calibration_origins(500, 1, 96, 0.1, season=672)) == 500 - 96
+
+
+def test_models_that_fit_every_row_are_calibrated_by_a_second_fit_before_the_calibration_rows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.unit._synthetic import synthetic_problem
+
+    from flts.domain.config import ModelType
+    from flts.forecasting.intervals import calibrate_forecaster
+    from flts.forecasting.models import create_forecaster
+    from flts.forecasting.models.lag_regression import LinearForecaster
+
+    p = synthetic_problem()
+    model = create_forecaster(ModelType.LINEAR, p.spec)
+    model.fit(p.train)
+    weights = model._coef.copy()  # type: ignore[attr-defined]
+    fitted_rows: list[int] = []
+    original_fit = LinearForecaster.fit
+
+    def spy(self: LinearForecaster, train: object, progress: object = None) -> object:
+        fitted_rows.append(len(train))  # type: ignore[arg-type]
+        return original_fit(self, train, progress)  # type: ignore[arg-type]
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(LinearForecaster, "fit", spy)
+    try:
+        bands = calibrate_forecaster(model, p.train)
+        origins = calibration_origins(len(p.train), p.spec.horizon, model.min_history, 0.1, 24)
+        assert fitted_rows == [int(origins[0])]  # the twin saw no calibration target
+        np.testing.assert_array_equal(model._coef, weights)  # type: ignore[attr-defined]
+        assert bands.calibration_windows == len(origins)
+        # Too few rows before the calibration origins for a second fit: in-sample, said so.
+        fitted_rows.clear()
+        short = p.train.iloc[:60].reset_index(drop=True)
+        calibrate_forecaster(model, short)
+        assert "calibrating on in-sample residuals" in caplog.text
+    finally:
+        mp.undo()

@@ -51,6 +51,10 @@ class Forecaster(ABC):
     """
 
     model_type: ClassVar[ModelType]
+    #: Calibrate the bands with a second fit that stops before the calibration rows
+    #: (``flts.forecasting.intervals``): for models that fit every training row and are
+    #: cheap to fit twice. Recurrent nets hold their validation tail out instead.
+    calibrate_out_of_sample: ClassVar[bool] = False
 
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         self.spec = spec

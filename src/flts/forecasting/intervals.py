@@ -18,6 +18,7 @@ read the same numbers the training run calibrated.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,13 +27,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from flts.domain.config import DEFAULT_INTERVAL_LEVELS
-from flts.errors import DataValidationError
+from flts.errors import DataValidationError, FltsError
 from flts.forecasting import windows
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from flts.forecasting.base import Forecaster
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LEVELS: tuple[int, ...] = DEFAULT_INTERVAL_LEVELS
 INTERVALS_FILE = "intervals.json"
@@ -168,13 +171,18 @@ MAX_CALIBRATION_WINDOWS = 2000
 WINDOWS_PER_STEP = 20
 
 
-def calibration_origins(n_rows: int, horizon: int, min_history: int, fraction: float) -> np.ndarray:
+def calibration_origins(
+    n_rows: int, horizon: int, min_history: int, fraction: float, season: int = 0
+) -> np.ndarray:
     """The rolling origins at the end of the training period the bands are calibrated on.
 
     The last ``fraction`` of the training origins (the tail models hold out for validation),
     widened to ``WINDOWS_PER_STEP * horizon`` origins for long horizons: consecutive h-step
     windows overlap, so a 48-step band calibrated on 5 days saw only a handful of independent
-    errors and covered 40% instead of 80% on a half-hourly demand series. At least
+    errors and covered 40% instead of 80% on a half-hourly demand series; and to one whole
+    ``season`` (the longest seasonal period): errors differ between night and day and between
+    weekend and weekday, and a tail of two days (the last 10% of three weeks, a weekend) gave
+    bands that covered 40% instead of 80% on the weekdays after it. At least
     ``MIN_CALIBRATION_WINDOWS``, at most ``MAX_CALIBRATION_WINDOWS`` and what the frame holds.
     """
     first, last = max(min_history, 1), n_rows - horizon
@@ -184,7 +192,7 @@ def calibration_origins(n_rows: int, horizon: int, min_history: int, fraction: f
             f"training data leaves {max(available, 0)} origins after {first} rows of history "
             f"and before a horizon of {horizon}; intervals need {MIN_CALIBRATION_WINDOWS}"
         )
-    wanted = max(math.ceil(available * fraction), WINDOWS_PER_STEP * horizon)
+    wanted = max(math.ceil(available * fraction), WINDOWS_PER_STEP * horizon, season)
     count = max(MIN_CALIBRATION_WINDOWS, min(wanted, available, MAX_CALIBRATION_WINDOWS))
     return np.arange(last - count + 1, last + 1, dtype=np.int64)
 
@@ -197,14 +205,42 @@ def calibrate_forecaster(
 ) -> ConformalIntervals:
     """Calibrate ``model``'s bands on the end of its (processed) training frame."""
     spec = model.spec
-    origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction)
+    season = max(spec.seasonal_periods or (spec.season_steps,))
+    origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction, season)
     target = train[spec.target].to_numpy(dtype=np.float64)
     actual = windows.actuals(target, origins, spec.horizon)
-    forecast = np.asarray(model.predict(train, origins), dtype=np.float64)
+    predictor = _out_of_sample_twin(model, train, int(origins[0])) or model
+    forecast = np.asarray(predictor.predict(train, origins), dtype=np.float64)
     calibrated = ConformalIntervals.calibrate(actual - forecast, levels)
     if np.nanmin(target) >= 0.0:
         calibrated = calibrated.model_copy(update={"floor": 0.0})
     return calibrated
+
+
+def _out_of_sample_twin(model: Forecaster, train: pd.DataFrame, first: int) -> Forecaster | None:
+    """A second fit of ``model``'s kind on the rows before the first calibration origin, so the
+    calibration residuals are out of sample (see ``Forecaster.calibrate_out_of_sample``).
+
+    A model fitted on every training row forecasts those rows better than it will forecast the
+    test period: in-sample residuals gave LightGBM bands that covered 71% instead of 80% on the
+    accuracy panel. None (the fitted model's own residuals are used) for models that hold the
+    calibration rows out themselves, or when the rows before them are too few to fit on.
+    """
+    if not model.calibrate_out_of_sample:
+        return None
+    twin = type(model)(model.spec, model.train_config)
+    try:
+        twin.fit(train.iloc[:first].reset_index(drop=True))
+    except (FltsError, ValueError, RuntimeError) as exc:  # too short for this kind of model
+        log.warning(
+            "%s: calibrating on in-sample residuals; %d rows before the calibration origins "
+            "are too few for a second fit: %s",
+            model.model_type.value,
+            first,
+            exc,
+        )
+        return None
+    return twin
 
 
 def interval_metrics(

@@ -49,6 +49,8 @@ class GlobalLinearForecaster(LinearForecaster):
     """
 
     model_type = ModelType.GLOBAL_LINEAR
+    #: The shared weights were fitted on many series; one series' refit would be another model.
+    calibrate_out_of_sample = False
 
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         super().__init__(spec, train_config)

@@ -44,6 +44,8 @@ MIN_TRAIN_ORIGINS = 32
 class LagRegressionForecaster(Forecaster):
     """Shared windowing, checks and persistence; subclasses fit and apply the regressor."""
 
+    calibrate_out_of_sample = True
+
     #: Add the target time's day/week phase to the features (see ``lag_features``).
     with_calendar: ClassVar[bool] = False
 

@@ -79,6 +79,7 @@ def _stamps(frame: pd.DataFrame) -> np.ndarray:
 
 class MSTLForecaster(Forecaster):
     model_type = ModelType.MSTL
+    calibrate_out_of_sample = True
 
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         super().__init__(spec, train_config)

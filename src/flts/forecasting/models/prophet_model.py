@@ -94,6 +94,7 @@ def _timestamps(frame: pd.DataFrame) -> np.ndarray:
 
 class ProphetForecaster(Forecaster):
     model_type = ModelType.PROPHET
+    calibrate_out_of_sample = True
 
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         super().__init__(spec, train_config)
