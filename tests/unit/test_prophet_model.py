@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 from _synthetic import synthetic_problem
 
 from flts.forecasting.base import EpochProgress
-from flts.forecasting.models.prophet_model import CORRECTION_LAGS, ProphetForecaster
+from flts.forecasting.models.prophet_model import (
+    CORRECTION_LAGS,
+    META_FILE,
+    ProphetForecaster,
+)
 from flts.forecasting.spec import TIME_COLUMN
 
 
@@ -68,3 +75,48 @@ def test_prophet_trend_stays_flat_far_past_the_training_span() -> None:
     level = float(p.train["down"].mean())
     forecast = model.predict(far, np.arange(model.min_history, len(far) - 1))
     assert 0.7 * level < float(forecast.mean()) < 1.3 * level
+
+
+def test_with_a_weekly_period_the_mean_of_two_corrections_is_applied_and_saved(
+    tmp_path: Path,
+) -> None:
+    p = synthetic_problem(n_rows=1100, n_train=900, horizon=3)
+    spec = p.spec.model_copy(update={"seasonal_periods": (24, 168)})
+    model = ProphetForecaster(spec)
+    model.fit(p.train)
+    daily, both = model._corrections
+    assert (daily.seasons, both.seasons) == ((24,), (24, 168))
+    assert model.min_history == 168
+    origins = np.array([168, 170, 199])
+    mean = model.predict(p.test, origins)
+    alone = []
+    for correction in (daily, both):
+        model._corrections = (correction,)
+        alone.append(model.predict(p.test, origins))
+    model._corrections = (daily, both)
+    np.testing.assert_allclose(mean, np.clip(np.mean(alone, axis=0), 0.0, None), rtol=1e-12)
+    model.save(tmp_path / "m")
+    reloaded = ProphetForecaster.load(tmp_path / "m")
+    np.testing.assert_array_equal(reloaded.predict(p.test, origins), mean)
+    assert [c.seasons for c in reloaded._corrections] == [(24,), (24, 168)]
+
+
+def test_a_model_saved_with_one_daily_correction_still_loads_and_predicts_the_same(
+    tmp_path: Path,
+) -> None:
+    """The meta file of models saved before the weekly term: one "correction" with "season"."""
+    p = synthetic_problem(horizon=3)
+    model = ProphetForecaster(p.spec)
+    model.fit(p.train)
+    (daily,) = model._corrections
+    origins = np.array([30, 60])
+    expected = model.predict(p.test, origins)
+    model.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / META_FILE
+    meta = json.loads(meta_path.read_text())
+    old = {"coef": daily.coef.tolist(), "intercept": daily.intercept.tolist(), "season": 24}
+    meta.pop("corrections")
+    meta["correction"] = old
+    meta_path.write_text(json.dumps(meta))
+    reloaded = ProphetForecaster.load(tmp_path / "m")
+    np.testing.assert_array_equal(reloaded.predict(p.test, origins), expected)
