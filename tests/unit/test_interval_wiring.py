@@ -224,15 +224,32 @@ def test_interval_table_lists_each_level_of_each_model() -> None:
         {
             "model_type": "GRU",
             "intervals": [
-                {"level": 80, "coverage": 0.812, "mean_width": 2.5e7, "winkler": 3.1e7},
+                {
+                    "level": 80,
+                    "coverage": 0.812,
+                    "mean_width": 2.5e7,
+                    "winkler": 3.1e7,
+                    "adaptive_coverage": 0.799,
+                },
                 {"level": 95, "coverage": 0.951, "mean_width": 4e7, "winkler": 4.4e7},
             ],
         },
     ]
     table = interval_table(rows).splitlines()
-    assert table[0].split() == ["intervals", "level", "coverage", "%", "mean", "width", "Winkler"]
+    assert table[0].split()[:7] == [
+        "intervals",
+        "level",
+        "coverage",
+        "%",
+        "mean",
+        "width",
+        "Winkler",
+    ]
+    assert table[0].split()[7:] == ["live", "coverage", "%"]
     assert table[2].split()[:3] == ["GRU", "80%", "81.2"]
+    assert table[2].split()[-1] == "79.9"
     assert table[3].split()[:3] == ["GRU", "95%", "95.1"]
+    assert table[3].split()[-1] == "-"  # scored before the live figures existed
     assert "PERSISTENCE" not in interval_table(rows)
     assert interval_table(rows[:1]) == ""
 

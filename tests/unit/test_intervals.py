@@ -168,3 +168,31 @@ def test_models_that_fit_every_row_are_calibrated_by_a_second_fit_before_the_cal
         assert "calibrating on in-sample residuals" in caplog.text
     finally:
         mp.undo()
+
+
+def test_replayed_bands_read_only_revealed_actuals_and_track_the_level() -> None:
+    from flts.forecasting.intervals import ConformalIntervals, interval_metrics
+    from flts.settings import LiveSettings
+    from flts.stages.bands import DEFAULT_BAND_ADAPTATION, replayed_bands
+
+    assert LiveSettings().band_adaptation == DEFAULT_BAND_ADAPTATION
+    rng = np.random.default_rng(0)
+    # Calibrated on errors of scale 1; the test period's errors have scale 2 (a busier period).
+    bands = ConformalIntervals.calibrate(rng.normal(size=(500, 2)), (80,))
+    point = np.zeros((3000, 2))
+    actual = rng.normal(scale=2.0, size=(3000, 2))
+    static = interval_metrics(actual, *bands.bands(point)[80], 80)
+    replayed = replayed_bands(bands, point, actual)
+    adaptive = interval_metrics(actual, *replayed[80], 80)
+    assert static.coverage < 0.55
+    assert abs(adaptive.coverage - 0.80) < 0.03
+    # Causal: changing the actuals of row j changes no band drawn at or before origin j.
+    changed = actual.copy()
+    changed[1500:] += 100.0
+    again = replayed_bands(bands, point, changed)
+    np.testing.assert_array_equal(again[80][0][:1501], replayed[80][0][:1501])
+    assert not np.array_equal(again[80][0][1502:], replayed[80][0][1502:])
+    # Rate 0: the static bands.
+    np.testing.assert_array_equal(
+        replayed_bands(bands, point, actual, 0.0)[80][0], bands.bands(point)[80][0]
+    )

@@ -130,6 +130,12 @@ class IntervalScore(BaseModel):
     mean_width: float
     #: Mean Winkler (interval) score: width + 2/alpha * miss distance. Lower is better.
     winkler: float
+    #: The same three for the bands the live loop would have served over the test period,
+    #: origin after origin, scaled after each revealed hit or miss (``flts.stages.bands``,
+    #: the default LIVE_BAND_ADAPTATION); None for events from before they existed.
+    adaptive_coverage: float | None = None
+    adaptive_mean_width: float | None = None
+    adaptive_winkler: float | None = None
 
 
 class ModelTrained(WireMessage):

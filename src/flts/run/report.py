@@ -88,11 +88,12 @@ def step_table(rows: list[dict[str, Any]]) -> str:
 def interval_table(rows: list[dict[str, Any]]) -> str:
     """Coverage, mean width and Winkler score per level for every model with intervals; empty
     when none has them. Coverage near the nominal level is the goal; width and Winkler score
-    (lower is better) say how much the band costs."""
+    (lower is better) say how much the band costs. "live coverage": the bands as the live loop
+    adapts them after each revealed actual ("-" for runs scored before it existed)."""
     scored = [r for r in rows if r.get("intervals")]
     if not scored:
         return ""
-    header = ["intervals", "level", "coverage %", "mean width", "Winkler"]
+    header = ["intervals", "level", "coverage %", "mean width", "Winkler", "live coverage %"]
     body = [
         [
             r["model_type"],
@@ -100,11 +101,16 @@ def interval_table(rows: list[dict[str, Any]]) -> str:
             f"{100.0 * item['coverage']:.1f}",
             _fmt(item["mean_width"]),
             _fmt(item["winkler"]),
+            _percent(item.get("adaptive_coverage")),
         ]
         for r in sorted(scored, key=lambda r: r["model_type"])
         for item in r["intervals"]
     ]
     return _table(header, body)
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100.0 * share:.1f}"
 
 
 def run_configuration(meta: Any) -> dict[str, Any]:

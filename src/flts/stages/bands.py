@@ -1,11 +1,20 @@
-"""Live bands that adapt to live misses (:class:`BandScale`), used by :mod:`flts.stages.live`."""
+"""Live bands that adapt to live misses (:class:`BandScale`), used by :mod:`flts.stages.live`,
+and their replay over a scored test period (:func:`replayed_bands`), used by scoring."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from flts.forecasting.intervals import ConformalIntervals
 
 #: Bounds of the live band scale (see :class:`BandScale`).
 MIN_BAND_SCALE, MAX_BAND_SCALE = 0.2, 10.0
+#: The live loop's default adaptation rate (``LIVE_BAND_ADAPTATION``; a test keeps them equal).
+DEFAULT_BAND_ADAPTATION = 0.05
 
 
 class BandScale:
@@ -38,3 +47,45 @@ class BandScale:
 
     def reset(self) -> None:
         self.scales.clear()
+
+
+def scaled_band(
+    point: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: np.ndarray, floor: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The band's offsets from ``point`` times ``scale`` (per step), clipped at ``floor``."""
+    lo, hi = point + scale * (lower - point), point + scale * (upper - point)
+    if floor is not None:
+        lo, hi = np.maximum(lo, floor), np.maximum(hi, floor)
+    return lo, hi
+
+
+def replayed_bands(
+    intervals: ConformalIntervals,
+    point: np.ndarray,
+    actual: np.ndarray,
+    rate: float = DEFAULT_BAND_ADAPTATION,
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The bands the live loop would have served from consecutive origins (rows of ``point``).
+
+    Before the band of origin ``j`` is drawn, the actual of row ``j - 1`` is revealed and
+    scores every earlier forecast of that row (oldest origin first, as the live loop scores its
+    pending forecasts): nothing at or after an origin is read, so this is as honest as the
+    static bands, and it shows what the adaptation buys on data the calibration did not see.
+    """
+    band_scale = BandScale(rate)
+    static = intervals.bands(point)
+    n, horizon = point.shape
+    out = {lv: (np.empty_like(lo), np.empty_like(hi)) for lv, (lo, hi) in static.items()}
+    steps = range(1, horizon + 1)
+    for j in range(n):
+        for k in range(horizon - 1, -1, -1):  # forecasts of row j - 1, oldest origin first
+            i = j - 1 - k
+            if i < 0:
+                continue
+            for level, (lo, hi) in out.items():
+                band_scale.update(level, k + 1, bool(lo[i, k] <= actual[i, k] <= hi[i, k]))
+        for level, (lower, upper) in static.items():
+            scale = np.array([band_scale.of(level, h) for h in steps])
+            lo_j, hi_j = scaled_band(point[j], lower[j], upper[j], scale, intervals.floor)
+            out[level][0][j], out[level][1][j] = lo_j, hi_j
+    return out

@@ -33,7 +33,7 @@ from flts.forecasting.base import Forecaster
 from flts.forecasting.features import raw_part, tail_features
 from flts.forecasting.intervals import ConformalIntervals
 from flts.forecasting.spec import TIME_COLUMN
-from flts.stages.bands import BandScale
+from flts.stages.bands import BandScale, scaled_band
 
 _US = 1_000_000
 #: Actuals and one-step forecasts kept for the live page (a day at 5-minute steps, and more).
@@ -316,10 +316,7 @@ class LiveSeries:
         steps = range(1, row.shape[1] + 1)
         for level, (lower, upper) in intervals.bands(row).items():
             scale = np.array([[self.band_scale.of(level, h) for h in steps]])
-            lo, hi = row + scale * (lower - row), row + scale * (upper - row)
-            if intervals.floor is not None:
-                lo, hi = np.maximum(lo, intervals.floor), np.maximum(hi, intervals.floor)
-            out[level] = (lo, hi)
+            out[level] = scaled_band(row, lower, upper, scale, intervals.floor)
         return out
 
     def _drop_stale_pending(self, origin_us: int) -> None:

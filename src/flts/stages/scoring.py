@@ -29,6 +29,7 @@ from flts.forecasting.base import Forecaster
 from flts.forecasting.intervals import interval_metrics
 from flts.forecasting.metrics import ErrorMetrics, error_metrics
 from flts.forecasting.spec import ForecastSpec
+from flts.stages.bands import replayed_bands
 from flts.stages.contracts import ScoreRow
 
 PERSISTENCE = ModelType.PERSISTENCE.value
@@ -118,10 +119,24 @@ def score_intervals(
     (every step of every origin), or () for a model without calibrated intervals."""
     if model.intervals is None:
         return ()
-    return tuple(
-        IntervalScore(**interval_metrics(actual, lower, upper, level).model_dump())
-        for level, (lower, upper) in model.intervals.bands(point).items()
-    )
+    adaptive = replayed_bands(model.intervals, point, actual)
+    scores = []
+    for level, (lower, upper) in model.intervals.bands(point).items():
+        static = interval_metrics(actual, lower, upper, level)
+        live = interval_metrics(actual, *adaptive[level], level)
+        scores.append(
+            IntervalScore(
+                **static.model_dump(),
+                adaptive_coverage=live.coverage,
+                adaptive_mean_width=live.mean_width,
+                adaptive_winkler=live.winkler,
+            )
+        )
+    return tuple(scores)
+
+
+#: IntervalScore's live-loop figures, logged as ``<field>_<level>`` when present.
+ADAPTIVE_FIELDS = ("adaptive_coverage", "adaptive_mean_width", "adaptive_winkler")
 
 
 def interval_metric_values(intervals: Iterable[IntervalScore]) -> dict[str, float]:
@@ -131,6 +146,10 @@ def interval_metric_values(intervals: Iterable[IntervalScore]) -> dict[str, floa
         metrics[f"coverage_{score.level}"] = score.coverage
         metrics[f"interval_width_{score.level}"] = score.mean_width
         metrics[f"winkler_{score.level}"] = score.winkler
+        for name in ADAPTIVE_FIELDS:
+            value = getattr(score, name)
+            if value is not None:
+                metrics[f"{name}_{score.level}"] = value
     return metrics
 
 
@@ -147,6 +166,7 @@ def intervals_from_metrics(metrics: dict[str, float]) -> list[IntervalScore] | N
             coverage=metrics[f"coverage_{level}"],
             mean_width=metrics[f"interval_width_{level}"],
             winkler=metrics[f"winkler_{level}"],
+            **{name: metrics.get(f"{name}_{level}") for name in ADAPTIVE_FIELDS},
         )
         for level in levels
         if f"interval_width_{level}" in metrics and f"winkler_{level}" in metrics
