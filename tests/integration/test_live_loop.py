@@ -20,6 +20,7 @@ from flts.forecasting.models import create_forecaster
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
 from flts.infra.procs import free_port
 from flts.infra.stack import StackEndpoints
+from flts.services.wiring import private_inference_topics
 from flts.settings import KafkaSettings
 
 pytestmark = [pytest.mark.integration]
@@ -68,15 +69,7 @@ def test_observations_become_forecasts_on_the_real_stack(
     stack: StackEndpoints, kafka_settings: KafkaSettings, mlflow_uri: str, tmp_path: Path
 ) -> None:
     u = uid()
-    topics = {
-        "PROMOTION_TOPIC": f"model-selected-{u}",
-        "OBSERVATIONS_TOPIC": f"observations-{u}",
-        "FORECASTS_TOPIC": f"forecasts-{u}",
-        "PRODUCER_TOPIC": f"performance-eval-{u}",
-        "CONSUMER_TOPIC_0": f"inference-data-{u}",
-        "CONSUMER_TOPIC_1": f"model-training-{u}",
-    }
-    ku.ensure_topics(kafka_settings.bootstrap_servers, list(topics.values()))
+    topics = _private_topics(kafka_settings, u)
     run_id, uri = _logged_linear(mlflow_uri)
     port = free_port()
     env = {
@@ -93,26 +86,12 @@ def test_observations_become_forecasts_on_the_real_stack(
     identifier = f"site-{u}"
     try:
         _wait_ready(f"http://127.0.0.1:{port}/healthz", service.log)
-        selected = ModelSelected(
-            model_uri=uri,
-            model_type="LINEAR",
-            run_id=run_id,
-            config_hash="live",
-            composite_score=0.5,
-            test_rmse=1.0,
-            test_mae=1.0,
-            test_mse=1.0,
-            promotion_time="2025-03-01T00:00:00Z",
-            identifier=identifier,
-        )
+        selected = _promotion(identifier, run_id, uri)
         assert ku.produce_message(producer, topics["PROMOTION_TOPIC"], selected, key="promotion")
         # Observations before the promotion is consumed would be dead-lettered: wait for it.
         _wait_state(port, identifier, service.log)
         rows = _series().tail(40)
-        items = [
-            Observation(identifier=identifier, timestamp=ts.to_pydatetime(), values={"down": v})
-            for ts, v in zip(rows[TIME_COLUMN], rows["down"], strict=True)
-        ]
+        items = _observations(identifier, rows)
         for obs in items:
             assert ku.produce_message(producer, topics["OBSERVATIONS_TOPIC"], obs, key=identifier)
         # A row with a non-numeric value: refused by the wire model, dead-lettered.
@@ -151,15 +130,7 @@ def test_a_restarted_service_forecasts_at_once_from_its_recovered_window(
     committed the promotion) and its window from the replay of the observations before the
     committed offset; without either it would be dead-lettered or need 30 more rows."""
     u = uid()
-    topics = {
-        "PROMOTION_TOPIC": f"model-selected-{u}",
-        "OBSERVATIONS_TOPIC": f"observations-{u}",
-        "FORECASTS_TOPIC": f"forecasts-{u}",
-        "PRODUCER_TOPIC": f"performance-eval-{u}",
-        "CONSUMER_TOPIC_0": f"inference-data-{u}",
-        "CONSUMER_TOPIC_1": f"model-training-{u}",
-    }
-    ku.ensure_topics(kafka_settings.bootstrap_servers, list(topics.values()))
+    topics = _private_topics(kafka_settings, u)
     run_id, uri = _logged_linear(mlflow_uri)
     port = free_port()
     env = {
@@ -174,25 +145,11 @@ def test_a_restarted_service_forecasts_at_once_from_its_recovered_window(
     producer = ku.create_producer(settings=kafka_settings)
     identifier = f"site-{u}"
     rows = _series().tail(40)
-    items = [
-        Observation(identifier=identifier, timestamp=ts.to_pydatetime(), values={"down": v})
-        for ts, v in zip(rows[TIME_COLUMN], rows["down"], strict=True)
-    ]
+    items = _observations(identifier, rows)
     service = spawn("inference", stack.service_env(), tmp_path, **env)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/healthz", service.log)
-        selected = ModelSelected(
-            model_uri=uri,
-            model_type="LINEAR",
-            run_id=run_id,
-            config_hash="live",
-            composite_score=0.5,
-            test_rmse=1.0,
-            test_mae=1.0,
-            test_mse=1.0,
-            promotion_time="2025-03-01T00:00:00Z",
-            identifier=identifier,
-        )
+        selected = _promotion(identifier, run_id, uri)
         assert ku.produce_message(producer, topics["PROMOTION_TOPIC"], selected, key="promotion")
         _wait_state(port, identifier, service.log)
         for obs in items[:35]:
@@ -220,6 +177,35 @@ def test_a_restarted_service_forecasts_at_once_from_its_recovered_window(
     assert dead.seen == []
     assert "recovered the live champion" in log_text
     assert "replaying offsets 0-34 as warm-up" in log_text
+
+
+def _private_topics(kafka_settings: KafkaSettings, u: str) -> dict[str, str]:
+    """The inference service's topics under names of this test's own (env name -> topic)."""
+    topics = private_inference_topics(u)
+    ku.ensure_topics(kafka_settings.bootstrap_servers, list(topics.values()))
+    return topics
+
+
+def _promotion(identifier: str, run_id: str, uri: str) -> ModelSelected:
+    return ModelSelected(
+        model_uri=uri,
+        model_type="LINEAR",
+        run_id=run_id,
+        config_hash="live",
+        composite_score=0.5,
+        test_rmse=1.0,
+        test_mae=1.0,
+        test_mse=1.0,
+        promotion_time="2025-03-01T00:00:00Z",
+        identifier=identifier,
+    )
+
+
+def _observations(identifier: str, rows: pd.DataFrame) -> list[Observation]:
+    return [
+        Observation(identifier=identifier, timestamp=ts.to_pydatetime(), values={"down": v})
+        for ts, v in zip(rows[TIME_COLUMN], rows["down"], strict=True)
+    ]
 
 
 def _wait_ready(url: str, logs: object) -> None:

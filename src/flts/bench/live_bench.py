@@ -101,17 +101,10 @@ def _measure(
 ) -> dict[str, Any]:
     """One inference service on ``bootstrap``: latency one observation at a time, then a burst."""
     from flts.infra import procs
-    from flts.services.wiring import service_command, service_env
+    from flts.services.wiring import private_inference_topics, service_command, service_env
 
     u = uuid.uuid4().hex[:8]
-    topics = {
-        "PROMOTION_TOPIC": f"model-selected-{u}",
-        "OBSERVATIONS_TOPIC": f"observations-{u}",
-        "FORECASTS_TOPIC": f"forecasts-{u}",
-        "PRODUCER_TOPIC": f"performance-eval-{u}",
-        "CONSUMER_TOPIC_0": f"inference-data-{u}",
-        "CONSUMER_TOPIC_1": f"model-training-{u}",
-    }
+    topics = private_inference_topics(u)
     kafka_utils.ensure_topics(bootstrap, list(topics.values()))
     port = procs.free_port()
     env = service_env(

@@ -168,13 +168,7 @@ class InferenceService:
             if selected is None:
                 return
             try:
-                loaded = self._load(
-                    selected.model_uri,
-                    selected.run_id,
-                    selected.config_hash,
-                    selected.identifier,
-                    "promotion",
-                )
+                loaded = self._load_promoted(selected)
             except Exception as exc:  # the registry or store is down: the observation says so
                 log.error(
                     "could not recover the live champion of %s (run %s): %s",
@@ -223,13 +217,7 @@ class InferenceService:
 
     def _swap_in(self, selected: ModelSelected) -> LoadedModel:
         """Load the promoted model and answer with it (API, live loop) from now on."""
-        loaded = self._load(
-            selected.model_uri,
-            selected.run_id,
-            selected.config_hash,
-            selected.identifier,
-            "promotion",
-        )
+        loaded = self._load_promoted(selected)
         self._serve(loaded)
         if self.live is not None:
             self.live.on_champion(selected, loaded)
@@ -289,6 +277,15 @@ class InferenceService:
             extra={"identifier": source.identifier, "config_hash": config_hash},
         )
         return self._load(source.uri, source.run_id, config_hash, source.identifier, source.source)
+
+    def _load_promoted(self, selected: ModelSelected) -> LoadedModel:
+        return self._load(
+            selected.model_uri,
+            selected.run_id,
+            selected.config_hash,
+            selected.identifier,
+            "promotion",
+        )
 
     def _load(
         self, uri: str, run_id: str, config_hash: str, identifier: str, source: ModelSource

@@ -100,6 +100,19 @@ def service_env(name: str, base_env: Mapping[str, str], **overrides: str) -> dic
     return env
 
 
+def private_inference_topics(suffix: str) -> dict[str, str]:
+    """Env overrides that give one inference service topics of its own (``<topic>-<suffix>``):
+    the live bench and tests run it beside other runs on a shared broker."""
+    return {
+        "PROMOTION_TOPIC": f"model-selected-{suffix}",
+        "OBSERVATIONS_TOPIC": f"observations-{suffix}",
+        "FORECASTS_TOPIC": f"forecasts-{suffix}",
+        "PRODUCER_TOPIC": f"performance-eval-{suffix}",
+        "CONSUMER_TOPIC_0": f"inference-data-{suffix}",
+        "CONSUMER_TOPIC_1": f"model-training-{suffix}",
+    }
+
+
 def reuses_port(env: Mapping[str, str]) -> bool:
     """Whether inference replicas started with ``env`` share API_PORT (API_REUSE_PORT, read
     as InferenceSettings reads it) instead of each taking the next port."""
