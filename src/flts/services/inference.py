@@ -49,6 +49,7 @@ from flts.domain.messages import (
 )
 from flts.domain.series import champion_alias, is_fleet_identifier
 from flts.errors import StackError
+from flts.kafka_utils import create_producer
 from flts.messaging.records import Output, Record, dlq_of, is_transient
 from flts.messaging.worker import consumer_config
 from flts.services.claims import ClaimBook
@@ -536,7 +537,9 @@ def run(stop_event: threading.Event) -> int:
                 live_settings.group_id,
                 **{"fetch.wait.max.ms": live_settings.fetch_wait_ms},
             ),
-            infra.producer,
+            # Its own producer without the shared one's 5 ms linger: a forecast is sent alone
+            # and at once (the latency-critical output); claims' events may batch.
+            create_producer(settings=infra.kafka, config={"linger.ms": 0}),
             stop_event,
             recover=service.recover_live_champion,
         )
