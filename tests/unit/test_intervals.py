@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,7 @@ def test_models_that_fit_every_row_are_calibrated_by_a_second_fit_before_the_cal
         fitted_rows.append(len(train))  # type: ignore[arg-type]
         return original_fit(self, train, progress)  # type: ignore[arg-type]
 
+    caplog.set_level(logging.INFO, logger="flts.forecasting.intervals")
     mp = pytest.MonkeyPatch()
     mp.setattr(LinearForecaster, "fit", spy)
     try:
@@ -161,10 +163,12 @@ def test_models_that_fit_every_row_are_calibrated_by_a_second_fit_before_the_cal
         assert fitted_rows == [int(origins[0])]  # the twin saw no calibration target
         np.testing.assert_array_equal(model._coef, weights)  # type: ignore[attr-defined]
         assert bands.calibration_windows == len(origins)
-        # Too few rows before the calibration origins for a second fit: in-sample, said so.
+        # Fewer rows before the calibration origins than half the training rows (or a
+        # season): in-sample, said so, no second fit.
         fitted_rows.clear()
         short = p.train.iloc[:60].reset_index(drop=True)
         calibrate_forecaster(model, short)
+        assert fitted_rows == []
         assert "calibrating on in-sample residuals" in caplog.text
     finally:
         mp.undo()

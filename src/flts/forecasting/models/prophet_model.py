@@ -205,11 +205,16 @@ class ProphetForecaster(Forecaster):
 
     def _fit_correction(self, errors: np.ndarray) -> None:
         """The daily-term correction, and with more periods also the all-terms one."""
-        horizon = self.spec.horizon
-        periods = self.spec.seasonal_periods or (self.spec.season_steps,)
-        # A seasonal term only when a few hundred origins remain to fit it on.
-        usable = tuple(p for p in periods if len(errors) - p - horizon >= 200)
-        variants = list(dict.fromkeys([usable[:1], usable]))
+        horizon, season = self.spec.horizon, self.spec.season_steps
+        # The daily term is the season the run configured (as seasonal naive's); the second
+        # correction adds the longer detected periods (weekly), if any.
+        longer = tuple(p for p in self.spec.seasonal_periods[1:] if p > season)
+
+        def usable(periods: tuple[int, ...]) -> tuple[int, ...]:
+            # A seasonal term only when a few hundred origins remain to fit it on.
+            return tuple(p for p in periods if len(errors) - p - horizon >= 200)
+
+        variants = list(dict.fromkeys([usable((season,)), usable((season, *longer))]))
         self._corrections = tuple(self._fit_one(errors, seasons) for seasons in variants)
 
     def _fit_one(self, errors: np.ndarray, seasons: tuple[int, ...]) -> _Correction:
