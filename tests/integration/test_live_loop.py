@@ -177,6 +177,7 @@ def test_a_restarted_service_forecasts_at_once_from_its_recovered_window(
     assert dead.seen == []
     assert "recovered the live champion" in log_text
     assert "replaying offsets 0-34 as warm-up" in log_text
+    assert "replayed 35 records as warm-up" in log_text
 
 
 def _private_topics(kafka_settings: KafkaSettings, u: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,8 @@ class ObservationStream:
         self.recovery_records = live.settings.recovery_records
         #: Partition -> the committed offset it was rewound from; records below it are warm-up.
         self._replay_until: dict[int, int] = {}
+        #: Partition -> (records replayed, monotonic start) while its replay runs (for the log).
+        self._replaying: dict[int, tuple[int, float]] = {}
         self.replayed = 0
         self.topic = live.settings.observations_topic
         self.dlq_topic = dlq_of(self.topic)
@@ -110,6 +113,7 @@ class ObservationStream:
                     if record.offset < self._replay_until.get(record.partition, -1):
                         self.replay(record)
                         continue
+                    self._end_replay(record.partition)
                     handled = True
                     for out in self.handle(record):
                         self._send(out)
@@ -134,6 +138,7 @@ class ObservationStream:
         offset (see the module docstring); a partition never committed starts as configured."""
         for tp in partitions:
             self._replay_until.pop(tp.partition, None)
+            self._replaying.pop(tp.partition, None)
         if self.recovery_records <= 0:
             return
         committed = consumer.committed(partitions, timeout=OFFSETS_TIMEOUT_S)
@@ -148,6 +153,7 @@ class ObservationStream:
             start = max(low, tp.offset - self.recovery_records)
             if start < tp.offset:
                 self._replay_until[tp.partition] = tp.offset
+                self._replaying[tp.partition] = (0, time.monotonic())
                 log.info(
                     "observations partition %d: replaying offsets %d-%d as warm-up",
                     tp.partition,
@@ -159,6 +165,8 @@ class ObservationStream:
 
     def replay(self, record: Record) -> None:
         """An observation handled before the restart: back into its window, nothing out."""
+        count, started = self._replaying.get(record.partition, (0, time.monotonic()))
+        self._replaying[record.partition] = (count + 1, started)
         try:
             obs = decode(Observation, record.body)
             if self.recover is not None:
@@ -168,6 +176,18 @@ class ObservationStream:
             log.debug("replayed observation at offset %d skipped: %s", record.offset, exc)
             return
         self.replayed += 1
+
+    def _end_replay(self, partition: int) -> None:
+        """Log once per replay, at the partition's first new record: what the restart cost."""
+        done = self._replaying.pop(partition, None)
+        if done is not None:
+            count, started = done
+            log.info(
+                "observations partition %d: replayed %d records as warm-up in %.1f s",
+                partition,
+                count,
+                time.monotonic() - started,
+            )
 
     def _flush_loop(self) -> None:
         """Wakes after each batch (the event is cleared before the pass, so a flush deferred
