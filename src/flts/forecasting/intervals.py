@@ -205,7 +205,7 @@ def calibrate_forecaster(
 ) -> ConformalIntervals:
     """Calibrate ``model``'s bands on the end of its (processed) training frame."""
     spec = model.spec
-    season = max(spec.seasonal_periods or (spec.season_steps,))
+    season = max(spec.periods)
     origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction, season)
     target = train[spec.target].to_numpy(dtype=np.float64)
     actual = windows.actuals(target, origins, spec.horizon)

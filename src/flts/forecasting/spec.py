@@ -84,6 +84,11 @@ class ForecastSpec(BaseModel):
         return self
 
     @property
+    def periods(self) -> tuple[int, ...]:
+        """The seasonal periods forecasters use: the detected ones, else ``(season_steps,)``."""
+        return tuple(self.seasonal_periods or (self.season_steps,))
+
+    @property
     def target_index(self) -> int:
         return self.feature_order.index(self.target)
 

@@ -46,7 +46,7 @@ MONDAY_OFFSET = 3 * DAY_SECONDS
 
 def spec_periods(spec: ForecastSpec) -> tuple[int, ...]:
     """Seasonal periods the spec offers (detected by preprocess), shortest first."""
-    return tuple(spec.seasonal_periods or (spec.season_steps,))
+    return spec.periods
 
 
 def usable_periods(spec: ForecastSpec, n_train: int, min_windows: int) -> tuple[int, ...]:
