@@ -292,6 +292,10 @@ class InferenceSettings(_Base):
     api_reuse_port: bool = _env("API_REUSE_PORT", False)
     registered_model_name: str = _env("REGISTERED_MODEL_NAME", "flts-forecaster")
     champion_alias: str = _env("CHAMPION_ALIAS", "champion")
+    #: Added by FLTS: rate at which a batch's bands adapt to the hits and misses revealed before
+    #: each origin, as the live loop's do (``stages.infer.served_bands``); 0 serves the bands
+    #: calibrated in training unchanged.
+    batch_band_adaptation: float = _env("BATCH_BAND_ADAPTATION", 0.05, ge=0, le=1)
 
 
 class LiveSettings(_Base):

@@ -24,6 +24,7 @@ from flts.forecasting.models import create_forecaster
 from flts.run.report import _plot_bands, interval_table, plot_forecast
 from flts.settings import TrainSettings, load_settings
 from flts.stages import evaluate, infer, scoring, train
+from flts.stages.bands import replayed_bands
 from flts.stages.contracts import (
     EvaluateRequest,
     InferRequest,
@@ -153,11 +154,18 @@ def test_evaluation_rows_carry_each_models_interval_scores() -> None:
 
 
 # -- batch JSONL ---------------------------------------------------------------------------------
-def _jsonl(model_intervals: ConformalIntervals | None) -> list[dict[str, object]]:
+def _jsonl(
+    model_intervals: ConformalIntervals | None, band_adaptation: float = 0.0
+) -> list[dict[str, object]]:
     s = Setup(test_rows=60, horizon=2)
     model = create_forecaster(ModelType.SEASONAL_NAIVE, s.spec)
     model.intervals = model_intervals
-    config = InferStageConfig(model_uri="memory://none/model", model_type="SN", run_id="r1")
+    config = InferStageConfig(
+        model_uri="memory://none/model",
+        model_type="SN",
+        run_id="r1",
+        band_adaptation=band_adaptation,
+    )
     out = infer.run(InferRequest(claim=s.inference_claim), config, s.ctx, model=model)
     body = s.store.get_bytes(BUCKET_INFERENCE_LOGS, out.output_object)
     return [orjson.loads(line) for line in body.splitlines()]
@@ -183,6 +191,44 @@ def test_jsonl_lines_carry_bands_when_the_model_has_intervals() -> None:
         "lower_95",
         "upper_95",
     ]
+
+
+def test_jsonl_bands_adapt_by_default_to_the_misses_revealed_before_each_origin() -> None:
+    """Bands calibrated much too narrow: the served ones widen origin after origin, as the live
+    loop's would, and cover more; the first origin has seen nothing and serves the static band;
+    each band depends only on actuals before its origin."""
+    assert InferStageConfig(model_uri="m", model_type="SN", run_id="r").band_adaptation > 0
+    narrow = ConformalIntervals(
+        levels=(80,),
+        lower_offsets=((-0.5, -0.5),),  # the errors' median is about 4
+        upper_offsets=((0.5, 0.5),),
+        calibration_windows=50,
+    )
+    static, adapted = _jsonl(narrow), _jsonl(narrow, band_adaptation=0.05)
+    width = [float(ln["upper_80"]) - float(ln["lower_80"]) for ln in adapted]  # type: ignore[arg-type]
+    assert width[0] == pytest.approx(1.0)
+    assert width[-1] > 3 * width[0]  # every revealed actual missed: the scale grew
+
+    def covered(lines: list[dict[str, object]]) -> int:
+        return sum(
+            ln["actual"] is not None and ln["lower_80"] <= ln["actual"] <= ln["upper_80"]  # type: ignore[operator]
+            for ln in lines
+        )
+
+    assert covered(adapted) > covered(static)
+    expected = replayed_bands(
+        narrow,
+        np.array([ln["prediction"] for ln in adapted], dtype=float).reshape(-1, 2),
+        np.array(
+            [np.nan if ln["actual"] is None else ln["actual"] for ln in adapted], dtype=float
+        ).reshape(-1, 2),
+        0.05,
+    )
+    # Consecutive origins except the last (the future forecast), so the replay above matches
+    # every line but the last pair.
+    np.testing.assert_allclose(
+        [ln["upper_80"] for ln in adapted[:-2]], expected[80][1][:-1].ravel()
+    )
 
 
 def test_jsonl_lines_are_unchanged_without_intervals() -> None:
@@ -230,26 +276,32 @@ def test_interval_table_lists_each_level_of_each_model() -> None:
                     "mean_width": 2.5e7,
                     "winkler": 3.1e7,
                     "adaptive_coverage": 0.799,
+                    "adaptive_mean_width": 2.9e7,
                 },
                 {"level": 95, "coverage": 0.951, "mean_width": 4e7, "winkler": 4.4e7},
             ],
         },
     ]
     table = interval_table(rows).splitlines()
-    assert table[0].split()[:7] == [
+    assert table[0].split() == [
         "intervals",
         "level",
+        "static",
         "coverage",
         "%",
         "mean",
         "width",
         "Winkler",
+        "adapted",
+        "coverage",
+        "%",
+        "adapted",
+        "width",
     ]
-    assert table[0].split()[7:] == ["live", "coverage", "%"]
     assert table[2].split()[:3] == ["GRU", "80%", "81.2"]
-    assert table[2].split()[-1] == "79.9"
+    assert table[2].split()[-2:] == ["79.9", "2.9000e+07"]
     assert table[3].split()[:3] == ["GRU", "95%", "95.1"]
-    assert table[3].split()[-1] == "-"  # scored before the live figures existed
+    assert table[3].split()[-2:] == ["-", "-"]  # scored before the adapted figures existed
     assert "PERSISTENCE" not in interval_table(rows)
     assert interval_table(rows[:1]) == ""
 

@@ -200,3 +200,35 @@ def test_replayed_bands_read_only_revealed_actuals_and_track_the_level() -> None
     np.testing.assert_array_equal(
         replayed_bands(bands, point, actual, 0.0)[80][0], bands.bands(point)[80][0]
     )
+
+
+def test_replayed_bands_over_origins_with_a_gap_reveal_every_row_before_each_origin() -> None:
+    """Batch inference's origins: consecutive ones with full actuals, then a final origin
+    ``horizon`` rows later whose actuals are unknown (NaN). Its band must have seen every
+    actual before it, as a consecutive replay with unknown rows in the gap does."""
+    from flts.forecasting.intervals import ConformalIntervals
+    from flts.stages.bands import replayed_bands
+
+    rng = np.random.default_rng(1)
+    horizon, scored = 3, 200
+    bands = ConformalIntervals.calibrate(rng.normal(size=(100, horizon)), (80, 95))
+    point = rng.normal(size=(scored + 1, horizon))
+    actual = point + rng.normal(scale=3.0, size=point.shape)
+    actual[-1] = np.nan
+    origins = np.append(np.arange(scored), scored - 1 + horizon)
+    gapped = replayed_bands(bands, point, actual, origins=origins)
+
+    filled_point = np.vstack([point[:-1], np.zeros((horizon - 1, horizon)), point[-1:]])
+    filled_actual = np.vstack([actual[:-1], np.full((horizon - 1, horizon), np.nan), actual[-1:]])
+    consecutive = replayed_bands(bands, filled_point, filled_actual)
+    for level in (80, 95):
+        for side in (0, 1):
+            np.testing.assert_array_equal(
+                gapped[level][side][:-1], consecutive[level][side][:scored]
+            )
+            np.testing.assert_array_equal(gapped[level][side][-1], consecutive[level][side][-1])
+    # Errors three times the calibration's: the final band has widened past the static one.
+    static_lo, static_hi = bands.bands(point)[80]
+    assert (gapped[80][1][-1] - gapped[80][0][-1] > static_hi[-1] - static_lo[-1]).all()
+    with pytest.raises(ValueError, match="ascending"):
+        replayed_bands(bands, point, actual, origins=origins[::-1])

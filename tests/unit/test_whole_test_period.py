@@ -109,3 +109,13 @@ def test_champion_batch_errors_equal_its_test_errors(
     first_test = pd.read_csv(io.BytesIO(test_csv))["time"].iloc[0]
     first = min(pd.Timestamp(line["target_ts"].rstrip("Z")) for line in lines)
     assert first == pd.Timestamp(first_test)
+    # The bands the batch serves are the adapted ones training scored (same origins, same
+    # revealed actuals): their coverage over the scored lines is the run's adaptive coverage.
+    assert trained.test_intervals
+    scored = [line for line in lines if line["actual"] is not None]
+    for score in trained.test_intervals:
+        lo, hi = f"lower_{score.level}", f"upper_{score.level}"
+        inside = [line[lo] <= line["actual"] <= line[hi] for line in scored]
+        assert np.mean(inside) == pytest.approx(score.adaptive_coverage, abs=1e-12)
+        width = np.mean([line[hi] - line[lo] for line in scored])
+        assert width == pytest.approx(score.adaptive_mean_width, rel=1e-9)

@@ -88,12 +88,21 @@ def step_table(rows: list[dict[str, Any]]) -> str:
 def interval_table(rows: list[dict[str, Any]]) -> str:
     """Coverage, mean width and Winkler score per level for every model with intervals; empty
     when none has them. Coverage near the nominal level is the goal; width and Winkler score
-    (lower is better) say how much the band costs. "live coverage": the bands as the live loop
-    adapts them after each revealed actual ("-" for runs scored before it existed)."""
+    (lower is better) say how much the band costs. "static": the bands as calibrated in
+    training (what ``POST /predict`` serves); "adapted": as batch inference and the live loop
+    serve them, scaled after each revealed actual ("-" for runs scored before they existed)."""
     scored = [r for r in rows if r.get("intervals")]
     if not scored:
         return ""
-    header = ["intervals", "level", "coverage %", "mean width", "Winkler", "live coverage %"]
+    header = [
+        "intervals",
+        "level",
+        "static coverage %",
+        "mean width",
+        "Winkler",
+        "adapted coverage %",
+        "adapted width",
+    ]
     body = [
         [
             r["model_type"],
@@ -102,6 +111,7 @@ def interval_table(rows: list[dict[str, Any]]) -> str:
             _fmt(item["mean_width"]),
             _fmt(item["winkler"]),
             _percent(item.get("adaptive_coverage")),
+            _fmt(item.get("adaptive_mean_width")),
         ]
         for r in sorted(scored, key=lambda r: r["model_type"])
         for item in r["intervals"]

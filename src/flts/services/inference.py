@@ -395,7 +395,10 @@ class InferenceService:
         """Forecast one claim; its PerformanceEval marks the claim run once confirmed."""
         claim = entry.claim
         config = InferStageConfig(
-            model_uri=model.model_uri, model_type=model.model_type, run_id=model.run_id
+            model_uri=model.model_uri,
+            model_type=model.model_type,
+            run_id=model.run_id,
+            band_adaptation=self.settings.batch_band_adaptation,
         )
         try:
             perf = infer.run(InferRequest(claim=claim), config, self.ctx, model=model.forecaster)

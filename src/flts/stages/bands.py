@@ -64,26 +64,38 @@ def replayed_bands(
     point: np.ndarray,
     actual: np.ndarray,
     rate: float = DEFAULT_BAND_ADAPTATION,
+    origins: np.ndarray | None = None,
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """The bands the live loop would have served from consecutive origins (rows of ``point``).
+    """The bands the live loop would have served from the origins of ``point``'s rows.
 
-    Before the band of origin ``j`` is drawn, the actual of row ``j - 1`` is revealed and
-    scores every earlier forecast of that row (oldest origin first, as the live loop scores its
-    pending forecasts): nothing at or after an origin is read, so this is as honest as the
-    static bands, and it shows what the adaptation buys on data the calibration did not see.
+    ``origins`` (ascending row indices; default consecutive) say where each forecast starts:
+    forecast ``i``'s step ``k + 1`` is the actual of row ``origins[i] + k``. Before the band of
+    origin ``o`` is drawn, every actual of a row before ``o`` is revealed, row after row, and
+    scores every forecast of that row (oldest origin first, as the live loop scores its pending
+    forecasts); a NaN actual (not known yet) scores nothing. Nothing at or after an origin is
+    read, so this is as honest as the static bands, and it shows what the adaptation buys on
+    data the calibration did not see. Batch inference serves these bands; scoring reports them
+    next to the static ones.
     """
     band_scale = BandScale(rate)
     static = intervals.bands(point)
     n, horizon = point.shape
+    starts = np.arange(n, dtype=np.int64) if origins is None else np.asarray(origins, np.int64)
+    if starts.shape != (n,) or (n > 1 and bool(np.any(np.diff(starts) <= 0))):
+        raise ValueError("origins must be one ascending row index per forecast")
+    row_of = {int(o): i for i, o in enumerate(starts)}
     out = {lv: (np.empty_like(lo), np.empty_like(hi)) for lv, (lo, hi) in static.items()}
     steps = range(1, horizon + 1)
+    revealed = int(starts[0]) if n else 0  # rows before the first origin scored nothing
     for j in range(n):
-        for k in range(horizon - 1, -1, -1):  # forecasts of row j - 1, oldest origin first
-            i = j - 1 - k
-            if i < 0:
-                continue
-            for level, (lo, hi) in out.items():
-                band_scale.update(level, k + 1, bool(lo[i, k] <= actual[i, k] <= hi[i, k]))
+        for row in range(revealed, int(starts[j])):
+            for k in range(horizon - 1, -1, -1):  # forecasts of ``row``, oldest origin first
+                i = row_of.get(row - k)
+                if i is None or not math.isfinite(actual[i, k]):
+                    continue
+                for level, (lo, hi) in out.items():
+                    band_scale.update(level, k + 1, bool(lo[i, k] <= actual[i, k] <= hi[i, k]))
+        revealed = max(revealed, int(starts[j]))
         for level, (lower, upper) in static.items():
             scale = np.array([band_scale.of(level, h) for h in steps])
             lo_j, hi_j = scaled_band(point[j], lower[j], upper[j], scale, intervals.floor)

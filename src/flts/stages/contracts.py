@@ -17,6 +17,7 @@ from flts.domain.messages import (
     ModelTrained,
     TrainingDataReady,
 )
+from flts.stages.bands import DEFAULT_BAND_ADAPTATION
 
 
 class Frozen(BaseModel):
@@ -132,6 +133,10 @@ class InferStageConfig(Frozen):
     model_uri: str
     model_type: str
     run_id: str
+    #: Rate at which the served bands adapt to the hits and misses revealed before each origin
+    #: (``stages.bands.replayed_bands``: the bands the live loop would have served); 0 serves
+    #: the bands calibrated in training unchanged.
+    band_adaptation: float = Field(default=DEFAULT_BAND_ADAPTATION, ge=0, le=1)
 
 
 class InferRequest(Frozen):
