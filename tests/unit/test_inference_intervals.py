@@ -150,3 +150,27 @@ def test_model_route_and_openapi_document_the_intervals(api: AppClient) -> None:
     assert params["intervals"]["in"] == "query"
     point = doc["components"]["schemas"]["ForecastPoint"]
     assert "^(lower|upper)_[0-9]{1,2}$" in point["patternProperties"]
+
+
+def test_locally_scaled_bands_are_offsets_times_the_posted_rows_level(banded: Forecaster) -> None:
+    """Scaled bands (a load's): the offsets are in units of the mean absolute target over the
+    last ``scale_window`` posted rows."""
+    assert banded.intervals is not None
+    window = 5
+    unit = tuple(tuple(v / 1e8 for v in row) for row in LOWER)
+    model = copy.copy(banded)
+    model.intervals = banded.intervals.model_copy(
+        update={
+            "lower_offsets": unit,
+            "upper_offsets": tuple(tuple(v / 1e8 for v in row) for row in UPPER),
+            "scale_window": window,
+            "scale_floor": 1.0,
+        }
+    )
+    frame = window_frame()
+    level = float(np.mean(np.abs(frame["down"].to_numpy()[-window:])))
+    for client in _client(model):
+        points = client.post("/predict", json=_rows()).json()["forecast"]
+    for k, point in enumerate(points):
+        assert point["lower_80"] == pytest.approx(point["value"] + level * unit[0][k])
+        assert point["upper_95"] == pytest.approx(point["value"] + level * UPPER[1][k] / 1e8)

@@ -70,8 +70,13 @@ def test_train_calibrates_scores_logs_and_saves_intervals() -> None:
     origins = scoring.scoring_origins(len(s.test), s.spec, [reloaded])
     point = reloaded.predict(s.test, origins)
     actual = np.stack([s.test["down"].to_numpy()[o : o + s.spec.horizon] for o in origins])
-    lower, upper = reloaded.intervals.bands(point)[80]
+    # A load (never below 0): the bands are in units of each origin's recent level.
+    assert reloaded.intervals.scale_window is not None
+    scales = reloaded.intervals.scales_at(s.test["down"].to_numpy(), origins)
+    lower, upper = reloaded.intervals.bands(point, scales)[80]
     assert interval_metrics(actual, lower, upper, 80).coverage == pytest.approx(cov80)
+    with pytest.raises(ValueError, match="level"):
+        reloaded.intervals.bands(point)
 
 
 def test_replayed_claim_rebuilds_the_interval_scores_from_the_run() -> None:

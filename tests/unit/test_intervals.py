@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -107,9 +108,82 @@ def test_calibrating_a_forecaster_sets_the_floor_only_for_a_non_negative_target(
 
     p = synthetic_problem()
     model = create_forecaster(ModelType.PERSISTENCE, p.spec)
-    assert calibrate_forecaster(model, p.train).floor == 0.0
+    load = calibrate_forecaster(model, p.train)
+    assert load.floor == 0.0
+    # A load's bands are locally scaled: an hour of the daily season (at least 4 rows).
+    assert load.scale_window == max(4, min(p.spec.periods) // 24)
+    assert load.scale_floor is not None
+    assert load.scale_floor > 0
     shifted = p.train.assign(**{p.spec.target: p.train[p.spec.target] - 2e8})
-    assert calibrate_forecaster(model, shifted).floor is None
+    signed = calibrate_forecaster(model, shifted)
+    assert signed.floor is None
+    assert signed.scale_window is None  # a level crossing 0 says nothing about the error
+    zeros = p.train.assign(**{p.spec.target: 0.0})
+    assert calibrate_forecaster(model, zeros).scale_window is None  # no level to scale by
+
+
+def test_origin_levels_read_only_the_window_before_each_origin() -> None:
+    from flts.forecasting.intervals import origin_levels
+
+    target = np.array([2.0, -4.0, 6.0, np.nan, 10.0, 0.0])
+    levels = origin_levels(target, np.array([0, 1, 3, 5, 6]), window=2, floor=0.5)
+    # origin 0: no row before it, the first value; 1: |2|; 3: |-4| and 6; 5: 6 and 10 (the NaN
+    # row is absent); 6: 10 and 0.
+    np.testing.assert_allclose(levels, [2.0, 2.0, 5.0, 10.0, 5.0])
+    assert origin_levels(np.zeros(4), np.array([3]), 2, 0.5)[0] == 0.5  # the floor
+
+
+def test_scaled_bands_follow_a_load_whose_errors_grow_with_its_level() -> None:
+    """Night at level 1, day at level 10, errors 10 % of the level: bands in the level's units
+    cover 80 % at night and by day; bands in the target's units over-cover the night and
+    under-cover the day."""
+    from flts.forecasting.intervals import origin_levels
+
+    rng = np.random.default_rng(3)
+    hours = np.arange(24 * 60)
+    level = np.where((hours % 24 >= 8) & (hours % 24 < 20), 10.0, 1.0)
+    target = level * (1.0 + 0.1 * rng.standard_normal(len(level)))
+    origins = np.arange(24, len(level))
+    point = level[origins][:, None]  # a model that knows the level; errors are the noise
+    actual = target[origins][:, None]
+    calibration, test = slice(0, 24 * 30), slice(24 * 30, None)
+    scales = origin_levels(target, origins, 2, 0.05)
+    scaled = ConformalIntervals.calibrate(
+        (actual - point)[calibration], (80,), scales[calibration]
+    ).model_copy(update={"scale_window": 2, "scale_floor": 0.05})
+    plain = ConformalIntervals.calibrate((actual - point)[calibration], (80,))
+    night = level[origins][test] == 1.0
+    for bands, near_nominal in (
+        (scaled.bands(point[test], scales[test]), True),
+        (plain.bands(point[test]), False),
+    ):
+        lo, hi = bands[80]
+        inside = ((actual[test] >= lo) & (actual[test] <= hi))[:, 0]
+        by_night, by_day = inside[night].mean(), inside[~night].mean()
+        if near_nominal:
+            assert abs(by_night - 0.8) < 0.1
+            assert abs(by_day - 0.8) < 0.1
+        else:
+            assert by_night > 0.95
+            assert by_day < 0.7
+    np.testing.assert_array_equal(scaled.scales_at(target, origins[test]), scales[test])
+    assert plain.scales_at(target, origins) is None
+
+
+def test_bands_saved_before_local_scaling_load_unscaled(tmp_path: Path) -> None:
+    old = {
+        "levels": [80],
+        "lower_offsets": [[-1.0]],
+        "upper_offsets": [[2.0]],
+        "calibration_windows": 30,
+        "floor": 0.0,
+    }
+    (tmp_path / "intervals.json").write_text(json.dumps(old))
+    loaded = ConformalIntervals.load(tmp_path)
+    assert loaded is not None
+    assert loaded.scale_window is None
+    lo, hi = loaded.bands(np.array([[5.0]]))[80]
+    assert (lo[0, 0], hi[0, 0]) == (4.0, 7.0)
 
 
 def test_long_horizons_calibrate_on_more_origins_than_the_validation_tail() -> None:

@@ -57,6 +57,24 @@ def test_no_forecast_until_the_window_holds_what_the_champion_reads() -> None:
     assert forecast.gap_filled is False
 
 
+def test_locally_scaled_bands_are_at_the_level_of_the_windows_last_rows() -> None:
+    """As in batch and /predict: offsets times the mean absolute target of the last
+    ``scale_window`` rows (here 3: 2, 4 and 6 -> 4)."""
+    champ = champion(band=0.5)
+    intervals = champ.forecaster.intervals
+    assert intervals is not None
+    champ.forecaster.intervals = intervals.model_copy(
+        update={"scale_window": 3, "scale_floor": 0.1}
+    )
+    series = new_series(champ)
+    feed(series, [100.0] * (champ.rows_needed - 3) + [2.0, 4.0, -6.0])
+    forecast = series.forecast(champ)
+    assert forecast is not None
+    first = forecast.steps[0].model_dump()
+    assert first["point"] == -6.0
+    assert (first["lower_80"], first["upper_80"]) == (-6.0 - 2.0, -6.0 + 2.0)
+
+
 def test_a_model_without_intervals_gives_point_forecasts_only() -> None:
     champ = champion(band=None)
     series = new_series(champ)

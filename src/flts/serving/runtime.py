@@ -30,7 +30,7 @@ from flts.forecasting.features import (
     time_features_array,
     window_features,
 )
-from flts.forecasting.intervals import ConformalIntervals
+from flts.forecasting.intervals import ConformalIntervals, origin_levels
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 from flts.serving.model_state import LoadedModel
 from flts.serving.validation import PredictInput, RequestError
@@ -66,6 +66,10 @@ class ModelRuntime:
         self.band_offsets = band_offsets(forecaster.intervals, spec.horizon)
         #: Lowest value a band may take (0 for a load that never went negative), or None.
         self.band_floor = None if forecaster.intervals is None else forecaster.intervals.floor
+        #: Rows whose mean absolute target scales the offsets (locally scaled bands), or None.
+        scaled = forecaster.intervals if self.band_offsets else None
+        self.band_scale_window = None if scaled is None else scaled.scale_window
+        self.band_scale_floor = 0.0 if scaled is None else scaled.scale_floor or 0.0
         #: The same offsets as one (2 x levels, horizon) matrix with a name per row
         #: (lower_80, upper_80, ...): a response adds its forecast to all bands in one step.
         self.band_names = tuple(
@@ -174,6 +178,17 @@ class ModelRuntime:
         idx = [spec.scaler.columns.index(c) for c in self.raw_columns]
         values = self.mean[idx] + self.scale[idx] * rng.standard_normal((n, len(idx)))
         return PredictInput(times, values, False, None, ("observations",), TIME_COLUMN)
+
+
+def band_level(runtime: ModelRuntime, inp: PredictInput) -> float:
+    """What a request's band offsets are multiplied by: the mean absolute target of its last
+    rows for locally scaled bands (``ConformalIntervals.scale_window``), else 1."""
+    window = runtime.band_scale_window
+    if window is None:
+        return 1.0
+    target = inp.values[-window:, 0]  # the target is the first raw column
+    end = np.array([len(target)], dtype=np.int64)
+    return float(origin_levels(target, end, window, runtime.band_scale_floor)[0])
 
 
 def band_offsets(

@@ -34,7 +34,7 @@ from flts.serving.auth import bearer_check
 from flts.serving.batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from flts.serving.metrics import InferenceMetrics
 from flts.serving.model_state import LoadedModel, ModelState
-from flts.serving.runtime import ModelRuntime
+from flts.serving.runtime import ModelRuntime, band_level
 from flts.serving.series_models import SeriesModels
 from flts.serving.settings import ApiSettingsLike
 from flts.serving.validation import PredictInput, RequestError, parse_predict_body
@@ -335,7 +335,8 @@ def _response(
     stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step_seconds, len(values))
     head, tail = runtime.response_heads[legacy]
     if bands and runtime.band_offsets:
-        return head + orjson.dumps(_rows_with_bands(runtime, stamps, values, legacy)) + tail
+        level = band_level(runtime, inp)
+        return head + orjson.dumps(_rows_with_bands(runtime, stamps, values, legacy, level)) + tail
     numbers: list[float] = values.tolist()
     if legacy:
         target = runtime.spec.target
@@ -349,11 +350,16 @@ def _response(
 
 
 def _rows_with_bands(
-    runtime: ModelRuntime, stamps: tuple[str, ...], values: np.ndarray, legacy: bool
+    runtime: ModelRuntime,
+    stamps: tuple[str, ...],
+    values: np.ndarray,
+    legacy: bool,
+    level: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level."""
+    """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level
+    (offsets times ``level``: :func:`flts.serving.runtime.band_level`)."""
     n = len(values)
-    bands = values + runtime.band_matrix[:, :n]  # (2 x levels, n) in one step
+    bands = values + level * runtime.band_matrix[:, :n]  # (2 x levels, n) in one step
     if runtime.band_floor is not None:
         np.maximum(bands, runtime.band_floor, out=bands)
     names = runtime.band_names

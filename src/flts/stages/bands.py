@@ -65,6 +65,7 @@ def replayed_bands(
     actual: np.ndarray,
     rate: float = DEFAULT_BAND_ADAPTATION,
     origins: np.ndarray | None = None,
+    scales: np.ndarray | None = None,
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """The bands the live loop would have served from the origins of ``point``'s rows.
 
@@ -75,10 +76,11 @@ def replayed_bands(
     forecasts); a NaN actual (not known yet) scores nothing. Nothing at or after an origin is
     read, so this is as honest as the static bands, and it shows what the adaptation buys on
     data the calibration did not see. Batch inference serves these bands; scoring reports them
-    next to the static ones.
+    next to the static ones. ``scales``: the origins' levels for locally scaled bands
+    (``ConformalIntervals.scales_at``).
     """
     band_scale = BandScale(rate)
-    static = intervals.bands(point)
+    static = intervals.bands(point, scales)
     n, horizon = point.shape
     starts = np.arange(n, dtype=np.int64) if origins is None else np.asarray(origins, np.int64)
     if starts.shape != (n,) or (n > 1 and bool(np.any(np.diff(starts) <= 0))):

@@ -66,7 +66,7 @@ def run(
     actual = np.full(predictions.shape, np.nan)
     actual[:scored] = windows.actuals(target, origins[:scored], model.spec.horizon)
     metrics = error_metrics(actual[:scored], predictions[:scored]) if scored else None
-    bands = served_bands(model, predictions, actual, origins, config.band_adaptation)
+    bands = served_bands(model, predictions, actual, origins, target, config.band_adaptation)
 
     key = f"{claim.identifier}/{meta.config_hash}/{config.model_type}-{config.run_id}.jsonl"
     body = forecast_lines(
@@ -119,6 +119,7 @@ def served_bands(
     predictions: np.ndarray,
     actual: np.ndarray,
     origins: np.ndarray,
+    target: np.ndarray,
     rate: float,
 ) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
     """The bands a batch serves around ``predictions``: the model's calibrated bands adapted,
@@ -132,9 +133,10 @@ def served_bands(
     """
     if model.intervals is None:
         return None
+    scales = model.intervals.scales_at(target, origins)
     if rate == 0:
-        return model.intervals.bands(predictions)
-    return replayed_bands(model.intervals, predictions, actual, rate, origins)
+        return model.intervals.bands(predictions, scales)
+    return replayed_bands(model.intervals, predictions, actual, rate, origins, scales)
 
 
 def _coverage_note(

@@ -310,11 +310,14 @@ class LiveSeries:
     def _adapted(
         self, intervals: ConformalIntervals, point: np.ndarray
     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """The trained bands with each level's offsets times its live scale."""
+        """The trained bands (locally scaled ones at the level of the window's last rows) with
+        each level's offsets times its live scale."""
         row = point[None, :]
+        target = self._values[max(0, self._n - (intervals.scale_window or 1)) : self._n, 0]
+        scales = intervals.scales_at(target, np.array([len(target)], dtype=np.int64))
         out = {}
         steps = range(1, row.shape[1] + 1)
-        for level, (lower, upper) in intervals.bands(row).items():
+        for level, (lower, upper) in intervals.bands(row, scales).items():
             scale = np.array([[self.band_scale.of(level, h) for h in steps]])
             out[level] = scaled_band(row, lower, upper, scale, intervals.floor)
         return out

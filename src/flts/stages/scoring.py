@@ -108,20 +108,29 @@ def score_on_test(
         horizon=spec.horizon,
         first_origin=int(origins[0]),
         last_origin=int(origins[-1]),
-        intervals=score_intervals(model, actual, point),
+        intervals=score_intervals(
+            model,
+            actual,
+            point,
+            None if model.intervals is None else model.intervals.scales_at(target, origins),
+        ),
     )
 
 
 def score_intervals(
-    model: Forecaster, actual: np.ndarray, point: np.ndarray
+    model: Forecaster,
+    actual: np.ndarray,
+    point: np.ndarray,
+    scales: np.ndarray | None = None,
 ) -> tuple[IntervalScore, ...]:
     """Coverage, mean width and Winkler score per level of the model's bands around ``point``
-    (every step of every origin), or () for a model without calibrated intervals."""
+    (every step of every consecutive origin; ``scales``: their levels for locally scaled
+    bands, ``ConformalIntervals.scales_at``), or () for a model without calibrated intervals."""
     if model.intervals is None:
         return ()
-    adaptive = replayed_bands(model.intervals, point, actual)
+    adaptive = replayed_bands(model.intervals, point, actual, scales=scales)
     scores = []
-    for level, (lower, upper) in model.intervals.bands(point).items():
+    for level, (lower, upper) in model.intervals.bands(point, scales).items():
         static = interval_metrics(actual, lower, upper, level)
         live = interval_metrics(actual, *adaptive[level], level)
         scores.append(
