@@ -153,8 +153,8 @@ def test_model_route_and_openapi_document_the_intervals(api: AppClient) -> None:
 
 
 def test_locally_scaled_bands_are_offsets_times_the_posted_rows_level(banded: Forecaster) -> None:
-    """Scaled bands (a load's): the offsets are in units of the mean absolute target over the
-    last ``scale_window`` posted rows."""
+    """Scaled bands (a load's): the offsets are in units of the larger of each forecast and
+    the mean absolute target over the last ``scale_window`` posted rows."""
     assert banded.intervals is not None
     window = 5
     unit = tuple(tuple(v / 1e8 for v in row) for row in LOWER)
@@ -172,5 +172,6 @@ def test_locally_scaled_bands_are_offsets_times_the_posted_rows_level(banded: Fo
     for client in _client(model):
         points = client.post("/predict", json=_rows()).json()["forecast"]
     for k, point in enumerate(points):
-        assert point["lower_80"] == pytest.approx(point["value"] + level * unit[0][k])
-        assert point["upper_95"] == pytest.approx(point["value"] + level * UPPER[1][k] / 1e8)
+        factor = max(abs(point["value"]), level)
+        assert point["lower_80"] == pytest.approx(point["value"] + factor * unit[0][k])
+        assert point["upper_95"] == pytest.approx(point["value"] + factor * UPPER[1][k] / 1e8)

@@ -137,7 +137,7 @@ def test_scaled_bands_follow_a_load_whose_errors_grow_with_its_level() -> None:
     """Night at level 1, day at level 10, errors 10 % of the level: bands in the level's units
     cover 80 % at night and by day; bands in the target's units over-cover the night and
     under-cover the day."""
-    from flts.forecasting.intervals import origin_levels
+    from flts.forecasting.intervals import band_factors, origin_levels
 
     rng = np.random.default_rng(3)
     hours = np.arange(24 * 60)
@@ -148,8 +148,9 @@ def test_scaled_bands_follow_a_load_whose_errors_grow_with_its_level() -> None:
     actual = target[origins][:, None]
     calibration, test = slice(0, 24 * 30), slice(24 * 30, None)
     scales = origin_levels(target, origins, 2, 0.05)
+    factors = band_factors(point, scales, 0.05)
     scaled = ConformalIntervals.calibrate(
-        (actual - point)[calibration], (80,), scales[calibration]
+        (actual - point)[calibration], (80,), factors[calibration]
     ).model_copy(update={"scale_window": 2, "scale_floor": 0.05})
     plain = ConformalIntervals.calibrate((actual - point)[calibration], (80,))
     night = level[origins][test] == 1.0

@@ -58,8 +58,9 @@ def test_no_forecast_until_the_window_holds_what_the_champion_reads() -> None:
 
 
 def test_locally_scaled_bands_are_at_the_level_of_the_windows_last_rows() -> None:
-    """As in batch and /predict: offsets times the mean absolute target of the last
-    ``scale_window`` rows (here 3: 2, 4 and 6 -> 4)."""
+    """As in batch and /predict: offsets times the larger of the forecast and the mean
+    absolute target of the last ``scale_window`` rows (here 3: 3, 6 and 0 -> 3; the
+    persistence forecast is 0)."""
     champ = champion(band=0.5)
     intervals = champ.forecaster.intervals
     assert intervals is not None
@@ -67,12 +68,18 @@ def test_locally_scaled_bands_are_at_the_level_of_the_windows_last_rows() -> Non
         update={"scale_window": 3, "scale_floor": 0.1}
     )
     series = new_series(champ)
-    feed(series, [100.0] * (champ.rows_needed - 3) + [2.0, 4.0, -6.0])
+    first_rows = [100.0] * max(0, champ.rows_needed - 3) + [3.0, -6.0, 0.0]
+    feed(series, first_rows)
     forecast = series.forecast(champ)
     assert forecast is not None
     first = forecast.steps[0].model_dump()
-    assert first["point"] == -6.0
-    assert (first["lower_80"], first["upper_80"]) == (-6.0 - 2.0, -6.0 + 2.0)
+    assert first["point"] == 0.0
+    assert (first["lower_80"], first["upper_80"]) == (-1.5, 1.5)
+    feed(series, [-8.0], start=len(first_rows))  # level (6 + 0 + 8) / 3 < |forecast| 8
+    later = series.forecast(champ)
+    assert later is not None
+    step = later.steps[0].model_dump()
+    assert (step["lower_80"], step["upper_80"]) == pytest.approx((-8.0 - 4.0, -8.0 + 4.0))
 
 
 def test_a_model_without_intervals_gives_point_forecasts_only() -> None:

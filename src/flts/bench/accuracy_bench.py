@@ -161,6 +161,7 @@ def _run_series(
                     "winkler": i.winkler,
                     "adaptive_coverage": i.adaptive_coverage,
                     "adaptive_mean_width": i.adaptive_mean_width,
+                    "adaptive_winkler": i.adaptive_winkler,
                 }
                 for i in event.test_intervals or ()
             },

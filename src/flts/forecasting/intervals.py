@@ -70,13 +70,14 @@ class ConformalIntervals(BaseModel):
     #: a band never promises a negative load; clipping at a bound the actuals respect narrows
     #: the band without losing coverage. None: no bound.
     floor: float | None = None
-    #: Locally scaled bands: the offsets are in units of the origin's *level*, the mean absolute
-    #: target over the ``scale_window`` rows before the origin (see :func:`origin_levels`), so a
-    #: band is narrow at night and wide at the peak, as load errors are. None: offsets in the
-    #: target's units (every origin alike; bands saved before scaling existed).
+    #: Locally scaled bands: the offsets are in units of the *scale* of each (origin, step),
+    #: the larger of the forecast's magnitude and the origin's level (the mean absolute target
+    #: over the ``scale_window`` rows before it, :func:`origin_levels`), so a band is narrow at
+    #: night and wide at the peak, as load errors are. None: offsets in the target's units
+    #: (every origin alike; bands saved before scaling existed).
     scale_window: int | None = Field(default=None, ge=1)
-    #: Lowest level a scaled band uses (5 % of the calibration origins' median level), so a run
-    #: of zeros does not shrink the band to nothing.
+    #: Lowest scale a band uses (5 % of the calibration origins' median level), so a run of
+    #: zeros does not shrink the band to nothing.
     scale_floor: float | None = Field(default=None, gt=0)
 
     @classmethod
@@ -84,14 +85,14 @@ class ConformalIntervals(BaseModel):
         cls,
         residuals: np.ndarray,
         levels: tuple[int, ...] = DEFAULT_LEVELS,
-        origin_scales: np.ndarray | None = None,
+        factors: np.ndarray | None = None,
     ) -> ConformalIntervals:
         """Bands from signed residuals ``actual - forecast`` of shape (windows, horizon),
-        divided by each window's ``origin_scales`` when given (the caller records which scale
+        divided by ``factors`` of the same shape when given (the caller records which scale
         that was on the result: ``scale_window``, ``scale_floor``)."""
         res = np.asarray(residuals, dtype=np.float64)
-        if origin_scales is not None:
-            res = res / np.asarray(origin_scales, dtype=np.float64)[:, None]
+        if factors is not None:
+            res = res / np.asarray(factors, dtype=np.float64)
         if res.ndim != 2 or res.shape[1] == 0:
             raise DataValidationError(f"residuals must be (windows, horizon); got {res.shape}")
         res = res[np.isfinite(res).all(axis=1)]
@@ -137,7 +138,7 @@ class ConformalIntervals(BaseModel):
         if self.scale_window is not None:
             if scales is None:
                 raise ValueError("locally scaled bands need each origin's level (scales_at)")
-            factor = np.asarray(scales, dtype=np.float64).reshape(-1, 1)
+            factor = band_factors(forecast, scales, self.scale_floor or 0.0)
         return {
             level: (
                 self.clip(forecast + factor * np.asarray(self.lower_offsets[i])),
@@ -252,6 +253,15 @@ def origin_levels(target: np.ndarray, origins: np.ndarray, window: int, floor: f
     return floored
 
 
+def band_factors(point: np.ndarray, levels: np.ndarray, floor: float) -> np.ndarray:
+    """What a scaled band's offsets are multiplied by, per (origin, step): the larger of the
+    forecast's magnitude and the origin's level, at least ``floor``."""
+    forecast = np.asarray(point, dtype=np.float64)
+    level = np.asarray(levels, dtype=np.float64).reshape(-1, *([1] * (forecast.ndim - 1)))
+    factors: np.ndarray = np.maximum(np.maximum(np.abs(forecast), level), floor)
+    return factors
+
+
 def scale_window_of(spec: ForecastSpec) -> int:
     return max(MIN_SCALE_WINDOW, min(spec.periods) // 24)
 
@@ -265,11 +275,14 @@ def calibrate_forecaster(
     """Calibrate ``model``'s bands on the end of its (processed) training frame.
 
     A target that never went below 0 (load) gets locally scaled bands (``scale_window``): its
-    errors grow with its level, and bands in units of the level before the origin followed
-    them. On the accuracy panel (LINEAR and LightGBM, 28 cases per level) the static 80 % bands
-    were within 5 points of nominal in 22 cases instead of 14, the 95 % ones in 28 instead of
-    26, with a 5 % lower Winkler score. Any other target keeps offsets in its own units (a
-    level near or crossing 0 says nothing about the error).
+    errors grow with its level, so offsets are in units of the larger of the forecast and the
+    level just before the origin. A band then follows a forecast peak, and stays wide when the
+    load has just been high but is forecast to fall. On the accuracy panel (LINEAR and
+    LightGBM, 28 cases per level) the static 80 % bands were within 5 points of nominal in 22
+    cases instead of 14, the 95 % ones in 27 instead of 26, with an 11 % (80 %) and 13 % (95 %)
+    lower Winkler score; scaling by the level alone did as well on coverage but was 1.9x worse
+    in Winkler on a holiday week, by the forecast alone covered less. Any other target keeps
+    offsets in its own units (a level near or crossing 0 says nothing about the error).
     """
     spec = model.spec
     season = max(spec.periods)
@@ -287,8 +300,8 @@ def calibrate_forecaster(
         return ConformalIntervals.calibrate(actual - forecast, levels).model_copy(
             update={"floor": 0.0}
         )
-    scales = np.maximum(raw_levels, floor)
-    calibrated = ConformalIntervals.calibrate(actual - forecast, levels, scales)
+    factors = band_factors(forecast, raw_levels, floor)
+    calibrated = ConformalIntervals.calibrate(actual - forecast, levels, factors)
     return calibrated.model_copy(
         update={"floor": 0.0, "scale_window": window, "scale_floor": floor}
     )

@@ -180,12 +180,12 @@ class ModelRuntime:
         return PredictInput(times, values, False, None, ("observations",), TIME_COLUMN)
 
 
-def band_level(runtime: ModelRuntime, inp: PredictInput) -> float:
-    """What a request's band offsets are multiplied by: the mean absolute target of its last
-    rows for locally scaled bands (``ConformalIntervals.scale_window``), else 1."""
+def band_level(runtime: ModelRuntime, inp: PredictInput) -> float | None:
+    """The request's level for locally scaled bands (``ConformalIntervals.scale_window``): the
+    mean absolute target of its last rows, at least the bands' floor; None for unscaled ones."""
     window = runtime.band_scale_window
     if window is None:
-        return 1.0
+        return None
     target = inp.values[-window:, 0]  # the target is the first raw column
     end = np.array([len(target)], dtype=np.int64)
     return float(origin_levels(target, end, window, runtime.band_scale_floor)[0])

@@ -354,12 +354,15 @@ def _rows_with_bands(
     stamps: tuple[str, ...],
     values: np.ndarray,
     legacy: bool,
-    level: float = 1.0,
+    level: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level
-    (offsets times ``level``: :func:`flts.serving.runtime.band_level`)."""
+    """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level; for
+    locally scaled bands the offsets are times the larger of each forecast's magnitude and the
+    request's ``level`` (:func:`flts.serving.runtime.band_level`, already floored), as
+    ``ConformalIntervals.bands`` does."""
     n = len(values)
-    bands = values + level * runtime.band_matrix[:, :n]  # (2 x levels, n) in one step
+    factor = 1.0 if level is None else np.maximum(np.abs(values), level)
+    bands = values + factor * runtime.band_matrix[:, :n]  # (2 x levels, n) in one step
     if runtime.band_floor is not None:
         np.maximum(bands, runtime.band_floor, out=bands)
     names = runtime.band_names
