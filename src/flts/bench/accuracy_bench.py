@@ -19,8 +19,9 @@ MAE (the promotion gate's composite adds RMSE; the two agree on this panel's ran
 
 Prediction intervals: each model's empirical test coverage, mean width and Winkler score per
 level, as the train stage scores them (split conformal, calibrated on the end of the training
-file), and the coverage of the bands the live loop would have served (the same bands scaled
-after each revealed hit or miss, ``flts.stages.bands.replayed_bands``). The issue's interval
+file), and the coverage of the bands batch inference serves and the live loop would have
+served (the same bands scaled after each revealed hit or miss,
+``flts.stages.bands.replayed_bands``). The issue's interval
 target, reported apart from the accuracy target (``coverage``, ``adaptive_coverage``): every
 model's coverage within ``COVERAGE_TOLERANCE`` of its nominal level.
 
