@@ -10,9 +10,10 @@ Two one-sided conformal quantiles at ``alpha / 2`` each, with the finite-sample 
 Why signed residuals and not |residual|: a model that under-forecasts peaks needs a wider upper
 than lower band; the symmetric form would over-cover one side and under-cover the other.
 
-Bands are offsets in the target's original units: ``lower = point + lower_offset[step]``. They
-are saved next to the model (``intervals.json``) so serving, batch inference and the live loop
-read the same numbers the training run calibrated.
+Bands are offsets in the target's original units: ``lower = point + lower_offset[step]``; for
+a load, offsets times a local scale known at the origin (``scale_window``,
+:func:`calibrate_forecaster`). They are saved next to the model (``intervals.json``) so serving,
+batch inference and the live loop read the same numbers the training run calibrated.
 """
 
 from __future__ import annotations

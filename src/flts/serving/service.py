@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
+from flts.forecasting.intervals import band_factors
 from flts.serving.auth import bearer_check
 from flts.serving.batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from flts.serving.metrics import InferenceMetrics
@@ -361,7 +362,9 @@ def _rows_with_bands(
     request's ``level`` (:func:`flts.serving.runtime.band_level`, already floored), as
     ``ConformalIntervals.bands`` does."""
     n = len(values)
-    factor = 1.0 if level is None else np.maximum(np.abs(values), level)
+    factor = (
+        1.0 if level is None else band_factors(values, np.array([level]), runtime.band_scale_floor)
+    )
     bands = values + factor * runtime.band_matrix[:, :n]  # (2 x levels, n) in one step
     if runtime.band_floor is not None:
         np.maximum(bands, runtime.band_floor, out=bands)
