@@ -272,8 +272,8 @@ def test_replayed_bands_read_only_revealed_actuals_and_track_the_level() -> None
     np.testing.assert_array_equal(again[80][0][:1501], replayed[80][0][:1501])
     assert not np.array_equal(again[80][0][1502:], replayed[80][0][1502:])
     # Rate 0: the static bands.
-    np.testing.assert_array_equal(
-        replayed_bands(bands, point, actual, 0.0)[80][0], bands.bands(point)[80][0]
+    np.testing.assert_allclose(
+        replayed_bands(bands, point, actual, 0.0)[80][0], bands.bands(point)[80][0], rtol=1e-12
     )
 
 
@@ -307,3 +307,22 @@ def test_replayed_bands_over_origins_with_a_gap_reveal_every_row_before_each_ori
     assert (gapped[80][1][-1] - gapped[80][0][-1] > static_hi[-1] - static_lo[-1]).all()
     with pytest.raises(ValueError, match="ascending"):
         replayed_bands(bands, point, actual, origins=origins[::-1])
+
+
+def test_a_band_wholly_on_one_side_of_its_forecast_widens_towards_the_actuals() -> None:
+    """A biased calibration: the 80 % band lies above the forecast, the actuals around it.
+    Scaled about its centre the band reaches them and the adaptation finds 80 %; scaled about
+    the forecast it would only move further up, never covering more than half."""
+    from flts.forecasting.intervals import interval_metrics
+    from flts.stages.bands import replayed_bands
+
+    rng = np.random.default_rng(5)
+    bands = ConformalIntervals(
+        levels=(80,), lower_offsets=((0.2,),), upper_offsets=((1.0,),), calibration_windows=50
+    )
+    point = np.zeros((4000, 1))
+    actual = rng.standard_normal((4000, 1))
+    static = interval_metrics(actual, *bands.bands(point)[80], 80)
+    adapted = interval_metrics(actual, *replayed_bands(bands, point, actual)[80], 80)
+    assert static.coverage < 0.35
+    assert abs(adapted.coverage - 0.80) < 0.03

@@ -22,8 +22,8 @@ class BandScale:
 
     Conformal bands calibrated at the end of training hold their level only while the live data
     behave like the calibration windows; a busier period (or a drift) makes them under-cover.
-    Each (level, step)'s band offsets are multiplied by a scale that grows after a miss and shrinks
-    after a hit, ``s <- s * exp(rate * (miss - alpha))`` with ``alpha = 1 - level/100``: in
+    Each (level, step)'s band half-width is multiplied by a scale that grows after a miss and
+    shrinks after a hit, ``s <- s * exp(rate * (miss - alpha))`` with ``alpha = 1 - level/100``: in
     log space the quantile-tracking update of adaptive conformal inference (Gibbs and Candes,
     2021), whose long-run miss rate converges to ``alpha`` whatever the data do. Rate 0 keeps
     the trained bands.
@@ -50,10 +50,21 @@ class BandScale:
 
 
 def scaled_band(
-    point: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: np.ndarray, floor: float | None
+    lower: np.ndarray, upper: np.ndarray, scale: np.ndarray, floor: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The band's offsets from ``point`` times ``scale`` (per step), clipped at ``floor``."""
-    lo, hi = point + scale * (lower - point), point + scale * (upper - point)
+    """The band widened (or narrowed) by ``scale`` (per step) about its own centre, clipped at
+    ``floor``.
+
+    About its centre, not about ``point``: the bands for a scale are then nested (a larger
+    scale never leaves out what a smaller one covered), which the adaptation's guarantee needs.
+    A biased model's band may lie wholly on one side of its forecast (GRU on the Taylor demand
+    at horizon 1: the 80 % band ran from the forecast to 0.017 of the level above it); scaled
+    about the forecast, such a band moves away from the actuals it misses instead of reaching
+    them, and that case covered 72 % for 80 % with bands 2.6x as wide as those scaled about
+    their centre, which covered 78 %.
+    """
+    centre, half = (lower + upper) / 2.0, (upper - lower) / 2.0
+    lo, hi = centre - scale * half, centre + scale * half
     if floor is not None:
         lo, hi = np.maximum(lo, floor), np.maximum(hi, floor)
     return lo, hi
@@ -100,6 +111,6 @@ def replayed_bands(
         revealed = max(revealed, int(starts[j]))
         for level, (lower, upper) in static.items():
             scale = np.array([band_scale.of(level, h) for h in steps])
-            lo_j, hi_j = scaled_band(point[j], lower[j], upper[j], scale, intervals.floor)
+            lo_j, hi_j = scaled_band(lower[j], upper[j], scale, intervals.floor)
             out[level][0][j], out[level][1][j] = lo_j, hi_j
     return out

@@ -319,7 +319,7 @@ class LiveSeries:
         steps = range(1, row.shape[1] + 1)
         for level, (lower, upper) in intervals.bands(row, scales).items():
             scale = np.array([[self.band_scale.of(level, h) for h in steps]])
-            out[level] = scaled_band(row, lower, upper, scale, intervals.floor)
+            out[level] = scaled_band(lower, upper, scale, intervals.floor)
         return out
 
     def _drop_stale_pending(self, origin_us: int) -> None:
