@@ -220,3 +220,45 @@ def test_adaptive_bands_bring_live_coverage_to_nominal_where_trained_bands_fail(
     # Each step's band grew by about its error's sd ratio: 2 at step 1, 2 sqrt(2) at step 2.
     assert scale.of(80, 1) == pytest.approx(2.0, rel=0.25)
     assert scale.of(80, 2) == pytest.approx(2.0 * np.sqrt(2.0), rel=0.25)
+
+
+def test_live_bands_are_the_bands_batch_inference_replays_over_the_same_rows() -> None:
+    """Batch inference serves ``replayed_bands`` as "the bands the live loop would have
+    served": fed the same rows, the live loop's bands (scaled, asymmetric, adapting, floored)
+    are those bands, origin for origin and step for step."""
+    from flts.stages.bands import replayed_bands
+
+    champ = champion(band=None)
+    champ.forecaster.intervals = ConformalIntervals(
+        levels=(80, 95),
+        lower_offsets=((-0.02, -0.05), (-0.1, -0.2)),
+        upper_offsets=((0.08, 0.1), (0.2, 0.3)),
+        calibration_windows=50,
+        floor=0.0,
+        scale_window=4,
+        scale_floor=0.5,
+    )
+    series = series_for("site-a", champ, history_rows=50, metrics_window=500, band_adaptation=0.05)
+    rng = np.random.default_rng(11)
+    walk = np.abs(50.0 + np.cumsum(rng.normal(0.0, 4.0, 400)))
+    live: list[dict[str, float]] = []
+    for i, value in enumerate(walk):
+        feed(series, [float(value)], start=i)
+        forecast = series.forecast(champ)
+        assert forecast is not None
+        live.extend(step.model_dump() for step in forecast.steps)
+
+    origins = np.arange(1, len(walk) + 1)
+    point = np.array([s["point"] for s in live]).reshape(-1, 2)
+    padded = np.append(walk, [np.nan, np.nan])
+    actual = np.stack([padded[origins], padded[origins + 1]], axis=1)
+    intervals = champ.forecaster.intervals
+    replayed = replayed_bands(
+        intervals, point, actual, 0.05, origins, intervals.scales_at(walk, origins)
+    )
+    for level in (80, 95):
+        lower = np.array([s[f"lower_{level}"] for s in live]).reshape(-1, 2)
+        upper = np.array([s[f"upper_{level}"] for s in live]).reshape(-1, 2)
+        np.testing.assert_allclose(lower, replayed[level][0], rtol=1e-12)
+        np.testing.assert_allclose(upper, replayed[level][1], rtol=1e-12)
+    assert series.band_scale.of(80, 1) != 1.0  # the bands did adapt along the way
