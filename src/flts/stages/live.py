@@ -310,8 +310,8 @@ class LiveSeries:
     def _adapted(
         self, intervals: ConformalIntervals, point: np.ndarray
     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """The trained bands (locally scaled ones at the level of the window's last rows) with
-        each level's offsets times its live scale."""
+        """The trained bands (locally scaled ones at the level of the window's last rows), each
+        level's half-width times its live scale about the band's centre."""
         row = point[None, :]
         target = self._values[max(0, self._n - (intervals.scale_window or 1)) : self._n, 0]
         scales = intervals.scales_at(target, np.array([len(target)], dtype=np.int64))
