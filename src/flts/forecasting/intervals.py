@@ -135,11 +135,7 @@ class ConformalIntervals(BaseModel):
                 f"forecast has {forecast.shape[-1]} steps; the intervals were calibrated "
                 f"for {self.horizon}"
             )
-        factor: np.ndarray | float = 1.0
-        if self.scale_window is not None:
-            if scales is None:
-                raise ValueError("locally scaled bands need each origin's level (scales_at)")
-            factor = band_factors(forecast, scales, self.scale_floor or 0.0)
+        factor = self.factors(forecast, scales)
         return {
             level: (
                 self.clip(forecast + factor * np.asarray(self.lower_offsets[i])),
@@ -148,12 +144,29 @@ class ConformalIntervals(BaseModel):
             for i, level in enumerate(self.levels)
         }
 
+    def factors(self, point: np.ndarray, scales: np.ndarray | None) -> np.ndarray | float:
+        """What the offsets are multiplied by around ``point``: 1 for unscaled bands, else
+        :func:`band_factors` of the origins' ``scales`` (required then)."""
+        if self.scale_window is None:
+            return 1.0
+        if scales is None:
+            raise ValueError("locally scaled bands need each origin's level (scales_at)")
+        return band_factors(point, scales, self.scale_floor or 0.0)
+
     def scales_at(self, target: np.ndarray, origins: np.ndarray) -> np.ndarray | None:
         """Each origin's level for :meth:`bands` from the target column in original units
         (origin ``o`` reads rows before ``o`` only), or None for unscaled bands."""
         if self.scale_window is None:
             return None
         return origin_levels(target, origins, self.scale_window, self.scale_floor or 0.0)
+
+    def scales_after(self, target: np.ndarray) -> np.ndarray | None:
+        """:meth:`scales_at` for the one origin just after ``target`` (a live window, the rows
+        of a request), reading only its last ``scale_window`` rows; None for unscaled bands."""
+        if self.scale_window is None:
+            return None
+        tail = np.asarray(target)[-self.scale_window :]
+        return self.scales_at(tail, np.array([len(tail)], dtype=np.int64))
 
     def clip(self, values: np.ndarray) -> np.ndarray:
         """``values`` raised to ``floor`` (unchanged without a floor)."""

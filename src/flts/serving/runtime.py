@@ -30,7 +30,7 @@ from flts.forecasting.features import (
     time_features_array,
     window_features,
 )
-from flts.forecasting.intervals import ConformalIntervals, origin_levels
+from flts.forecasting.intervals import ConformalIntervals
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 from flts.serving.model_state import LoadedModel
 from flts.serving.validation import PredictInput, RequestError
@@ -66,10 +66,8 @@ class ModelRuntime:
         self.band_offsets = band_offsets(forecaster.intervals, spec.horizon)
         #: Lowest value a band may take (0 for a load that never went negative), or None.
         self.band_floor = None if forecaster.intervals is None else forecaster.intervals.floor
-        #: Rows whose mean absolute target scales the offsets (locally scaled bands), or None.
-        scaled = forecaster.intervals if self.band_offsets else None
-        self.band_scale_window = None if scaled is None else scaled.scale_window
-        self.band_scale_floor = 0.0 if scaled is None else scaled.scale_floor or 0.0
+        #: The served bands' calibration (for locally scaled ones), or None without bands.
+        self.band_intervals = forecaster.intervals if self.band_offsets else None
         #: The same offsets as one (2 x levels, horizon) matrix with a name per row
         #: (lower_80, upper_80, ...): a response adds its forecast to all bands in one step.
         self.band_names = tuple(
@@ -180,15 +178,14 @@ class ModelRuntime:
         return PredictInput(times, values, False, None, ("observations",), TIME_COLUMN)
 
 
-def band_level(runtime: ModelRuntime, inp: PredictInput) -> float | None:
-    """The request's level for locally scaled bands (``ConformalIntervals.scale_window``): the
-    mean absolute target of its last rows, at least the bands' floor; None for unscaled ones."""
-    window = runtime.band_scale_window
-    if window is None:
-        return None
-    target = inp.values[-window:, 0]  # the target is the first raw column
-    end = np.array([len(target)], dtype=np.int64)
-    return float(origin_levels(target, end, window, runtime.band_scale_floor)[0])
+def band_factor(runtime: ModelRuntime, inp: PredictInput, values: np.ndarray) -> np.ndarray | float:
+    """What a request's band offsets are multiplied by around its forecast ``values``: 1 for
+    unscaled bands; for locally scaled ones the scale ``ConformalIntervals.bands`` uses, from
+    the request's last rows (the target is the first raw column)."""
+    intervals = runtime.band_intervals
+    if intervals is None:
+        return 1.0
+    return intervals.factors(values, intervals.scales_after(inp.values[:, 0]))
 
 
 def band_offsets(

@@ -30,12 +30,11 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
-from flts.forecasting.intervals import band_factors
 from flts.serving.auth import bearer_check
 from flts.serving.batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from flts.serving.metrics import InferenceMetrics
 from flts.serving.model_state import LoadedModel, ModelState
-from flts.serving.runtime import ModelRuntime, band_level
+from flts.serving.runtime import ModelRuntime, band_factor
 from flts.serving.series_models import SeriesModels
 from flts.serving.settings import ApiSettingsLike
 from flts.serving.validation import PredictInput, RequestError, parse_predict_body
@@ -336,8 +335,8 @@ def _response(
     stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step_seconds, len(values))
     head, tail = runtime.response_heads[legacy]
     if bands and runtime.band_offsets:
-        level = band_level(runtime, inp)
-        return head + orjson.dumps(_rows_with_bands(runtime, stamps, values, legacy, level)) + tail
+        factor = band_factor(runtime, inp, values)
+        return head + orjson.dumps(_rows_with_bands(runtime, stamps, values, legacy, factor)) + tail
     numbers: list[float] = values.tolist()
     if legacy:
         target = runtime.spec.target
@@ -355,16 +354,11 @@ def _rows_with_bands(
     stamps: tuple[str, ...],
     values: np.ndarray,
     legacy: bool,
-    level: float | None = None,
+    factor: np.ndarray | float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level; for
-    locally scaled bands the offsets are times the larger of each forecast's magnitude and the
-    request's ``level`` (:func:`flts.serving.runtime.band_level`, already floored), as
-    ``ConformalIntervals.bands`` does."""
+    """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level, the
+    offsets times ``factor`` (:func:`flts.serving.runtime.band_factor`)."""
     n = len(values)
-    factor = (
-        1.0 if level is None else band_factors(values, np.array([level]), runtime.band_scale_floor)
-    )
     bands = values + factor * runtime.band_matrix[:, :n]  # (2 x levels, n) in one step
     if runtime.band_floor is not None:
         np.maximum(bands, runtime.band_floor, out=bands)

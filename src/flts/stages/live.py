@@ -313,8 +313,7 @@ class LiveSeries:
         """The trained bands (locally scaled ones at the level of the window's last rows), each
         level's half-width times its live scale about the band's centre."""
         row = point[None, :]
-        target = self._values[max(0, self._n - (intervals.scale_window or 1)) : self._n, 0]
-        scales = intervals.scales_at(target, np.array([len(target)], dtype=np.int64))
+        scales = intervals.scales_after(self._values[: self._n, 0])
         out = {}
         steps = range(1, row.shape[1] + 1)
         for level, (lower, upper) in intervals.bands(row, scales).items():
