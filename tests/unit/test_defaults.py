@@ -21,12 +21,14 @@ def stamps(days: float, step_s: int) -> pd.Series:
         (13, 120, (720,)),  # under two weeks: daily only
         (84, 1800, (48, 336)),  # half-hourly electricity, 12 weeks
         (30, 900, (96, 672)),  # 15-minute load profiles
+        (400, 86_400, (7,)),  # daily totals: no daily season, but the weekly one
+        (30, 43_200, (2, 14)),  # twice a day
     ],
 )
 def test_seasons_from_timestamps(days: float, step_s: int, expected: tuple[int, ...]) -> None:
     periods, notes = detect_seasons(stamps(days, step_s), step_s)
     assert periods == expected
-    assert notes == ()
+    assert not [note for note in notes if "too short" in note]
 
 
 def test_series_too_short_for_a_day_names_the_rows_needed_and_runs_without_it() -> None:
@@ -40,6 +42,21 @@ def test_series_too_short_for_a_day_names_the_rows_needed_and_runs_without_it() 
     found = resolve_defaults(PreprocessConfig(), ds, 120, source="short.csv")
     assert found.season_steps == 1  # seasonal naive falls back to persistence
     assert found.lags == ()
+
+
+def test_daily_data_gets_the_weekly_season_for_seasonal_naive_and_lags() -> None:
+    found = resolve_defaults(PreprocessConfig(horizon=7), stamps(400, 86_400), 86_400, source="d")
+    assert found.seasonal_periods == (7,)
+    assert found.season_steps == 7  # seasonal naive: the same day last week
+    # Same weekday one week before the first and the last step, and their neighbours.
+    assert found.lags == (1, 5, 6, 7)
+    assert any("no daily season" in note for note in found.notes)
+    assert any("seasonal naive season 7 (one week)" in note for note in found.notes)
+
+
+def test_steps_that_divide_no_day_or_week_have_no_season() -> None:
+    found = resolve_defaults(PreprocessConfig(), stamps(400, 5 * 86_400), 5 * 86_400, source="d")
+    assert (found.seasonal_periods, found.season_steps, found.lags) == ((), 1, ())
 
 
 def test_default_lags_see_the_same_time_one_season_earlier() -> None:

@@ -4,16 +4,18 @@ Decided from the *training* timestamps only (never the test file), once, in prep
 result is saved in the processed objects' config and spec, so every model of a run sees the same.
 
 * **Seasons.** The daily period is ``86400 / step`` when a day is a whole number of steps (and at
-  least two steps). The weekly period (7 days) is added when training spans at least two weeks.
-  A period needs at least two whole periods of training rows; a shorter series runs without it,
-  and a note names the rows it would need. Without a usable daily period the seasonal-naive
-  baseline has a season of one step (it then equals persistence).
+  least two steps). The weekly period (7 days) is added when training spans at least two weeks
+  and a week is a whole number of steps: so daily or 12-hourly data, which has no daily season,
+  still gets its weekly one (same day last week). A period needs at least two whole periods of
+  training rows; a shorter series runs without it, and a note names the rows it would need.
+  The seasonal-naive baseline uses the shortest season found (one day, else one week); without
+  any it has a season of one step (it then equals persistence).
 * **Lags** (when the config leaves ``lags`` unset). A model reading row ``i-1`` forecasts step
   ``h`` (1..H) at row ``i-1+h``; the same time one season earlier is the target ``S-h`` rows
   before row ``i-1``. Default lags are that value and its neighbours for the first and the last
   step: ``S-h-1, S-h, S-h+1`` for ``h`` in ``{1, H}`` (at most six columns, so GRU/LSTM stay
-  cheap), for the daily season; plus ``W-1`` and ``W-H`` for the weekly one when training holds
-  at least four weeks (a weekly lag drops its first week of training rows, so on shorter spans it
+  cheap), for the shortest season (daily, or weekly when there is no daily one); plus ``W-1``
+  and ``W-H`` for the weekly one next to a daily one when training holds at least four weeks (a weekly lag drops its first week of training rows, so on shorter spans it
   would cost more than a quarter of the data). A lookback covering a whole day (720 rows at 2
   minutes) would multiply RNN fit time; lags give the model the same day-old values for the
   price of a few columns.
@@ -57,20 +59,31 @@ def daily_period(step_seconds: int) -> int | None:
     return DAY_SECONDS // step_seconds
 
 
+def weekly_period(step_seconds: int) -> int | None:
+    """Steps in one week, or None when a week is not a whole number (>= 2) of steps."""
+    week = DAY_SECONDS * WEEK_DAYS
+    if week % step_seconds or week // step_seconds < 2:
+        return None
+    return week // step_seconds
+
+
 def detect_seasons(
     train_ds: pd.Series, step_seconds: int, *, source: str = "training data"
 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Usable seasonal periods (steps, shortest first) and notes on the ones left out."""
-    day = daily_period(step_seconds)
-    if day is None:
-        return (), (f"{source}: a day is not a whole number of {step_seconds} s steps; no season",)
+    day, week = daily_period(step_seconds), weekly_period(step_seconds)
     rows = len(train_ds)
     span_days = (train_ds.iloc[-1] - train_ds.iloc[0]).total_seconds() / DAY_SECONDS
-    candidates = [("daily", day)]
-    if span_days + step_seconds / DAY_SECONDS >= WEEKLY_SEASON_MIN_DAYS:
-        candidates.append(("weekly", day * WEEK_DAYS))
+    candidates = [] if day is None else [("daily", day)]
+    if week is not None and span_days + step_seconds / DAY_SECONDS >= WEEKLY_SEASON_MIN_DAYS:
+        candidates.append(("weekly", week))
     periods: list[int] = []
     notes: list[str] = []
+    if day is None:
+        notes.append(
+            f"{source}: a day is not a whole number (>= 2) of {step_seconds} s steps; "
+            "no daily season"
+        )
     for name, period in candidates:
         need = MIN_PERIODS * period
         if rows >= need:
@@ -88,11 +101,12 @@ def default_lags(
 ) -> tuple[int, ...]:
     """Seasonal lags (see the module docstring), positive and sorted."""
     lags: set[int] = set()
-    if daily is not None and daily in periods:
+    if periods:
+        shortest = periods[0]  # daily, or weekly on data without a daily season
         for h in {1, horizon}:
-            lags.update({daily - h - 1, daily - h, daily - h + 1})
+            lags.update({shortest - h - 1, shortest - h, shortest - h + 1})
     weekly = None if daily is None else daily * WEEK_DAYS
-    if weekly is not None and weekly in periods and span_days >= WEEKLY_LAG_MIN_DAYS:
+    if weekly is not None and weekly in periods[1:] and span_days >= WEEKLY_LAG_MIN_DAYS:
         lags.update({weekly - 1, weekly - horizon})
     return tuple(sorted(k for k in lags if k >= 1))
 
@@ -106,12 +120,12 @@ def resolve_defaults(
     if config.season_steps is not None:
         season = config.season_steps
         how = "configured"
-    elif daily is not None and daily in periods:
-        season = daily
-        how = "one day"
+    elif periods:
+        season = periods[0]
+        how = "one day" if season == daily else "one week"
     else:
         season = 1
-        how = "no usable daily season: seasonal naive equals persistence"
+        how = "no usable season: seasonal naive equals persistence"
     span_days = (train_ds.iloc[-1] - train_ds.iloc[0]).total_seconds() / DAY_SECONDS
     if config.lags is not None:
         lags = config.lags
