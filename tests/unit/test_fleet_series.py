@@ -170,3 +170,35 @@ def test_each_series_is_checked_at_its_own_step_and_a_short_one_gets_a_reason(
     assert series["hourly"].reason is None
     assert series["half-hourly"].reason is None
     assert str(series["short"].reason).startswith("rejected by preprocess:")
+
+
+def test_a_semicolon_long_csv_with_decimal_commas_splits_into_readable_series(
+    tmp_path: Path,
+) -> None:
+    from flts.cli.run_inputs import validate_inputs
+
+    times = pd.date_range("2024-01-01", periods=240, freq="1h")
+    frames = [
+        pd.DataFrame({"time": times, "cell": cell, "load": 10.5 + np.arange(240) % 7 + shift})
+        for cell, shift in (("north", 0.25), ("flat", 0.0))
+    ]
+    frames[1]["load"] = 3.5
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    pd.concat(f.iloc[:200] for f in frames).to_csv(train, index=False, sep=";", decimal=",")
+    pd.concat(f.iloc[200:] for f in frames).to_csv(test, index=False, sep=";", decimal=",")
+    pairs, raw_ids, _ = split_long_csv(train, test, "cell", tmp_path / "out")
+    north_train, north_test = pairs["north"]
+    assert north_train is not None
+    assert north_test is not None
+    prepared = validate_inputs(north_train, north_test, PreprocessConfig(target="load"))
+    assert (prepared.train["load"].min(), prepared.train["load"].max()) == (10.75, 16.75)
+    assert any("decimal commas" in note for note in prepared.train_notes)
+
+    series = {
+        s.series_id: s
+        for s in fleet_series(
+            "f", pairs, raw_ids, "load", lambda _: PreprocessConfig(target="load"), validate_inputs
+        )
+    }
+    assert series["north"].reason is None
+    assert "constant (3.5)" in str(series["flat"].reason)  # read as 3.5, not as text

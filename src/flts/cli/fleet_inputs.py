@@ -21,22 +21,24 @@ import pandas as pd
 from flts.domain.config import PreprocessConfig
 from flts.domain.series import sanitise_all, series_identifier
 from flts.errors import ConfigError, DataValidationError, FltsError
+from flts.forecasting.csv_text import numbers_of, read_csv_text
 from flts.run.fleet import FleetSeries
 
 #: Builds the checked preprocess config of one series from its training CSV.
 ConfigFor = Callable[[Path], PreprocessConfig]
 
 
-def _read(path: Path, series_col: str) -> pd.DataFrame:
+def _read(path: Path, series_col: str) -> tuple[pd.DataFrame, str]:
+    """Every cell as text (each series' file is written back as read), and the delimiter."""
     try:
-        frame = pd.read_csv(path, dtype={series_col: str}, keep_default_na=False)
+        frame, delimiter = read_csv_text(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
     if series_col not in frame.columns:
         raise ConfigError(
             f"{path}: no series column {series_col!r} (columns: {', '.join(map(str, frame))})"
         )
-    return frame
+    return frame, delimiter
 
 
 def split_long_csv(
@@ -47,7 +49,8 @@ def split_long_csv(
     Returns ``{safe id: (train csv or None, test csv or None)}``, ``{safe id: raw id}`` and the
     sanitising notices. ConfigError when two raw ids collide once sanitised.
     """
-    train, test = _read(train_csv, series_col), _read(test_csv, series_col)
+    (train, train_sep), (test, test_sep) = _read(train_csv, series_col), _read(test_csv, series_col)
+    delimiters = {"train.csv": train_sep, "test.csv": test_sep}
     raw_ids = list(dict.fromkeys([*train[series_col], *test[series_col]]))
     mapping, notices = sanitise_all(raw_ids)
     pairs: dict[str, tuple[Path | None, Path | None]] = {}
@@ -61,7 +64,8 @@ def split_long_csv(
                 written.append(None)
                 continue
             path = directory / name
-            rows.to_csv(path, index=False)
+            # The source's delimiter keeps decimal commas readable in the series' own file.
+            rows.to_csv(path, index=False, sep=delimiters[name])
             written.append(path)
         pairs[safe] = (written[0], written[1])
     return pairs, {safe: raw for raw, safe in mapping.items()}, notices
@@ -84,10 +88,10 @@ def pair_directories(
 
 def _unusable(train_csv: Path, target: str) -> str | None:
     """Why a series cannot be trained at all, before preprocess's own (longer) checks."""
-    frame = pd.read_csv(train_csv)
+    frame, delimiter = read_csv_text(train_csv)
     if target not in frame.columns:
         return f"no target column {target!r}"
-    values = pd.to_numeric(frame[target], errors="coerce").dropna()
+    values = numbers_of(frame[target], delimiter).dropna()
     if values.empty:
         return f"target {target!r} has no numeric value"
     if values.nunique() == 1:

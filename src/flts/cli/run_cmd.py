@@ -112,6 +112,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--drop", type=column_list, default=(), help="leave out input columns COL,..."
     )
     parser.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA zone of timestamps written in local clock time without an offset, e.g. "
+        "Europe/Berlin: converted to UTC, the repeated autumn hour told apart by order "
+        "(default: such timestamps are UTC)",
+    )
+    parser.add_argument(
         "--series-col",
         default=None,
         help="fleet run: the series-id column of a long-format --train/--test CSV "
@@ -199,7 +206,7 @@ def _checked_config(args: argparse.Namespace) -> str:
     test = args.test or args.default_test()
     started = time.monotonic()
     config = run_config(
-        build_config(args.config, args.time_col, args.target),
+        build_config(args.config, args.time_col, args.target, timezone=args.timezone),
         train_csv=train,
         horizon=args.horizon,
         features=args.features,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from flts.domain.config import PreprocessConfig
 from flts.errors import ConfigError, DataValidationError
+from flts.forecasting.csv_text import read_csv_text
 from flts.forecasting.prepare import PreparedData, prepare_datasets
 
 
@@ -27,7 +28,7 @@ def column_list(text: str) -> tuple[str, ...]:
 
 def _header(path: Path) -> list[str]:
     try:
-        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        return [str(c) for c in read_csv_text(path, nrows=0)[0].columns]
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
 

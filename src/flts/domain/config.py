@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -60,6 +61,14 @@ BASELINE_MODEL_TYPES: tuple[ModelType, ...] = (ModelType.PERSISTENCE, ModelType.
 DEFAULT_INTERVAL_LEVELS: tuple[int, ...] = (80, 95)
 
 
+@cache
+def available_zones() -> frozenset[str]:
+    """IANA time zone names (the system's database, or the ``tzdata`` package)."""
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
 class FrozenConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -86,6 +95,17 @@ class PreprocessConfig(FrozenConfig):
     #: Steps in one seasonal period for the seasonal-naive baseline; None = one day of steps
     #: when the training file holds two days (else 1: seasonal naive equals persistence).
     season_steps: int | None = Field(default=None, gt=0)
+    #: IANA zone (e.g. "Europe/Berlin") of naive timestamps written in local clock time; they are
+    #: converted to UTC, the hour repeated when daylight-saving time ends told apart by order.
+    #: None: naive timestamps are UTC. Timestamps with a UTC offset never need it.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in available_zones():
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name like Europe/Berlin")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> PreprocessConfig:
@@ -143,5 +163,9 @@ def sha256_hex(text: str | bytes) -> str:
 
 def compute_config_hash(config: PreprocessConfig, data_fingerprint: str) -> str:
     """Lineage hash of one preprocessing run: its config plus what data it read."""
-    payload = {"preprocess": config.model_dump(mode="json"), "data": data_fingerprint}
+    preprocess = config.model_dump(mode="json")
+    if preprocess["timezone"] is None:
+        # Added after release: leaving it out while unset keeps every earlier run's hash.
+        del preprocess["timezone"]
+    payload = {"preprocess": preprocess, "data": data_fingerprint}
     return sha256_hex(canonical_json(payload))

@@ -2,12 +2,14 @@
 
 Rules (documented here because they decide what a model sees):
 
-* **Reading.** The time column is parsed as timestamps; values with a UTC offset are converted to
-  UTC, naive values are taken as UTC. The result has ``ds`` (tz-naive, UTC) plus the selected raw
-  columns as float64, target first. Empty cells in numeric columns are missing values (allowed);
-  any other non-numeric text is an error that names the way out (leave the column out). When the
-  inputs are not listed explicitly, a text column holding one value throughout (a site name) says
-  nothing a model can use: it is ignored, with a note.
+* **Reading.** The delimiter, decimal commas and the timestamp format are recognised as
+  ``flts.forecasting.csv_text`` describes (each with a note). Values with a UTC offset are
+  converted to UTC; naive values are taken as UTC, or as clock time in ``config.timezone``. The
+  result has ``ds`` (tz-naive, UTC) plus the selected raw columns as float64, target first. Empty
+  cells in numeric columns are missing values (allowed); any other non-numeric text is an error
+  that names the way out (leave the column out). When the inputs are not listed explicitly, a text
+  column holding one value throughout (a site name) says nothing a model can use: it is ignored,
+  with a note.
 * **Line numbers.** Errors cite *file lines*: the header is line 1, the first data row line 2,
   so the number is the one an editor shows.
 * **Order.** Timestamps must be strictly increasing as read: a duplicate or a step backwards is an
@@ -22,7 +24,6 @@ Rules (documented here because they decide what a model sees):
 
 from __future__ import annotations
 
-import io
 import logging
 
 import numpy as np
@@ -30,6 +31,7 @@ import pandas as pd
 
 from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
+from flts.forecasting.csv_text import decimal_comma_numbers, parse_timestamps, read_csv_text
 from flts.forecasting.spec import TIME_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def read_csv_with_notes(
 ) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """:func:`read_csv_bytes` plus notes on constant text columns that were ignored."""
     try:
-        raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        raw, delimiter = read_csv_text(data)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{source}: cannot be read as CSV ({exc})") from exc
     columns = [str(c) for c in raw.columns]
@@ -65,22 +67,33 @@ def read_csv_with_notes(
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")
     selected = select_columns(columns, config, source=source)
-    notes: tuple[str, ...] = ()
+    notes: list[str] = []
+    if delimiter != ",":
+        notes.append(f"{source}: fields delimited by {delimiter!r}")
     if config.feature_columns is None:
         constant = constant_text_columns(raw, [c for c in selected if c != config.target])
         selected = [c for c in selected if c not in constant]
-        notes = tuple(
+        notes.extend(
             f"{source}: column {c!r} ignored: text with one value throughout "
             f"({raw[c].iloc[0]!r}), nothing a model can use"
             for c in constant
         )
-    ds = _parse_times(raw[config.time_col], source=source, column=config.time_col)
-    _check_increasing(ds, source=source)
+    ds, how = _parse_times(raw[config.time_col], source=source, config=config)
+    if how != "ISO 8601":
+        notes.append(f"{source}: column {config.time_col!r} read as {how}")
+    _check_increasing(ds, source=source, clock_time=config.timezone is None)
     frame = pd.DataFrame({TIME_COLUMN: ds})
+    comma_columns = []
     for column in selected:
         hint = "" if column == config.target else _leave_out_hint(column, selected, config)
-        frame[column] = _parse_numeric(raw[column], source=source, column=column, hint=hint)
-    return frame, notes
+        frame[column], comma = _parse_numeric(
+            raw[column], source=source, column=column, hint=hint, delimiter=delimiter
+        )
+        if comma:
+            comma_columns.append(column)
+    if comma_columns:
+        notes.append(f"{source}: decimal commas read in columns {comma_columns}")
+    return frame, tuple(notes)
 
 
 def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -120,47 +133,76 @@ def select_columns(columns: list[str], config: PreprocessConfig, *, source: str)
     return [config.target, *(c for c in dict.fromkeys(wanted) if c != config.target)]
 
 
-def _parse_times(values: pd.Series, *, source: str, column: str) -> pd.Series:
-    text = values.str.strip()
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    if parsed.isna().any():
-        # Not ISO 8601 throughout: let pandas infer one format from the first value instead.
-        fallback = pd.to_datetime(text, errors="coerce", utc=True)
-        if fallback.isna().sum() < parsed.isna().sum():
-            parsed = fallback
+def _parse_times(
+    values: pd.Series, *, source: str, config: PreprocessConfig
+) -> tuple[pd.Series, str]:
+    """Naive UTC timestamps and how they were read (see ``csv_text.parse_timestamps``)."""
+    column = config.time_col
+    try:
+        parsed, how = parse_timestamps(values.str.strip(), config.timezone)
+    except ValueError as exc:
+        raise DataValidationError(f"{source}: column {column!r}: {exc}") from exc
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         first = int(bad[0])
         raise DataValidationError(
             f"{source}: {len(bad)} of {len(values)} values in column {column!r} cannot be parsed "
-            f"as timestamps (first at line {_line(first)}: {values.iloc[first]!r})"
+            f"as timestamps (first at line {_line(first)}: {values.iloc[first]!r}); write them "
+            "as ISO 8601 (2024-01-31 13:45, with +01:00 or Z for the zone), day-first or "
+            "month-first dates, or Unix epoch seconds"
         )
     naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return naive.astype("datetime64[ns]").reset_index(drop=True)
+    return naive.astype("datetime64[ns]").reset_index(drop=True), how
 
 
-def _check_increasing(ds: pd.Series, *, source: str) -> None:
+#: Clock hours around which daylight-saving time starts or ends in the zones that keep it.
+_DST_HOURS = (0, 1, 2, 3)
+
+
+def _dst_hint(before: pd.Timestamp, after: pd.Timestamp) -> str:
+    """A hint when a repeated or backward timestamp looks like the end of daylight-saving time."""
+    back = before - after
+    if before.hour in _DST_HOURS and pd.Timedelta(0) <= back <= pd.Timedelta(hours=1):
+        return (
+            "; this looks like local clock time repeating an hour when daylight-saving time "
+            "ends: name the zone (`flts run --timezone Europe/Berlin`, config field timezone), "
+            "or write the timestamps with their UTC offset or in UTC"
+        )
+    return ""
+
+
+def _check_increasing(ds: pd.Series, *, source: str, clock_time: bool = True) -> None:
     diffs = ds.diff().to_numpy()[1:]
     bad = np.flatnonzero(diffs <= np.timedelta64(0, "ns"))
     if not len(bad):
         return
     i = int(bad[0]) + 1  # the later row of the offending pair
     before, after = ds.iloc[i - 1], ds.iloc[i]
+    hint = _dst_hint(before, after) if clock_time else ""
     if before == after:
         raise DataValidationError(
-            f"{source}: duplicated timestamp {after} at lines {_line(i - 1)} and {_line(i)}"
+            f"{source}: duplicated timestamp {after} at lines {_line(i - 1)} and {_line(i)}{hint}"
         )
     raise DataValidationError(
         f"{source}: timestamps not sorted at lines {_line(i - 1)}-{_line(i)} "
-        f"({after} after {before})"
+        f"({after} after {before}){hint}"
     )
 
 
-def _parse_numeric(values: pd.Series, *, source: str, column: str, hint: str = "") -> pd.Series:
+def _parse_numeric(
+    values: pd.Series, *, source: str, column: str, hint: str = "", delimiter: str = ","
+) -> tuple[pd.Series, bool]:
+    """The column as float64, and whether it was written with decimal commas."""
     text = values.str.strip()
     empty = text.eq("") | text.str.lower().isin({"nan", "na", "null", "none"})
     numbers = pd.to_numeric(text.where(~empty), errors="coerce").astype("float64")
     bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
+    comma = False
+    if len(bad):
+        decimal = decimal_comma_numbers(text.where(~empty), delimiter)
+        if decimal is not None:
+            numbers, comma = decimal.astype("float64"), True
+            bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
     if len(bad):
         first = int(bad[0])
         raise DataValidationError(
@@ -175,7 +217,7 @@ def _parse_numeric(values: pd.Series, *, source: str, column: str, hint: str = "
         )
     if numbers.isna().all():
         raise DataValidationError(f"{source}: column {column!r} has no values at all")
-    return numbers.reset_index(drop=True)
+    return numbers.reset_index(drop=True), comma
 
 
 def infer_step_seconds(ds: pd.Series) -> int:

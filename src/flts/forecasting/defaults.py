@@ -15,8 +15,9 @@ result is saved in the processed objects' config and spec, so every model of a r
   before row ``i-1``. Default lags are that value and its neighbours for the first and the last
   step: ``S-h-1, S-h, S-h+1`` for ``h`` in ``{1, H}`` (at most six columns, so GRU/LSTM stay
   cheap), for the shortest season (daily, or weekly when there is no daily one); plus ``W-1``
-  and ``W-H`` for the weekly one next to a daily one when training holds at least four weeks (a weekly lag drops its first week of training rows, so on shorter spans it
-  would cost more than a quarter of the data). A lookback covering a whole day (720 rows at 2
+  and ``W-H`` for the weekly one next to a daily one when training holds at least four weeks (a
+  weekly lag drops its first week of training rows, so on shorter spans it would cost more than
+  a quarter of the data). A lookback covering a whole day (720 rows at 2
   minutes) would multiply RNN fit time; lags give the model the same day-old values for the
   price of a few columns.
 * **Covariates.** Every other numeric column of the file is a past covariate (already the default

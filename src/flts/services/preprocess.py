@@ -52,15 +52,24 @@ class PreprocessJob:
 
 
 def build_config(
-    config_json: str | None, time_col: str | None = None, target: str | None = None
+    config_json: str | None,
+    time_col: str | None = None,
+    target: str | None = None,
+    *,
+    timezone: str | None = None,
 ) -> PreprocessConfig:
-    """PreprocessConfig from ``--config`` JSON, with ``--time-col``/``--target`` winning."""
+    """PreprocessConfig from ``--config`` JSON, with ``--time-col``/``--target``/``--timezone``
+    winning."""
     try:
         base = PreprocessConfig.model_validate_json(config_json or "{}")
-        overrides: dict[str, Any] = {"time_col": time_col, "target": target}
-        return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(f"--config is not a valid PreprocessConfig: {exc}") from exc
+    overrides: dict[str, Any] = {"time_col": time_col, "target": target, "timezone": timezone}
+    update = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return PreprocessConfig.model_validate({**base.model_dump(), **update})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid preprocess option: {exc}") from exc
 
 
 def upload_raw(store: ObjectStore, path: Path) -> tuple[ObjectRef, str]:

@@ -1,0 +1,179 @@
+"""How a user's CSV writes its data: the delimiter, decimal commas, and the timestamps.
+
+Load data comes from meters, SCADA exports and spreadsheets, not only from pandas. Each reading
+rule here accepts one common way of writing the same data, and says what it did in a note, so a
+file is never read differently without the run's notes saying so:
+
+* **Delimiter.** Comma, semicolon, tab or pipe, sniffed from the first lines (Python's
+  ``csv.Sniffer``); a comma when the sniff is unsure.
+* **Decimal comma.** In a file not delimited by commas, a numeric column written ``12,5`` is read
+  as 12.5 when *every* value parses that way. In a comma-delimited file ``"1,234"`` would be a
+  thousands separator as often as a decimal one, so it stays an error there.
+* **Timestamps.** ISO 8601 (with or without a UTC offset) first. Otherwise the candidates are
+  Unix epoch numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by size;
+  only values after 1973, so a row counter is never taken for time), the format pandas infers
+  month first, and the same day first. The candidate that parses the most values wins, and
+  among those the one whose spacing is most regular: ``01.02.2016`` to ``12.02.2016`` parse both
+  ways, but only day first gives a regular hourly series.
+* **Clock time zone** (``PreprocessConfig.timezone``): naive timestamps are local clock times in
+  that zone and are converted to UTC; the hour repeated when daylight-saving time ends is told
+  apart by its order (pandas ``ambiguous="infer"``), or, written only once, is read as the first
+  of the two (the second is then a missing step, filled like any gap); a time in the hour skipped
+  in spring is an error. Without a zone, naive timestamps are taken as UTC.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+DELIMITERS = ",;\t|"
+#: Bytes of the file the delimiter is sniffed from.
+SNIFF_BYTES = 64 * 1024
+_DECIMAL_COMMA = re.compile(r"^[+-]?(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?$")
+#: A UTC offset or ``Z`` at the end of a timestamp.
+_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
+#: Epoch values below this many seconds (3 March 1973) are not taken for Unix time.
+_EPOCH_MIN_SECONDS = 1e8
+#: Upper bounds of the magnitude of the median value for each epoch unit.
+EpochUnit = Literal["s", "ms", "us", "ns"]
+_EPOCH_UNITS: tuple[tuple[float, EpochUnit, str], ...] = (
+    (1e11, "s", "seconds"),
+    (1e14, "ms", "milliseconds"),
+    (1e17, "us", "microseconds"),
+)
+
+
+def sniff_delimiter(data: bytes) -> str:
+    """The file's field delimiter, sniffed from its first lines; a comma when unsure."""
+    sample = data[:SNIFF_BYTES].decode("utf-8", errors="replace")
+    lines = sample.splitlines()
+    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
+        lines = lines[:-1]  # the sample may cut the last line short
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS)
+    except csv.Error:
+        return ","
+    return str(dialect.delimiter)
+
+
+def read_csv_text(source: bytes | Path, nrows: int | None = None) -> tuple[pd.DataFrame, str]:
+    """Every cell as text (nothing turned into NaN), and the sniffed delimiter.
+
+    Raises what ``pandas.read_csv`` raises on unreadable input (and ``OSError`` for a path).
+    """
+    data = source.read_bytes() if isinstance(source, Path) else source
+    delimiter = sniff_delimiter(data)
+    frame = pd.read_csv(
+        io.BytesIO(data), sep=delimiter, dtype=str, keep_default_na=False, nrows=nrows
+    )
+    return frame, delimiter
+
+
+def numbers_of(text: pd.Series, delimiter: str) -> pd.Series:
+    """A text column as numbers (NaN where not numeric), decimal commas read as in the docstring."""
+    stripped = text.str.strip()
+    numbers = pd.to_numeric(stripped, errors="coerce")
+    if numbers.isna().any():
+        decimal = decimal_comma_numbers(stripped.where(stripped != ""), delimiter)
+        if decimal is not None:
+            return decimal
+    return numbers
+
+
+def decimal_comma_numbers(text: pd.Series, delimiter: str) -> pd.Series | None:
+    """``text`` (stripped, empty cells as NA) read with decimal commas, or None when it isn't."""
+    if delimiter == ",":
+        return None
+    present = text.dropna()
+    if present.empty or not present.str.contains(",", regex=False).any():
+        return None
+    if not present.map(lambda value: bool(_DECIMAL_COMMA.match(value))).all():
+        return None
+    return pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+
+
+def _epoch(text: pd.Series) -> tuple[pd.Series, str] | None:
+    if not text.map(lambda value: bool(_PLAIN_NUMBER.match(value))).all():
+        return None
+    numbers = pd.to_numeric(text, errors="coerce")
+    magnitude = float(np.nanmedian(np.abs(numbers.to_numpy(dtype=np.float64))))
+    if magnitude < _EPOCH_MIN_SECONDS:
+        return None
+    unit: EpochUnit = "ns"
+    name = "nanoseconds"
+    for bound, candidate, label in _EPOCH_UNITS:
+        if magnitude < bound:
+            unit, name = candidate, label
+            break
+    parsed = pd.to_datetime(numbers, errors="coerce", utc=True, unit=unit)
+    return parsed, f"Unix epoch {name}"
+
+
+def _inferred(text: pd.Series, dayfirst: bool) -> tuple[pd.Series, str]:
+    with warnings.catch_warnings():
+        # pandas warns when it falls back to parsing value by value; the choice below judges.
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, dayfirst=dayfirst)
+    return parsed, "day-first dates" if dayfirst else "dates in an inferred format"
+
+
+def _regularity(parsed: pd.Series) -> float:
+    """Share of consecutive spacings equal to the median one (1.0: a perfectly regular grid)."""
+    spacing = parsed.dropna().diff().dropna()
+    if spacing.empty:
+        return 1.0
+    return float((spacing == spacing.median()).mean())
+
+
+def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.Series, str]:
+    """UTC timestamps (NaT where a value cannot be parsed) and how they were read.
+
+    ``text`` holds stripped strings. See the module docstring for the candidates and the choice.
+    Raises ``ValueError`` when ``timezone`` is given and a clock time cannot be placed in it.
+    """
+    iso = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    candidates = [(iso, "ISO 8601")]
+    if iso.isna().any():
+        epoch = _epoch(text)
+        if epoch is not None:
+            candidates.append(epoch)
+        candidates.extend(_inferred(text, dayfirst) for dayfirst in (False, True))
+    # ``min`` keeps the earliest of equals, so ISO 8601 wins every tie.
+    parsed, how = min(candidates, key=lambda c: (int(c[0].isna().sum()), -_regularity(c[0])))
+    if how == "dates in an inferred format" and parsed.equals(candidates[-1][0]):
+        how = candidates[-1][1]  # the format pandas inferred was day first: say so
+    if timezone is None or how.startswith("Unix") or text.str.contains(_OFFSET).any():
+        return parsed, how  # UTC already: epoch numbers, or values that carry their offset
+    return _from_clock_time(parsed, timezone), f"{how}, {timezone} clock time"
+
+
+def _from_clock_time(parsed: pd.Series, timezone: str) -> pd.Series:
+    """Naive clock times (parsed as if UTC) placed in ``timezone`` and converted to UTC."""
+    clock = parsed.dt.tz_localize(None)
+    try:
+        try:
+            local = clock.dt.tz_localize(timezone, ambiguous="infer", nonexistent="raise")
+        except ValueError as exc:
+            if "no repeated times" not in str(exc):
+                raise
+            # The repeated hour appears once (a logger that skipped it): read it as the first,
+            # daylight-saving one; the second becomes a missing step, filled like any gap.
+            dst = np.ones(len(clock), dtype=bool)
+            local = clock.dt.tz_localize(timezone, ambiguous=dst, nonexistent="raise")
+    except ValueError as exc:
+        raise ValueError(
+            f"clock times cannot be placed in time zone {timezone}: {exc} (in spring the hour "
+            "skipped by daylight-saving time does not exist; in autumn the repeated hour must "
+            "appear twice, in order)"
+        ) from exc
+    utc: pd.Series = local.dt.tz_convert("UTC")
+    return utc

@@ -1,0 +1,187 @@
+"""Load data as meters, SCADA exports and spreadsheets write it, read to the same frame as ISO CSV.
+
+Each case writes one frame another common way and checks the values, the UTC timestamps and the
+note that says how the file was read; the ambiguous cases must stay errors with a way out.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from _rawcsv import SMALL, START, raw_frame, to_csv
+
+from flts.domain.config import PreprocessConfig, compute_config_hash
+from flts.errors import DataValidationError
+from flts.forecasting.csv_text import parse_timestamps, sniff_delimiter
+from flts.forecasting.data import read_csv_with_notes
+
+
+def read(data: bytes, config: PreprocessConfig = SMALL) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    return read_csv_with_notes(data, source="meter.csv", config=config)
+
+
+def written(frame: pd.DataFrame, **options: str) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, **options)  # type: ignore[call-overload]
+    return buffer.getvalue().encode()
+
+
+def test_semicolons_and_decimal_commas_read_as_the_plain_file() -> None:
+    frame = raw_frame(30)
+    frame["down"] = frame["down"].round(3)
+    plain, _ = read(to_csv(frame))
+    european, notes = read(written(frame, sep=";", decimal=","))
+    pd.testing.assert_frame_equal(european, plain)
+    assert "meter.csv: fields delimited by ';'" in notes
+    assert "meter.csv: decimal commas read in columns ['down', 'up']" in notes
+
+
+@pytest.mark.parametrize("delimiter", ["\t", "|"])
+def test_tab_and_pipe_delimited_files(delimiter: str) -> None:
+    frame = raw_frame(30)
+    out, notes = read(written(frame, sep=delimiter))
+    np.testing.assert_allclose(out["down"], frame["down"])
+    assert f"meter.csv: fields delimited by {delimiter!r}" in notes
+
+
+def test_a_decimal_comma_in_a_comma_delimited_file_stays_an_error() -> None:
+    # "1,234" is as often a thousands separator: never guessed.
+    data = b'time,down\n2018-02-05 00:00:00,"1,5"\n2018-02-05 00:01:00,"2,5"\n'
+    with pytest.raises(DataValidationError, match=r"column 'down' is not numeric \(line 2"):
+        read(data, PreprocessConfig(target="down"))
+
+
+def test_a_column_with_commas_and_dots_mixed_stays_an_error() -> None:
+    data = b"time;down\n2018-02-05 00:00:00;1,5\n2018-02-05 00:01:00;1.234,5\n"
+    with pytest.raises(DataValidationError, match="column 'down' is not numeric"):
+        read(data, PreprocessConfig(target="down"))
+
+
+def test_sniffing_falls_back_to_commas() -> None:
+    assert sniff_delimiter(b"time\n2018-02-05\n") == ","
+    assert sniff_delimiter(b"") == ","
+    assert sniff_delimiter(b'time,"Load; kW"\n2018-02-05,1\n') == ","
+
+
+def test_day_first_dates_are_told_apart_by_their_regular_spacing() -> None:
+    # 1st to 3rd of February, hourly: month first would read 2 January, 2 March, ...
+    frame = raw_frame(60, step_s=3600)
+    stamps = pd.to_datetime(frame["time"])
+    frame["time"] = stamps.dt.strftime("%d.%m.%Y %H:%M")
+    out, notes = read(to_csv(frame))
+    assert out["ds"].tolist() == stamps.tolist()
+    assert "meter.csv: column 'time' read as day-first dates" in notes
+
+
+def test_month_first_dates_still_read_month_first() -> None:
+    frame = raw_frame(60, step_s=3600, start=pd.Timestamp("2018-03-12"))
+    stamps = pd.to_datetime(frame["time"])
+    frame["time"] = stamps.dt.strftime("%m/%d/%Y %H:%M")
+    out, _ = read(to_csv(frame))
+    assert out["ds"].tolist() == stamps.tolist()
+
+
+@pytest.mark.parametrize(("scale", "unit"), [(1, "seconds"), (1000, "milliseconds")])
+def test_unix_epoch_times(scale: int, unit: str) -> None:
+    frame = raw_frame(30)
+    stamps = pd.to_datetime(frame["time"])
+    frame["time"] = (stamps - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1) * scale
+    out, notes = read(to_csv(frame))
+    assert out["ds"].tolist() == stamps.tolist()
+    assert f"meter.csv: column 'time' read as Unix epoch {unit}" in notes
+
+
+def test_a_row_counter_is_not_taken_for_epoch_time() -> None:
+    frame = raw_frame(30)
+    frame["time"] = range(len(frame))
+    with pytest.raises(DataValidationError, match="cannot be parsed as timestamps") as err:
+        read(to_csv(frame))
+    assert "Unix epoch seconds" in str(err.value)  # the way out
+
+
+def clock_times(start: str, hours: int, zone: str) -> pd.Series:
+    """Local clock times, as a logger in ``zone`` writes them (the autumn hour twice)."""
+    utc = pd.date_range(pd.Timestamp(start, tz=zone).tz_convert("UTC"), periods=hours, freq="h")
+    return pd.Series(utc.tz_convert(zone).strftime("%Y-%m-%d %H:%M"))
+
+
+def test_local_clock_time_with_the_autumn_hour_twice_needs_the_zone() -> None:
+    frame = raw_frame(48, step_s=3600)
+    frame["time"] = clock_times("2016-10-29 12:00", 48, "Europe/Berlin")
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    message = str(err.value)
+    assert "duplicated timestamp 2016-10-30 02:00:00 at lines" in message
+    assert "daylight-saving time ends" in message
+    assert "--timezone Europe/Berlin" in message
+    config = SMALL.model_copy(update={"timezone": "Europe/Berlin"})
+    out, notes = read(to_csv(frame), config)
+    expected = pd.date_range("2016-10-29 10:00", periods=48, freq="h")  # UTC, no gap, no repeat
+    assert out["ds"].tolist() == expected.tolist()
+    assert "meter.csv: column 'time' read as ISO 8601, Europe/Berlin clock time" in notes
+
+
+def test_clock_time_in_the_skipped_spring_hour_is_an_error_naming_it() -> None:
+    frame = raw_frame(3, step_s=1800)
+    frame["time"] = ["2016-03-27 01:30", "2016-03-27 02:30", "2016-03-27 03:00"]
+    config = SMALL.model_copy(update={"timezone": "Europe/Berlin"})
+    with pytest.raises(DataValidationError, match="2016-03-27 02:30:00 is a nonexistent time"):
+        read(to_csv(frame), config)
+
+
+def test_timestamps_with_offsets_ignore_the_zone() -> None:
+    text = pd.Series(["2016-10-30T02:00:00+02:00", "2016-10-30T02:00:00+01:00"])
+    parsed, how = parse_timestamps(text, "America/New_York")
+    assert how == "ISO 8601"
+    assert parsed.dt.tz_localize(None).tolist() == [
+        pd.Timestamp("2016-10-30 00:00"),
+        pd.Timestamp("2016-10-30 01:00"),
+    ]
+
+
+def test_unknown_zone_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        PreprocessConfig(timezone="Mars/Olympus")
+
+
+def test_an_unset_zone_keeps_the_config_hash_of_earlier_releases() -> None:
+    # The hash feeds lineage and the retrain check: adding the field must not change it.
+    # The literals are the hashes the release before the field computed for these configs.
+    assert compute_config_hash(PreprocessConfig(), "d") == (
+        "5ec9088793ecbd25f4e55ac6057ec0bcf8fedbb977506923289abc34f509fc84"
+    )
+    config = PreprocessConfig(target="load", horizon=16, lags=(1, 2))
+    assert compute_config_hash(config, "abc") == (
+        "fc38d80a802c3f935edf35cb53370ee2695490f265ccd40569817040ccbae475"
+    )
+    zoned = config.model_copy(update={"timezone": "Europe/Berlin"})
+    assert compute_config_hash(zoned, "abc") != compute_config_hash(config, "abc")
+
+
+def test_iso_files_read_exactly_as_before() -> None:
+    frame = raw_frame(20)
+    out, notes = read(to_csv(frame))
+    assert out["ds"].iloc[0] == START
+    assert notes == ()
+
+
+def test_a_european_meter_export_reads_as_one_regular_utc_series() -> None:
+    # Semicolons, decimal commas, day-first dates and local clock time with the autumn hour
+    # twice: the way a German load-profile file is written.
+    clock = clock_times("2016-10-29 00:00", 72, "Europe/Berlin")
+    stamps = pd.to_datetime(clock).dt.strftime("%d.%m.%Y %H:%M")
+    values = [f"{v:.3f}".replace(".", ",") for v in np.linspace(0.1, 0.9, len(stamps))]
+    text = "Zeit;Last_kW\n" + "".join(f"{t};{v}\n" for t, v in zip(stamps, values, strict=True))
+    config = PreprocessConfig(time_col="Zeit", target="Last_kW", timezone="Europe/Berlin")
+    out, notes = read(text.encode(), config)
+    expected = pd.date_range("2016-10-28 22:00", periods=72, freq="h")
+    assert out["ds"].tolist() == expected.tolist()
+    assert out["Last_kW"].iloc[-1] == pytest.approx(0.9)
+    assert notes == (
+        "meter.csv: fields delimited by ';'",
+        "meter.csv: column 'Zeit' read as day-first dates, Europe/Berlin clock time",
+        "meter.csv: decimal commas read in columns ['Last_kW']",
+    )
