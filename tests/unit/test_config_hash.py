@@ -24,6 +24,7 @@ CHANGED: dict[str, Any] = {
     "lookback": 31,
     "horizon": 2,
     "season_steps": 360,
+    "timezone": "Europe/Berlin",
 }
 #: fill_method has a single allowed value today, so it cannot change (it still feeds the hash).
 UNCHANGEABLE = {"fill_method"}

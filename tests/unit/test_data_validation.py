@@ -51,7 +51,8 @@ def test_unparseable_timestamps_are_counted_and_located() -> None:
         read(to_csv(frame))
     assert str(err.value) == (
         "train.csv: 2 of 10 values in column 'time' cannot be parsed as timestamps "
-        "(first at line 5: 'xx')"
+        "(first at line 5: 'xx'); write them as ISO 8601 (2024-01-31 13:45, with +01:00 or Z "
+        "for the zone), day-first or month-first dates, or Unix epoch seconds"
     )
 
 

@@ -155,14 +155,23 @@ def _parse_times(
     return naive.astype("datetime64[ns]").reset_index(drop=True), how
 
 
-#: Clock hours around which daylight-saving time starts or ends in the zones that keep it.
-_DST_HOURS = (0, 1, 2, 3)
+#: Months in which daylight-saving time ends somewhere (north: Oct/Nov, south: Mar/Apr) and the
+#: clock hours the repeated hour starts at (01:00 in North America, 02:00 in Europe, ...).
+_DST_END_MONTHS = (3, 4, 9, 10, 11)
+_DST_REPEAT_HOURS = (1, 2, 3)
 
 
 def _dst_hint(before: pd.Timestamp, after: pd.Timestamp) -> str:
-    """A hint when a repeated or backward timestamp looks like the end of daylight-saving time."""
+    """A hint when a repeated or backward timestamp looks like the end of daylight-saving time:
+    the clock goes back to a whole hour by less than an hour, in a month where that happens."""
     back = before - after
-    if before.hour in _DST_HOURS and pd.Timedelta(0) <= back <= pd.Timedelta(hours=1):
+    on_the_hour = after.minute == 0 and after.second == 0
+    if (
+        on_the_hour
+        and after.hour in _DST_REPEAT_HOURS
+        and after.month in _DST_END_MONTHS
+        and pd.Timedelta(0) <= back < pd.Timedelta(hours=1)
+    ):
         return (
             "; this looks like local clock time repeating an hour when daylight-saving time "
             "ends: name the zone (`flts run --timezone Europe/Berlin`, config field timezone), "
