@@ -32,8 +32,10 @@ HORIZON = 3
 CONFIG = SMALL.model_copy(update={"horizon": HORIZON, "lags": (1, 10)})
 
 
-def _run(model_type: ModelType) -> tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes]:
-    train_csv, test_csv = csv_pair(train_rows=300, test_rows=40)
+def _run(
+    model_type: ModelType, files: tuple[bytes, bytes] | None = None
+) -> tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes]:
+    train_csv, test_csv = files or csv_pair(train_rows=300, test_rows=40)
     store = InMemoryObjectStore()
     store.ensure_bucket("dataset")
     store.put_bytes("dataset", "r/train.csv", train_csv)
@@ -45,7 +47,8 @@ def _run(model_type: ModelType) -> tuple[bytes, bytes, ModelTrained, Performance
         test=ObjectRef(bucket="dataset", key="r/test.csv"),
     )
     prep = preprocess.run(request, CONFIG, ctx)
-    assert prep.test_rows == 40  # the test file's own rows; the context is extra
+    if files is None:
+        assert prep.test_rows == 40  # the test file's own rows; the context is extra
     quick = TrainConfig(epochs=2, hidden_size=8, batch_size=64, seed=1)
     trained = train.run(prep.training, TrainStageConfig(model_type=model_type, train=quick), ctx)
     assert trained.model_uri is not None
@@ -119,3 +122,61 @@ def test_champion_batch_errors_equal_its_test_errors(
         assert np.mean(inside) == pytest.approx(score.adaptive_coverage, abs=1e-12)
         width = np.mean([line[hi] - line[lo] for line in scored])
         assert width == pytest.approx(score.adaptive_mean_width, rel=1e-9)
+
+
+def _gapped_files() -> tuple[bytes, bytes]:
+    """The test file with three rows missing (an outage) and one empty target cell."""
+    train_csv, test_csv = csv_pair(train_rows=300, test_rows=40)
+    test = pd.read_csv(io.BytesIO(test_csv))
+    test.loc[25, "down"] = np.nan
+    test = test.drop(index=[10, 11, 12])
+    buffer = io.StringIO()
+    test.to_csv(buffer, index=False)
+    return train_csv, buffer.getvalue().encode()
+
+
+@pytest.fixture(scope="module")
+def gapped_run() -> tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes]:
+    return _run(ModelType.LINEAR, _gapped_files())
+
+
+def test_filled_in_values_are_never_judged(
+    gapped_run: tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes],
+) -> None:
+    # Independently of preprocessing: a (origin, step) pair is judged when its target is a
+    # value of the test file and the origin's last input (the previous time step) was read
+    # from a file too; interpolated values are neither actuals nor a last input.
+    train_csv, test_csv, trained, perf, jsonl = gapped_run
+    train = pd.read_csv(io.BytesIO(train_csv))
+    test = pd.read_csv(io.BytesIO(test_csv))
+    seen = {
+        pd.Timestamp(t): v
+        for frame in (train, test)
+        for t, v in zip(frame["time"], frame["down"], strict=True)
+        if not np.isnan(v)
+    }
+    step = pd.Timedelta(minutes=1)
+    first, last = pd.Timestamp(test["time"].iloc[0]), pd.Timestamp(test["time"].iloc[-1])
+    errors = []
+    origin = first
+    while origin + (HORIZON - 1) * step <= last:
+        before = seen.get(origin - step)
+        for k in range(HORIZON):
+            actual = seen.get(origin + k * step)
+            if before is not None and actual is not None:
+                errors.append(actual - before)
+        origin += step
+    errors_arr = np.asarray(errors)
+    assert trained.baselines is not None
+    persistence = trained.baselines["PERSISTENCE"]
+    assert len(errors_arr) < trained.test_windows * HORIZON  # some pairs were not judged
+    assert persistence.mae == pytest.approx(float(np.mean(np.abs(errors_arr))), rel=1e-12)
+    assert persistence.rmse == pytest.approx(float(np.sqrt(np.mean(errors_arr**2))), rel=1e-12)
+    # Batch inference judges the same pairs: its errors are the run's, and the JSONL has no
+    # actual for a filled-in value.
+    assert perf.mae == pytest.approx(trained.test_mae, rel=1e-9)
+    lines = [orjson.loads(line) for line in jsonl.splitlines()]
+    judged = [line for line in lines if line["actual"] is not None]
+    assert len(judged) == len(errors_arr)
+    filled = {pd.Timestamp("2018-02-05 05:10") + k * step for k in (0, 1, 2, 15)}
+    assert all(pd.Timestamp(line["target_ts"].rstrip("Z")) not in filled for line in judged)

@@ -112,3 +112,41 @@ def test_every_processed_test_timestamp_is_after_every_training_timestamp(
     assert prepared.train["ds"].is_monotonic_increasing
     assert not prepared.train.isna().any().any()
     assert not prepared.test.isna().any().any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    flags=st.lists(st.booleans(), min_size=8, max_size=120),
+    horizon=st.integers(1, 6),
+)
+def test_no_judged_pair_touches_a_filled_value_or_an_interpolation_of_the_future(
+    flags: list[bool], horizon: int
+) -> None:
+    from flts.forecasting.windows import mask_of, runs_of, scorable_actuals
+
+    unobserved = np.asarray(flags, dtype=bool)
+    assert np.array_equal(mask_of(runs_of(unobserved), len(flags)), unobserved)
+    target = np.arange(len(flags), dtype=np.float64) + 1.0
+    origins = np.arange(1, len(flags) - horizon + 1)
+    if len(origins) == 0:
+        return
+    judged = ~np.isnan(scorable_actuals(target, origins, horizon, unobserved))
+    plain = actuals(target, origins, horizon)
+    for row, origin in enumerate(origins):
+        for step in range(horizon):
+            expected = not unobserved[origin + step] and not unobserved[origin - 1]
+            assert judged[row, step] == expected
+            if judged[row, step]:
+                assert plain[row, step] == target[origin + step]
+
+
+def test_error_metrics_skip_pairs_that_are_not_judged() -> None:
+    from flts.forecasting.metrics import error_metrics
+
+    actual = np.array([[1.0, np.nan], [3.0, 5.0]])
+    predicted = np.array([[2.0, 100.0], [3.0, 1.0]])
+    metrics = error_metrics(actual, predicted)
+    assert metrics.n == 3
+    assert metrics.mae == 5.0 / 3
+    assert metrics.mae_by_step == (0.5, 4.0)
+    assert metrics.mape == (100.0 + 0.0 + 80.0) / 3

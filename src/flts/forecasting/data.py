@@ -270,6 +270,18 @@ def regularise(
 
     Returns the new frame and human notes counting what was snapped, inserted and filled.
     """
+    out, notes, _ = regularise_tracking_fills(frame, step_seconds, anchor=anchor, source=source)
+    return out, notes
+
+
+def regularise_tracking_fills(
+    frame: pd.DataFrame,
+    step_seconds: int,
+    *,
+    anchor: pd.Timestamp | None = None,
+    source: str = "data",
+) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
+    """:func:`regularise`, plus which rows' first column (the target, as read) was filled in."""
     step = pd.Timedelta(seconds=step_seconds)
     origin = frame[TIME_COLUMN].iloc[0] if anchor is None else pd.Timestamp(anchor)
     slots, snapped = _grid_slots(frame, origin, step_seconds, source)
@@ -291,7 +303,8 @@ def regularise(
         detail = ", ".join(f"{c}: {int(n)}" for c, n in missing.items() if n)
         notes.append(f"{source}: {int(missing.sum())} missing values filled ({detail})")
     out = filled.reset_index()
-    return out, tuple(notes)
+    first_column = regular.iloc[:, 0].isna().to_numpy() if regular.shape[1] else np.zeros(0)
+    return out, tuple(notes), first_column.astype(bool)
 
 
 def fit_clip_bounds(train: pd.DataFrame, quantiles: tuple[float, float]) -> ClipBounds:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,6 +43,15 @@ class DatasetMeta(BaseModel):
     #: can be an origin (its history may reach back into training). Never scored; counted in
     #: ``rows``. 0 for training objects and for objects written before this field existed.
     context_rows: int = Field(default=0, ge=0)
+    #: Half-open row ranges whose target was filled in by preprocessing, not read from the file
+    #: (``windows.runs_of``): never scored. Empty for objects written before this field existed.
+    unobserved_target_rows: tuple[tuple[int, int], ...] = ()
+
+    def unobserved_mask(self) -> np.ndarray:
+        """One flag per row: was the target filled in (see ``windows.scorable_actuals``)?"""
+        from flts.forecasting.windows import mask_of
+
+        return mask_of(self.unobserved_target_rows, self.rows)
 
 
 def write_processed(frame: pd.DataFrame, meta: DatasetMeta) -> bytes:

@@ -23,23 +23,26 @@ class ErrorMetrics(BaseModel):
 def error_metrics(actual: np.ndarray, predicted: np.ndarray) -> ErrorMetrics:
     """Errors over every (origin, step) pair; per-step errors too when given (origins, H).
 
-    MAPE skips zero actuals (it is undefined there) and is None when every actual is zero.
+    A NaN actual is a pair that is not judged (a filled-in value, see
+    ``windows.scorable_actuals``): it counts in no error and not in ``n``. MAPE skips zero
+    actuals (it is undefined there) and is None when every actual is zero.
     """
     actual = np.asarray(actual, dtype=np.float64)
     predicted = np.asarray(predicted, dtype=np.float64)
     if actual.shape != predicted.shape:
         raise ValueError(f"shape mismatch: actual {actual.shape} vs predicted {predicted.shape}")
-    if actual.size == 0:
+    judged = ~np.isnan(actual)
+    if not judged.any():
         raise ValueError("no points to score")
+    err = np.where(judged, predicted - actual, 0.0)
     by_step: dict[str, tuple[float, ...]] = {}
     if actual.ndim == 2:
-        step_err = predicted - actual
+        count = np.maximum(judged.sum(axis=0), 1)  # a step with no judged pair reports 0
         by_step = {
-            "mae_by_step": tuple(float(v) for v in np.mean(np.abs(step_err), axis=0)),
-            "rmse_by_step": tuple(float(v) for v in np.sqrt(np.mean(step_err**2, axis=0))),
+            "mae_by_step": tuple(float(v) for v in np.abs(err).sum(axis=0) / count),
+            "rmse_by_step": tuple(float(v) for v in np.sqrt((err**2).sum(axis=0) / count)),
         }
-    actual, predicted = actual.ravel(), predicted.ravel()
-    err = predicted - actual
+    err, actual = err[judged], actual[judged]
     mse = float(np.mean(err**2))
     nonzero = actual != 0
     mape = float(np.mean(np.abs(err[nonzero] / actual[nonzero])) * 100.0) if nonzero.any() else None
@@ -48,6 +51,6 @@ def error_metrics(actual: np.ndarray, predicted: np.ndarray) -> ErrorMetrics:
         mae=float(np.mean(np.abs(err))),
         mse=mse,
         mape=mape,
-        n=actual.size,
+        n=int(actual.size),
         **by_step,
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import pandas as pd
 
 from flts.domain.config import PreprocessConfig, canonical_json, sha256_hex
@@ -32,7 +33,7 @@ from flts.forecasting.data import (
     infer_step_seconds,
     read_csv_bytes,
     read_csv_with_notes,
-    regularise,
+    regularise_tracking_fills,
 )
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
@@ -53,6 +54,9 @@ class PreparedData:
     test_context_rows: int = 0
     #: The config with data-driven defaults filled in (season_steps, lags): what was run.
     resolved_config: PreprocessConfig | None = None
+    #: Rows of ``test`` whose target was filled in, not read from a file (missing steps, empty
+    #: cells): never scored (``windows.scorable_actuals``). None: nothing known to be filled.
+    test_unobserved: np.ndarray | None = None
 
 
 def data_fingerprint(train_bytes: bytes, test_bytes: bytes) -> str:
@@ -133,9 +137,16 @@ def prepare_datasets(
     test_notes: tuple[str, ...] = ()
 
     anchor = train_raw[TIME_COLUMN].iloc[0]  # one grid for both files
-    train_reg, notes = regularise(train_raw, step, anchor=anchor, source=train_source)
+    train_reg, notes, train_filled = regularise_tracking_fills(
+        train_raw, step, anchor=anchor, source=train_source
+    )
     train_notes += notes
-    test_reg, test_notes = regularise(test_raw, step, anchor=anchor, source=test_source)
+    test_reg, test_notes, test_filled = regularise_tracking_fills(
+        test_raw, step, anchor=anchor, source=test_source
+    )
+    filled_stamps = pd.concat(
+        [train_reg[TIME_COLUMN][train_filled], test_reg[TIME_COLUMN][test_filled]]
+    )
     if config.clip_quantiles is not None:
         bounds = fit_clip_bounds(train_reg, config.clip_quantiles)
         train_reg, n_train = apply_clip(train_reg, bounds)
@@ -172,7 +183,17 @@ def prepare_datasets(
         lost = len(test_reg) - (len(test) - context_rows)
         test_notes += (f"{test_source}: {lost} rows dropped (lag history)",)
     test_notes += (note,)
-    return PreparedData(train, test, spec, train_notes, test_notes, context_rows, resolved)
+    # Context rows are never actuals, but a filled last one still keeps the first origin out.
+    unobserved = test[TIME_COLUMN].isin(filled_stamps).to_numpy()
+    if unobserved[context_rows:].any():
+        test_notes += (
+            f"{test_source}: {int(unobserved[context_rows:].sum())} filled-in target values are "
+            "never scored, nor forecasts from just after one (they read an interpolation "
+            "towards a later value)",
+        )
+    return PreparedData(
+        train, test, spec, train_notes, test_notes, context_rows, resolved, unobserved
+    )
 
 
 def _context(

@@ -61,6 +61,42 @@ def actuals(target: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray
     return values
 
 
+def scorable_actuals(
+    target: np.ndarray, origins: np.ndarray, horizon: int, unobserved: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`actuals`, NaN where a forecast must not be judged on a filled-in value.
+
+    ``unobserved`` marks rows whose target was not in the file (a missing time step or an empty
+    cell, filled by interpolation in preprocessing). Such a row is never an actual: a forecast
+    would be judged against a value FLTS made up. And an origin whose last input row is filled
+    is not judged at all: that value was interpolated towards the next observed one, at or after
+    the origin, so its forecasts read the future. Filled rows further back are harmless (their
+    gap closed before the origin). Every scorer reads its actuals here, so models, baselines,
+    intervals, batch inference and the challenger check skip the same pairs.
+    """
+    values = np.array(actuals(target, origins, horizon), dtype=np.float64)
+    if unobserved is None or not unobserved.any():
+        return values
+    values[actuals(unobserved, origins, horizon)] = np.nan
+    values[unobserved[origins - 1]] = np.nan
+    return values
+
+
+def runs_of(mask: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """Half-open ``(start, stop)`` row ranges where ``mask`` is true (compact for metadata)."""
+    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return tuple((int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True))
+
+
+def mask_of(runs: tuple[tuple[int, int], ...] | list[tuple[int, int]], rows: int) -> np.ndarray:
+    """The boolean row mask of :func:`runs_of` ranges."""
+    mask = np.zeros(rows, dtype=bool)
+    for start, stop in runs:
+        mask[start:stop] = True
+    return mask
+
+
 def target_timestamps(frame: pd.DataFrame, origins: np.ndarray, spec: ForecastSpec) -> np.ndarray:
     """Timestamps forecast from each origin: after the input window, never inside it."""
     last_seen = frame[TIME_COLUMN].to_numpy()[origins - 1]

@@ -93,12 +93,16 @@ def challenge(
         )
     need = max(challenger_model.min_history, champion_model.min_history)
     context = meta.context_rows
+    unobserved = meta.unobserved_mask()
     if need > context:  # the champion reads more history than the new lineage carries
         train_key = processed_keys(identifier, config_hash)[0]
         train, _ = read_processed(ctx.store.get_bytes(BUCKET_PROCESSED, train_key), train_key)
         before = train[train[TIME_COLUMN] < test[TIME_COLUMN].iloc[0]].tail(need - context)
         test = pd.concat([before, test], ignore_index=True)
         context += len(before)
+        # Rows brought in from training carry no fill marks: the test object's metadata covers
+        # its own rows, and these are history only.
+        unobserved = np.concatenate([np.zeros(len(before), dtype=bool), unobserved])
     # The scored windows stay those of the new test rows; only their history grew.
     origins = windows.evaluation_origins(len(test), spec, context)
     origins = origins[origins >= need]
@@ -113,7 +117,18 @@ def challenge(
             None,
             0,
         )
-    actual = windows.actuals(test[spec.target].to_numpy(dtype=np.float64), origins, spec.horizon)
+    target = test[spec.target].to_numpy(dtype=np.float64)
+    actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
+    if not np.isfinite(actual).any():
+        return Verdict(
+            True,
+            "every target of the new test data was filled in, none observed: nothing to compare "
+            "the champion and the challenger on; challenger promoted unchallenged",
+            incumbent.run_id,
+            None,
+            None,
+            0,
+        )
     challenger = _errors(challenger_model, test, origins, actual)
     champion = _errors(champion_model, test, origins, actual)
     better = challenger.mae < champion.mae and challenger.rmse < champion.rmse

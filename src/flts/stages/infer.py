@@ -64,8 +64,12 @@ def run(
 
     target = frame[model.spec.target].to_numpy(dtype=np.float64)
     actual = np.full(predictions.shape, np.nan)
-    actual[:scored] = windows.actuals(target, origins[:scored], model.spec.horizon)
-    metrics = error_metrics(actual[:scored], predictions[:scored]) if scored else None
+    # Filled-in targets are not judged, nor forecasts from just after one: as in training.
+    actual[:scored] = windows.scorable_actuals(
+        target, origins[:scored], model.spec.horizon, meta.unobserved_mask()
+    )
+    judged = bool(np.isfinite(actual[:scored]).any())
+    metrics = error_metrics(actual[:scored], predictions[:scored]) if judged else None
     bands = served_bands(model, predictions, actual, origins, target, config.band_adaptation)
 
     key = f"{claim.identifier}/{meta.config_hash}/{config.model_type}-{config.run_id}.jsonl"
@@ -93,7 +97,7 @@ def run(
         latency_ms,
         BUCKET_INFERENCE_LOGS,
         key,
-        _coverage_note(bands, actual[:scored], scored, config.band_adaptation),
+        _coverage_note(bands, actual[:scored], scored if judged else 0, config.band_adaptation),
     )
     return PerformanceEval(
         identifier=claim.identifier,

@@ -17,6 +17,7 @@ from flts.errors import DataValidationError
 from flts.forecasting.dataset import DatasetMeta, read_meta, write_processed
 from flts.forecasting.prepare import PreparedData, data_fingerprint, prepare_datasets
 from flts.forecasting.spec import TIME_COLUMN
+from flts.forecasting.windows import runs_of
 from flts.stages.contracts import PreprocessRequest, PreprocessResult
 from flts.stages.ports import BUCKET_PROCESSED, StageContext
 
@@ -100,7 +101,10 @@ def _encode(
             end=frame[TIME_COLUMN].iloc[-1].isoformat(),
             notes=notes,
             context_rows=prepared.test_context_rows if split == "test" else 0,
+            unobserved_target_rows=unobserved if split == "test" else (),
         )
+
+    unobserved = () if prepared.test_unobserved is None else runs_of(prepared.test_unobserved)
 
     return (
         write_processed(prepared.train, meta("train")),

@@ -82,12 +82,17 @@ def scoring_origins(
 
 
 def score_on_test(
-    model: Forecaster, test_frame: pd.DataFrame, spec: ForecastSpec, context_rows: int = 0
+    model: Forecaster,
+    test_frame: pd.DataFrame,
+    spec: ForecastSpec,
+    context_rows: int = 0,
+    unobserved: np.ndarray | None = None,
 ) -> ModelScores:
     """Score ``model`` and both baselines on identical origins of the processed test frame.
 
     The first ``context_rows`` rows are training-tail history (see ``DatasetMeta.context_rows``):
-    read by forecasters, never scored.
+    read by forecasters, never scored. Filled-in targets (``unobserved``) are not judged, nor
+    the forecasts from just after one (``windows.scorable_actuals``).
     """
     from flts.forecasting.models import create_forecaster
 
@@ -95,7 +100,7 @@ def score_on_test(
     forecasters = [model, *baselines.values()]
     origins = scoring_origins(len(test_frame), spec, forecasters, context_rows)
     target = test_frame[spec.target].to_numpy(dtype=np.float64)
-    actual = windows.actuals(target, origins, spec.horizon)
+    actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
     scores = {
         name: error_metrics(actual, forecaster.predict(test_frame, origins))
         for name, forecaster in baselines.items()

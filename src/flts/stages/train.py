@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from flts.domain.config import BASELINE_MODEL_TYPES
@@ -50,6 +51,8 @@ class TrainingData:
     config_hash: str
     #: Leading rows of ``test`` that are training-tail history (never scored).
     test_context_rows: int = 0
+    #: Rows of ``test`` whose target was filled in (``DatasetMeta.unobserved_target_rows``).
+    test_unobserved: np.ndarray | None = None
 
 
 def run(request: TrainingDataReady, config: TrainStageConfig, ctx: StageContext) -> ModelTrained:
@@ -115,7 +118,12 @@ def load_training_data(request: TrainingDataReady, ctx: StageContext) -> Trainin
             f"{train_src} features {list(train_meta.spec.feature_order)}"
         )
     return TrainingData(
-        train, test, train_meta.spec, train_meta.config_hash, test_meta.context_rows
+        train,
+        test,
+        train_meta.spec,
+        train_meta.config_hash,
+        test_meta.context_rows,
+        test_meta.unobserved_mask(),
     )
 
 
@@ -173,7 +181,9 @@ def train_with(
         model, summary = fit(_progress(ctx, run_id, request.identifier, data, config))
         fit_seconds = time.perf_counter() - started
         model.intervals = calibrate_intervals(model, data.train, ctx)
-        scores = scoring.score_on_test(model, data.test, data.spec, data.test_context_rows)
+        scores = scoring.score_on_test(
+            model, data.test, data.spec, data.test_context_rows, data.test_unobserved
+        )
         logged = ctx.tracker.log_forecaster(run_id, model, MODEL_NAME)
         ctx.tracker.log_metrics(run_id, _metrics(scores, summary, fit_seconds))
         ctx.tracker.log_artifact_bytes(run_id, SCORE_REPORT, _report(model, scores, summary))
