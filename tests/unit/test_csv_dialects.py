@@ -185,3 +185,18 @@ def test_a_european_meter_export_reads_as_one_regular_utc_series() -> None:
         "meter.csv: column 'Zeit' read as day-first dates, Europe/Berlin clock time",
         "meter.csv: decimal commas read in columns ['Last_kW']",
     )
+
+
+def test_a_written_pandas_index_is_not_a_covariate() -> None:
+    frame = raw_frame(20).set_index(pd.RangeIndex(100, 120))
+    data = frame.to_csv().encode()  # the index lands in a column without a header
+    out, notes = read(data, PreprocessConfig(target="down"))
+    assert list(out.columns) == ["ds", "down", "up"]
+    assert notes == (
+        "meter.csv: column 'Unnamed: 0' ignored: an unnamed row number (a written index), "
+        "not a measurement",
+    )
+    # An unnamed column that measures something stays an input.
+    kept = raw_frame(20).rename(columns={"up": ""})
+    out, _ = read(to_csv(kept), PreprocessConfig(target="down"))
+    assert list(out.columns) == ["ds", "down", "Unnamed: 2"]

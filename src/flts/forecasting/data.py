@@ -72,11 +72,17 @@ def read_csv_with_notes(
         notes.append(f"{source}: fields delimited by {delimiter!r}")
     if config.feature_columns is None:
         constant = constant_text_columns(raw, [c for c in selected if c != config.target])
-        selected = [c for c in selected if c not in constant]
+        index = written_index_columns(raw, [c for c in selected if c != config.target])
+        selected = [c for c in selected if c not in constant and c not in index]
         notes.extend(
             f"{source}: column {c!r} ignored: text with one value throughout "
             f"({raw[c].iloc[0]!r}), nothing a model can use"
             for c in constant
+        )
+        notes.extend(
+            f"{source}: column {c!r} ignored: an unnamed row number (a written index), not a "
+            "measurement"
+            for c in index
         )
     ds, how = _parse_times(raw[config.time_col], source=source, config=config)
     if how != "ISO 8601":
@@ -103,6 +109,23 @@ def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
         text = raw[column].str.strip()
         one_value = text.nunique() == 1 and text.iloc[0] != ""
         if one_value and pd.isna(pd.to_numeric(text.iloc[:1], errors="coerce")).all():
+            found.append(column)
+    return found
+
+
+def written_index_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Columns with no header (pandas names them ``Unnamed: N``) counting rows up by one.
+
+    ``DataFrame.to_csv`` writes the row index that way unless told not to; as a covariate it
+    would be a clock that keeps counting past anything seen in training.
+    """
+    found = []
+    for column in columns:
+        if not column.startswith("Unnamed: "):
+            continue
+        numbers = pd.to_numeric(raw[column].str.strip(), errors="coerce")
+        steps = numbers.diff().dropna()
+        if numbers.notna().all() and len(steps) and (steps == 1).all():
             found.append(column)
     return found
 
