@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from flts.domain.config import PreprocessConfig
+from flts.forecasting.spec import ForecastSpec, ScalerParams
 from flts.run.flow import phase_timings
 from flts.run.monitor import _identifier_of
 from flts.run.pipeline import RunOutcome
@@ -117,3 +119,32 @@ def test_step_table_shows_first_and_last_step_and_is_empty_at_horizon_one() -> N
 def test_score_table_says_mape_is_undefined_instead_of_a_number() -> None:
     row = {**_row("GRU", 1.0, 0.9), "mape": None}
     assert "n/a" in score_table([row], None)
+
+
+def test_configuration_counts_the_filled_in_test_targets_after_the_context() -> None:
+    from flts.forecasting.dataset import DatasetMeta
+    from flts.run.report import configuration_text, run_configuration
+
+    meta = DatasetMeta.model_construct(
+        spec=_spec(),
+        context_rows=10,
+        unobserved_target_rows=((8, 12), (20, 23)),  # 2 of the first run are context
+        config=PreprocessConfig(),
+    )
+    config = run_configuration(meta)
+    assert config["test_filled_targets"] == 5
+    assert "filled-in test targets: 5 (never judged" in configuration_text(config)
+    clean = {**config, "test_filled_targets": 0}
+    assert "filled-in" not in configuration_text(clean)
+
+
+def _spec() -> ForecastSpec:
+    return ForecastSpec(
+        target="y",
+        feature_order=("y",),
+        lookback=2,
+        horizon=1,
+        step_seconds=60,
+        season_steps=1,
+        scaler=ScalerParams(columns=("y",), mean=(0.0,), scale=(1.0,)),
+    )

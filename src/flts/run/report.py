@@ -136,6 +136,12 @@ def run_configuration(meta: Any) -> dict[str, Any]:
         "covariates": [c for c in spec.raw_columns if c != spec.target],
         "time_features": spec.time_features,
         "test_context_rows": meta.context_rows,
+        # Test targets preprocessing filled in (never judged, nor forecasts just after one).
+        "test_filled_targets": sum(
+            stop - max(start, meta.context_rows)
+            for start, stop in getattr(meta, "unobserved_target_rows", ())
+            if stop > meta.context_rows
+        ),
         "preprocess_config": meta.config.model_dump(mode="json"),
     }
 
@@ -154,6 +160,14 @@ def configuration_text(config: dict[str, Any]) -> str:
             f"{config.get('season_steps')}",
             f"  target lags: {lags}",
             f"  past covariates: {', '.join(config.get('covariates', [])) or 'none'}",
+            *(
+                [
+                    f"  filled-in test targets: {filled} (never judged, nor the forecasts "
+                    "from just after one)"
+                ]
+                if (filled := config.get("test_filled_targets"))
+                else []
+            ),
         ]
     )
 
