@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from flts.cli import main
+from flts.errors import ConfigError
 from flts.kfp import glue
 from flts.kfp.components import COMPONENT_FUNCTIONS
 from flts.kfp.pipeline import (
@@ -268,6 +269,7 @@ def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path)
 
     argv = ["kfp", "run", "--local", "--models", "gru,prophet", "--epochs", "2"]
     argv += ["--train", str(tmp_path / "a.csv"), "--season-steps", "30"]
+    argv += ["--timezone", "Europe/Berlin"]
     args = build_parser(argv).parse_args(argv)
     got = local_arguments(args, "http://m", "http://s3")
     assert got == {
@@ -278,6 +280,7 @@ def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path)
         "train_csv_uri": str((tmp_path / "a.csv").resolve()),
         "epochs": 2,
         "season_steps": 30,
+        "timezone": "Europe/Berlin",
     }
     with pytest.raises(SystemExit):
         build_parser(["kfp", "run", "--local", "--models", "XGB"]).parse_args(
@@ -413,3 +416,14 @@ def test_submit_series_file_needs_fleet(capsys: pytest.CaptureFixture[str]) -> N
     argv = ["kfp", "submit", "--host", "http://127.0.0.1:9", "--dry-run", "--series-file", "x"]
     assert main(argv) == 1
     assert "--fleet and --series-file go together" in capsys.readouterr().err
+
+
+def test_pipeline_parameters_map_to_the_preprocess_config_with_unset_as_empty() -> None:
+    from flts.kfp.glue import preprocess_config
+
+    plain = preprocess_config(30, 1, "down", "time", 0)
+    assert (plain.season_steps, plain.timezone) == (None, None)
+    zoned = preprocess_config(30, 1, "down", "time", 0, "Europe/Berlin")
+    assert zoned.timezone == "Europe/Berlin"
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        preprocess_config(30, 1, "down", "time", 0, "Berlin")

@@ -71,6 +71,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--horizon", type=int, default=None, help="steps forecast ahead")
     run.add_argument("--season-steps", type=int, default=None, help="seasonal-naive period")
     run.add_argument("--torch-threads", type=int, default=None, help="torch threads per trainer")
+    run.add_argument(
+        "--timezone", default=None, help="IANA zone of naive local clock timestamps (default UTC)"
+    )
     run.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
     run.add_argument("--run-dir", type=Path, default=None, help="outputs (runs/<identifier>)")
     run.add_argument("--keep-running", action="store_true", help="leave the stack up")
@@ -140,7 +143,7 @@ def local_arguments(args: argparse.Namespace, mlflow_uri: str, s3_endpoint: str)
         arguments["train_csv_uri"] = str(args.train.resolve())
     if args.test is not None:
         arguments["test_csv_uri"] = str(args.test.resolve())
-    for name in ("epochs", "lookback", "horizon", "season_steps", "torch_threads"):
+    for name in ("epochs", "lookback", "horizon", "season_steps", "torch_threads", "timezone"):
         if getattr(args, name) is not None:
             arguments[name] = getattr(args, name)
     return arguments

@@ -33,6 +33,7 @@ def preprocess(
     mlflow_tracking_uri: str,
     training_data: Output[Dataset],
     inference_data: Output[Dataset],
+    timezone: str = "",
 ) -> None:
     """Raw CSVs -> processed train/test objects; outputs carry the claim checks."""
     from flts.kfp import glue
@@ -50,6 +51,7 @@ def preprocess(
         mlflow_tracking_uri=mlflow_tracking_uri,
         training_data=training_data,
         inference_data=inference_data,
+        timezone=timezone,
     )
 
 

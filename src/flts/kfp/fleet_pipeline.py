@@ -120,6 +120,7 @@ def build_fleet_pipeline(
         target: str = _P.target,
         time_col: str = _P.time_col,
         season_steps: int = 0,
+        timezone: str = "",
         epochs: int = _T.epochs,
         registered_model_name: str = "flts-forecaster",
         alias: str = "champion",
@@ -137,6 +138,7 @@ def build_fleet_pipeline(
                 target=target,
                 time_col=time_col,
                 season_steps=season_steps,
+                timezone=timezone,
                 epochs=epochs,
                 registered_model_name=registered_model_name,
                 alias=alias,
@@ -171,6 +173,7 @@ def _build_global_fleet_pipeline(image: str, secret_name: str | None, parallelis
         target: str = _P.target,
         time_col: str = _P.time_col,
         season_steps: int = 0,
+        timezone: str = "",
         epochs: int = _T.epochs,
         experiment: str = "flts",
         registered_model_name: str = "flts-forecaster",
@@ -185,6 +188,7 @@ def _build_global_fleet_pipeline(image: str, secret_name: str | None, parallelis
             "target": target,
             "time_col": time_col,
             "season_steps": season_steps,
+            "timezone": timezone,
         }
         with dsl.ParallelFor(items=series, name=PREPROCESS_LOOP, parallelism=parallelism) as one:
             prep = comps.preprocess(

@@ -131,9 +131,17 @@ def _validated(model: type[M], **values: Any) -> M:
 
 
 def preprocess_config(
-    lookback: int, horizon: int, target: str, time_col: str, season_steps: int
+    lookback: int,
+    horizon: int,
+    target: str,
+    time_col: str,
+    season_steps: int,
+    timezone: str = "",
 ) -> PreprocessConfig:
-    """The PreprocessConfig the pipeline parameters describe (shared with the parity test)."""
+    """The PreprocessConfig the pipeline parameters describe (shared with the parity test).
+
+    KFP parameters cannot be None: ``season_steps`` 0 and ``timezone`` "" mean unset.
+    """
     return _validated(
         PreprocessConfig,
         lookback=lookback,
@@ -141,6 +149,7 @@ def preprocess_config(
         target=target,
         time_col=time_col,
         season_steps=season_steps or None,
+        timezone=timezone or None,
     )
 
 
@@ -168,6 +177,7 @@ def preprocess_task(
     mlflow_tracking_uri: str,
     training_data: ArtifactLike,
     inference_data: ArtifactLike,
+    timezone: str = "",
     ctx: StageContext | None = None,
 ) -> None:
     """Upload raw CSVs if needed, run the preprocess stage, emit both claim checks.
@@ -178,7 +188,7 @@ def preprocess_task(
     from flts.stages import preprocess
 
     ctx = ctx or build_context(s3_endpoint_url, mlflow_tracking_uri)
-    config = preprocess_config(lookback, horizon, target, time_col, season_steps)
+    config = preprocess_config(lookback, horizon, target, time_col, season_steps, timezone)
     train = resolve_csv(ctx.store, train_csv_uri, identifier, datasets.TRAIN_FILE)
     test = resolve_csv(ctx.store, test_csv_uri, identifier, datasets.TEST_FILE)
     request = PreprocessRequest(identifier=identifier, train=train, test=test)

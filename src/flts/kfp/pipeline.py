@@ -104,6 +104,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
         target: str = _P.target,
         time_col: str = _P.time_col,
         season_steps: int = 0,
+        timezone: str = "",
         epochs: int = _T.epochs,
         hidden_size: int = _T.hidden_size,
         num_layers: int = _T.num_layers,
@@ -129,6 +130,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
             target=target,
             time_col=time_col,
             season_steps=season_steps,
+            timezone=timezone,
             **endpoints,
         )
         for_cluster(prep, "preprocess", secret_name)
