@@ -200,3 +200,15 @@ def test_a_written_pandas_index_is_not_a_covariate() -> None:
     kept = raw_frame(20).rename(columns={"up": ""})
     out, _ = read(to_csv(kept), PreprocessConfig(target="down"))
     assert list(out.columns) == ["ds", "down", "Unnamed: 2"]
+
+
+@pytest.mark.parametrize("ids", [("north", "south"), ("101", "102")])
+def test_several_series_in_one_file_point_to_the_fleet_option(ids: tuple[str, str]) -> None:
+    first, second = raw_frame(12), raw_frame(12, seed=3)
+    first["site"], second["site"] = ids
+    data = to_csv(pd.concat([first, second]))
+    with pytest.raises(DataValidationError) as err:
+        read(data, PreprocessConfig(target="down"))
+    assert str(err.value).startswith("meter.csv: timestamps not sorted at lines 13-14")
+    assert f"column 'site' changes from '{ids[0]}' to '{ids[1]}' there" in str(err.value)
+    assert "`flts run --series-col site`" in str(err.value)

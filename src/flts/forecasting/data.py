@@ -87,7 +87,8 @@ def read_csv_with_notes(
     ds, how = _parse_times(raw[config.time_col], source=source, config=config)
     if how != "ISO 8601":
         notes.append(f"{source}: column {config.time_col!r} read as {how}")
-    _check_increasing(ds, source=source, clock_time=config.timezone is None)
+    others = [c for c in raw.columns if c not in (config.time_col, config.target)]
+    _check_increasing(ds, source=source, clock_time=config.timezone is None, raw=raw[others])
     frame = pd.DataFrame({TIME_COLUMN: ds})
     comma_columns = []
     for column in selected:
@@ -203,14 +204,16 @@ def _dst_hint(before: pd.Timestamp, after: pd.Timestamp) -> str:
     return ""
 
 
-def _check_increasing(ds: pd.Series, *, source: str, clock_time: bool = True) -> None:
+def _check_increasing(
+    ds: pd.Series, *, source: str, clock_time: bool = True, raw: pd.DataFrame | None = None
+) -> None:
     diffs = ds.diff().to_numpy()[1:]
     bad = np.flatnonzero(diffs <= np.timedelta64(0, "ns"))
     if not len(bad):
         return
     i = int(bad[0]) + 1  # the later row of the offending pair
     before, after = ds.iloc[i - 1], ds.iloc[i]
-    hint = _dst_hint(before, after) if clock_time else ""
+    hint = _series_hint(raw, i) or (_dst_hint(before, after) if clock_time else "")
     if before == after:
         raise DataValidationError(
             f"{source}: duplicated timestamp {after} at lines {_line(i - 1)} and {_line(i)}{hint}"
@@ -219,6 +222,23 @@ def _check_increasing(ds: pd.Series, *, source: str, clock_time: bool = True) ->
         f"{source}: timestamps not sorted at lines {_line(i - 1)}-{_line(i)} "
         f"({after} after {before}){hint}"
     )
+
+
+def _series_hint(raw: pd.DataFrame | None, i: int) -> str:
+    """A hint when time restarts at row ``i`` where a column, constant until then, changes value:
+    several series one after another (long format)."""
+    if raw is None:
+        return ""
+    for column in raw.columns:
+        text = raw[column].str.strip()
+        if text.iloc[:i].nunique() != 1 or text.iloc[i] == text.iloc[i - 1]:
+            continue
+        return (
+            f"; column {column!r} changes from {text.iloc[i - 1]!r} to {text.iloc[i]!r} there: if "
+            f"the file holds several series one after another, run them as a fleet with "
+            f"`flts run --series-col {column}`"
+        )
+    return ""
 
 
 def _parse_numeric(
