@@ -117,6 +117,9 @@ def test_nothing_promoted_when_no_model_beats_persistence() -> None:
     assert out.selected is None
     assert out.report.champion is None
     assert "persistence" in out.report.reason
+    # It says what came closest and which free forecast is the better one here.
+    assert ". Closest: PROPHET, MAE " in out.report.reason
+    assert "is the better forecast here" in out.report.reason
     assert tracker.versions == {}
     record = orjson.loads(store.get_bytes(BUCKET_PROMOTION, f"{IDENT}/{HASH}/current.json"))
     assert record["champion"] is None
@@ -187,6 +190,10 @@ def test_model_worse_than_seasonal_naive_is_not_promoted_and_steps_are_reported(
     out = evaluate.run(request(lstm), EvaluateStageConfig(expected_model_types=()), ctx)
     assert out.selected is None
     assert "better of persistence and seasonal naive" in out.report.reason
+    assert (
+        ". Closest: LSTM, MAE 1.25x and RMSE 1.24x the better baseline; SEASONAL_NAIVE is the "
+        "better forecast here (the value one season earlier is hard to beat"
+    ) in out.report.reason
     rows = {r.model_type: r for r in out.report.rows}
     assert rows["LSTM"].beats_persistence
     assert not rows["LSTM"].beats_baselines

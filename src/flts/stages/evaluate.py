@@ -177,6 +177,7 @@ def build_report(request: EvaluateRequest, results: dict[str, ModelTrained]) -> 
         reason = (
             "no model beat the better of persistence and seasonal naive (composite < 1 and both "
             f"RMSE and MAE below {ref_rmse:.6g} / {ref_mae:.6g}); nothing promoted"
+            f"{_closest(rows)}"
         )
     else:
         reason = (
@@ -286,3 +287,28 @@ def _current_selection(ctx: StageContext, prefix: str, run_id: str) -> ModelSele
             "promotion record %s/%s is unreadable; deciding afresh", BUCKET_PROMOTION, key
         )
         return None
+
+
+def _closest(rows: list[ScoreRow]) -> str:
+    """What came nearest to the gate and what to do about it, for a report without a champion."""
+    models = [r for r in rows if not r.is_baseline]
+    baselines = sorted((r for r in rows if r.is_baseline), key=lambda r: r.composite_score)
+    if not models or not baselines:
+        return ""
+    near = min(models, key=lambda r: (r.composite_score, r.rmse, r.model_type))
+    best = baselines[0].model_type
+    if best == scoring.PERSISTENCE:
+        why = (
+            "the last value is hard to beat on a series that moves little from one step to the "
+            "next; at a longer --horizon learned seasonality pays"
+        )
+    else:
+        why = (
+            "the value one season earlier is hard to beat on a series that repeats itself; "
+            "more training history lets the models learn more than the season"
+        )
+    return (
+        f". Closest: {near.model_type}, MAE {near.mae_vs_best_baseline:.3g}x and RMSE "
+        f"{near.rmse_vs_best_baseline:.3g}x the better baseline; {best} is the better forecast "
+        f"here ({why})"
+    )
