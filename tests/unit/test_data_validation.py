@@ -222,7 +222,8 @@ def test_regularise_inserts_gaps_and_interpolates_in_time() -> None:
     frame = read(to_csv(raw_frame(10)))
     frame.loc[0, "up"] = np.nan
     gappy = frame.drop(index=[4, 5]).reset_index(drop=True)
-    out, notes = regularise(gappy, 60, source="train.csv")
+    out, notes, filled = regularise(gappy, 60, source="train.csv")
+    assert filled.tolist() == [i in (4, 5) for i in range(10)]  # the target's inserted rows
     assert len(out) == 10
     assert list(out["ds"]) == list(frame["ds"])
     # Linear in time across the 3-minute gap between rows 3 and 6.
@@ -240,7 +241,7 @@ def test_regularise_inserts_gaps_and_interpolates_in_time() -> None:
 def test_regularise_snaps_jittered_timestamps() -> None:
     frame = read(to_csv(raw_frame(5)))
     frame.loc[2, "ds"] += pd.Timedelta(seconds=20)
-    out, notes = regularise(frame, 60, source="f.csv")
+    out, notes, _ = regularise(frame, 60, source="f.csv")
     assert out.loc[2, "ds"] == START + pd.Timedelta(minutes=2)
     assert "f.csv: 1 timestamps snapped to the grid" in notes
 

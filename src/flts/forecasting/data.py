@@ -308,23 +308,12 @@ def regularise(
     *,
     anchor: pd.Timestamp | None = None,
     source: str = "data",
-) -> tuple[pd.DataFrame, tuple[str, ...]]:
+) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
     """Snap to the grid ``anchor + k * step``, insert missing slots, fill every gap.
 
-    Returns the new frame and human notes counting what was snapped, inserted and filled.
+    Returns the new frame, human notes counting what was snapped, inserted and filled, and one
+    flag per new row: was its first column (the target, as read) filled in rather than read?
     """
-    out, notes, _ = regularise_tracking_fills(frame, step_seconds, anchor=anchor, source=source)
-    return out, notes
-
-
-def regularise_tracking_fills(
-    frame: pd.DataFrame,
-    step_seconds: int,
-    *,
-    anchor: pd.Timestamp | None = None,
-    source: str = "data",
-) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
-    """:func:`regularise`, plus which rows' first column (the target, as read) was filled in."""
     step = pd.Timedelta(seconds=step_seconds)
     origin = frame[TIME_COLUMN].iloc[0] if anchor is None else pd.Timestamp(anchor)
     slots, snapped = _grid_slots(frame, origin, step_seconds, source)

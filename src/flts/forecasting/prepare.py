@@ -33,7 +33,7 @@ from flts.forecasting.data import (
     infer_step_seconds,
     read_csv_bytes,
     read_csv_with_notes,
-    regularise_tracking_fills,
+    regularise,
 )
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
@@ -137,11 +137,9 @@ def prepare_datasets(
     test_notes: tuple[str, ...] = ()
 
     anchor = train_raw[TIME_COLUMN].iloc[0]  # one grid for both files
-    train_reg, notes, train_filled = regularise_tracking_fills(
-        train_raw, step, anchor=anchor, source=train_source
-    )
+    train_reg, notes, train_filled = regularise(train_raw, step, anchor=anchor, source=train_source)
     train_notes += notes
-    test_reg, test_notes, test_filled = regularise_tracking_fills(
+    test_reg, test_notes, test_filled = regularise(
         test_raw, step, anchor=anchor, source=test_source
     )
     filled_stamps = pd.concat(
