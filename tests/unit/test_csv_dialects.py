@@ -212,3 +212,16 @@ def test_several_series_in_one_file_point_to_the_fleet_option(ids: tuple[str, st
     assert str(err.value).startswith("meter.csv: timestamps not sorted at lines 13-14")
     assert f"column 'site' changes from '{ids[0]}' to '{ids[1]}' there" in str(err.value)
     assert "`flts run --series-col site`" in str(err.value)
+
+
+def test_windows_1252_and_utf8_with_a_byte_order_mark_both_read() -> None:
+    rows = "".join(f"2018-02-05 00:{m:02d}:00;{m},5\n" for m in range(12))
+    data = ("Zeit;Verbrauch_Ü\n" + rows).encode("cp1252")
+    config = PreprocessConfig(time_col="Zeit", target="Verbrauch_Ü")
+    out, notes = read(data, config)
+    assert out["Verbrauch_Ü"].iloc[3] == 3.5
+    assert "meter.csv: not UTF-8, read as cp1252" in notes
+    bom = ("\ufeffZeit;Verbrauch_Ü\n" + rows).encode("utf-8")
+    out, notes = read(bom, config)  # Excel's UTF-8: the mark is not part of the first name
+    assert list(out.columns) == ["ds", "Verbrauch_Ü"]
+    assert not [note for note in notes if "UTF-8" in note]

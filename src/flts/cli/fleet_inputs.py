@@ -31,14 +31,14 @@ ConfigFor = Callable[[Path], PreprocessConfig]
 def _read(path: Path, series_col: str) -> tuple[pd.DataFrame, str]:
     """Every cell as text (each series' file is written back as read), and the delimiter."""
     try:
-        frame, delimiter = read_csv_text(path)
+        frame, dialect = read_csv_text(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
     if series_col not in frame.columns:
         raise ConfigError(
             f"{path}: no series column {series_col!r} (columns: {', '.join(map(str, frame))})"
         )
-    return frame, delimiter
+    return frame, dialect.delimiter
 
 
 def split_long_csv(
@@ -88,10 +88,10 @@ def pair_directories(
 
 def _unusable(train_csv: Path, target: str) -> str | None:
     """Why a series cannot be trained at all, before preprocess's own (longer) checks."""
-    frame, delimiter = read_csv_text(train_csv)
+    frame, dialect = read_csv_text(train_csv)
     if target not in frame.columns:
         return f"no target column {target!r}"
-    values = numbers_of(frame[target], delimiter).dropna()
+    values = numbers_of(frame[target], dialect.delimiter).dropna()
     if values.empty:
         return f"target {target!r} has no numeric value"
     if values.nunique() == 1:

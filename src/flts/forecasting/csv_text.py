@@ -4,6 +4,7 @@ Load data comes from meters, SCADA exports and spreadsheets, not only from panda
 rule here accepts one common way of writing the same data, and says what it did in a note, so a
 file is never read differently without the run's notes saying so:
 
+* **Encoding.** UTF-8 (with or without a byte-order mark), else Windows-1252, else Latin-1.
 * **Delimiter.** Comma, semicolon, tab or pipe, sniffed from the first lines (Python's
   ``csv.Sniffer``); a comma when the sniff is unsure.
 * **Decimal comma.** In a file not delimited by commas, a numeric column written ``12,5`` is read
@@ -28,6 +29,7 @@ import csv
 import io
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -43,8 +45,8 @@ _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?$")
 _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 #: Epoch values below this many seconds (3 March 1973) are not taken for Unix time.
 _EPOCH_MIN_SECONDS = 1e8
-#: Upper bounds of the magnitude of the median value for each epoch unit.
 EpochUnit = Literal["s", "ms", "us", "ns"]
+#: Upper bounds of the magnitude of the median value for each epoch unit (else nanoseconds).
 _EPOCH_UNITS: tuple[tuple[float, EpochUnit, str], ...] = (
     (1e11, "s", "seconds"),
     (1e14, "ms", "milliseconds"),
@@ -65,17 +67,43 @@ def sniff_delimiter(data: bytes) -> str:
     return str(dialect.delimiter)
 
 
-def read_csv_text(source: bytes | Path, nrows: int | None = None) -> tuple[pd.DataFrame, str]:
-    """Every cell as text (nothing turned into NaN), and the sniffed delimiter.
+@dataclass(frozen=True)
+class CsvDialect:
+    delimiter: str
+    #: "utf-8" (a byte-order mark is dropped), else the legacy Windows code page the file is in.
+    encoding: str
+
+
+def text_encoding(data: bytes) -> str:
+    """UTF-8 when the bytes decode as such; else Windows-1252 (what spreadsheets on Windows
+    write), or Latin-1, which decodes any byte."""
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return "latin-1"
+
+
+def read_csv_text(
+    source: bytes | Path, nrows: int | None = None
+) -> tuple[pd.DataFrame, CsvDialect]:
+    """Every cell as text (nothing turned into NaN), and how the file was written.
 
     Raises what ``pandas.read_csv`` raises on unreadable input (and ``OSError`` for a path).
     """
     data = source.read_bytes() if isinstance(source, Path) else source
-    delimiter = sniff_delimiter(data)
+    dialect = CsvDialect(sniff_delimiter(data), text_encoding(data))
     frame = pd.read_csv(
-        io.BytesIO(data), sep=delimiter, dtype=str, keep_default_na=False, nrows=nrows
+        io.BytesIO(data),
+        sep=dialect.delimiter,
+        encoding=dialect.encoding,
+        dtype=str,
+        keep_default_na=False,
+        nrows=nrows,
     )
-    return frame, delimiter
+    return frame, dialect
 
 
 def numbers_of(text: pd.Series, delimiter: str) -> pd.Series:

@@ -56,7 +56,7 @@ def read_csv_with_notes(
 ) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """:func:`read_csv_bytes` plus notes on constant text columns that were ignored."""
     try:
-        raw, delimiter = read_csv_text(data)
+        raw, dialect = read_csv_text(data)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{source}: cannot be read as CSV ({exc})") from exc
     columns = [str(c) for c in raw.columns]
@@ -68,6 +68,9 @@ def read_csv_with_notes(
         raise DataValidationError(f"{source}: has a header but no data rows")
     selected = select_columns(columns, config, source=source)
     notes: list[str] = []
+    delimiter = dialect.delimiter
+    if dialect.encoding != "utf-8":
+        notes.append(f"{source}: not UTF-8, read as {dialect.encoding}")
     if delimiter != ",":
         notes.append(f"{source}: fields delimited by {delimiter!r}")
     if config.feature_columns is None:
