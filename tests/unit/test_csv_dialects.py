@@ -7,6 +7,7 @@ note that says how the file was read; the ambiguous cases must stay errors with 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -225,3 +226,20 @@ def test_windows_1252_and_utf8_with_a_byte_order_mark_both_read() -> None:
     out, notes = read(bom, config)  # Excel's UTF-8: the mark is not part of the first name
     assert list(out.columns) == ["ds", "Verbrauch_Ü"]
     assert not [note for note in notes if "UTF-8" in note]
+
+
+def test_the_live_replay_reads_any_file_flts_run_reads(tmp_path: Path) -> None:
+    from flts.run.live import canonical_csv
+
+    clock = clock_times("2016-10-29 00:00", 30, "Europe/Berlin")
+    stamps = pd.to_datetime(clock).dt.strftime("%d.%m.%Y %H:%M")
+    text = "Zeit;Last\n" + "".join(f"{t};{i},5\n" for i, t in enumerate(stamps))
+    source = tmp_path / "meter.csv"
+    source.write_text(text, encoding="cp1252")
+    config = PreprocessConfig(time_col="Zeit", target="Last", timezone="Europe/Berlin")
+    out = canonical_csv(source, config, tmp_path / "live" / "a.csv")
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["Zeit", "Last"]
+    assert frame["Zeit"].iloc[0] == "2016-10-28T22:00:00"  # UTC, ISO 8601
+    assert pd.to_datetime(frame["Zeit"]).diff().dropna().eq(pd.Timedelta(hours=1)).all()
+    assert frame["Last"].iloc[2] == 2.5

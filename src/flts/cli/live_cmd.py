@@ -57,16 +57,23 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from flts.cli import log_to_file
-    from flts.run.live import LiveOptions, execute_live, split_training
+    from flts.errors import FltsError
+    from flts.run.live import LiveOptions, canonical_csv, execute_live, split_training
     from flts.run.pipeline import PipelineFailed
+    from flts.services.preprocess import build_config
 
     identifier = args.identifier or "flts-live-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = (args.run_dir or Path("runs") / identifier).resolve()
     train = (args.train or args.default_train()).resolve()
     replay = (args.test or args.default_test()).resolve()
     try:
+        config = build_config(args.config, args.time_col, args.target, timezone=args.timezone)
+        # Both files as ISO-UTC, comma-delimited plain numbers from here on (the replay sends
+        # their rows as observations); so the run's own config must not shift them again.
+        train = canonical_csv(train, config, run_dir / "live-input-a.csv")
+        replay = canonical_csv(replay, config, run_dir / "live-input-b.csv")
         fit, holdout = split_training(train, args.time_col, args.holdout_rows, run_dir)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, FltsError) as exc:
         print(f"flts live: input rejected: {exc}", file=sys.stderr)
         return 1
     run_options_ = run_options(
@@ -75,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         train_csv=fit,
         test_csv=holdout,
         run_dir=run_dir,
-        preprocess_config_json=args.config,
+        preprocess_config_json=config.model_copy(update={"timezone": None}).model_dump_json(),
     )
     # flts run's serving settings plus the live loop's own.
     passed = {**run_options_.service_env, **passed_env(PASSED_ENV_PREFIXES)}

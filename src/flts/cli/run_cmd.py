@@ -112,13 +112,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--drop", type=column_list, default=(), help="leave out input columns COL,..."
     )
     parser.add_argument(
-        "--timezone",
-        default=None,
-        help="IANA zone of timestamps written in local clock time without an offset, e.g. "
-        "Europe/Berlin: converted to UTC, the repeated autumn hour told apart by order "
-        "(default: such timestamps are UTC)",
-    )
-    parser.add_argument(
         "--series-col",
         default=None,
         help="fleet run: the series-id column of a long-format --train/--test CSV "
@@ -141,6 +134,13 @@ def add_shared_arguments(parser: argparse.ArgumentParser, *, default_models: str
     """The options every command that runs the pipeline takes (``flts run``, ``flts live``),
     read back by :func:`run_options`."""
     parser.add_argument("--time-col", default="time", help="timestamp column (default: time)")
+    parser.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA zone of timestamps written in local clock time without an offset, e.g. "
+        "Europe/Berlin: converted to UTC, the repeated autumn hour told apart by order "
+        "(default: such timestamps are UTC)",
+    )
     parser.add_argument("--target", default="down", help="column to forecast (default: down)")
     parser.add_argument("--models", type=_parse_models, default=_parse_models(default_models))
     parser.add_argument(

@@ -26,7 +26,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from flts.domain.config import PreprocessConfig
 from flts.domain.messages import Observation, utc_now_iso
+from flts.forecasting.data import read_csv_with_notes
+from flts.forecasting.spec import TIME_COLUMN
 from flts.run.live_report import LiveFigures, live_figures, plot_live
 from flts.run.monitor import ObservedEvent, TopicMonitor
 from flts.run.pipeline import RunDisplay, RunOptions
@@ -59,6 +62,18 @@ class _Seen:
     promotions: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     no_promotion: list[str] = field(default_factory=list)
+
+
+def canonical_csv(path: Path, config: PreprocessConfig, out: Path) -> Path:
+    """``path`` rewritten as the live replay reads it: ISO 8601 UTC timestamps in the time
+    column, comma-delimited plain numbers, target first, read by preprocessing's own reader (so
+    any delimiter, decimal comma, date format or clock zone ``flts run`` takes works here too)."""
+    frame, _notes = read_csv_with_notes(path.read_bytes(), source=str(path), config=config)
+    frame = frame.rename(columns={TIME_COLUMN: config.time_col})
+    frame[config.time_col] = frame[config.time_col].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    return out
 
 
 def split_training(
@@ -179,12 +194,14 @@ def execute_live(
         title = f"{run.identifier}: live forecasts ({run.target})"
         png = plot_live(figures, retrains, title, run.run_dir / "live.png")
         summary = _summary(options, train_summary, seen, sent, figures, state, shift_at, png)
+        # Before the broker goes: a consumer left polling a stopped broker logs a refused
+        # connection every 50 ms until it is closed.
+        monitor.stop()
         if not keep_running:
             procs.stop_remembered(run.stack_dir)
             stopped = True
             if not was_running:
                 stack.down()
-        monitor.stop()
         return summary
     finally:
         if not keep_running and not stopped:
