@@ -243,3 +243,18 @@ def test_the_live_replay_reads_any_file_flts_run_reads(tmp_path: Path) -> None:
     assert frame["Zeit"].iloc[0] == "2016-10-28T22:00:00"  # UTC, ISO 8601
     assert pd.to_datetime(frame["Zeit"]).diff().dropna().eq(pd.Timedelta(hours=1)).all()
     assert frame["Last"].iloc[2] == 2.5
+
+
+def test_a_delimiter_at_the_end_of_every_line_and_padded_names_read_as_the_plain_file() -> None:
+    frame = raw_frame(20)
+    frame["down"] = frame["down"].round(2)
+    plain, _ = read(to_csv(frame), PreprocessConfig(target="down"))
+    text = " time ; down ;\n" + "".join(
+        f"{t};{d};\n" for t, d in zip(frame["time"], frame["down"], strict=True)
+    )
+    out, notes = read(text.encode(), PreprocessConfig(target="down"))
+    pd.testing.assert_frame_equal(out, plain[["ds", "down"]])
+    assert (
+        "meter.csv: column 'Unnamed: 2' ignored: no name and no value (a delimiter at the end "
+        "of every line)"
+    ) in notes

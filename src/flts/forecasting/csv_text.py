@@ -5,6 +5,7 @@ rule here accepts one common way of writing the same data, and says what it did 
 file is never read differently without the run's notes saying so:
 
 * **Encoding.** UTF-8 (with or without a byte-order mark), else Windows-1252, else Latin-1.
+  Column names lose surrounding spaces (``time ; load`` names ``time`` and ``load``).
 * **Delimiter.** Comma, semicolon, tab or pipe, sniffed from the first lines (Python's
   ``csv.Sniffer``); a comma when the sniff is unsure.
 * **Decimal comma.** In a file not delimited by commas, a numeric column written ``12,5`` is read
@@ -103,6 +104,9 @@ def read_csv_text(
         keep_default_na=False,
         nrows=nrows,
     )
+    names = [str(c).strip() for c in frame.columns]
+    if len(set(names)) == len(names):  # "load " is "load", unless that makes two of one name
+        frame.columns = pd.Index(names)
     return frame, dialect
 
 

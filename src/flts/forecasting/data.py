@@ -76,7 +76,10 @@ def read_csv_with_notes(
     if config.feature_columns is None:
         constant = constant_text_columns(raw, [c for c in selected if c != config.target])
         index = written_index_columns(raw, [c for c in selected if c != config.target])
-        selected = [c for c in selected if c not in constant and c not in index]
+        blank = [
+            c for c in selected if c.startswith("Unnamed: ") and raw[c].str.strip().eq("").all()
+        ]
+        selected = [c for c in selected if c not in {*constant, *index, *blank}]
         notes.extend(
             f"{source}: column {c!r} ignored: text with one value throughout "
             f"({raw[c].iloc[0]!r}), nothing a model can use"
@@ -86,6 +89,11 @@ def read_csv_with_notes(
             f"{source}: column {c!r} ignored: an unnamed row number (a written index), not a "
             "measurement"
             for c in index
+        )
+        notes.extend(
+            f"{source}: column {c!r} ignored: no name and no value (a delimiter at the end of "
+            "every line)"
+            for c in blank
         )
     ds, how = _parse_times(raw[config.time_col], source=source, config=config)
     if how != "ISO 8601":
