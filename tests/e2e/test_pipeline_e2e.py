@@ -48,8 +48,8 @@ def slices(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return train, test
 
 
-#: What `flts run` trains by default (no --models): the spec's three and LINEAR.
-TRAINED = ("GRU", "LSTM", "PROPHET", "LINEAR")
+#: What `flts run` trains by default (no --models): the spec's three, LINEAR and LIGHTGBM.
+TRAINED = ("GRU", "LSTM", "PROPHET", "LINEAR", "LIGHTGBM")
 
 
 def _flts_run(
@@ -87,9 +87,9 @@ def test_flts_run_end_to_end(
 
 def _check_summary(summary: dict, run_dir: Path) -> None:
     champion = summary["champion"]
-    assert champion["model_type"] in {"GRU", "LSTM", "LINEAR"}
+    assert champion["model_type"] in {"GRU", "LSTM", "LINEAR", "LIGHTGBM"}
     rows = {row["model_type"]: row for row in summary["scores"]}
-    assert {"GRU", "LSTM", "PROPHET", "LINEAR", "PERSISTENCE", "SEASONAL_NAIVE"} <= set(rows)
+    assert {*TRAINED, "PERSISTENCE", "SEASONAL_NAIVE"} <= set(rows)
     best = rows[champion["model_type"]]
     for baseline in ("PERSISTENCE", "SEASONAL_NAIVE"):  # the gate: better than both
         assert best["mae"] < rows[baseline]["mae"]

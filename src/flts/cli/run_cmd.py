@@ -124,9 +124,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "scaled on its own, scored on its own test data); each series' champion is chosen "
         "among its local and global candidates",
     )
-    # LINEAR beside the spec's three: seconds to fit, and the candidate that most often beats
-    # the simple baselines on a series nobody tuned for (issue 10's panel).
-    add_shared_arguments(parser, default_models="GRU,LSTM,PROPHET,LINEAR")
+    # LINEAR and LIGHTGBM beside the spec's three: seconds to fit each, and between them the
+    # best model at horizon 1 on 5 of the 7 series of the accuracy panel (LightGBM: 0.28x
+    # persistence on Victoria demand where LINEAR reaches 0.39x); trained in parallel, they add
+    # no wall time to the bundled run.
+    add_shared_arguments(parser, default_models="GRU,LSTM,PROPHET,LINEAR,LIGHTGBM")
     parser.set_defaults(func=run, default_train=bundled_train_csv, default_test=bundled_test_csv)
 
 
