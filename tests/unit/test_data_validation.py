@@ -278,3 +278,18 @@ def test_no_training_context_after_a_gap_between_the_files() -> None:
         "test.csv: starts 10 steps after the end of training, so no training context is "
         "carried; the first 10 test rows only serve as history"
     ) in prepared.test_notes
+
+
+def test_the_longest_gap_of_an_hour_or_more_is_named() -> None:
+    frame = read(to_csv(raw_frame(200)))
+    gappy = frame.drop(index=range(50, 125)).reset_index(drop=True)  # 75 minutes missing
+    gappy.loc[10, "down"] = np.nan  # a shorter gap elsewhere
+    _out, notes, filled = regularise(gappy, 60, source="train.csv")
+    assert int(filled.sum()) == 76
+    assert notes[-1] == (
+        "train.csv: longest gap in the target: 0 days 01:15:00 from 2018-02-05 00:50:00 (filled "
+        "by a straight line; a model fitted on this file learns from it, a test file's filled "
+        "values are never scored)"
+    )
+    _out, notes, _ = regularise(frame.drop(index=[5]).reset_index(drop=True), 60, source="f")
+    assert not [note for note in notes if "longest gap" in note]  # a minute is not worth it

@@ -347,7 +347,29 @@ def regularise(
         notes.append(f"{source}: {int(missing.sum())} missing values filled ({detail})")
     out = filled.reset_index()
     first_column = regular.iloc[:, 0].isna().to_numpy() if regular.shape[1] else np.zeros(0)
+    longest = _longest_gap(first_column.astype(bool), pd.DatetimeIndex(regular.index))
+    if longest is not None and longest[1] - longest[0] >= pd.Timedelta(hours=1):
+        start, end = longest
+        notes.append(
+            f"{source}: longest gap in the target: {end - start} from {start} (filled by a "
+            "straight line; a model fitted on this file learns from it, a test file's filled "
+            "values are never scored)"
+        )
     return out, tuple(notes), first_column.astype(bool)
+
+
+def _longest_gap(
+    mask: np.ndarray, stamps: pd.DatetimeIndex
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """(first filled timestamp, first observed one after it) of the longest filled run."""
+    from flts.forecasting.windows import runs_of
+
+    runs = runs_of(mask)
+    if not runs:
+        return None
+    start, stop = max(runs, key=lambda run: run[1] - run[0])
+    step = stamps[1] - stamps[0] if len(stamps) > 1 else pd.Timedelta(0)
+    return stamps[start], stamps[start] + (stop - start) * step
 
 
 def fit_clip_bounds(train: pd.DataFrame, quantiles: tuple[float, float]) -> ClipBounds:
