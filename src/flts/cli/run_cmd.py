@@ -125,7 +125,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "among its local and global candidates",
     )
     # LINEAR and LIGHTGBM beside the spec's three: seconds to fit each, and between them the
-    # best model at horizon 1 on 5 of the 7 series of the accuracy panel (LightGBM: 0.28x
+    # best model at horizon 1 on 6 of the 7 series of the accuracy panel (LightGBM: 0.28x
     # persistence on Victoria demand where LINEAR reaches 0.39x); trained in parallel, they add
     # no wall time to the bundled run.
     add_shared_arguments(parser, default_models="GRU,LSTM,PROPHET,LINEAR,LIGHTGBM")
