@@ -127,6 +127,7 @@ def test_configuration_counts_the_filled_in_test_targets_after_the_context() -> 
 
     meta = DatasetMeta.model_construct(
         spec=_spec(),
+        rows=30,
         context_rows=10,
         unobserved_target_rows=((8, 12), (20, 23)),  # 2 of the first run are context
         config=PreprocessConfig(),

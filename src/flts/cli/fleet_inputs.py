@@ -91,7 +91,7 @@ def _unusable(train_csv: Path, target: str) -> str | None:
     frame, dialect = read_csv_text(train_csv)
     if target not in frame.columns:
         return f"no target column {target!r}"
-    values = numbers_of(frame[target], dialect.delimiter).dropna()
+    values = numbers_of(frame[target], dialect.delimiter)[0].dropna()
     if values.empty:
         return f"target {target!r} has no numeric value"
     if values.nunique() == 1:

@@ -110,15 +110,16 @@ def read_csv_text(
     return frame, dialect
 
 
-def numbers_of(text: pd.Series, delimiter: str) -> pd.Series:
-    """A text column as numbers (NaN where not numeric), decimal commas read as in the docstring."""
+def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, bool]:
+    """A text column (empty cells may be NA) as float64, NaN where not numeric, and whether it
+    was written with decimal commas (read as the module docstring says)."""
     stripped = text.str.strip()
-    numbers = pd.to_numeric(stripped, errors="coerce")
+    numbers = pd.to_numeric(stripped, errors="coerce").astype("float64")
     if numbers.isna().any():
         decimal = decimal_comma_numbers(stripped.where(stripped != ""), delimiter)
         if decimal is not None:
-            return decimal
-    return numbers
+            return decimal.astype("float64"), True
+    return numbers, False
 
 
 def decimal_comma_numbers(text: pd.Series, delimiter: str) -> pd.Series | None:
@@ -172,17 +173,18 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
     ``text`` holds stripped strings. See the module docstring for the candidates and the choice.
     Raises ``ValueError`` when ``timezone`` is given and a clock time cannot be placed in it.
     """
-    iso = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    candidates = [(iso, "ISO 8601")]
-    if iso.isna().any():
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    how = "ISO 8601"
+    if parsed.isna().any():  # else the common case: nothing else to try or rank
+        candidates = [(parsed, how)]
         epoch = _epoch(text)
         if epoch is not None:
             candidates.append(epoch)
         candidates.extend(_inferred(text, dayfirst) for dayfirst in (False, True))
-    # ``min`` keeps the earliest of equals, so ISO 8601 wins every tie.
-    parsed, how = min(candidates, key=lambda c: (int(c[0].isna().sum()), -_regularity(c[0])))
-    if how == "dates in an inferred format" and parsed.equals(candidates[-1][0]):
-        how = candidates[-1][1]  # the format pandas inferred was day first: say so
+        # ``min`` keeps the earliest of equals, so ISO 8601 wins every tie.
+        parsed, how = min(candidates, key=lambda c: (int(c[0].isna().sum()), -_regularity(c[0])))
+        if how == "dates in an inferred format" and parsed.equals(candidates[-1][0]):
+            how = candidates[-1][1]  # the format pandas inferred was day first: say so
     if timezone is None or how.startswith("Unix") or text.str.contains(_OFFSET).any():
         return parsed, how  # UTC already: epoch numbers, or values that carry their offset
     return _from_clock_time(parsed, timezone), f"{how}, {timezone} clock time"

@@ -31,8 +31,9 @@ import pandas as pd
 
 from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
-from flts.forecasting.csv_text import decimal_comma_numbers, parse_timestamps, read_csv_text
+from flts.forecasting.csv_text import numbers_of, parse_timestamps, read_csv_text
 from flts.forecasting.spec import TIME_COLUMN
+from flts.forecasting.windows import runs_of
 
 logger = logging.getLogger(__name__)
 
@@ -258,14 +259,8 @@ def _parse_numeric(
     """The column as float64, and whether it was written with decimal commas."""
     text = values.str.strip()
     empty = text.eq("") | text.str.lower().isin({"nan", "na", "null", "none"})
-    numbers = pd.to_numeric(text.where(~empty), errors="coerce").astype("float64")
+    numbers, comma = numbers_of(text.where(~empty), delimiter)
     bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
-    comma = False
-    if len(bad):
-        decimal = decimal_comma_numbers(text.where(~empty), delimiter)
-        if decimal is not None:
-            numbers, comma = decimal.astype("float64"), True
-            bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
     if len(bad):
         first = int(bad[0])
         raise DataValidationError(
@@ -346,8 +341,8 @@ def regularise(
         detail = ", ".join(f"{c}: {int(n)}" for c, n in missing.items() if n)
         notes.append(f"{source}: {int(missing.sum())} missing values filled ({detail})")
     out = filled.reset_index()
-    first_column = regular.iloc[:, 0].isna().to_numpy() if regular.shape[1] else np.zeros(0)
-    longest = _longest_gap(first_column.astype(bool), pd.DatetimeIndex(regular.index))
+    target_filled = regular.iloc[:, 0].isna().to_numpy(dtype=bool)
+    longest = _longest_gap(target_filled, pd.DatetimeIndex(regular.index))
     if longest is not None and longest[1] - longest[0] >= pd.Timedelta(hours=1):
         start, end = longest
         notes.append(
@@ -355,15 +350,13 @@ def regularise(
             "straight line; a model fitted on this file learns from it, a test file's filled "
             "values are never scored)"
         )
-    return out, tuple(notes), first_column.astype(bool)
+    return out, tuple(notes), target_filled
 
 
 def _longest_gap(
     mask: np.ndarray, stamps: pd.DatetimeIndex
 ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """(first filled timestamp, first observed one after it) of the longest filled run."""
-    from flts.forecasting.windows import runs_of
-
     runs = runs_of(mask)
     if not runs:
         return None

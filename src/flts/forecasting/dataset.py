@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
+from flts.forecasting.windows import mask_of
 
 META_KEY = b"flts"
 
@@ -49,8 +50,6 @@ class DatasetMeta(BaseModel):
 
     def unobserved_mask(self) -> np.ndarray:
         """One flag per row: was the target filled in (see ``windows.scorable_actuals``)?"""
-        from flts.forecasting.windows import mask_of
-
         return mask_of(self.unobserved_target_rows, self.rows)
 
 

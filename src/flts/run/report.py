@@ -137,11 +137,7 @@ def run_configuration(meta: Any) -> dict[str, Any]:
         "time_features": spec.time_features,
         "test_context_rows": meta.context_rows,
         # Test targets preprocessing filled in (never judged, nor forecasts just after one).
-        "test_filled_targets": sum(
-            stop - max(start, meta.context_rows)
-            for start, stop in getattr(meta, "unobserved_target_rows", ())
-            if stop > meta.context_rows
-        ),
+        "test_filled_targets": int(meta.unobserved_mask()[meta.context_rows :].sum()),
         "preprocess_config": meta.config.model_dump(mode="json"),
     }
 
