@@ -288,8 +288,8 @@ def test_the_longest_gap_of_an_hour_or_more_is_named() -> None:
     assert int(filled.sum()) == 76
     assert notes[-1] == (
         "train.csv: longest gap in the target: 0 days 01:15:00 from 2018-02-05 00:50:00 (filled "
-        "by a straight line; a model fitted on this file learns from it, a test file's filled "
-        "values are never scored)"
+        "by a straight line so the grid stays regular; filled values are neither learned from "
+        "nor scored, except by MSTL, which fits an unbroken series)"
     )
     _out, notes, _ = regularise(frame.drop(index=[5]).reset_index(drop=True), 60, source="f")
     assert not [note for note in notes if "longest gap" in note]  # a minute is not worth it

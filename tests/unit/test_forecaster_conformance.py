@@ -105,6 +105,37 @@ def test_no_row_at_or_after_the_origin_is_read(model_type: ModelType) -> None:
         np.testing.assert_array_equal(model.predict(corrupted, np.array([origin])), clean)
 
 
+#: Learners whose fit reads the training target (baselines learn nothing; MSTL's decomposition
+#: needs an unbroken series and fits filled-in values too, as ``Forecaster.fit`` says).
+MASKING_LEARNERS = [
+    t
+    for t in ALL_TYPES
+    if t not in (ModelType.PERSISTENCE, ModelType.SEASONAL_NAIVE, ModelType.MSTL)
+]
+
+
+@pytest.mark.parametrize("model_type", MASKING_LEARNERS)
+def test_filled_in_training_values_are_not_learned_from(model_type: ModelType) -> None:
+    """The last rows of training are flagged as filled in: whatever they hold, the fit (its
+    forecasts and losses) is the same, as every window or label that would read them is left
+    out. Without the flags the made-up values change the fit, so the check can fail."""
+    train = _problem().train
+    flagged = np.zeros(len(train), dtype=bool)
+    flagged[-8:] = True
+    made_up = train.copy()
+    made_up.loc[flagged, "down"] = float(train["down"].mean())  # a flat line, as if interpolated
+
+    def fitted(frame: pd.DataFrame, unobserved: np.ndarray | None) -> tuple[object, ...]:
+        """What a fit produced: its forecasts and its training and validation losses."""
+        model = create_forecaster(model_type, _problem().spec, CONFIG)
+        summary = model.fit(frame, unobserved=unobserved)
+        forecast = model.predict(_frame(), _origins())
+        return tuple(forecast.ravel()), summary.train_loss, summary.val_loss
+
+    assert fitted(made_up, flagged) == fitted(train, flagged)
+    assert fitted(made_up, None) != fitted(train, None)
+
+
 @pytest.mark.parametrize("model_type", ALL_TYPES)
 def test_column_order_of_the_frame_does_not_matter(model_type: ModelType) -> None:
     frame = _frame()

@@ -225,9 +225,11 @@ def test_models_that_fit_every_row_are_calibrated_by_a_second_fit_before_the_cal
     fitted_rows: list[int] = []
     original_fit = LinearForecaster.fit
 
-    def spy(self: LinearForecaster, train: object, progress: object = None) -> object:
+    def spy(
+        self: LinearForecaster, train: object, progress: object = None, unobserved: object = None
+    ) -> object:
         fitted_rows.append(len(train))  # type: ignore[arg-type]
-        return original_fit(self, train, progress)  # type: ignore[arg-type]
+        return original_fit(self, train, progress, unobserved)  # type: ignore[arg-type]
 
     caplog.set_level(logging.INFO, logger="flts.forecasting.intervals")
     mp = pytest.MonkeyPatch()
@@ -247,6 +249,30 @@ def test_models_that_fit_every_row_are_calibrated_by_a_second_fit_before_the_cal
         assert "calibrating on in-sample residuals" in caplog.text
     finally:
         mp.undo()
+
+
+def test_residuals_against_filled_in_training_values_are_not_calibrated_on() -> None:
+    from tests.unit._synthetic import synthetic_problem
+
+    from flts.domain.config import ModelType
+    from flts.forecasting.intervals import calibrate_forecaster
+    from flts.forecasting.models import create_forecaster
+
+    p = synthetic_problem()
+    model = create_forecaster(ModelType.PERSISTENCE, p.spec)
+    model.fit(p.train)
+    origins = calibration_origins(len(p.train), p.spec.horizon, model.min_history, 0.1, 24)
+    flags = np.zeros(len(p.train), dtype=bool)
+    filled_row = int(origins[10])  # a target of origins[10 - horizon + 1 .. 10], the input of 11
+    flags[filled_row] = True
+    made_up = p.train.copy()
+    made_up.loc[filled_row, "down"] *= 3.0
+    flagged = calibrate_forecaster(model, made_up, unobserved=flags)
+    assert flagged.calibration_windows == len(origins) - p.spec.horizon - 1
+    # Whatever the filled row holds, the bands are the same (its residuals and its share of
+    # the level a band is scaled by are left out); unflagged, the made-up value moves them.
+    assert flagged == calibrate_forecaster(model, p.train, unobserved=flags)
+    assert calibrate_forecaster(model, made_up) != calibrate_forecaster(model, p.train)
 
 
 def test_replayed_bands_read_only_revealed_actuals_and_track_the_level() -> None:

@@ -65,7 +65,7 @@ def test_replayed_claim_does_not_train_again(monkeypatch: pytest.MonkeyPatch) ->
     fits = {"n": 0}
     original = baseline_models.PersistenceForecaster.fit
 
-    def counting_fit(self, frame, progress=None):  # type: ignore[no-untyped-def]
+    def counting_fit(self, frame, progress=None, unobserved=None):  # type: ignore[no-untyped-def]
         fits["n"] += 1
         return original(self, frame, progress)
 
@@ -116,7 +116,7 @@ def test_config_hash_mismatch_is_refused_and_no_run_is_left_running() -> None:
 def test_failure_during_training_marks_run_failed(monkeypatch: pytest.MonkeyPatch) -> None:
     s = Setup()
 
-    def broken_fit(self, frame, progress=None):  # type: ignore[no-untyped-def]
+    def broken_fit(self, frame, progress=None, unobserved=None):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom")
 
     monkeypatch.setattr(baseline_models.PersistenceForecaster, "fit", broken_fit)

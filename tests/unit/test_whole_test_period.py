@@ -180,3 +180,46 @@ def test_filled_in_values_are_never_judged(
     assert len(judged) == len(errors_arr)
     filled = {pd.Timestamp("2018-02-05 05:10") + k * step for k in (0, 1, 2, 15)}
     assert all(pd.Timestamp(line["target_ts"].rstrip("Z")) not in filled for line in judged)
+
+
+def test_filled_in_training_values_reach_the_fit_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training file with an outage and an empty cell: the processed training object lists
+    the filled rows and the train stage hands exactly those to ``fit`` (which learns nothing
+    from them, see the forecaster conformance tests) and logs how many there were."""
+    from flts.forecasting.models.lag_regression import LinearForecaster
+
+    train_csv, test_csv = csv_pair(train_rows=300, test_rows=40)
+    frame = pd.read_csv(io.BytesIO(train_csv))
+    frame.loc[40, "down"] = np.nan
+    missing = {pd.Timestamp(t) for t in frame["time"].iloc[100:105]}
+    missing.add(pd.Timestamp(frame["time"].iloc[40]))
+    frame = frame.drop(index=range(100, 105))
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    seen: list[set[pd.Timestamp]] = []
+    original_fit = LinearForecaster.fit
+
+    def spy(self, train_frame, progress=None, unobserved=None):  # type: ignore[no-untyped-def]
+        assert unobserved is not None
+        assert len(unobserved) == len(train_frame)
+        seen.append({pd.Timestamp(t) for t in train_frame["ds"][unobserved]})
+        return original_fit(self, train_frame, progress, unobserved)
+
+    monkeypatch.setattr(LinearForecaster, "fit", spy)
+    store = InMemoryObjectStore()
+    store.ensure_bucket("dataset")
+    store.put_bytes("dataset", "r/train.csv", buffer.getvalue().encode())
+    store.put_bytes("dataset", "r/test.csv", test_csv)
+    tracker = InMemoryTracker()
+    ctx = StageContext(store=store, tracker=tracker, events=RecordingSink())
+    request = PreprocessRequest(
+        identifier="r",
+        train=ObjectRef(bucket="dataset", key="r/train.csv"),
+        test=ObjectRef(bucket="dataset", key="r/test.csv"),
+    )
+    prep = preprocess.run(request, CONFIG, ctx)
+    config = TrainStageConfig(model_type=ModelType.LINEAR, train=TrainConfig(seed=1))
+    trained = train.run(prep.training, config, ctx)
+    # Rows dropped by the lag history at the start never reach the fit; these all lie later.
+    assert seen[0] == missing
+    assert tracker.runs[trained.run_id].params["train_filled_targets"] == str(len(missing))

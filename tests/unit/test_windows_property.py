@@ -138,6 +138,12 @@ def test_no_judged_pair_touches_a_filled_value_or_an_interpolation_of_the_future
             assert judged[row, step] == expected
             if judged[row, step]:
                 assert plain[row, step] == target[origin + step]
+    # Training learns from exactly the pairs scoring would judge (``Forecaster.fit``).
+    from flts.forecasting.models.lag_features import ScaledSeries, labels
+
+    series = ScaledSeries(target, np.empty((len(flags), 0)), target * 60.0, 60, unobserved)
+    for step in range(horizon):
+        assert np.array_equal(np.isfinite(labels(series, origins, step)), judged[:, step])
 
 
 def test_error_metrics_skip_pairs_that_are_not_judged() -> None:

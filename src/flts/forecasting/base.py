@@ -69,8 +69,20 @@ class Forecaster(ABC):
         return self.spec.lookback
 
     @abstractmethod
-    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
-        """Fit on the processed training frame (time-ordered validation is carved inside)."""
+    def fit(
+        self,
+        train: pd.DataFrame,
+        progress: ProgressCallback | None = None,
+        unobserved: np.ndarray | None = None,
+    ) -> FitSummary:
+        """Fit on the processed training frame (time-ordered validation is carved inside).
+
+        ``unobserved`` flags the rows whose target preprocessing filled in (a missing step or an
+        empty cell, interpolated; ``DatasetMeta.unobserved_target_rows``). A model learns no
+        label from such a row, nor from an origin whose last input row is one
+        (``windows.judged_pairs``: the rule scoring applies), where its kind allows: a model
+        that needs an unbroken series (MSTL) fits the filled values too. None: all observed.
+        """
 
     @abstractmethod
     def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:

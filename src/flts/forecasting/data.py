@@ -347,8 +347,8 @@ def regularise(
         start, end = longest
         notes.append(
             f"{source}: longest gap in the target: {end - start} from {start} (filled by a "
-            "straight line; a model fitted on this file learns from it, a test file's filled "
-            "values are never scored)"
+            "straight line so the grid stays regular; filled values are neither learned from "
+            "nor scored, except by MSTL, which fits an unbroken series)"
         )
     return out, tuple(notes), target_filled
 

@@ -45,7 +45,8 @@ class DatasetMeta(BaseModel):
     #: ``rows``. 0 for training objects and for objects written before this field existed.
     context_rows: int = Field(default=0, ge=0)
     #: Half-open row ranges whose target was filled in by preprocessing, not read from the file
-    #: (``windows.runs_of``): never scored. Empty for objects written before this field existed.
+    #: (``windows.runs_of``): never scored (test objects), never learned from (training objects,
+    #: see ``Forecaster.fit``). Empty for objects written before this field existed.
     unobserved_target_rows: tuple[tuple[int, int], ...] = ()
 
     def unobserved_mask(self) -> np.ndarray:

@@ -285,8 +285,10 @@ def calibrate_forecaster(
     train: pd.DataFrame,
     levels: tuple[int, ...] = DEFAULT_LEVELS,
     fraction: float = 0.1,
+    unobserved: np.ndarray | None = None,
 ) -> ConformalIntervals:
-    """Calibrate ``model``'s bands on the end of its (processed) training frame.
+    """Calibrate ``model``'s bands on the end of its (processed) training frame; residuals
+    against filled-in values (``unobserved``) are not counted (``windows.scorable_actuals``).
 
     A target that never went below 0 (load) gets locally scaled bands (``scale_window``): its
     errors grow with its level, so offsets are in units of the larger of the forecast and the
@@ -302,13 +304,14 @@ def calibrate_forecaster(
     season = max(spec.periods)
     origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction, season)
     target = train[spec.target].to_numpy(dtype=np.float64)
-    actual = windows.actuals(target, origins, spec.horizon)
-    predictor = _out_of_sample_twin(model, train, int(origins[0]), season) or model
+    actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
+    predictor = _out_of_sample_twin(model, train, int(origins[0]), season, unobserved) or model
     forecast = np.asarray(predictor.predict(train, origins), dtype=np.float64)
     if np.nanmin(target) < 0.0:
         return ConformalIntervals.calibrate(actual - forecast, levels)
     window = scale_window_of(spec)
-    raw_levels = origin_levels(target, origins, window, 0.0)
+    observed = target if unobserved is None else np.where(unobserved, np.nan, target)
+    raw_levels = origin_levels(observed, origins, window, 0.0)
     floor = SCALE_FLOOR_FRACTION * float(np.median(raw_levels))
     if floor <= 0.0:  # a target that is mostly zero: no level to scale by
         return ConformalIntervals.calibrate(actual - forecast, levels).model_copy(
@@ -322,7 +325,11 @@ def calibrate_forecaster(
 
 
 def _out_of_sample_twin(
-    model: Forecaster, train: pd.DataFrame, first: int, season: int
+    model: Forecaster,
+    train: pd.DataFrame,
+    first: int,
+    season: int,
+    unobserved: np.ndarray | None = None,
 ) -> Forecaster | None:
     """A second fit of ``model``'s kind on the rows before the first calibration origin, so the
     calibration residuals are out of sample (see ``Forecaster.calibrate_out_of_sample``).
@@ -347,7 +354,8 @@ def _out_of_sample_twin(
         return None
     twin = type(model)(model.spec, model.train_config)
     try:
-        twin.fit(train.iloc[:first].reset_index(drop=True))
+        head = None if unobserved is None else unobserved[:first]
+        twin.fit(train.iloc[:first].reset_index(drop=True), unobserved=head)
     except (FltsError, ValueError, RuntimeError) as exc:  # too short for this kind of model
         log.warning(
             "%s: calibrating on in-sample residuals; %d rows before the calibration origins "

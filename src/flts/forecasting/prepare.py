@@ -57,6 +57,8 @@ class PreparedData:
     #: Rows of ``test`` whose target was filled in, not read from a file (missing steps, empty
     #: cells): never scored (``windows.scorable_actuals``). None: nothing known to be filled.
     test_unobserved: np.ndarray | None = None
+    #: Rows of ``train`` whose target was filled in: not learned from (``Forecaster.fit``).
+    train_unobserved: np.ndarray | None = None
 
 
 def data_fingerprint(train_bytes: bytes, test_bytes: bytes) -> str:
@@ -189,8 +191,23 @@ def prepare_datasets(
             "never scored, nor forecasts from just after one (they read an interpolation "
             "towards a later value)",
         )
+    train_unobserved = train[TIME_COLUMN].isin(filled_stamps).to_numpy()
+    if train_unobserved.any():
+        train_notes += (
+            f"{train_source}: {int(train_unobserved.sum())} filled-in target values are not "
+            "learned from, nor the step after each (models fit around them; MSTL, which "
+            "needs an unbroken series, fits them too)",
+        )
     return PreparedData(
-        train, test, spec, train_notes, test_notes, context_rows, resolved, unobserved
+        train,
+        test,
+        spec,
+        train_notes,
+        test_notes,
+        context_rows,
+        resolved,
+        unobserved,
+        train_unobserved,
     )
 
 

@@ -77,9 +77,17 @@ def scorable_actuals(
     values = np.array(actuals(target, origins, horizon), dtype=np.float64)
     if unobserved is None or not unobserved.any():
         return values
-    values[actuals(unobserved, origins, horizon)] = np.nan
-    values[unobserved[origins - 1]] = np.nan
+    values[~judged_pairs(unobserved, origins, horizon)] = np.nan
     return values
+
+
+def judged_pairs(unobserved: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """(len(origins), horizon) flags: may the forecast of this (origin, step) be judged, or
+    learned from? Not when its actual was filled in, nor when the origin's last input row was
+    (see :func:`scorable_actuals`). Training applies the same rule to its labels."""
+    mask = np.asarray(unobserved, dtype=bool)
+    judged: np.ndarray = ~(actuals(mask, origins, horizon) | mask[origins - 1][:, None])
+    return judged
 
 
 def runs_of(mask: np.ndarray) -> tuple[tuple[int, int], ...]:

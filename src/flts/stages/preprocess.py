@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Literal
 
+import numpy as np
+
 from flts.domain.config import PreprocessConfig, compute_config_hash
 from flts.domain.messages import InferenceDataReady, ProgressEvent, TrainingDataReady
 from flts.errors import DataValidationError
@@ -101,15 +103,22 @@ def _encode(
             end=frame[TIME_COLUMN].iloc[-1].isoformat(),
             notes=notes,
             context_rows=prepared.test_context_rows if split == "test" else 0,
-            unobserved_target_rows=unobserved if split == "test" else (),
+            unobserved_target_rows=unobserved[split],
         )
 
-    unobserved = () if prepared.test_unobserved is None else runs_of(prepared.test_unobserved)
+    unobserved = {
+        "train": _runs(prepared.train_unobserved),
+        "test": _runs(prepared.test_unobserved),
+    }
 
     return (
         write_processed(prepared.train, meta("train")),
         write_processed(prepared.test, meta("test")),
     )
+
+
+def _runs(mask: np.ndarray | None) -> tuple[tuple[int, int], ...]:
+    return () if mask is None else runs_of(mask)
 
 
 def _result(

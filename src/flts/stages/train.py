@@ -53,6 +53,8 @@ class TrainingData:
     test_context_rows: int = 0
     #: Rows of ``test`` whose target was filled in (``DatasetMeta.unobserved_target_rows``).
     test_unobserved: np.ndarray | None = None
+    #: Rows of ``train`` whose target was filled in: not learned from (``Forecaster.fit``).
+    train_unobserved: np.ndarray | None = None
 
 
 def run(request: TrainingDataReady, config: TrainStageConfig, ctx: StageContext) -> ModelTrained:
@@ -124,6 +126,7 @@ def load_training_data(request: TrainingDataReady, ctx: StageContext) -> Trainin
         train_meta.config_hash,
         test_meta.context_rows,
         test_meta.unobserved_mask(),
+        train_meta.unobserved_mask(),
     )
 
 
@@ -143,7 +146,7 @@ def _train(
 
     def fit(progress: ProgressCallback) -> tuple[Forecaster, FitSummary]:
         model = create_forecaster(config.model_type, data.spec, config.train)
-        return model, model.fit(data.train, progress)
+        return model, model.fit(data.train, progress, unobserved=data.train_unobserved)
 
     return train_with(request, config, ctx, data, tags, started_at, fit)
 
@@ -180,7 +183,7 @@ def train_with(
         started = time.perf_counter()
         model, summary = fit(_progress(ctx, run_id, request.identifier, data, config))
         fit_seconds = time.perf_counter() - started
-        model.intervals = calibrate_intervals(model, data.train, ctx)
+        model.intervals = calibrate_intervals(model, data.train, ctx, data.train_unobserved)
         scores = scoring.score_on_test(
             model, data.test, data.spec, data.test_context_rows, data.test_unobserved
         )
@@ -237,7 +240,10 @@ def _global_series(params: dict[str, Any]) -> int | None:
 
 
 def calibrate_intervals(
-    model: Forecaster, train: pd.DataFrame, ctx: StageContext
+    model: Forecaster,
+    train: pd.DataFrame,
+    ctx: StageContext,
+    unobserved: np.ndarray | None = None,
 ) -> ConformalIntervals | None:
     """Split-conformal bands from the end of the training frame (never the test set), at the
     run's ``interval_levels``; None, with a warning, when the training data is too short for
@@ -245,7 +251,7 @@ def calibrate_intervals(
     config = model.train_config
     try:
         return calibrate_forecaster(
-            model, train, config.interval_levels, config.validation_fraction
+            model, train, config.interval_levels, config.validation_fraction, unobserved
         )
     except DataValidationError as exc:
         ctx.logger.warning(
@@ -320,9 +326,15 @@ def _params(
         "spec.lags": ",".join(str(k) for k in spec.lags) or "none",
         "spec.covariates": ",".join(c for c in spec.raw_columns if c != spec.target) or "none",
         "test_context_rows": data.test_context_rows,
+        # Interpolated by preprocessing, so not learned from (``Forecaster.fit``).
+        "train_filled_targets": _count(data.train_unobserved),
     }
     params.update({f"train.{k}": v for k, v in config.train.model_dump(mode="json").items()})
     return params
+
+
+def _count(flags: np.ndarray | None) -> int:
+    return 0 if flags is None else int(np.count_nonzero(flags))
 
 
 def _metrics(

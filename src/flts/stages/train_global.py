@@ -75,7 +75,9 @@ def run(
                 config_hash=claim.config_hash,
                 reason=f"its processed data cannot be used: {exc}",
             )
-    plan = plan_global([GlobalMember(i, d.spec, d.train) for i, d in loaded.items()])
+    plan = plan_global(
+        [GlobalMember(i, d.spec, d.train, d.train_unobserved) for i, d in loaded.items()]
+    )
     for identifier, reason in plan.excluded.items():
         excluded[identifier] = GlobalExclusion(
             identifier=identifier, config_hash=loaded[identifier].config_hash, reason=reason

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from flts.domain.config import TrainConfig
-from flts.errors import ModelError
+from flts.errors import DataValidationError, ModelError
 from flts.forecasting.base import EpochProgress, ProgressCallback
 from flts.forecasting.models._common import check_training_rows
 from flts.forecasting.spec import ForecastSpec
-from flts.forecasting.windows import actuals, input_windows
+from flts.forecasting.windows import actuals, input_windows, judged_pairs
 
 #: Fewest training windows (after the validation tail and gap) worth fitting on.
 MIN_TRAIN_WINDOWS = 16
@@ -67,9 +67,18 @@ def min_training_rows(spec: ForecastSpec, validation_fraction: float) -> int:
 
 
 def split_windows(
-    scaled: np.ndarray, spec: ForecastSpec, validation_fraction: float, name: str
+    scaled: np.ndarray,
+    spec: ForecastSpec,
+    validation_fraction: float,
+    name: str,
+    unobserved: np.ndarray | None = None,
 ) -> TrainingWindows:
-    """Every complete (input, target) window of a scaled training matrix, split in time order."""
+    """Every complete (input, target) window of a scaled training matrix, split in time order.
+
+    Windows with a filled-in target or last input row (``unobserved``, see ``Forecaster.fit``)
+    are left out of both parts; the split itself stays positional, so the gap between training
+    and validation windows is the same with or without gaps in the data.
+    """
     n_rows = len(scaled)
     needed = min_training_rows(spec, validation_fraction)
     why = (
@@ -82,7 +91,21 @@ def split_windows(
     x = np.ascontiguousarray(input_windows(scaled, origins, spec.lookback), dtype=np.float32)
     y = np.ascontiguousarray(actuals(scaled[:, spec.target_index], origins, spec.horizon))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.float32, copy=False))
-    return TrainingWindows(xt[:n_train], yt[:n_train], xt[-n_val:], yt[-n_val:])
+    if unobserved is None or not np.any(unobserved):
+        return TrainingWindows(xt[:n_train], yt[:n_train], xt[-n_val:], yt[-n_val:])
+    judged = np.all(judged_pairs(unobserved, origins, spec.horizon), axis=1)
+    train_idx = np.flatnonzero(judged[:n_train])
+    val_idx = len(origins) - n_val + np.flatnonzero(judged[-n_val:])
+    if len(val_idx) == 0:  # the validation tail is all filled in: early-stop on it anyway
+        val_idx = np.arange(len(origins) - n_val, len(origins))
+    if len(train_idx) < MIN_TRAIN_WINDOWS:
+        raise DataValidationError(
+            f"{name}: only {len(train_idx)} of {n_train} training windows have an observed "
+            f"last input and targets (the rest hold values filled in by preprocessing); at "
+            f"least {MIN_TRAIN_WINDOWS} are needed: supply a training file with fewer gaps"
+        )
+    train_t, val_t = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
+    return TrainingWindows(xt[train_t], yt[train_t], xt[val_t], yt[val_t])
 
 
 def _mean_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -23,7 +23,12 @@ class PersistenceForecaster(Forecaster):
     def min_history(self) -> int:
         return 1
 
-    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+    def fit(
+        self,
+        train: pd.DataFrame,
+        progress: ProgressCallback | None = None,
+        unobserved: np.ndarray | None = None,
+    ) -> FitSummary:
         _check_baseline_frame(self, train)
         return FitSummary(seconds=0.0)
 
@@ -48,7 +53,12 @@ class SeasonalNaiveForecaster(Forecaster):
     def min_history(self) -> int:
         return self.spec.season_steps
 
-    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+    def fit(
+        self,
+        train: pd.DataFrame,
+        progress: ProgressCallback | None = None,
+        unobserved: np.ndarray | None = None,
+    ) -> FitSummary:
         _check_baseline_frame(self, train)
         return FitSummary(seconds=0.0)
 

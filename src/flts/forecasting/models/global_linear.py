@@ -57,8 +57,13 @@ class GlobalLinearForecaster(LinearForecaster):
         #: How many series the shared weights were fitted on.
         self.fitted_on_series = 0
 
-    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
-        plan = plan_global([GlobalMember("series", self.spec, train)])
+    def fit(
+        self,
+        train: pd.DataFrame,
+        progress: ProgressCallback | None = None,
+        unobserved: np.ndarray | None = None,
+    ) -> FitSummary:
+        plan = plan_global([GlobalMember("series", self.spec, train, unobserved)])
         if plan.excluded:
             raise DataValidationError(f"{self.model_type.value}: {plan.excluded['series']}")
         fit = fit_global(plan, self.train_config)
@@ -89,6 +94,8 @@ class GlobalMember:
     key: str
     spec: ForecastSpec
     train: pd.DataFrame
+    #: Training rows whose target was filled in (``Forecaster.fit``); None: all observed.
+    unobserved: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -183,14 +190,18 @@ def fit_global(plan: GlobalPlan, train_config: TrainConfig | None = None) -> Glo
     pooled: list[tuple[lf.ScaledSeries, np.ndarray]] = []
     for member in plan.members:
         n_rows = len(member.train)
-        series = lf.ScaledSeries.from_frame(member.train, member.spec, covariates, n_rows)
+        series = lf.ScaledSeries.from_frame(
+            member.train, member.spec, covariates, n_rows, member.unobserved
+        )
         pooled.append((series, np.arange(history, n_rows - horizon + 1, dtype=np.int64)))
     width = lf.n_features(periods, len(covariates), first.with_calendar)
     coef, intercept = np.zeros((horizon, width)), np.zeros(horizon)
     sq_err = 0.0
     for step in range(horizon):
-        x = np.vstack([lf.design(s, o, step, periods, first.with_calendar) for s, o in pooled])
-        y = np.concatenate([lf.labels(s, o, step) for s, o in pooled])
+        x, y = lf.judged_rows(
+            np.vstack([lf.design(s, o, step, periods, first.with_calendar) for s, o in pooled]),
+            np.concatenate([lf.labels(s, o, step) for s, o in pooled]),
+        )
         coef[step], intercept[step], mse = ridge_step(x, y, first.alpha)
         sq_err += mse
     models: dict[str, GlobalLinearForecaster] = {}

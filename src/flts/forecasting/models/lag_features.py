@@ -20,7 +20,8 @@ For origin ``i`` (the first unobserved row) and horizon step ``k`` (0-based, tar
   step, where the column is constant and harmless).
 
 The label is the change ``y[t] - y[i-1]``: predicting the change from the last value makes
-"no change" (persistence) the zero of every model, which is what short horizons need.
+"no change" (persistence) the zero of every model, which is what short horizons need. It is NaN
+where either value was filled in by preprocessing (``windows.judged_pairs``): a fit skips it.
 Everything is vectorised over origins; building the design for 20k origins costs milliseconds.
 """
 
@@ -84,10 +85,17 @@ class ScaledSeries:
     #: Seconds since the epoch of each row (UTC), and the grid step.
     seconds: np.ndarray
     step_seconds: int
+    #: Rows whose target was filled in (training only): no label is learned from them.
+    unobserved: np.ndarray | None = None
 
     @classmethod
     def from_frame(
-        cls, frame: pd.DataFrame, spec: ForecastSpec, covariates: tuple[str, ...], end: int
+        cls,
+        frame: pd.DataFrame,
+        spec: ForecastSpec,
+        covariates: tuple[str, ...],
+        end: int,
+        unobserved: np.ndarray | None = None,
     ) -> ScaledSeries:
         """Scale rows ``[0, end)`` only: nothing at or after the last origin is read."""
         matrix = feature_matrix(frame.iloc[:end], spec)
@@ -97,7 +105,9 @@ class ScaledSeries:
         if ds.dt.tz is not None:
             ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
         seconds = ds.to_numpy(dtype="datetime64[s]").astype(np.int64).astype(np.float64)
-        return cls(scaled[:, spec.target_index], scaled[:, cov_idx], seconds, spec.step_seconds)
+        mask = None if unobserved is None else np.asarray(unobserved[:end], dtype=bool)
+        target = scaled[:, spec.target_index]
+        return cls(target, scaled[:, cov_idx], seconds, spec.step_seconds, mask)
 
 
 def calendar(seconds: np.ndarray) -> list[np.ndarray]:
@@ -138,6 +148,18 @@ def design(
 
 
 def labels(series: ScaledSeries, origins: np.ndarray, step: int) -> np.ndarray:
-    """The change from the last observed value to the target at step ``step``."""
+    """The change from the last observed value to the target at step ``step``; NaN where
+    that pair is not learned from (a filled-in value, see the module docstring)."""
     result: np.ndarray = series.target[origins + step] - series.target[origins - 1]
+    if series.unobserved is not None and series.unobserved.any():
+        filled = series.unobserved[origins + step] | series.unobserved[origins - 1]
+        result = np.where(filled, np.nan, result)
     return result
+
+
+def judged_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The design rows whose label is known (see :func:`labels`)."""
+    keep = np.isfinite(y)
+    if keep.all():
+        return x, y
+    return x[keep], y[keep]

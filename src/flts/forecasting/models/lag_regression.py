@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from flts.domain.config import ModelType, TrainConfig
-from flts.errors import ModelError
+from flts.errors import DataValidationError, ModelError
 from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
 from flts.forecasting.models import lag_features as lf
 from flts.forecasting.models._common import (
@@ -59,7 +59,12 @@ class LagRegressionForecaster(Forecaster):
     def min_history(self) -> int:
         return lf.history_needed(self._periods)
 
-    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+    def fit(
+        self,
+        train: pd.DataFrame,
+        progress: ProgressCallback | None = None,
+        unobserved: np.ndarray | None = None,
+    ) -> FitSummary:
         started = time.perf_counter()
         name = self.model_type.value
         check_finite(feature_matrix(train, self.spec), self.spec, name)
@@ -78,8 +83,11 @@ class LagRegressionForecaster(Forecaster):
                 n_rows,
             )
         self._periods = periods
-        series = lf.ScaledSeries.from_frame(train, self.spec, self._covariates, n_rows)
+        series = lf.ScaledSeries.from_frame(
+            train, self.spec, self._covariates, n_rows, _checked_mask(unobserved, n_rows, name)
+        )
         origins = np.arange(history, n_rows - horizon + 1, dtype=np.int64)
+        _require_judged_labels(series, origins, name)
         epochs, train_loss, val_loss, n_val = self._fit_regressor(series, origins)
         self._fitted = True
         if progress is not None:
@@ -152,6 +160,26 @@ class LagRegressionForecaster(Forecaster):
         self._fitted = True
 
 
+def _checked_mask(unobserved: np.ndarray | None, n_rows: int, name: str) -> np.ndarray | None:
+    if unobserved is None:
+        return None
+    mask = np.asarray(unobserved, dtype=bool)
+    if mask.shape != (n_rows,):
+        raise ModelError(f"{name}: {mask.shape} unobserved flags for {n_rows} training rows")
+    return mask
+
+
+def _require_judged_labels(series: lf.ScaledSeries, origins: np.ndarray, name: str) -> None:
+    """Enough origins whose one-step label was read from the file, not filled in."""
+    judged = int(np.isfinite(lf.labels(series, origins, 0)).sum())
+    if judged < MIN_TRAIN_ORIGINS:
+        raise DataValidationError(
+            f"{name}: only {judged} of {len(origins)} training origins have an observed last "
+            f"value and target (the rest were filled in by preprocessing); at least "
+            f"{MIN_TRAIN_ORIGINS} are needed: supply a training file with fewer gaps"
+        )
+
+
 def ridge_step(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float, float]:
     """Ridge on standardised columns, folded back to raw-column weights: (coef, intercept, MSE).
 
@@ -191,8 +219,10 @@ class LinearForecaster(LagRegressionForecaster):
         coef, intercept = np.zeros((horizon, width)), np.zeros(horizon)
         sq_err = 0.0
         for step in range(horizon):
-            x = lf.design(series, origins, step, self._periods, self.with_calendar)
-            y = lf.labels(series, origins, step)
+            x, y = lf.judged_rows(
+                lf.design(series, origins, step, self._periods, self.with_calendar),
+                lf.labels(series, origins, step),
+            )
             coef[step], intercept[step], mse = ridge_step(x, y, self.alpha)
             sq_err += mse
         self._coef, self._intercept = coef, intercept

@@ -8,6 +8,7 @@ tail of the training origins (after a gap of one horizon), then the model keeps 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ class LightGBMForecaster(LagRegressionForecaster):
             for k in range(self.spec.horizon)
         ]
         ys = [lf.labels(series, origins, k) for k in range(self.spec.horizon)]
-        return np.vstack(xs), np.concatenate(ys)
+        return lf.judged_rows(np.vstack(xs), np.concatenate(ys))
 
     def _fit_regressor(
         self, series: lf.ScaledSeries, origins: np.ndarray
@@ -72,6 +73,8 @@ class LightGBMForecaster(LagRegressionForecaster):
             keep = np.sort(rng.choice(len(y), size=MAX_ROWS, replace=False))
             x, y = x[keep], y[keep]
         x_val, y_val = self._stacked(series, val_origins)
+        if len(y_val) == 0:  # the validation tail is all filled in: stop on unfiltered rows
+            x_val, y_val = self._stacked(replace(series, unobserved=None), val_origins)
         params = self._params()
         train_set = lgb.Dataset(x, y, params=params, free_raw_data=True)
         val_set = lgb.Dataset(x_val, y_val, reference=train_set)

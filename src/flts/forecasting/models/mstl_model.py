@@ -92,7 +92,14 @@ class MSTLForecaster(Forecaster):
         return 1
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+    def fit(
+        self,
+        train: pd.DataFrame,
+        progress: ProgressCallback | None = None,
+        unobserved: np.ndarray | None = None,
+    ) -> FitSummary:
+        # Decomposition needs an unbroken series, so ``unobserved`` (filled-in) values are
+        # fitted like the others; its errors are not scored on them.
         started = time.perf_counter()
         self.spec.check_frame_columns(list(train.columns))
         y = self._scaled_target(train)

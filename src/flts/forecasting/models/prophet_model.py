@@ -147,7 +147,12 @@ class ProphetForecaster(Forecaster):
             return 1
         return max((CORRECTION_LAGS, *(p for c in self._corrections for p in c.seasons)))
 
-    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+    def fit(
+        self,
+        train: pd.DataFrame,
+        progress: ProgressCallback | None = None,
+        unobserved: np.ndarray | None = None,
+    ) -> FitSummary:
         started = time.perf_counter()
         self.spec.check_frame_columns(list(train.columns))
         y = train[self.spec.target].to_numpy(dtype=np.float64)
@@ -160,6 +165,8 @@ class ProphetForecaster(Forecaster):
         check_training_rows(len(y), needed, "PROPHET", why)
         self._nonnegative = bool(y.min() >= 0.0)
         fit_y = np.log1p(np.clip(y, 0.0, None)) if self._log_target else y
+        if unobserved is not None:  # Prophet fits around missing values: un-fill them
+            fit_y = np.where(np.asarray(unobserved, dtype=bool), np.nan, fit_y)
         history = pd.DataFrame({"ds": _timestamps(train), "y": fit_y})
         model = _new_prophet()
         try:
@@ -168,8 +175,10 @@ class ProphetForecaster(Forecaster):
             raise ModelError(f"PROPHET fit failed on {len(y)} rows: {exc}") from exc
         self._model = model
         errors = self._scaled(y) - self._scaled(self._curve(history["ds"].to_numpy()))
+        if unobserved is not None:
+            errors = np.where(np.asarray(unobserved, dtype=bool), np.nan, errors)
         self._fit_correction(errors)
-        train_loss = float(np.mean(errors**2))
+        train_loss = float(np.nanmean(errors**2))
         if progress is not None:
             progress(EpochProgress(epoch=1, epochs=1, train_loss=train_loss))
         return FitSummary(
@@ -227,7 +236,9 @@ class ProphetForecaster(Forecaster):
         intercept = np.zeros(horizon)
         for step in range(horizon):
             x = self._features(errors, origins, step, seasons)
-            ridge = Ridge(alpha=CORRECTION_ALPHA).fit(x, errors[origins + step])
+            y = errors[origins + step]
+            known = np.isfinite(x).all(axis=1) & np.isfinite(y)  # no filled-in value read
+            ridge = Ridge(alpha=CORRECTION_ALPHA).fit(x[known], y[known])
             coef[step], intercept[step] = ridge.coef_, float(ridge.intercept_)
         return _Correction(seasons, coef, intercept)
 

@@ -126,13 +126,20 @@ class RecurrentForecaster(Forecaster):
             torch.set_num_threads(threads)
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, train: pd.DataFrame, progress: ProgressCallback | None = None) -> FitSummary:
+    def fit(
+        self,
+        train: pd.DataFrame,
+        progress: ProgressCallback | None = None,
+        unobserved: np.ndarray | None = None,
+    ) -> FitSummary:
         started = time.perf_counter()
         name = self.model_type.value
         matrix = feature_matrix(train, self.spec)
         check_finite(matrix, self.spec, name)
         scaled = self.spec.scaler.transform(matrix).astype(np.float32)
-        windows = split_windows(scaled, self.spec, self.train_config.validation_fraction, name)
+        windows = split_windows(
+            scaled, self.spec, self.train_config.validation_fraction, name, unobserved
+        )
         self._apply_threads()
         cfg = self.train_config
         torch.manual_seed(cfg.seed)
