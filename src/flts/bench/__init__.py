@@ -28,9 +28,10 @@ BENCHMARKS: dict[str, str] = {
     "soak": "flts.bench.soak_bench",
     "fleet": "flts.bench.fleet_bench",
     "live": "flts.bench.live_bench",
+    "gaps": "flts.bench.gap_bench",
 }
 #: Run only when named (``flts bench soak``): minutes of load or whole stacks, not part of ``all``.
-STANDALONE: tuple[str, ...] = ("soak", "fleet", "live")
+STANDALONE: tuple[str, ...] = ("soak", "fleet", "live", "gaps")
 
 
 def all_benchmarks() -> list[str]:
