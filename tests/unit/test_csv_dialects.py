@@ -16,7 +16,7 @@ from _rawcsv import SMALL, START, raw_frame, to_csv
 
 from flts.domain.config import PreprocessConfig, compute_config_hash
 from flts.errors import DataValidationError
-from flts.forecasting.csv_text import parse_timestamps, sniff_delimiter
+from flts.forecasting.csv_text import parse_timestamps, sniff_delimiter, split_timestamp
 from flts.forecasting.data import read_csv_with_notes
 
 
@@ -258,3 +258,43 @@ def test_a_delimiter_at_the_end_of_every_line_and_padded_names_read_as_the_plain
         "meter.csv: column 'Unnamed: 2' ignored: no name and no value (a delimiter at the end "
         "of every line)"
     ) in notes
+
+
+@pytest.mark.parametrize("time_col", ["Datum", "Uhrzeit"])
+def test_a_date_and_a_time_of_day_in_two_columns_read_as_one_timestamp(time_col: str) -> None:
+    # Hourly, over midnight: the date column alone would repeat and the clock one restart.
+    frame = raw_frame(60, step_s=3600)
+    stamps = pd.to_datetime(frame["time"])
+    frame.insert(0, "Datum", stamps.dt.strftime("%d.%m.%Y"))
+    frame.insert(1, "Uhrzeit", stamps.dt.strftime("%H:%M"))
+    config = PreprocessConfig(time_col=time_col, target="down")
+    out, notes = read(written(frame.drop(columns=["time"]), sep=";", decimal=","), config)
+    assert out["ds"].tolist() == stamps.tolist()
+    assert list(out.columns) == ["ds", "down", "up"]  # neither half is an input
+    np.testing.assert_allclose(out["down"], frame["down"])
+    assert (
+        "meter.csv: columns 'Datum' (date) and 'Uhrzeit' (time of day) read together as the "
+        "timestamp" in notes
+    )
+    assert "meter.csv: columns 'Datum' + 'Uhrzeit' read as day-first dates" in notes
+
+
+def test_a_date_column_with_two_clock_columns_is_not_guessed() -> None:
+    # Interval start and end: which one stamps the value is the user's call.
+    frame = raw_frame(60, step_s=3600)
+    stamps = pd.to_datetime(frame["time"])
+    frame["time"] = stamps.dt.strftime("%Y-%m-%d")
+    frame["start"] = stamps.dt.strftime("%H:%M")
+    frame["end"] = (stamps + pd.Timedelta(hours=1)).dt.strftime("%H:%M")
+    assert split_timestamp(pd.read_csv(io.BytesIO(to_csv(frame)), dtype=str), "time") is None
+    with pytest.raises(DataValidationError, match="duplicated timestamp"):
+        read(to_csv(frame), PreprocessConfig(target="down"))
+
+
+def test_daily_dates_alone_are_no_split_timestamp() -> None:
+    frame = raw_frame(30, step_s=86_400)
+    stamps = pd.to_datetime(frame["time"])
+    frame["time"] = stamps.dt.strftime("%Y-%m-%d")
+    out, notes = read(to_csv(frame), PreprocessConfig(target="down"))
+    assert out["ds"].tolist() == stamps.tolist()
+    assert not [n for n in notes if "read together" in n]

@@ -17,6 +17,9 @@ file is never read differently without the run's notes saying so:
   month first, and the same day first. The candidate that parses the most values wins, and
   among those the one whose spacing is most regular: ``01.02.2016`` to ``12.02.2016`` parse both
   ways, but only day first gives a regular hourly series.
+* **Date and time of day in two columns** (``Datum;Uhrzeit;Wert``, ``date,time,load``): when
+  the time column holds only dates and exactly one other column holds only times of day (or the
+  other way round), the two are read together as one timestamp, and that column is no input.
 * **Clock time zone** (``PreprocessConfig.timezone``): naive timestamps are local clock times in
   that zone and are converted to UTC; the hour repeated when daylight-saving time ends is told
   apart by its order (pandas ``ambiguous="infer"``), or, written only once, is read as the first
@@ -108,6 +111,50 @@ def read_csv_text(
     if len(set(names)) == len(names):  # "load " is "load", unless that makes two of one name
         frame.columns = pd.Index(names)
     return frame, dialect
+
+
+#: A date without a time (``31.01.2016``, ``2016-01-31``, ``1/31/2016``).
+_DATE_ONLY = r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"
+#: A time of day without a date (``13:45``, ``13:45:00``, ``1:45 PM``).
+_TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?"
+
+
+@dataclass(frozen=True)
+class SplitTimestamp:
+    """A timestamp written as a date column and a time-of-day column."""
+
+    date_column: str
+    clock_column: str
+
+    def joined(self, raw: pd.DataFrame) -> pd.Series:
+        """``<date> <time>`` per row, for :func:`parse_timestamps`."""
+        joined: pd.Series = (
+            raw[self.date_column].str.strip() + " " + raw[self.clock_column].str.strip()
+        )
+        return joined
+
+
+def split_timestamp(raw: pd.DataFrame, time_column: str) -> SplitTimestamp | None:
+    """The date and time-of-day columns, when ``time_column`` is one half of a timestamp written
+    in two columns and exactly one other column is the other half; else None."""
+
+    def only(column: str, pattern: str) -> bool:
+        text = raw[column].str.strip()
+        return bool(len(text)) and bool(text.str.fullmatch(pattern).all())
+
+    if only(time_column, _DATE_ONLY):
+        wanted, time_is_date = _TIME_OF_DAY, True
+    elif only(time_column, _TIME_OF_DAY):
+        wanted, time_is_date = _DATE_ONLY, False
+    else:
+        return None
+    others = [c for c in raw.columns if c != time_column and only(str(c), wanted)]
+    if len(others) != 1:  # none, or no telling which
+        return None
+    other = str(others[0])
+    return (
+        SplitTimestamp(time_column, other) if time_is_date else SplitTimestamp(other, time_column)
+    )
 
 
 def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, bool]:

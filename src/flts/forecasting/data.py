@@ -31,7 +31,12 @@ import pandas as pd
 
 from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
-from flts.forecasting.csv_text import numbers_of, parse_timestamps, read_csv_text
+from flts.forecasting.csv_text import (
+    numbers_of,
+    parse_timestamps,
+    read_csv_text,
+    split_timestamp,
+)
 from flts.forecasting.spec import TIME_COLUMN
 from flts.forecasting.windows import runs_of
 
@@ -67,8 +72,23 @@ def read_csv_with_notes(
         )
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")
-    selected = select_columns(columns, config, source=source)
     notes: list[str] = []
+    times, time_label = raw[config.time_col], f"column {config.time_col!r}"
+    split = split_timestamp(raw, config.time_col)
+    if split is not None:
+        companion = ({split.date_column, split.clock_column} - {config.time_col}).pop()
+        if companion == config.target:
+            split = None
+        else:
+            times = split.joined(raw)
+            time_label = f"columns {split.date_column!r} + {split.clock_column!r}"
+            raw = raw.drop(columns=[companion])
+            columns = [c for c in columns if c != companion]
+            notes.append(
+                f"{source}: columns {split.date_column!r} (date) and {split.clock_column!r} "
+                "(time of day) read together as the timestamp"
+            )
+    selected = select_columns(columns, config, source=source)
     delimiter = dialect.delimiter
     if dialect.encoding != "utf-8":
         notes.append(f"{source}: not UTF-8, read as {dialect.encoding}")
@@ -96,9 +116,9 @@ def read_csv_with_notes(
             "every line)"
             for c in blank
         )
-    ds, how = _parse_times(raw[config.time_col], source=source, config=config)
+    ds, how = _parse_times(times, source=source, config=config, label=time_label)
     if how != "ISO 8601":
-        notes.append(f"{source}: column {config.time_col!r} read as {how}")
+        notes.append(f"{source}: {time_label} read as {how}")
     others = [c for c in raw.columns if c not in (config.time_col, config.target)]
     _check_increasing(ds, source=source, clock_time=config.timezone is None, raw=raw[others])
     frame = pd.DataFrame({TIME_COLUMN: ds})
@@ -170,19 +190,19 @@ def select_columns(columns: list[str], config: PreprocessConfig, *, source: str)
 
 
 def _parse_times(
-    values: pd.Series, *, source: str, config: PreprocessConfig
+    values: pd.Series, *, source: str, config: PreprocessConfig, label: str
 ) -> tuple[pd.Series, str]:
-    """Naive UTC timestamps and how they were read (see ``csv_text.parse_timestamps``)."""
-    column = config.time_col
+    """Naive UTC timestamps and how they were read (see ``csv_text.parse_timestamps``);
+    ``label`` names the column(s) they come from in messages ("column 'time'")."""
     try:
         parsed, how = parse_timestamps(values.str.strip(), config.timezone)
     except ValueError as exc:
-        raise DataValidationError(f"{source}: column {column!r}: {exc}") from exc
+        raise DataValidationError(f"{source}: {label}: {exc}") from exc
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         first = int(bad[0])
         raise DataValidationError(
-            f"{source}: {len(bad)} of {len(values)} values in column {column!r} cannot be parsed "
+            f"{source}: {len(bad)} of {len(values)} values in {label} cannot be parsed "
             f"as timestamps (first at line {_line(first)}: {values.iloc[first]!r}); write them "
             "as ISO 8601 (2024-01-31 13:45, with +01:00 or Z for the zone), day-first or "
             "month-first dates, or Unix epoch seconds"
