@@ -25,6 +25,7 @@ CHANGED: dict[str, Any] = {
     "horizon": 2,
     "season_steps": 360,
     "timezone": "Europe/Berlin",
+    "holidays": "DE",
 }
 #: fill_method has a single allowed value today, so it cannot change (it still feeds the hash).
 UNCHANGEABLE = {"fill_method"}

@@ -137,6 +137,10 @@ def test_configuration_counts_the_filled_in_test_targets_after_the_context() -> 
     assert "filled-in test targets: 5 (never judged" in configuration_text(config)
     clean = {**config, "test_filled_targets": 0}
     assert "filled-in" not in configuration_text(clean)
+    assert config["holidays"] is None
+    assert "holidays" not in configuration_text(config)
+    with_calendar = {**config, "holidays": "ES-CT"}
+    assert "  public holidays: ES-CT (LightGBM inputs)" in configuration_text(with_calendar)
 
 
 def _spec() -> ForecastSpec:

@@ -29,9 +29,10 @@ BENCHMARKS: dict[str, str] = {
     "fleet": "flts.bench.fleet_bench",
     "live": "flts.bench.live_bench",
     "gaps": "flts.bench.gap_bench",
+    "holidays": "flts.bench.holiday_bench",
 }
 #: Run only when named (``flts bench soak``): minutes of load or whole stacks, not part of ``all``.
-STANDALONE: tuple[str, ...] = ("soak", "fleet", "live", "gaps")
+STANDALONE: tuple[str, ...] = ("soak", "fleet", "live", "gaps", "holidays")
 
 
 def all_benchmarks() -> list[str]:

@@ -56,7 +56,9 @@ def run_fleet(args: argparse.Namespace, identifier: str) -> int:
     run_dir = (args.run_dir or Path("runs") / identifier).resolve()
 
     def config_for(train_csv: Path) -> PreprocessConfig:
-        base = build_config(args.config, args.time_col, args.target, timezone=args.timezone)
+        base = build_config(
+            args.config, args.time_col, args.target, timezone=args.timezone, holidays=args.holidays
+        )
         return run_config(
             base,
             train_csv=train_csv,

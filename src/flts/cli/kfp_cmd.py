@@ -74,6 +74,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--timezone", default=None, help="IANA zone of naive local clock timestamps (default UTC)"
     )
+    run.add_argument(
+        "--holidays",
+        default=None,
+        help="public-holiday calendar for LightGBM, e.g. DE or ES-CT (default: none)",
+    )
     run.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
     run.add_argument("--run-dir", type=Path, default=None, help="outputs (runs/<identifier>)")
     run.add_argument("--keep-running", action="store_true", help="leave the stack up")
@@ -143,7 +148,8 @@ def local_arguments(args: argparse.Namespace, mlflow_uri: str, s3_endpoint: str)
         arguments["train_csv_uri"] = str(args.train.resolve())
     if args.test is not None:
         arguments["test_csv_uri"] = str(args.test.resolve())
-    for name in ("epochs", "lookback", "horizon", "season_steps", "torch_threads", "timezone"):
+    passed = ("epochs", "lookback", "horizon", "season_steps", "torch_threads", "timezone")
+    for name in (*passed, "holidays"):
         if getattr(args, name) is not None:
             arguments[name] = getattr(args, name)
     return arguments

@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     train = (args.train or args.default_train()).resolve()
     replay = (args.test or args.default_test()).resolve()
     try:
-        config = build_config(args.config, args.time_col, args.target, timezone=args.timezone)
+        config = build_config(
+            args.config, args.time_col, args.target, timezone=args.timezone, holidays=args.holidays
+        )
         # Both files as ISO-UTC, comma-delimited plain numbers from here on (the replay sends
         # their rows as observations); so the run's own config must not shift them again.
         train = canonical_csv(train, config, run_dir / "live-input-a.csv")

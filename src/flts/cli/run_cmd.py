@@ -143,6 +143,13 @@ def add_shared_arguments(parser: argparse.ArgumentParser, *, default_models: str
         "Europe/Berlin: converted to UTC, the repeated autumn hour told apart by order "
         "(default: such timestamps are UTC)",
     )
+    parser.add_argument(
+        "--holidays",
+        default=None,
+        help="public-holiday calendar of the load's location, a country code with an optional "
+        "subdivision (DE, ES-CT, US-CA): LightGBM learns what a holiday does to the load "
+        "(default: none)",
+    )
     parser.add_argument("--target", default="down", help="column to forecast (default: down)")
     parser.add_argument("--models", type=_parse_models, default=_parse_models(default_models))
     parser.add_argument(
@@ -208,7 +215,13 @@ def _checked_config(args: argparse.Namespace) -> str:
     test = args.test or args.default_test()
     started = time.monotonic()
     config = run_config(
-        build_config(args.config, args.time_col, args.target, timezone=args.timezone),
+        build_config(
+            args.config,
+            args.time_col,
+            args.target,
+            timezone=args.timezone,
+            holidays=args.holidays,
+        ),
         train_csv=train,
         horizon=args.horizon,
         features=args.features,

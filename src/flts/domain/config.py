@@ -99,6 +99,19 @@ class PreprocessConfig(FrozenConfig):
     #: converted to UTC, the hour repeated when daylight-saving time ends told apart by order.
     #: None: naive timestamps are UTC. Timestamps with a UTC offset never need it.
     timezone: str | None = None
+    #: Public-holiday calendar of the load's location, as a country code with an optional
+    #: subdivision ("DE", "ES-CT", "US-CA"): LightGBM learns what a holiday does to the load
+    #: (``flts.forecasting.public_holidays``). None: no holiday inputs.
+    holidays: str | None = None
+
+    @field_validator("holidays")
+    @classmethod
+    def _known_calendar(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from flts.domain.calendars import check_code
+
+        return check_code(value)
 
     @field_validator("timezone")
     @classmethod
@@ -164,8 +177,9 @@ def sha256_hex(text: str | bytes) -> str:
 def compute_config_hash(config: PreprocessConfig, data_fingerprint: str) -> str:
     """Lineage hash of one preprocessing run: its config plus what data it read."""
     preprocess = config.model_dump(mode="json")
-    if preprocess["timezone"] is None:
-        # Added after release: leaving it out while unset keeps every earlier run's hash.
-        del preprocess["timezone"]
+    for added_after_release in ("timezone", "holidays"):
+        # Leaving these out while unset keeps every earlier run's hash.
+        if preprocess[added_after_release] is None:
+            del preprocess[added_after_release]
     payload = {"preprocess": preprocess, "data": data_fingerprint}
     return sha256_hex(canonical_json(payload))

@@ -278,4 +278,6 @@ def _spec(
         raw_columns=raw_columns,
         time_features=config.time_features,
         lags=found.lags,
+        holidays=config.holidays,
+        timezone=config.timezone if config.holidays else None,
     )

@@ -74,6 +74,11 @@ class ForecastSpec(BaseModel):
     #: Detected seasonal periods in steps, shortest first (daily, then weekly when training holds
     #: >= 2 weeks); empty means "use (season_steps,)". Filled by preprocess.
     seasonal_periods: tuple[int, ...] = ()
+    #: Public-holiday calendar (``PreprocessConfig.holidays``) and the zone whose calendar days
+    #: it is read in (``PreprocessConfig.timezone``; None: UTC days). Saved with every model so
+    #: serving computes the same holiday inputs as training.
+    holidays: str | None = None
+    timezone: str | None = None
 
     @model_validator(mode="after")
     def _target_is_feature(self) -> ForecastSpec:

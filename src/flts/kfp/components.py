@@ -34,6 +34,7 @@ def preprocess(
     training_data: Output[Dataset],
     inference_data: Output[Dataset],
     timezone: str = "",
+    holidays: str = "",
 ) -> None:
     """Raw CSVs -> processed train/test objects; outputs carry the claim checks."""
     from flts.kfp import glue
@@ -52,6 +53,7 @@ def preprocess(
         training_data=training_data,
         inference_data=inference_data,
         timezone=timezone,
+        holidays=holidays,
     )
 
 

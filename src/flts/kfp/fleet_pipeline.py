@@ -121,6 +121,7 @@ def build_fleet_pipeline(
         time_col: str = _P.time_col,
         season_steps: int = 0,
         timezone: str = "",
+        holidays: str = "",
         epochs: int = _T.epochs,
         registered_model_name: str = "flts-forecaster",
         alias: str = "champion",
@@ -139,6 +140,7 @@ def build_fleet_pipeline(
                 time_col=time_col,
                 season_steps=season_steps,
                 timezone=timezone,
+                holidays=holidays,
                 epochs=epochs,
                 registered_model_name=registered_model_name,
                 alias=alias,
@@ -174,6 +176,7 @@ def _build_global_fleet_pipeline(image: str, secret_name: str | None, parallelis
         time_col: str = _P.time_col,
         season_steps: int = 0,
         timezone: str = "",
+        holidays: str = "",
         epochs: int = _T.epochs,
         experiment: str = "flts",
         registered_model_name: str = "flts-forecaster",
@@ -189,6 +192,7 @@ def _build_global_fleet_pipeline(image: str, secret_name: str | None, parallelis
             "time_col": time_col,
             "season_steps": season_steps,
             "timezone": timezone,
+            "holidays": holidays,
         }
         with dsl.ParallelFor(items=series, name=PREPROCESS_LOOP, parallelism=parallelism) as one:
             prep = comps.preprocess(

@@ -137,10 +137,12 @@ def preprocess_config(
     time_col: str,
     season_steps: int,
     timezone: str = "",
+    holidays: str = "",
 ) -> PreprocessConfig:
     """The PreprocessConfig the pipeline parameters describe (shared with the parity test).
 
-    KFP parameters cannot be None: ``season_steps`` 0 and ``timezone`` "" mean unset.
+    KFP parameters cannot be None: ``season_steps`` 0, ``timezone`` "" and ``holidays`` ""
+    mean unset.
     """
     return _validated(
         PreprocessConfig,
@@ -150,6 +152,7 @@ def preprocess_config(
         time_col=time_col,
         season_steps=season_steps or None,
         timezone=timezone or None,
+        holidays=holidays or None,
     )
 
 
@@ -178,6 +181,7 @@ def preprocess_task(
     training_data: ArtifactLike,
     inference_data: ArtifactLike,
     timezone: str = "",
+    holidays: str = "",
     ctx: StageContext | None = None,
 ) -> None:
     """Upload raw CSVs if needed, run the preprocess stage, emit both claim checks.
@@ -188,7 +192,9 @@ def preprocess_task(
     from flts.stages import preprocess
 
     ctx = ctx or build_context(s3_endpoint_url, mlflow_tracking_uri)
-    config = preprocess_config(lookback, horizon, target, time_col, season_steps, timezone)
+    config = preprocess_config(
+        lookback, horizon, target, time_col, season_steps, timezone, holidays
+    )
     train = resolve_csv(ctx.store, train_csv_uri, identifier, datasets.TRAIN_FILE)
     test = resolve_csv(ctx.store, test_csv_uri, identifier, datasets.TEST_FILE)
     request = PreprocessRequest(identifier=identifier, train=train, test=test)

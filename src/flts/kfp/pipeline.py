@@ -105,6 +105,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
         time_col: str = _P.time_col,
         season_steps: int = 0,
         timezone: str = "",
+        holidays: str = "",
         epochs: int = _T.epochs,
         hidden_size: int = _T.hidden_size,
         num_layers: int = _T.num_layers,
@@ -131,6 +132,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
             time_col=time_col,
             season_steps=season_steps,
             timezone=timezone,
+            holidays=holidays,
             **endpoints,
         )
         for_cluster(prep, "preprocess", secret_name)

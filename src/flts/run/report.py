@@ -135,6 +135,7 @@ def run_configuration(meta: Any) -> dict[str, Any]:
         "lags": list(spec.lags),
         "covariates": [c for c in spec.raw_columns if c != spec.target],
         "time_features": spec.time_features,
+        "holidays": spec.holidays,
         "test_context_rows": meta.context_rows,
         # Test targets preprocessing filled in (never judged, nor forecasts just after one).
         "test_filled_targets": int(meta.unobserved_mask()[meta.context_rows :].sum()),
@@ -156,6 +157,11 @@ def configuration_text(config: dict[str, Any]) -> str:
             f"{config.get('season_steps')}",
             f"  target lags: {lags}",
             f"  past covariates: {', '.join(config.get('covariates', [])) or 'none'}",
+            *(
+                [f"  public holidays: {code} (LightGBM inputs)"]
+                if (code := config.get("holidays"))
+                else []
+            ),
             *(
                 [
                     f"  filled-in test targets: {filled} (never judged, nor the forecasts "

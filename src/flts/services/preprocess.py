@@ -57,14 +57,20 @@ def build_config(
     target: str | None = None,
     *,
     timezone: str | None = None,
+    holidays: str | None = None,
 ) -> PreprocessConfig:
-    """PreprocessConfig from ``--config`` JSON, with ``--time-col``/``--target``/``--timezone``
-    winning."""
+    """PreprocessConfig from ``--config`` JSON, with ``--time-col``/``--target``/``--timezone``/
+    ``--holidays`` winning."""
     try:
         base = PreprocessConfig.model_validate_json(config_json or "{}")
     except ValidationError as exc:
         raise ConfigError(f"--config is not a valid PreprocessConfig: {exc}") from exc
-    overrides: dict[str, Any] = {"time_col": time_col, "target": target, "timezone": timezone}
+    overrides: dict[str, Any] = {
+        "time_col": time_col,
+        "target": target,
+        "timezone": timezone,
+        "holidays": holidays,
+    }
     update = {k: v for k, v in overrides.items() if v is not None}
     try:
         return PreprocessConfig.model_validate({**base.model_dump(), **update})

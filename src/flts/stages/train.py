@@ -325,6 +325,7 @@ def _params(
         "spec.seasonal_periods": ",".join(str(p) for p in spec.seasonal_periods) or "none",
         "spec.lags": ",".join(str(k) for k in spec.lags) or "none",
         "spec.covariates": ",".join(c for c in spec.raw_columns if c != spec.target) or "none",
+        "spec.holidays": spec.holidays or "none",
         "test_context_rows": data.test_context_rows,
         # Interpolated by preprocessing, so not learned from (``Forecaster.fit``).
         "train_filled_targets": _count(data.train_unobserved),

@@ -16,6 +16,9 @@ For origin ``i`` (the first unobserved row) and horizon step ``k`` (0-based, tar
   cosine), from ``ds[i-1]`` plus ``k + 1`` steps: ramps at fixed hours (a shop opening) depend
   on them non-linearly. On the simbench commercial profile LightGBM went from 0.978x to 0.710x
   persistence MAE at 16 steps with them, while the linear model got worse (0.813x to 0.898x);
+* optionally (a run with a holiday calendar, ``PreprocessConfig.holidays``), whether the target
+  day is a public holiday and, per period, whether the day one season before the target was one
+  (its seasonal lag is then no ordinary day); ``flts.forecasting.public_holidays``;
 * the step ``k`` itself (used by the pooled LightGBM model; the linear model fits one model per
   step, where the column is constant and harmless).
 
@@ -33,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from flts.forecasting.models._common import feature_matrix
+from flts.forecasting.public_holidays import holiday_flags
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 
 #: Target lags before the origin (1 is the level every other feature is measured against).
@@ -110,6 +114,21 @@ class ScaledSeries:
         return cls(target, scaled[:, cov_idx], seconds, spec.step_seconds, mask)
 
 
+@dataclass(frozen=True)
+class HolidayInputs:
+    """The calendar a spec names, and the zone whose days it is read in."""
+
+    code: str
+    timezone: str | None = None
+
+    @classmethod
+    def of(cls, spec: ForecastSpec) -> HolidayInputs | None:
+        return None if spec.holidays is None else cls(spec.holidays, spec.timezone)
+
+    def flags(self, seconds: np.ndarray) -> np.ndarray:
+        return holiday_flags(seconds, self.code, self.timezone)
+
+
 def calendar(seconds: np.ndarray) -> list[np.ndarray]:
     """Day and week phase as sine/cosine (Monday 00:00 UTC = 0; 1970-01-01 was a Thursday)."""
     day = 2.0 * np.pi * np.mod(seconds, DAY_SECONDS) / DAY_SECONDS
@@ -117,9 +136,13 @@ def calendar(seconds: np.ndarray) -> list[np.ndarray]:
     return [np.sin(day), np.cos(day), np.sin(week), np.cos(week)]
 
 
-def n_features(periods: tuple[int, ...], n_covariates: int, with_calendar: bool) -> int:
+def n_features(
+    periods: tuple[int, ...], n_covariates: int, with_calendar: bool, with_holidays: bool = False
+) -> int:
     n_calendar = 4 if with_calendar else 0
-    return len(TARGET_LAGS) + len(periods) * len(SEASON_OFFSETS) + n_covariates + n_calendar + 1
+    n_holidays = 1 + len(periods) if with_holidays else 0
+    seasonal = len(periods) * len(SEASON_OFFSETS)
+    return len(TARGET_LAGS) + seasonal + n_covariates + n_calendar + n_holidays + 1
 
 
 def design(
@@ -128,6 +151,7 @@ def design(
     step: int,
     periods: tuple[int, ...],
     with_calendar: bool = False,
+    holidays: HolidayInputs | None = None,
 ) -> np.ndarray:
     """Design matrix (len(origins), n_features) for horizon step ``step`` (0-based)."""
     y = series.target
@@ -140,9 +164,12 @@ def design(
             idx = np.clip(origins + step - period + offset, 0, latest)
             columns.append(y[idx] - last)
     columns.extend(series.covariates[origins - 1].T)
+    target_time = series.seconds[origins - 1] + (step + 1) * series.step_seconds
     if with_calendar:
-        target_time = series.seconds[origins - 1] + (step + 1) * series.step_seconds
         columns.extend(calendar(target_time))
+    if holidays is not None:
+        columns.append(holidays.flags(target_time))
+        columns.extend(holidays.flags(target_time - p * series.step_seconds) for p in periods)
     columns.append(np.full(len(origins), float(step)))
     return np.column_stack(columns)
 

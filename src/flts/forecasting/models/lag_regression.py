@@ -48,11 +48,16 @@ class LagRegressionForecaster(Forecaster):
 
     #: Add the target time's day/week phase to the features (see ``lag_features``).
     with_calendar: ClassVar[bool] = False
+    #: Add holiday flags when the spec names a calendar (see ``lag_features``). LightGBM only:
+    #: a holiday changes the load's shape through the day, which a tree can follow but one
+    #: additive weight cannot (see ``public_holidays``).
+    with_holidays: ClassVar[bool] = False
 
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         super().__init__(spec, train_config)
         self._periods: tuple[int, ...] = lf.spec_periods(spec)
         self._covariates: tuple[str, ...] = lf.covariate_columns(spec)
+        self._holidays = lf.HolidayInputs.of(spec) if self.with_holidays else None
         self._fitted = False
 
     @property
@@ -113,10 +118,17 @@ class LagRegressionForecaster(Forecaster):
         series = lf.ScaledSeries.from_frame(frame, self.spec, self._covariates, int(idx.max()))
         last = series.target[idx - 1]
         for step in range(self.spec.horizon):
-            out[:, step] = last + self._predict_step(
-                lf.design(series, idx, step, self._periods, self.with_calendar), step
-            )
+            out[:, step] = last + self._predict_step(self._design(series, idx, step), step)
         return self.spec.scaler.inverse_column(self.spec.target, out)
+
+    def _design(self, series: lf.ScaledSeries, origins: np.ndarray, step: int) -> np.ndarray:
+        return lf.design(series, origins, step, self._periods, self.with_calendar, self._holidays)
+
+    def _width(self) -> int:
+        n_covariates = len(self._covariates)
+        return lf.n_features(
+            self._periods, n_covariates, self.with_calendar, self._holidays is not None
+        )
 
     # -- the regressor -------------------------------------------------------------------
     @abstractmethod
@@ -215,13 +227,11 @@ class LinearForecaster(LagRegressionForecaster):
         self, series: lf.ScaledSeries, origins: np.ndarray
     ) -> tuple[int, float, float | None, int]:
         horizon = self.spec.horizon
-        width = lf.n_features(self._periods, len(self._covariates), self.with_calendar)
-        coef, intercept = np.zeros((horizon, width)), np.zeros(horizon)
+        coef, intercept = np.zeros((horizon, self._width())), np.zeros(horizon)
         sq_err = 0.0
         for step in range(horizon):
             x, y = lf.judged_rows(
-                lf.design(series, origins, step, self._periods, self.with_calendar),
-                lf.labels(series, origins, step),
+                self._design(series, origins, step), lf.labels(series, origins, step)
             )
             coef[step], intercept[step], mse = ridge_step(x, y, self.alpha)
             sq_err += mse

@@ -40,6 +40,7 @@ PARAMS: dict[str, Any] = {
 class LightGBMForecaster(LagRegressionForecaster):
     model_type = ModelType.LIGHTGBM
     with_calendar = True
+    with_holidays = True
 
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         super().__init__(spec, train_config)
@@ -52,10 +53,7 @@ class LightGBMForecaster(LagRegressionForecaster):
     def _stacked(
         self, series: lf.ScaledSeries, origins: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        xs = [
-            lf.design(series, origins, k, self._periods, self.with_calendar)
-            for k in range(self.spec.horizon)
-        ]
+        xs = [self._design(series, origins, k) for k in range(self.spec.horizon)]
         ys = [lf.labels(series, origins, k) for k in range(self.spec.horizon)]
         return lf.judged_rows(np.vstack(xs), np.concatenate(ys))
 
