@@ -269,7 +269,7 @@ def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path)
 
     argv = ["kfp", "run", "--local", "--models", "gru,prophet", "--epochs", "2"]
     argv += ["--train", str(tmp_path / "a.csv"), "--season-steps", "30"]
-    argv += ["--timezone", "Europe/Berlin"]
+    argv += ["--timezone", "Europe/Berlin", "--holidays", "DE"]
     args = build_parser(argv).parse_args(argv)
     got = local_arguments(args, "http://m", "http://s3")
     assert got == {
@@ -281,6 +281,7 @@ def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path)
         "epochs": 2,
         "season_steps": 30,
         "timezone": "Europe/Berlin",
+        "holidays": "DE",
     }
     with pytest.raises(SystemExit):
         build_parser(["kfp", "run", "--local", "--models", "XGB"]).parse_args(
@@ -427,3 +428,7 @@ def test_pipeline_parameters_map_to_the_preprocess_config_with_unset_as_empty() 
     assert zoned.timezone == "Europe/Berlin"
     with pytest.raises(ConfigError, match="unknown time zone"):
         preprocess_config(30, 1, "down", "time", 0, "Berlin")
+    assert plain.holidays is None
+    assert preprocess_config(30, 1, "down", "time", 0, "", "es-ct").holidays == "ES-CT"
+    with pytest.raises(ConfigError, match="not a country the holidays package knows"):
+        preprocess_config(30, 1, "down", "time", 0, "", "XX")
