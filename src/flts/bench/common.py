@@ -198,6 +198,11 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 50.0)
 
 
+def geometric_mean(ratios: Sequence[float]) -> float:
+    """The mean of ratios (model / reference) that treats 2x and 0.5x as opposites."""
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
 # -- files --------------------------------------------------------------------------------------
 def write_result(result: BenchResult, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -19,15 +19,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
-import statistics
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from flts.bench import BenchOptions
-from flts.bench.common import BenchResult, Timer, make_result
+from flts.bench.common import BenchResult, Timer, geometric_mean, make_result
 from flts.bench.panel_data import Series, panel
 from flts.bench.workload import contiguous_quick_data
 from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
@@ -100,10 +98,6 @@ def _cases(series: Series, seed: int, horizons: tuple[int, ...]) -> list[dict[st
     return out
 
 
-def _geomean(values: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values))
-
-
 def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
     """How often and by how much flagging beat withholding, overall and per series/model."""
     by_case: dict[str, list[dict[str, Any]]] = {}
@@ -112,13 +106,15 @@ def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "cases": len(cases),
         "flagged_better": sum(c["flagged"] < c["withheld"] for c in cases),
-        "flagged_over_withheld_geomean": _geomean([c["flagged"] / c["withheld"] for c in cases]),
+        "flagged_over_withheld_geomean": geometric_mean(
+            [c["flagged"] / c["withheld"] for c in cases]
+        ),
         "off_clean_geomean": {
-            kind: _geomean([max(c[kind] / c["clean"], c["clean"] / c[kind]) for c in cases])
+            kind: geometric_mean([max(c[kind] / c["clean"], c["clean"] / c[kind]) for c in cases])
             for kind in ("flagged", "withheld")
         },
         "flagged_over_withheld_by_case": {
-            name: _geomean([c["flagged"] / c["withheld"] for c in group])
+            name: geometric_mean([c["flagged"] / c["withheld"] for c in group])
             for name, group in by_case.items()
         },
     }

@@ -12,10 +12,7 @@ better baseline's. ``--quick``: a synthetic shop closed on weekends and holidays
 
 from __future__ import annotations
 
-import io
 import logging
-import math
-import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from flts.bench import BenchOptions
-from flts.bench.common import BenchResult, Timer, make_result
-from flts.bench.panel_data import SIMBENCH_FILE, _package_dir, panel
+from flts.bench.common import BenchResult, Timer, geometric_mean, make_result
+from flts.bench.panel_data import SIMBENCH_FILE, _csv, _package_dir, panel
 from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.models.lag_regression import LinearForecaster
@@ -57,12 +54,6 @@ def shop_load(start: str, end: str, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     load = 20.0 + 80.0 * (open_hours & ~closed) + 3.0 * rng.standard_normal(len(stamps))
     return pd.DataFrame({"time": stamps.strftime("%Y-%m-%d %H:%M"), "load": load.round(3)})
-
-
-def _csv(frame: pd.DataFrame) -> bytes:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    return buffer.getvalue().encode()
 
 
 def _shop() -> Files:
@@ -124,17 +115,13 @@ def _cases(quick: bool) -> dict[str, dict[str, Any]]:
     return cases
 
 
-def _geomean(values: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values))
-
-
 def run(options: BenchOptions) -> list[BenchResult]:
     timer = Timer()
     cases = _cases(options.quick)
 
     def gain(model: str) -> float:
         key = "mae_vs_persistence"
-        return _geomean(
+        return geometric_mean(
             [c[f"{model}_with"][key] / c[f"{model}_without"][key] for c in cases.values()]
         )
 
