@@ -293,3 +293,22 @@ def test_the_longest_gap_of_an_hour_or_more_is_named() -> None:
     )
     _out, notes, _ = regularise(frame.drop(index=[5]).reset_index(drop=True), 60, source="f")
     assert not [note for note in notes if "longest gap" in note]  # a minute is not worth it
+
+
+def test_a_meter_register_is_forecast_as_given_with_a_note_saying_what_it_looks_like() -> None:
+    train = raw_frame(400)
+    test = raw_frame(40, start=START + pd.Timedelta(minutes=400), seed=1)
+    for frame in (train, test):
+        frame["down"] = np.abs(frame["down"]) / 1e6
+    running = pd.concat([train, test], ignore_index=True)["down"].cumsum()
+    train["down"], test["down"] = running.iloc[:400].to_numpy(), running.iloc[400:].to_numpy()
+    prepared = prepare_datasets(to_csv(train), to_csv(test), SMALL, config_hash="x")
+    [note] = [n for n in prepared.train_notes if "running total" in n]
+    assert note.startswith("train.csv: target 'down' never decreases over 400 rows and rises")
+    assert "write the differences between rows as the target" in note
+    # An ordinary load, or a register that was reset once, gets no such note.
+    plain = prepare_datasets(*csv_pair(), SMALL, config_hash="x")
+    assert not [n for n in plain.train_notes if "running total" in n]
+    train.loc[200:, "down"] -= train.loc[199, "down"]  # back to zero
+    reset = prepare_datasets(to_csv(train), to_csv(test), SMALL, config_hash="x")
+    assert not [n for n in reset.train_notes if "running total" in n]

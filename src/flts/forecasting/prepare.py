@@ -160,6 +160,7 @@ def prepare_datasets(
     train_notes += found.notes
     covariates = [c for c in raw_columns if c != config.target]
     train_notes += (f"{train_source}: past covariates {covariates or 'none'}",)
+    train_notes += cumulative_note(train_raw[config.target], train_source, config.target)
 
     featurise = partial(
         build_features,
@@ -208,6 +209,31 @@ def prepare_datasets(
         resolved,
         unobserved,
         train_unobserved,
+    )
+
+
+#: Fewest rows before a target that never decreases is called a meter register.
+CUMULATIVE_MIN_ROWS = 100
+
+
+def cumulative_note(target: pd.Series, source: str, name: str) -> tuple[str, ...]:
+    """A note when the target reads like a meter's register (kWh so far), not a load.
+
+    Such a series never decreases and rises at most steps; FLTS forecasts it as given (its
+    models predict the change from the last value, so they do well), but a user who wants the
+    consumption per step should forecast its differences, and persistence is a weak baseline.
+    """
+    values = target.dropna().to_numpy(dtype=np.float64)
+    if len(values) < CUMULATIVE_MIN_ROWS:
+        return ()
+    steps = np.diff(values)
+    if (steps < 0).any() or np.mean(steps > 0) < 0.5:
+        return ()
+    return (
+        f"{source}: target {name!r} never decreases over {len(values)} rows and rises at "
+        f"{100 * np.mean(steps > 0):.0f} % of them: it looks like a meter's running total "
+        "(a register) rather than a load; it is forecast as given, but to forecast the "
+        "consumption per step, write the differences between rows as the target",
     )
 
 
