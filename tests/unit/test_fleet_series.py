@@ -202,3 +202,80 @@ def test_a_semicolon_long_csv_with_decimal_commas_splits_into_readable_series(
     }
     assert series["north"].reason is None
     assert "constant (3.5)" in str(series["flat"].reason)  # read as 3.5, not as text
+
+
+def _wide(path: Path, start: str, rows: int, **options: str) -> pd.DataFrame:
+    times = pd.date_range(start, periods=rows, freq="1h")
+    t = np.arange(rows)
+    frame = pd.DataFrame(
+        {
+            "time": times,
+            "meter 1": 10.5 + t % 7,
+            "meter-2": 20.25 + t % 5,
+            "temperature": 3.5 + t % 3,
+        }
+    )
+    frame.to_csv(path, index=False, **options)  # type: ignore[call-overload]
+    return frame
+
+
+def test_a_wide_csv_splits_into_one_series_per_column_sharing_the_others(tmp_path: Path) -> None:
+    from flts.cli.fleet_inputs import WIDE_TARGET, split_wide_csv
+    from flts.cli.run_inputs import validate_inputs
+
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    frame = _wide(train, "2024-01-01", 200, sep=";", decimal=",")
+    _wide(test, "2024-01-09 08:00", 40, sep=";", decimal=",")
+    pairs, raw_ids, notices = split_wide_csv(
+        train, test, "time", ("meter 1", "meter-2"), tmp_path / "out"
+    )
+    assert raw_ids == {"meter_1": "meter 1", "meter-2": "meter-2"}
+    assert "columns ['temperature'] are covariates of every series" in notices
+    meter_train, meter_test = pairs["meter_1"]
+    assert meter_train is not None
+    assert meter_test is not None
+    config = PreprocessConfig(target=WIDE_TARGET)
+    prepared = validate_inputs(meter_train, meter_test, config)
+    np.testing.assert_allclose(
+        prepared.train[WIDE_TARGET], frame["meter 1"].iloc[-len(prepared.train) :]
+    )
+    assert prepared.spec.raw_columns == (WIDE_TARGET, "temperature")
+    # "all": every column but the time is a series, none is shared.
+    everything, _, notices = split_wide_csv(train, test, "time", ("all",), tmp_path / "all")
+    assert set(everything) == {"meter_1", "meter-2", "temperature"}
+    assert not [n for n in notices if "covariates" in n]
+    series = fleet_series(
+        "f",
+        everything,
+        raw_ids | {"temperature": "temperature"},
+        WIDE_TARGET,
+        lambda _: config,
+        validate_inputs,
+    )
+    assert [s.reason for s in series] == [None, None, None]
+
+
+def test_a_wide_csv_names_the_columns_it_lacks(tmp_path: Path) -> None:
+    from flts.cli.fleet_inputs import split_wide_csv
+
+    train = tmp_path / "train.csv"
+    _wide(train, "2024-01-01", 10)
+    with pytest.raises(ConfigError, match="no series column\\(s\\) 'meter 3'"):
+        split_wide_csv(train, train, "time", ("meter 1", "meter 3"), tmp_path / "out")
+    with pytest.raises(ConfigError, match="no time column 'ts'"):
+        split_wide_csv(train, train, "ts", ("all",), tmp_path / "out")
+
+
+def test_series_cols_make_a_fleet_run_and_exclude_series_col(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flts.cli import build_parser, main
+    from flts.cli.fleet_cmd import is_fleet
+
+    argv = ["run", "--train", "a.csv", "--test", "b.csv", "--series-cols", "all"]
+    args = build_parser(argv).parse_args(argv)
+    assert args.series_cols == ("all",)
+    assert is_fleet(args)
+    both = [*argv, "--series-col", "cell", "--run-dir", str(tmp_path)]
+    assert main(both) == 1
+    assert "--series-col (long) or --series-cols (wide), not both" in capsys.readouterr().err

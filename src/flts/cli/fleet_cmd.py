@@ -1,4 +1,5 @@
-"""`flts run --series-col COL` (or --train DIR --test DIR): a fleet of series in one run.
+"""`flts run --series-col COL` (long CSV), `--series-cols COL,...|all` (wide CSV) or --train DIR
+--test DIR: a fleet of series in one run.
 
 Exit codes: 0 every series got a champion; 1 the input was rejected as a whole or the run
 failed; 2 some series got no champion (each has its reason in the table and the JSON).
@@ -36,12 +37,19 @@ def parse_replicas(text: str) -> dict[str, int]:
 
 
 def is_fleet(args: argparse.Namespace) -> bool:
-    return bool(args.series_col) or (args.train is not None and args.train.is_dir())
+    wide = bool(getattr(args, "series_cols", None))
+    return bool(args.series_col) or wide or (args.train is not None and args.train.is_dir())
 
 
 def run_fleet(args: argparse.Namespace, identifier: str) -> int:
     from flts.cli import log_to_file
-    from flts.cli.fleet_inputs import fleet_series, pair_directories, split_long_csv
+    from flts.cli.fleet_inputs import (
+        WIDE_TARGET,
+        fleet_series,
+        pair_directories,
+        split_long_csv,
+        split_wide_csv,
+    )
     from flts.cli.run_cmd import TqdmDisplay, _raise_interrupt, run_options
     from flts.cli.run_inputs import run_config, validate_inputs
     from flts.errors import FltsError
@@ -53,6 +61,11 @@ def run_fleet(args: argparse.Namespace, identifier: str) -> int:
     if args.train is None or args.test is None:
         print("flts run: a fleet run needs --train and --test", file=sys.stderr)
         return 1
+    if args.series_cols and args.series_col:
+        print("flts run: --series-col (long) or --series-cols (wide), not both", file=sys.stderr)
+        return 1
+    if args.series_cols:  # each series' own file names its target WIDE_TARGET
+        args.target = WIDE_TARGET
     run_dir = (args.run_dir or Path("runs") / identifier).resolve()
 
     def config_for(train_csv: Path) -> PreprocessConfig:
@@ -71,6 +84,10 @@ def run_fleet(args: argparse.Namespace, identifier: str) -> int:
     try:
         if args.train.is_dir():
             pairs, raw_ids, notices = pair_directories(args.train, args.test)
+        elif args.series_cols:
+            pairs, raw_ids, notices = split_wide_csv(
+                args.train, args.test, args.time_col, args.series_cols, run_dir / "inputs"
+            )
         else:
             pairs, raw_ids, notices = split_long_csv(
                 args.train, args.test, args.series_col, run_dir / "inputs"

@@ -1,8 +1,11 @@
-"""Fleet inputs: one long-format CSV (or a directory of per-series CSVs) -> one CSV pair per series.
+"""Fleet inputs: a long or wide CSV (or a directory of per-series CSVs) -> one CSV pair per series.
 
 A long-format file has a series-id column (``--series-col``) next to the time column, the target
-and the covariates; every row belongs to one series. A directory holds one CSV per series, the
-file stem being the series id, with the same file names under ``--train`` and ``--test``.
+and the covariates; every row belongs to one series. A wide file has one column per series next
+to the time column (``--series-cols A,B,...`` or ``all``, as meter exports and public load data
+sets are written); the columns not named are covariates every series shares (a temperature). A
+directory holds one CSV per series, the file stem being the series id, with the same file names
+under ``--train`` and ``--test``.
 
 Each series is written as its own plain CSV pair (the id column dropped) under the run directory
 and checked with the preprocess stage's own code, exactly as a single-series `flts run` checks
@@ -28,15 +31,16 @@ from flts.run.fleet import FleetSeries
 ConfigFor = Callable[[Path], PreprocessConfig]
 
 
-def _read(path: Path, series_col: str) -> tuple[pd.DataFrame, str]:
-    """Every cell as text (each series' file is written back as read), and the delimiter."""
+def _read(path: Path, series_col: str, role: str = "series") -> tuple[pd.DataFrame, str]:
+    """Every cell as text (each series' file is written back as read), and the delimiter;
+    ConfigError when the file has no ``series_col`` (the column of that ``role``)."""
     try:
         frame, dialect = read_csv_text(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
     if series_col not in frame.columns:
         raise ConfigError(
-            f"{path}: no series column {series_col!r} (columns: {', '.join(map(str, frame))})"
+            f"{path}: no {role} column {series_col!r} (columns: {', '.join(map(str, frame))})"
         )
     return frame, dialect.delimiter
 
@@ -68,6 +72,53 @@ def split_long_csv(
             rows.to_csv(path, index=False, sep=delimiters[name])
             written.append(path)
         pairs[safe] = (written[0], written[1])
+    return pairs, {safe: raw for raw, safe in mapping.items()}, notices
+
+
+#: The target's name in each series' own file when the fleet came from a wide CSV.
+WIDE_TARGET = "value"
+
+
+def split_wide_csv(
+    train_csv: Path, test_csv: Path, time_col: str, series_cols: tuple[str, ...], out_dir: Path
+) -> tuple[dict[str, tuple[Path | None, Path | None]], dict[str, str], list[str]]:
+    """Write each series column (``("all",)``: every column but time) with the time column and
+    the shared covariates to ``out_dir/<id>/``, the series column renamed ``WIDE_TARGET``.
+
+    Returns what :func:`split_long_csv` returns. ConfigError naming a missing column.
+    """
+    (train, train_sep), (test, test_sep) = (
+        _read(p, time_col, "time") for p in (train_csv, test_csv)
+    )
+    columns = [str(c) for c in train.columns if c != time_col]
+    wanted = columns if series_cols == ("all",) else list(dict.fromkeys(series_cols))
+    for path, frame in ((train_csv, train), (test_csv, test)):
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            raise ConfigError(
+                f"{path}: no series column(s) {', '.join(map(repr, missing))} "
+                f"(columns: {', '.join(map(str, frame))})"
+            )
+    if WIDE_TARGET in columns and WIDE_TARGET not in wanted:
+        raise ConfigError(
+            f"{train_csv}: a covariate is named {WIDE_TARGET!r}, the name each series' target "
+            "gets: rename it, or name it in --series-cols"
+        )
+    shared = [c for c in columns if c not in wanted]
+    mapping, notices = sanitise_all(wanted)
+    pairs: dict[str, tuple[Path | None, Path | None]] = {}
+    for raw, safe in mapping.items():
+        directory = out_dir / safe
+        directory.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for name, frame, sep in (("train.csv", train, train_sep), ("test.csv", test, test_sep)):
+            rows = frame[[time_col, raw, *shared]].rename(columns={raw: WIDE_TARGET})
+            path = directory / name
+            rows.to_csv(path, index=False, sep=sep)
+            written.append(path)
+        pairs[safe] = (written[0], written[1])
+    if shared:
+        notices.append(f"columns {shared} are covariates of every series")
     return pairs, {safe: raw for raw, safe in mapping.items()}, notices
 
 

@@ -118,6 +118,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(or pass directories of per-series CSVs)",
     )
     parser.add_argument(
+        "--series-cols",
+        type=column_list,
+        default=None,
+        help="fleet run from a wide --train/--test CSV: each column named (COL,... or all: "
+        "every column but the time) is its own series; columns not named are covariates "
+        "every series shares",
+    )
+    parser.add_argument(
         "--global-model",
         action="store_true",
         help="fleet run: also fit one GLOBAL_LINEAR model across the series (each series "
@@ -247,7 +255,8 @@ def run(args: argparse.Namespace) -> int:
         return run_fleet(args, identifier)
     if args.global_model:
         print(
-            "flts run: --global-model needs a fleet (--series-col, or directories of CSVs)",
+            "flts run: --global-model needs a fleet (--series-col, --series-cols, or "
+            "directories of CSVs)",
             file=sys.stderr,
         )
         return 1
