@@ -55,8 +55,18 @@ def test_a_decimal_comma_in_a_comma_delimited_file_stays_an_error() -> None:
         read(data, PreprocessConfig(target="down"))
 
 
-def test_a_column_with_commas_and_dots_mixed_stays_an_error() -> None:
+def test_dots_grouping_thousands_next_to_decimal_commas_read_as_a_spreadsheet_writes_them() -> None:
     data = b"time;down\n2018-02-05 00:00:00;1,5\n2018-02-05 00:01:00;1.234,5\n"
+    data += b"2018-02-05 00:02:00;-12.345.678\n"
+    out, notes = read(data, PreprocessConfig(target="down"))
+    assert out["down"].tolist() == [1.5, 1234.5, -12345678.0]
+    assert "meter.csv: decimal commas read in columns ['down']" in notes
+
+
+@pytest.mark.parametrize("value", [b"1.5", b"1.2345,5", b"12.34,5"])
+def test_a_column_with_dots_and_commas_used_otherwise_stays_an_error(value: bytes) -> None:
+    # A dot not grouping three digits beside decimal commas: no single way to read the column.
+    data = b"time;down\n2018-02-05 00:00:00;2,5\n2018-02-05 00:01:00;" + value + b"\n"
     with pytest.raises(DataValidationError, match="column 'down' is not numeric"):
         read(data, PreprocessConfig(target="down"))
 

@@ -9,8 +9,10 @@ file is never read differently without the run's notes saying so:
 * **Delimiter.** Comma, semicolon, tab or pipe, sniffed from the first lines (Python's
   ``csv.Sniffer``); a comma when the sniff is unsure.
 * **Decimal comma.** In a file not delimited by commas, a numeric column written ``12,5`` is read
-  as 12.5 when *every* value parses that way. In a comma-delimited file ``"1,234"`` would be a
-  thousands separator as often as a decimal one, so it stays an error there.
+  as 12.5 when *every* value parses that way, dots grouping thousands included (``1.234,5``, as
+  spreadsheets write large values; every dot followed by three digits). In a comma-delimited
+  file ``"1,234"`` would be a thousands separator as often as a decimal one, so it stays an
+  error there, as does a column mixing other uses of dots and commas (``1.5`` next to ``2,5``).
 * **Timestamps.** ISO 8601 (with or without a UTC offset) first. Otherwise the candidates are
   Unix epoch numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by size;
   only values after 1973, so a row counter is never taken for time), the format pandas infers
@@ -44,6 +46,8 @@ DELIMITERS = ",;\t|"
 #: Bytes of the file the delimiter is sniffed from.
 SNIFF_BYTES = 64 * 1024
 _DECIMAL_COMMA = re.compile(r"^[+-]?(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?$")
+#: A decimal comma with dots grouping the thousands (``1.234,5``, ``12.345.678``).
+_GROUPED_DECIMAL_COMMA = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d*)?$")
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?$")
 #: A UTC offset or ``Z`` at the end of a timestamp.
 _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
@@ -176,9 +180,15 @@ def decimal_comma_numbers(text: pd.Series, delimiter: str) -> pd.Series | None:
     present = text.dropna()
     if present.empty or not present.str.contains(",", regex=False).any():
         return None
-    if not present.map(lambda value: bool(_DECIMAL_COMMA.match(value))).all():
+    if present.map(lambda value: bool(_DECIMAL_COMMA.match(value))).all():
+        return pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+    grouped = present.map(lambda value: bool(_GROUPED_DECIMAL_COMMA.match(value)))
+    if not (grouped | present.map(lambda value: bool(_DECIMAL_COMMA.match(value)))).all():
         return None
-    return pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+    # Dots grouping thousands as well (a spreadsheet's 1.234,5): only in a column that also has
+    # decimal commas and whose every dot is followed by exactly three digits.
+    ungrouped = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return pd.to_numeric(ungrouped, errors="coerce")
 
 
 def _epoch(text: pd.Series) -> tuple[pd.Series, str] | None:
