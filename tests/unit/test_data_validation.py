@@ -128,6 +128,26 @@ def test_unsorted_timestamps() -> None:
     )
 
 
+def test_rows_copied_by_joining_files_with_overlapping_ends_are_named() -> None:
+    frame = raw_frame(20)
+    joined = pd.concat([frame.iloc[:10], frame.iloc[9:]], ignore_index=True)  # row 9 twice
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(joined))
+    assert str(err.value) == (
+        "train.csv: duplicated timestamp 2018-02-05 00:09:00 at lines 11 and 12; line 12 "
+        "repeats line 11 in every column, as files joined with overlapping ends do: remove "
+        "the repeated rows"
+    )
+    overlap = pd.concat([frame.iloc[:12], frame.iloc[8:]], ignore_index=True)  # 4 rows again
+    with pytest.raises(DataValidationError, match="line 14 repeats line 10 in every column"):
+        read(to_csv(overlap))
+    changed = joined.copy()
+    changed.loc[10, "down"] += 1.0  # same time, another value: no such hint
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(changed))
+    assert "repeats" not in str(err.value)
+
+
 def test_header_only_file() -> None:
     with pytest.raises(DataValidationError, match=r"train\.csv: has a header but no data rows"):
         read(b"time,down,up\n")

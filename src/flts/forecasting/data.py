@@ -120,7 +120,9 @@ def read_csv_with_notes(
     if how != "ISO 8601":
         notes.append(f"{source}: {time_label} read as {how}")
     others = [c for c in raw.columns if c not in (config.time_col, config.target)]
-    _check_increasing(ds, source=source, clock_time=config.timezone is None, raw=raw[others])
+    _check_increasing(
+        ds, source=source, clock_time=config.timezone is None, raw=raw[others], rows=raw
+    )
     frame = pd.DataFrame({TIME_COLUMN: ds})
     comma_columns = []
     for column in selected:
@@ -237,15 +239,27 @@ def _dst_hint(before: pd.Timestamp, after: pd.Timestamp) -> str:
 
 
 def _check_increasing(
-    ds: pd.Series, *, source: str, clock_time: bool = True, raw: pd.DataFrame | None = None
+    ds: pd.Series,
+    *,
+    source: str,
+    clock_time: bool = True,
+    raw: pd.DataFrame | None = None,
+    rows: pd.DataFrame | None = None,
 ) -> None:
+    """Timestamps strictly increasing, else an error naming the lines and the likely cause:
+    a copied row (``rows``: every cell as read), several series (``raw``: the non-time,
+    non-target columns), or daylight-saving time (``clock_time``)."""
     diffs = ds.diff().to_numpy()[1:]
     bad = np.flatnonzero(diffs <= np.timedelta64(0, "ns"))
     if not len(bad):
         return
     i = int(bad[0]) + 1  # the later row of the offending pair
     before, after = ds.iloc[i - 1], ds.iloc[i]
-    hint = _series_hint(raw, i) or (_dst_hint(before, after) if clock_time else "")
+    hint = (
+        _repeat_hint(ds, rows, i)
+        or _series_hint(raw, i)
+        or (_dst_hint(before, after) if clock_time else "")
+    )
     if before == after:
         raise DataValidationError(
             f"{source}: duplicated timestamp {after} at lines {_line(i - 1)} and {_line(i)}{hint}"
@@ -254,6 +268,22 @@ def _check_increasing(
         f"{source}: timestamps not sorted at lines {_line(i - 1)}-{_line(i)} "
         f"({after} after {before}){hint}"
     )
+
+
+def _repeat_hint(ds: pd.Series, rows: pd.DataFrame | None, i: int) -> str:
+    """A hint when row ``i`` copies an earlier row with its timestamp in every cell: files
+    joined end to end with overlapping ends."""
+    if rows is None:
+        return ""
+    same_time = np.flatnonzero((ds.iloc[:i] == ds.iloc[i]).to_numpy())
+    current = rows.iloc[i].str.strip().tolist()
+    for j in same_time:
+        if rows.iloc[int(j)].str.strip().tolist() == current:
+            return (
+                f"; line {_line(i)} repeats line {_line(int(j))} in every column, as files "
+                "joined with overlapping ends do: remove the repeated rows"
+            )
+    return ""
 
 
 def _series_hint(raw: pd.DataFrame | None, i: int) -> str:
