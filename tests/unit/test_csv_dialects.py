@@ -308,3 +308,18 @@ def test_daily_dates_alone_are_no_split_timestamp() -> None:
     out, notes = read(to_csv(frame), PreprocessConfig(target="down"))
     assert out["ds"].tolist() == stamps.tolist()
     assert not [n for n in notes if "read together" in n]
+
+
+def test_a_true_false_covariate_reads_as_one_and_zero() -> None:
+    frame = raw_frame(30)
+    frame["holiday"] = [i % 7 == 0 for i in range(30)]  # pandas writes True / False
+    frame["holiday"] = frame["holiday"].astype(object)
+    frame.loc[3, "holiday"] = None  # an empty cell is missing, as anywhere
+    out, notes = read(to_csv(frame), PreprocessConfig(target="down"))
+    assert out["holiday"].iloc[:3].tolist() == [1.0, 0.0, 0.0]
+    assert np.isnan(out["holiday"].iloc[3])
+    assert out["holiday"].iloc[7] == 1.0
+    assert "meter.csv: true/false read as 1/0 in columns ['holiday']" in notes
+    # The target is a quantity: a true/false target stays an error.
+    with pytest.raises(DataValidationError, match="column 'holiday' is not numeric"):
+        read(to_csv(frame), PreprocessConfig(target="holiday"))

@@ -19,6 +19,8 @@ file is never read differently without the run's notes saying so:
   month first, and the same day first. The candidate that parses the most values wins, and
   among those the one whose spacing is most regular: ``01.02.2016`` to ``12.02.2016`` parse both
   ways, but only day first gives a regular hourly series.
+* **True/False** input columns (pandas writes booleans so) are read as 1/0
+  (``data.true_false_flags``); a target must be a quantity.
 * **Date and time of day in two columns** (``Datum;Uhrzeit;Wert``, ``date,time,load``): when
   the time column holds only dates and exactly one other column holds only times of day (or the
   other way round), the two are read together as one timestamp, and that column is no input.

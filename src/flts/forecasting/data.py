@@ -124,9 +124,14 @@ def read_csv_with_notes(
         ds, source=source, clock_time=config.timezone is None, raw=raw[others], rows=raw
     )
     frame = pd.DataFrame({TIME_COLUMN: ds})
-    comma_columns = []
+    comma_columns, flag_columns = [], []
     for column in selected:
         hint = "" if column == config.target else _leave_out_hint(column, selected, config)
+        flags = None if column == config.target else true_false_flags(raw[column])
+        if flags is not None:  # a yes/no covariate (a holiday or an outage flag)
+            frame[column] = flags
+            flag_columns.append(column)
+            continue
         frame[column], comma = _parse_numeric(
             raw[column], source=source, column=column, hint=hint, delimiter=delimiter
         )
@@ -134,7 +139,23 @@ def read_csv_with_notes(
             comma_columns.append(column)
     if comma_columns:
         notes.append(f"{source}: decimal commas read in columns {comma_columns}")
+    if flag_columns:
+        notes.append(f"{source}: true/false read as 1/0 in columns {flag_columns}")
     return frame, tuple(notes)
+
+
+#: Words a yes/no column is written with (pandas writes booleans as True/False).
+_TRUE_FALSE = {"true": 1.0, "false": 0.0}
+
+
+def true_false_flags(values: pd.Series) -> pd.Series | None:
+    """A column of True/False (any case; empty cells missing) as 1.0/0.0, else None."""
+    text = values.str.strip().str.lower()
+    present = text[text != ""]
+    if present.empty or not present.isin(_TRUE_FALSE.keys()).all():
+        return None
+    flags: pd.Series = text.map(_TRUE_FALSE).astype("float64").reset_index(drop=True)
+    return flags
 
 
 def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
