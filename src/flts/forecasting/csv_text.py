@@ -20,7 +20,7 @@ file is never read differently without the run's notes saying so:
   among those the one whose spacing is most regular: ``01.02.2016`` to ``12.02.2016`` parse both
   ways, but only day first gives a regular hourly series.
 * **True/False** input columns (pandas writes booleans so) are read as 1/0
-  (``data.true_false_flags``); a target must be a quantity.
+  (:func:`true_false_flags`); a target must be a quantity.
 * **Date and time of day in two columns** (``Datum;Uhrzeit;Wert``, ``date,time,load``): when
   the time column holds only dates and exactly one other column holds only times of day (or the
   other way round), the two are read together as one timestamp, and that column is no input.
@@ -173,6 +173,20 @@ def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, bool]:
         if decimal is not None:
             return decimal.astype("float64"), True
     return numbers, False
+
+
+#: Words a yes/no column is written with (pandas writes booleans as True/False).
+_TRUE_FALSE = {"true": 1.0, "false": 0.0}
+
+
+def true_false_flags(values: pd.Series) -> pd.Series | None:
+    """A column of True/False (any case; empty cells missing) as 1.0/0.0, else None."""
+    text = values.str.strip().str.lower()
+    present = text[text != ""]
+    if present.empty or not present.isin(_TRUE_FALSE.keys()).all():
+        return None
+    flags: pd.Series = text.map(_TRUE_FALSE).astype("float64").reset_index(drop=True)
+    return flags
 
 
 def decimal_comma_numbers(text: pd.Series, delimiter: str) -> pd.Series | None:

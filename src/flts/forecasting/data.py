@@ -36,20 +36,15 @@ from flts.forecasting.csv_text import (
     parse_timestamps,
     read_csv_text,
     split_timestamp,
+    true_false_flags,
 )
 from flts.forecasting.spec import TIME_COLUMN
+from flts.forecasting.time_order import check_increasing, line_of
 from flts.forecasting.windows import runs_of
 
 logger = logging.getLogger(__name__)
 
 ClipBounds = dict[str, tuple[float, float]]
-
-#: Offset between a 0-based data-row index and the file line number (header is line 1).
-_LINE_OFFSET = 2
-
-
-def _line(index: int) -> int:
-    return int(index) + _LINE_OFFSET
 
 
 def read_csv_bytes(data: bytes, *, source: str, config: PreprocessConfig) -> pd.DataFrame:
@@ -120,7 +115,7 @@ def read_csv_with_notes(
     if how != "ISO 8601":
         notes.append(f"{source}: {time_label} read as {how}")
     others = [c for c in raw.columns if c not in (config.time_col, config.target)]
-    _check_increasing(
+    check_increasing(
         ds, source=source, clock_time=config.timezone is None, raw=raw[others], rows=raw
     )
     frame = pd.DataFrame({TIME_COLUMN: ds})
@@ -142,20 +137,6 @@ def read_csv_with_notes(
     if flag_columns:
         notes.append(f"{source}: true/false read as 1/0 in columns {flag_columns}")
     return frame, tuple(notes)
-
-
-#: Words a yes/no column is written with (pandas writes booleans as True/False).
-_TRUE_FALSE = {"true": 1.0, "false": 0.0}
-
-
-def true_false_flags(values: pd.Series) -> pd.Series | None:
-    """A column of True/False (any case; empty cells missing) as 1.0/0.0, else None."""
-    text = values.str.strip().str.lower()
-    present = text[text != ""]
-    if present.empty or not present.isin(_TRUE_FALSE.keys()).all():
-        return None
-    flags: pd.Series = text.map(_TRUE_FALSE).astype("float64").reset_index(drop=True)
-    return flags
 
 
 def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -226,102 +207,12 @@ def _parse_times(
         first = int(bad[0])
         raise DataValidationError(
             f"{source}: {len(bad)} of {len(values)} values in {label} cannot be parsed "
-            f"as timestamps (first at line {_line(first)}: {values.iloc[first]!r}); write them "
+            f"as timestamps (first at line {line_of(first)}: {values.iloc[first]!r}); write them "
             "as ISO 8601 (2024-01-31 13:45, with +01:00 or Z for the zone), day-first or "
             "month-first dates, or Unix epoch seconds"
         )
     naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return naive.astype("datetime64[ns]").reset_index(drop=True), how
-
-
-#: Months in which daylight-saving time ends somewhere (north: Oct/Nov, south: Mar/Apr) and the
-#: clock hours the repeated hour starts at (01:00 in North America, 02:00 in Europe, ...).
-_DST_END_MONTHS = (3, 4, 9, 10, 11)
-_DST_REPEAT_HOURS = (1, 2, 3)
-
-
-def _dst_hint(before: pd.Timestamp, after: pd.Timestamp) -> str:
-    """A hint when a repeated or backward timestamp looks like the end of daylight-saving time:
-    the clock goes back to a whole hour by less than an hour, in a month where that happens."""
-    back = before - after
-    on_the_hour = after.minute == 0 and after.second == 0
-    if (
-        on_the_hour
-        and after.hour in _DST_REPEAT_HOURS
-        and after.month in _DST_END_MONTHS
-        and pd.Timedelta(0) <= back < pd.Timedelta(hours=1)
-    ):
-        return (
-            "; this looks like local clock time repeating an hour when daylight-saving time "
-            "ends: name the zone (`flts run --timezone Europe/Berlin`, config field timezone), "
-            "or write the timestamps with their UTC offset or in UTC"
-        )
-    return ""
-
-
-def _check_increasing(
-    ds: pd.Series,
-    *,
-    source: str,
-    clock_time: bool = True,
-    raw: pd.DataFrame | None = None,
-    rows: pd.DataFrame | None = None,
-) -> None:
-    """Timestamps strictly increasing, else an error naming the lines and the likely cause:
-    a copied row (``rows``: every cell as read), several series (``raw``: the non-time,
-    non-target columns), or daylight-saving time (``clock_time``)."""
-    diffs = ds.diff().to_numpy()[1:]
-    bad = np.flatnonzero(diffs <= np.timedelta64(0, "ns"))
-    if not len(bad):
-        return
-    i = int(bad[0]) + 1  # the later row of the offending pair
-    before, after = ds.iloc[i - 1], ds.iloc[i]
-    hint = (
-        _repeat_hint(ds, rows, i)
-        or _series_hint(raw, i)
-        or (_dst_hint(before, after) if clock_time else "")
-    )
-    if before == after:
-        raise DataValidationError(
-            f"{source}: duplicated timestamp {after} at lines {_line(i - 1)} and {_line(i)}{hint}"
-        )
-    raise DataValidationError(
-        f"{source}: timestamps not sorted at lines {_line(i - 1)}-{_line(i)} "
-        f"({after} after {before}){hint}"
-    )
-
-
-def _repeat_hint(ds: pd.Series, rows: pd.DataFrame | None, i: int) -> str:
-    """A hint when row ``i`` copies an earlier row with its timestamp in every cell: files
-    joined end to end with overlapping ends."""
-    if rows is None:
-        return ""
-    same_time = np.flatnonzero((ds.iloc[:i] == ds.iloc[i]).to_numpy())
-    current = rows.iloc[i].str.strip().tolist()
-    for j in same_time:
-        if rows.iloc[int(j)].str.strip().tolist() == current:
-            return (
-                f"; line {_line(i)} repeats line {_line(int(j))} in every column, as files "
-                "joined with overlapping ends do: remove the repeated rows"
-            )
-    return ""
-
-
-def _series_hint(raw: pd.DataFrame | None, i: int) -> str:
-    """A hint when time restarts at row ``i`` where a column, constant until then, changes value:
-    several series one after another (long format)."""
-    if raw is None:
-        return ""
-    for column in raw.columns:
-        text = raw[column].str.strip()
-        if text.iloc[:i].nunique() != 1 or text.iloc[i] == text.iloc[i - 1]:
-            continue
-        return (
-            f"; column {column!r} changes from {text.iloc[i - 1]!r} to {text.iloc[i]!r} there: if "
-            f"the file holds several series one after another, run them as a fleet with "
-            f"`flts run --series-col {column}`"
-        )
-    return ""
 
 
 def _parse_numeric(
@@ -336,13 +227,13 @@ def _parse_numeric(
         first = int(bad[0])
         raise DataValidationError(
             f"{source}: column {column!r} is not numeric "
-            f"(line {_line(first)}: {values.iloc[first]!r}; {len(bad)} such values){hint}"
+            f"(line {line_of(first)}: {values.iloc[first]!r}; {len(bad)} such values){hint}"
         )
     infinite = np.flatnonzero(np.isinf(numbers.to_numpy()))
     if len(infinite):
         first = int(infinite[0])
         raise DataValidationError(
-            f"{source}: column {column!r} holds an infinite value at line {_line(first)}"
+            f"{source}: column {column!r} holds an infinite value at line {line_of(first)}"
         )
     if numbers.isna().all():
         raise DataValidationError(f"{source}: column {column!r} has no values at all")
@@ -372,7 +263,7 @@ def _grid_slots(
     if len(clash):
         i = int(clash[0])
         raise DataValidationError(
-            f"{source}: rows at lines {_line(i)} and {_line(i + 1)} fall on the same "
+            f"{source}: rows at lines {line_of(i)} and {line_of(i + 1)} fall on the same "
             f"{step_seconds} s slot ({frame[TIME_COLUMN].iloc[i]} and "
             f"{frame[TIME_COLUMN].iloc[i + 1]}); the data is denser than the step"
         )

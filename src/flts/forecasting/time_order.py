@@ -1,0 +1,113 @@
+"""Timestamps must increase; when they do not, say which lines and the likely reason.
+
+The reasons a user's file goes back in time, most specific first: a row copied by joining files
+with overlapping ends (every cell the same), several series one after another (a column constant
+until time restarts, where it changes: long format, ``--series-col``), or local clock time
+repeating an hour when daylight-saving time ends (``--timezone``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flts.errors import DataValidationError
+
+#: Data row 0 is on line 2 of the file (line 1 is the header).
+_LINE_OFFSET = 2
+
+
+def line_of(index: int) -> int:
+    """The file line of data row ``index``."""
+    return int(index) + _LINE_OFFSET
+
+
+#: Months in which daylight-saving time ends somewhere (north: Oct/Nov, south: Mar/Apr) and the
+#: clock hours the repeated hour starts at (01:00 in North America, 02:00 in Europe, ...).
+_DST_END_MONTHS = (3, 4, 9, 10, 11)
+_DST_REPEAT_HOURS = (1, 2, 3)
+
+
+def _dst_hint(before: pd.Timestamp, after: pd.Timestamp) -> str:
+    """A hint when a repeated or backward timestamp looks like the end of daylight-saving time:
+    the clock goes back to a whole hour by less than an hour, in a month where that happens."""
+    back = before - after
+    on_the_hour = after.minute == 0 and after.second == 0
+    if (
+        on_the_hour
+        and after.hour in _DST_REPEAT_HOURS
+        and after.month in _DST_END_MONTHS
+        and pd.Timedelta(0) <= back < pd.Timedelta(hours=1)
+    ):
+        return (
+            "; this looks like local clock time repeating an hour when daylight-saving time "
+            "ends: name the zone (`flts run --timezone Europe/Berlin`, config field timezone), "
+            "or write the timestamps with their UTC offset or in UTC"
+        )
+    return ""
+
+
+def check_increasing(
+    ds: pd.Series,
+    *,
+    source: str,
+    clock_time: bool = True,
+    raw: pd.DataFrame | None = None,
+    rows: pd.DataFrame | None = None,
+) -> None:
+    """Timestamps strictly increasing, else an error naming the lines and the likely cause:
+    a copied row (``rows``: every cell as read), several series (``raw``: the non-time,
+    non-target columns), or daylight-saving time (``clock_time``)."""
+    diffs = ds.diff().to_numpy()[1:]
+    bad = np.flatnonzero(diffs <= np.timedelta64(0, "ns"))
+    if not len(bad):
+        return
+    i = int(bad[0]) + 1  # the later row of the offending pair
+    before, after = ds.iloc[i - 1], ds.iloc[i]
+    hint = (
+        _repeat_hint(ds, rows, i)
+        or _series_hint(raw, i)
+        or (_dst_hint(before, after) if clock_time else "")
+    )
+    if before == after:
+        raise DataValidationError(
+            f"{source}: duplicated timestamp {after} at lines {line_of(i - 1)} and "
+            f"{line_of(i)}{hint}"
+        )
+    raise DataValidationError(
+        f"{source}: timestamps not sorted at lines {line_of(i - 1)}-{line_of(i)} "
+        f"({after} after {before}){hint}"
+    )
+
+
+def _repeat_hint(ds: pd.Series, rows: pd.DataFrame | None, i: int) -> str:
+    """A hint when row ``i`` copies an earlier row with its timestamp in every cell: files
+    joined end to end with overlapping ends."""
+    if rows is None:
+        return ""
+    same_time = np.flatnonzero((ds.iloc[:i] == ds.iloc[i]).to_numpy())
+    current = rows.iloc[i].str.strip().tolist()
+    for j in same_time:
+        if rows.iloc[int(j)].str.strip().tolist() == current:
+            return (
+                f"; line {line_of(i)} repeats line {line_of(int(j))} in every column, as files "
+                "joined with overlapping ends do: remove the repeated rows"
+            )
+    return ""
+
+
+def _series_hint(raw: pd.DataFrame | None, i: int) -> str:
+    """A hint when time restarts at row ``i`` where a column, constant until then, changes value:
+    several series one after another (long format)."""
+    if raw is None:
+        return ""
+    for column in raw.columns:
+        text = raw[column].str.strip()
+        if text.iloc[:i].nunique() != 1 or text.iloc[i] == text.iloc[i - 1]:
+            continue
+        return (
+            f"; column {column!r} changes from {text.iloc[i - 1]!r} to {text.iloc[i]!r} there: if "
+            f"the file holds several series one after another, run them as a fleet with "
+            f"`flts run --series-col {column}`"
+        )
+    return ""
