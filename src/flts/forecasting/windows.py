@@ -90,6 +90,13 @@ def judged_pairs(unobserved: np.ndarray, origins: np.ndarray, horizon: int) -> n
     return judged
 
 
+def judged_at_step(unobserved: np.ndarray, origins: np.ndarray, step: int) -> np.ndarray:
+    """Column ``step`` (0-based) of :func:`judged_pairs`, without building the others."""
+    mask = np.asarray(unobserved, dtype=bool)
+    judged: np.ndarray = ~(mask[origins + step] | mask[origins - 1])
+    return judged
+
+
 def runs_of(mask: np.ndarray) -> tuple[tuple[int, int], ...]:
     """Half-open ``(start, stop)`` row ranges where ``mask`` is true (compact for metadata)."""
     padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])

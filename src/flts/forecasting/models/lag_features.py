@@ -38,6 +38,7 @@ import pandas as pd
 from flts.forecasting.models._common import feature_matrix
 from flts.forecasting.public_holidays import holiday_flags
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
+from flts.forecasting.windows import judged_at_step
 
 #: Target lags before the origin (1 is the level every other feature is measured against).
 TARGET_LAGS: tuple[int, ...] = (1, 2, 3)
@@ -179,8 +180,7 @@ def labels(series: ScaledSeries, origins: np.ndarray, step: int) -> np.ndarray:
     that pair is not learned from (a filled-in value, see the module docstring)."""
     result: np.ndarray = series.target[origins + step] - series.target[origins - 1]
     if series.unobserved is not None and series.unobserved.any():
-        filled = series.unobserved[origins + step] | series.unobserved[origins - 1]
-        result = np.where(filled, np.nan, result)
+        result = np.where(judged_at_step(series.unobserved, origins, step), result, np.nan)
     return result
 
 

@@ -165,8 +165,9 @@ class ProphetForecaster(Forecaster):
         check_training_rows(len(y), needed, "PROPHET", why)
         self._nonnegative = bool(y.min() >= 0.0)
         fit_y = np.log1p(np.clip(y, 0.0, None)) if self._log_target else y
-        if unobserved is not None:  # Prophet fits around missing values: un-fill them
-            fit_y = np.where(np.asarray(unobserved, dtype=bool), np.nan, fit_y)
+        filled = None if unobserved is None else np.asarray(unobserved, dtype=bool)
+        if filled is not None:  # Prophet fits around missing values: un-fill them
+            fit_y = np.where(filled, np.nan, fit_y)
         history = pd.DataFrame({"ds": _timestamps(train), "y": fit_y})
         model = _new_prophet()
         try:
@@ -175,8 +176,8 @@ class ProphetForecaster(Forecaster):
             raise ModelError(f"PROPHET fit failed on {len(y)} rows: {exc}") from exc
         self._model = model
         errors = self._scaled(y) - self._scaled(self._curve(history["ds"].to_numpy()))
-        if unobserved is not None:
-            errors = np.where(np.asarray(unobserved, dtype=bool), np.nan, errors)
+        if filled is not None:
+            errors = np.where(filled, np.nan, errors)
         self._fit_correction(errors)
         train_loss = float(np.nanmean(errors**2))
         if progress is not None:
