@@ -196,10 +196,11 @@ def decimal_comma_numbers(text: pd.Series, delimiter: str) -> pd.Series | None:
     present = text.dropna()
     if present.empty or not present.str.contains(",", regex=False).any():
         return None
-    if present.map(lambda value: bool(_DECIMAL_COMMA.match(value))).all():
+    plain = present.map(lambda value: bool(_DECIMAL_COMMA.match(value)))
+    if plain.all():
         return pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
     grouped = present.map(lambda value: bool(_GROUPED_DECIMAL_COMMA.match(value)))
-    if not (grouped | present.map(lambda value: bool(_DECIMAL_COMMA.match(value)))).all():
+    if not (grouped | plain).all():
         return None
     # Dots grouping thousands as well (a spreadsheet's 1.234,5): only in a column that also has
     # decimal commas and whose every dot is followed by exactly three digits.
