@@ -223,3 +223,38 @@ def test_filled_in_training_values_reach_the_fit_flagged(monkeypatch: pytest.Mon
     # Rows dropped by the lag history at the start never reach the fit; these all lie later.
     assert seen[0] == missing
     assert tracker.runs[trained.run_id].params["train_filled_targets"] == str(len(missing))
+
+
+def test_models_reading_different_histories_share_origins_after_a_gap() -> None:
+    """A test file that does not follow training directly carries no context; a model reading
+    a weekly lag and one reading a short lookback must still be scored on the same origins (a
+    run on data with nights and weekends missing failed evaluation on exactly this)."""
+    from flts.domain.config import PreprocessConfig
+    from flts.forecasting.models import create_forecaster
+    from flts.forecasting.prepare import prepare_datasets
+    from flts.stages import scoring
+
+    hours = pd.date_range("2018-01-01", periods=6 * 168 + 400, freq="h")
+    t = np.arange(len(hours))
+    rng = np.random.default_rng(5)
+    load = 100 + 30 * np.sin(2 * np.pi * t / 24) + 10 * (t % 168 < 120) + rng.normal(0, 2, len(t))
+    frame = pd.DataFrame({"time": hours.astype(str), "down": load})
+    train_part, test_part = frame.iloc[: 6 * 168], frame.iloc[6 * 168 + 10 :]  # a 10-hour gap
+    config = PreprocessConfig(lookback=12, horizon=2)
+    prepared = prepare_datasets(
+        train_part.to_csv(index=False).encode(),
+        test_part.to_csv(index=False).encode(),
+        config,
+        config_hash="h",
+    )
+    assert prepared.test_context_rows == 0
+    assert prepared.spec.seasonal_periods == (24, 168)
+    quick = TrainConfig(epochs=1, hidden_size=8, batch_size=64, seed=1)
+    windows = {}
+    for model_type in (ModelType.LINEAR, ModelType.GRU, ModelType.PROPHET):
+        model = create_forecaster(model_type, prepared.spec, quick)
+        model.fit(prepared.train)
+        scores = scoring.score_on_test(model, prepared.test, prepared.spec, 0)
+        windows[model_type] = scores.windows
+    assert len(set(windows.values())) == 1, windows
+    assert windows[ModelType.GRU] == len(prepared.test) - 168 - 2 + 1

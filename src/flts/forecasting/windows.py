@@ -15,10 +15,13 @@ def first_origin(spec: ForecastSpec, context_rows: int = 0, min_history: int = 0
     ``context_rows`` leading rows of a processed test frame are the tail of the training file:
     history that forecasts may read, never a scored timestamp. The first origin is therefore the
     first test row, unless the context is too short for the longest history any forecaster needs
-    (the lookback, one season for seasonal naive, or ``min_history``). Evaluation and batch
-    inference both start here, so they forecast exactly the same origins.
+    (the lookback, one season for seasonal naive, the longest seasonal period the lag models and
+    Prophet's correction read, or ``min_history``). Evaluation and batch inference both start
+    here, so they forecast exactly the same origins; and every model of a run starts at the same
+    one (a test file that does not follow training directly carries no context, and a model
+    reading a weekly lag must not be scored on fewer origins than one reading a day).
     """
-    return max(context_rows, spec.lookback, spec.season_steps, min_history)
+    return max(context_rows, spec.lookback, spec.season_steps, *spec.seasonal_periods, min_history)
 
 
 def evaluation_origins(n_rows: int, spec: ForecastSpec, context_rows: int = 0) -> np.ndarray:
@@ -115,6 +118,5 @@ def mask_of(runs: tuple[tuple[int, int], ...] | list[tuple[int, int]], rows: int
 def target_timestamps(frame: pd.DataFrame, origins: np.ndarray, spec: ForecastSpec) -> np.ndarray:
     """Timestamps forecast from each origin: after the input window, never inside it."""
     last_seen = frame[TIME_COLUMN].to_numpy()[origins - 1]
-    steps = np.arange(1, spec.horizon + 1) * np.timedelta64(spec.step_seconds, "s")
-    stamps: np.ndarray = last_seen[:, None] + steps[None, :]
+    stamps: np.ndarray = spec.step.shift(last_seen[:, None], np.arange(1, spec.horizon + 1))
     return stamps
