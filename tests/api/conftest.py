@@ -18,6 +18,7 @@ from flts.forecasting.features import build_features, feature_order_for
 from flts.forecasting.intervals import calibrate_forecaster
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
+from flts.forecasting.time_step import TimeStep
 from flts.infra.procs import free_port
 
 STEP = 120
@@ -36,7 +37,7 @@ def _tiny_gru(directory: Path) -> None:
         }
     )
     processed = build_features(
-        raw, target="down", raw_columns=RAW, time_features=True, lags=(), step_seconds=STEP
+        raw, target="down", raw_columns=RAW, time_features=True, lags=(), step=TimeStep(STEP)
     )
     order = feature_order_for(target="down", raw_columns=RAW, time_features=True, lags=())
     spec = ForecastSpec(

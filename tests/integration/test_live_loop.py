@@ -18,6 +18,7 @@ from flts.domain.messages import LiveForecast, ModelSelected, Observation, decod
 from flts.forecasting.features import build_features, feature_order_for
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
+from flts.forecasting.time_step import TimeStep
 from flts.infra.procs import free_port
 from flts.infra.stack import StackEndpoints
 from flts.services.wiring import private_inference_topics
@@ -44,7 +45,7 @@ def _logged_linear(mlflow_uri: str) -> tuple[str, str]:
     raw = _series()
     order = feature_order_for(target="down", raw_columns=("down",), time_features=False, lags=())
     processed = build_features(
-        raw, target="down", raw_columns=("down",), time_features=False, lags=(), step_seconds=STEP
+        raw, target="down", raw_columns=("down",), time_features=False, lags=(), step=TimeStep(STEP)
     )
     spec = ForecastSpec(
         target="down",

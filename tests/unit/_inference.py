@@ -15,6 +15,7 @@ from flts.forecasting.base import Forecaster
 from flts.forecasting.features import build_features, feature_order_for, features_for_spec
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
+from flts.forecasting.time_step import TimeStep
 from flts.serving.model_state import LoadedModel
 
 STEP = 120
@@ -50,7 +51,7 @@ def spec_for(processed: pd.DataFrame, lags: tuple[int, ...] = ()) -> ForecastSpe
 def fit(model_type: str, lags: tuple[int, ...] = ()) -> Forecaster:
     raw = raw_frame(200)
     processed = build_features(
-        raw, target="down", raw_columns=RAW, time_features=True, lags=lags, step_seconds=STEP
+        raw, target="down", raw_columns=RAW, time_features=True, lags=lags, step=TimeStep(STEP)
     )
     spec = spec_for(processed, lags)
     model = create_forecaster(model_type, spec, TrainConfig(epochs=1, hidden_size=8, num_layers=1))

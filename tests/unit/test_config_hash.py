@@ -26,6 +26,7 @@ CHANGED: dict[str, Any] = {
     "season_steps": 360,
     "timezone": "Europe/Berlin",
     "holidays": "DE",
+    "step_months": 3,
 }
 #: fill_method has a single allowed value today, so it cannot change (it still feeds the hash).
 UNCHANGEABLE = {"fill_method"}

@@ -19,6 +19,7 @@ from flts.forecasting.data import (
     regularise,
 )
 from flts.forecasting.prepare import prepare_datasets
+from flts.forecasting.time_step import TimeStep
 
 
 def read(data: bytes, config: PreprocessConfig = SMALL, source: str = "train.csv") -> pd.DataFrame:
@@ -242,7 +243,7 @@ def test_regularise_inserts_gaps_and_interpolates_in_time() -> None:
     frame = read(to_csv(raw_frame(10)))
     frame.loc[0, "up"] = np.nan
     gappy = frame.drop(index=[4, 5]).reset_index(drop=True)
-    out, notes, filled = regularise(gappy, 60, source="train.csv")
+    out, notes, filled = regularise(gappy, TimeStep(60), source="train.csv")
     assert filled.tolist() == [i in (4, 5) for i in range(10)]  # the target's inserted rows
     assert len(out) == 10
     assert list(out["ds"]) == list(frame["ds"])
@@ -261,7 +262,7 @@ def test_regularise_inserts_gaps_and_interpolates_in_time() -> None:
 def test_regularise_snaps_jittered_timestamps() -> None:
     frame = read(to_csv(raw_frame(5)))
     frame.loc[2, "ds"] += pd.Timedelta(seconds=20)
-    out, notes, _ = regularise(frame, 60, source="f.csv")
+    out, notes, _ = regularise(frame, TimeStep(60), source="f.csv")
     assert out.loc[2, "ds"] == START + pd.Timedelta(minutes=2)
     assert "f.csv: 1 timestamps snapped to the grid" in notes
 
@@ -271,7 +272,7 @@ def test_regularise_rejects_rows_denser_than_step() -> None:
     with pytest.raises(
         DataValidationError, match=r"f\.csv: rows at lines 2 and 3 fall on the same"
     ):
-        regularise(frame, 600, source="f.csv")
+        regularise(frame, TimeStep(600), source="f.csv")
 
 
 def test_clip_bounds_come_from_training_only() -> None:
@@ -304,14 +305,16 @@ def test_the_longest_gap_of_an_hour_or_more_is_named() -> None:
     frame = read(to_csv(raw_frame(200)))
     gappy = frame.drop(index=range(50, 125)).reset_index(drop=True)  # 75 minutes missing
     gappy.loc[10, "down"] = np.nan  # a shorter gap elsewhere
-    _out, notes, filled = regularise(gappy, 60, source="train.csv")
+    _out, notes, filled = regularise(gappy, TimeStep(60), source="train.csv")
     assert int(filled.sum()) == 76
     assert notes[-1] == (
         "train.csv: longest gap in the target: 0 days 01:15:00 from 2018-02-05 00:50:00 (filled "
         "by a straight line so the grid stays regular; filled values are neither learned from "
         "nor scored, except by MSTL, which fits an unbroken series)"
     )
-    _out, notes, _ = regularise(frame.drop(index=[5]).reset_index(drop=True), 60, source="f")
+    _out, notes, _ = regularise(
+        frame.drop(index=[5]).reset_index(drop=True), TimeStep(60), source="f"
+    )
     assert not [note for note in notes if "longest gap" in note]  # a minute is not worth it
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from flts.domain.config import PreprocessConfig
 from flts.forecasting.defaults import default_lags, detect_seasons, resolve_defaults
+from flts.forecasting.time_step import TimeStep
 
 
 def stamps(days: float, step_s: int) -> pd.Series:
@@ -26,26 +27,28 @@ def stamps(days: float, step_s: int) -> pd.Series:
     ],
 )
 def test_seasons_from_timestamps(days: float, step_s: int, expected: tuple[int, ...]) -> None:
-    periods, notes = detect_seasons(stamps(days, step_s), step_s)
+    periods, notes = detect_seasons(stamps(days, step_s), TimeStep(step_s))
     assert periods == expected
     assert not [note for note in notes if "too short" in note]
 
 
 def test_series_too_short_for_a_day_names_the_rows_needed_and_runs_without_it() -> None:
     ds = stamps(1.5, 120)  # 1080 rows, a daily season needs 1440
-    periods, notes = detect_seasons(ds, 120, source="short.csv")
+    periods, notes = detect_seasons(ds, TimeStep(120), source="short.csv")
     assert periods == ()
     assert notes == (
         "short.csv: too short for the daily season of 720 steps: has 1080 rows, needs 1440 "
         "(2 periods); running without it",
     )
-    found = resolve_defaults(PreprocessConfig(), ds, 120, source="short.csv")
+    found = resolve_defaults(PreprocessConfig(), ds, TimeStep(120), source="short.csv")
     assert found.season_steps == 1  # seasonal naive falls back to persistence
     assert found.lags == ()
 
 
 def test_daily_data_gets_the_weekly_season_for_seasonal_naive_and_lags() -> None:
-    found = resolve_defaults(PreprocessConfig(horizon=7), stamps(400, 86_400), 86_400, source="d")
+    found = resolve_defaults(
+        PreprocessConfig(horizon=7), stamps(400, 86_400), TimeStep(86_400), source="d"
+    )
     assert found.seasonal_periods == (7,)
     assert found.season_steps == 7  # seasonal naive: the same day last week
     # Same weekday one week before the first and the last step, and their neighbours.
@@ -55,7 +58,9 @@ def test_daily_data_gets_the_weekly_season_for_seasonal_naive_and_lags() -> None
 
 
 def test_steps_that_divide_no_day_or_week_have_no_season() -> None:
-    found = resolve_defaults(PreprocessConfig(), stamps(400, 5 * 86_400), 5 * 86_400, source="d")
+    found = resolve_defaults(
+        PreprocessConfig(), stamps(400, 5 * 86_400), TimeStep(5 * 86_400), source="d"
+    )
     assert (found.seasonal_periods, found.season_steps, found.lags) == ((), 1, ())
 
 
@@ -71,8 +76,10 @@ def test_default_lags_see_the_same_time_one_season_earlier() -> None:
 
 def test_explicit_config_wins() -> None:
     config = PreprocessConfig(lags=(3,), season_steps=24)
-    found = resolve_defaults(config, stamps(22, 120), 120, source="t.csv")
+    found = resolve_defaults(config, stamps(22, 120), TimeStep(120), source="t.csv")
     assert (found.lags, found.season_steps) == ((3,), 24)
     assert found.seasonal_periods == (720, 5040)  # still reported
-    none = resolve_defaults(PreprocessConfig(lags=()), stamps(22, 120), 120, source="t.csv")
+    none = resolve_defaults(
+        PreprocessConfig(lags=()), stamps(22, 120), TimeStep(120), source="t.csv"
+    )
     assert none.lags == ()

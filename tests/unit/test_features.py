@@ -18,6 +18,7 @@ from flts.forecasting.features import (
     time_feature_frame,
 )
 from flts.forecasting.prepare import prepare_datasets
+from flts.forecasting.time_step import TimeStep
 
 
 def raw(rows: int, start: pd.Timestamp = START) -> pd.DataFrame:
@@ -73,7 +74,7 @@ def test_lags_are_looked_up_by_timestamp_and_incomplete_rows_dropped() -> None:
         raw_columns=("down", "up"),
         time_features=False,
         lags=(2,),
-        step_seconds=60,
+        step=TimeStep(60),
     )
     assert len(frame) == 8
     assert list(frame.columns) == ["ds", "down", "up", "down_lag2"]
@@ -90,7 +91,7 @@ def test_lags_read_past_context_but_context_rows_never_become_output() -> None:
         raw_columns=("down", "up"),
         time_features=True,
         lags=(3,),
-        step_seconds=60,
+        step=TimeStep(60),
         context=past,
     )
     assert len(frame) == 5
@@ -107,7 +108,7 @@ def test_missing_raw_column_is_an_error() -> None:
             raw_columns=("down", "rnti"),
             time_features=True,
             lags=(),
-            step_seconds=60,
+            step=TimeStep(60),
         )
 
 
@@ -163,7 +164,7 @@ def test_raw_column_clashing_with_a_feature_name_is_an_error() -> None:
             raw_columns=("down", "down_lag1"),
             time_features=False,
             lags=(1,),
-            step_seconds=60,
+            step=TimeStep(60),
         )
 
 
@@ -174,7 +175,7 @@ def test_empty_window_with_context_gives_no_rows() -> None:
         raw_columns=("down", "up"),
         time_features=True,
         lags=(1,),
-        step_seconds=60,
+        step=TimeStep(60),
         context=raw(5),
     )
     assert frame.empty

@@ -16,6 +16,7 @@ from _synthetic import synthetic_problem
 from flts.domain.config import ModelType, TrainConfig
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.models import lag_features as lf
+from flts.forecasting.time_step import TimeStep
 
 CONFIG = TrainConfig(seed=3, torch_threads=1)
 
@@ -23,7 +24,7 @@ CONFIG = TrainConfig(seed=3, torch_threads=1)
 def test_design_reads_the_season_before_the_target_and_never_the_origin() -> None:
     y = np.arange(100, dtype=np.float64)  # value = row index, so features name their rows
     seconds = 3600.0 * np.arange(100)
-    series = lf.ScaledSeries(y, np.zeros((100, 0)), seconds, 3600)
+    series = lf.ScaledSeries(y, np.zeros((100, 0)), seconds, TimeStep(3600))
     origins = np.array([60, 70])
     period = 10
     for step in (0, 3, 9, 12):

@@ -18,6 +18,7 @@ from flts.forecasting.models import create_forecaster, load_forecaster
 from flts.forecasting.models import lag_features as lf
 from flts.forecasting.prepare import prepare_datasets
 from flts.forecasting.public_holidays import holiday_flags
+from flts.forecasting.time_step import TimeStep
 from flts.forecasting.windows import actuals
 from flts.services.preprocess import build_config
 from flts.stages import scoring
@@ -90,7 +91,9 @@ def test_lightgbm_learns_that_a_holiday_is_a_closed_day(tmp_path: Path) -> None:
 def test_design_rows_flag_the_target_day_and_the_seasonal_lag_day() -> None:
     stamps = pd.date_range("2016-03-20", "2016-04-05", freq="h")
     seconds = np.asarray((stamps - pd.Timestamp(0)) // pd.Timedelta(seconds=1), np.float64)
-    series = lf.ScaledSeries(np.zeros(len(stamps)), np.empty((len(stamps), 0)), seconds, 3600)
+    series = lf.ScaledSeries(
+        np.zeros(len(stamps)), np.empty((len(stamps), 0)), seconds, TimeStep(3600)
+    )
     periods = (24, 168)
     origins = np.array(
         [

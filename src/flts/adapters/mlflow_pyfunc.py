@@ -63,11 +63,11 @@ def forecast_after_window(forecaster: Any, window: pd.DataFrame) -> pd.DataFrame
         )
     origins = np.array([len(frame)], dtype=np.int64)
     prediction = np.asarray(forecaster.predict(frame, origins), dtype=np.float64)[0]
-    last = frame[TIME_COLUMN].iloc[-1]
+    last = np.datetime64(pd.Timestamp(frame[TIME_COLUMN].iloc[-1]).tz_localize(None), "ns")
     steps = np.arange(1, spec.horizon + 1)
     return pd.DataFrame(
         {
-            TIME_COLUMN: [last + pd.Timedelta(seconds=int(k) * spec.step_seconds) for k in steps],
+            TIME_COLUMN: spec.step.shift(np.array([last]), steps),
             "step": steps,
             "prediction": prediction,
         }

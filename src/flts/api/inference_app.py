@@ -271,6 +271,7 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
                 "lookback": spec.lookback,
                 "horizon": spec.horizon,
                 "step_seconds": spec.step_seconds,
+                "step_months": spec.step_months or None,
                 "season_steps": spec.season_steps,
                 "time_features": spec.time_features,
                 "lags": list(spec.lags),

@@ -82,6 +82,10 @@ class PreprocessConfig(FrozenConfig):
     feature_columns: tuple[str, ...] | None = None
     #: Step of the regular grid in seconds; None infers it (median spacing of the training file).
     step_seconds: int | None = Field(default=None, gt=0)
+    #: Step in whole calendar months (1 monthly, 3 quarterly, 12 yearly; a divisor of 12), for
+    #: data a month is 28-31 days apart in; wins over ``step_seconds``. None: inferred (monthly-
+    #: like timestamps get it by themselves).
+    step_months: int | None = Field(default=None, ge=1, le=12)
     #: Gaps and missing values are filled by linear interpolation in time, then edge values.
     fill_method: Literal["interpolate"] = "interpolate"
     #: Clip every input column to these quantiles of the *training* data (None: no clipping).
@@ -128,6 +132,10 @@ class PreprocessConfig(FrozenConfig):
                 raise ValueError("clip_quantiles must satisfy 0 <= low < high <= 1")
         if any(lag < 1 for lag in self.lags or ()):
             raise ValueError("lags must be positive step counts")
+        if self.step_months is not None and 12 % self.step_months:
+            raise ValueError(
+                f"step_months must divide a year (1, 2, 3, 4, 6 or 12), got {self.step_months}"
+            )
         return self
 
 
@@ -177,7 +185,7 @@ def sha256_hex(text: str | bytes) -> str:
 def compute_config_hash(config: PreprocessConfig, data_fingerprint: str) -> str:
     """Lineage hash of one preprocessing run: its config plus what data it read."""
     preprocess = config.model_dump(mode="json")
-    for added_after_release in ("timezone", "holidays"):
+    for added_after_release in ("timezone", "holidays", "step_months"):
         # Leaving these out while unset keeps every earlier run's hash.
         if preprocess[added_after_release] is None:
             del preprocess[added_after_release]

@@ -16,7 +16,8 @@ Rules (documented here because they decide what a model sees):
   error naming both lines (FLTS never silently re-orders or drops rows).
 * **Regular grid.** Each timestamp is snapped to the nearest slot of the grid
   ``anchor + k * step`` (anchor: the first timestamp, or the one given). Two rows landing on the
-  same slot are an error. Missing slots are inserted.
+  same slot are an error. Missing slots are inserted. Monthly, quarterly and yearly timestamps
+  step by calendar months (``flts.forecasting.time_step``), not by a fixed number of seconds.
 * **Filling.** Inserted rows and empty cells are filled by linear interpolation in time; leading or
   trailing gaps take the nearest observed value. Notes count what was inserted and filled.
 * **Clipping** (optional): bounds are quantiles of the *training* data only, applied to both files.
@@ -40,6 +41,7 @@ from flts.forecasting.csv_text import (
 )
 from flts.forecasting.spec import TIME_COLUMN
 from flts.forecasting.time_order import check_increasing, line_of
+from flts.forecasting.time_step import TimeStep, infer_step, times_us_of
 from flts.forecasting.windows import runs_of
 
 logger = logging.getLogger(__name__)
@@ -251,20 +253,23 @@ def infer_step_seconds(ds: pd.Series) -> int:
     return step
 
 
+def infer_grid_step(ds: pd.Series) -> TimeStep:
+    """The grid step of a series: calendar months for monthly-like timestamps
+    (:func:`flts.forecasting.time_step.infer_step`), else the median spacing in seconds."""
+    return infer_step(ds) or TimeStep(infer_step_seconds(ds))
+
+
 def _grid_slots(
-    frame: pd.DataFrame, origin: pd.Timestamp, step_seconds: int, source: str
+    frame: pd.DataFrame, origin_us: int, step: TimeStep, source: str
 ) -> tuple[np.ndarray, int]:
     """Slot number of each row on the grid, and how many rows were off it (snapped)."""
-    elapsed = (frame[TIME_COLUMN] - origin).dt.total_seconds().to_numpy(dtype="float64")
-    offsets = elapsed / step_seconds
-    slots = np.round(offsets).astype(np.int64)
-    snapped = int(np.count_nonzero(np.abs(offsets - slots) > 1e-9))
+    slots, snapped = step.slots(times_us_of(frame[TIME_COLUMN]), origin_us)
     clash = np.flatnonzero(np.diff(slots) == 0)
     if len(clash):
         i = int(clash[0])
         raise DataValidationError(
             f"{source}: rows at lines {line_of(i)} and {line_of(i + 1)} fall on the same "
-            f"{step_seconds} s slot ({frame[TIME_COLUMN].iloc[i]} and "
+            f"{step.describe()} slot ({frame[TIME_COLUMN].iloc[i]} and "
             f"{frame[TIME_COLUMN].iloc[i + 1]}); the data is denser than the step"
         )
     return slots, snapped
@@ -272,7 +277,7 @@ def _grid_slots(
 
 def regularise(
     frame: pd.DataFrame,
-    step_seconds: int,
+    step: TimeStep,
     *,
     anchor: pd.Timestamp | None = None,
     source: str = "data",
@@ -282,19 +287,19 @@ def regularise(
     Returns the new frame, human notes counting what was snapped, inserted and filled, and one
     flag per new row: was its first column (the target, as read) filled in rather than read?
     """
-    step = pd.Timedelta(seconds=step_seconds)
     origin = frame[TIME_COLUMN].iloc[0] if anchor is None else pd.Timestamp(anchor)
-    slots, snapped = _grid_slots(frame, origin, step_seconds, source)
+    origin_us = int(times_us_of(pd.Series([origin]))[0])
+    slots, snapped = _grid_slots(frame, origin_us, step, source)
     values = frame.drop(columns=[TIME_COLUMN]).set_axis(slots, axis=0)
     grid = np.arange(slots[0], slots[-1] + 1, dtype=np.int64)
     regular = values.reindex(grid)
-    regular.index = pd.DatetimeIndex(origin + grid * step, name=TIME_COLUMN).astype(
-        "datetime64[ns]"
-    )
+    regular.index = pd.DatetimeIndex(
+        step.shift_us(origin_us, grid).astype("datetime64[us]"), name=TIME_COLUMN
+    ).astype("datetime64[ns]")
     inserted = len(grid) - len(slots)
     missing = regular.isna().sum()
     filled = regular.interpolate(method="time", limit_area="inside").ffill().bfill()
-    notes = [f"{source}: {len(grid)} rows on a {step_seconds} s grid"]
+    notes = [f"{source}: {len(grid)} rows on a {step.describe()} grid"]
     if snapped:
         notes.append(f"{source}: {snapped} timestamps snapped to the grid")
     if inserted:

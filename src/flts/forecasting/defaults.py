@@ -9,7 +9,8 @@ result is saved in the processed objects' config and spec, so every model of a r
   still gets its weekly one (same day last week). A period needs at least two whole periods of
   training rows; a shorter series runs without it, and a note names the rows it would need.
   The seasonal-naive baseline uses the shortest season found (one day, else one week); without
-  any it has a season of one step (it then equals persistence).
+  any it has a season of one step (it then equals persistence). Calendar steps (monthly,
+  quarterly data) have one candidate, the year (12 steps of a month, 4 of a quarter).
 * **Lags** (when the config leaves ``lags`` unset). A model reading row ``i-1`` forecasts step
   ``h`` (1..H) at row ``i-1+h``; the same time one season earlier is the target ``S-h`` rows
   before row ``i-1``. Default lags are that value and its neighbours for the first and the last
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from flts.domain.config import PreprocessConfig
+from flts.forecasting.time_step import TimeStep
 
 DAY_SECONDS = 86_400
 WEEK_DAYS = 7
@@ -68,19 +70,35 @@ def weekly_period(step_seconds: int) -> int | None:
     return week // step_seconds
 
 
+def yearly_period(step: TimeStep) -> int | None:
+    """Steps in one year of a calendar step (12 for monthly data), or None."""
+    if not step.calendar or 12 % step.months or 12 // step.months < 2:
+        return None
+    return 12 // step.months
+
+
 def detect_seasons(
-    train_ds: pd.Series, step_seconds: int, *, source: str = "training data"
+    train_ds: pd.Series, step: TimeStep, *, source: str = "training data"
 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Usable seasonal periods (steps, shortest first) and notes on the ones left out."""
-    day, week = daily_period(step_seconds), weekly_period(step_seconds)
+    step_seconds = step.seconds
     rows = len(train_ds)
+    candidates: list[tuple[str, int]] = []
+    day: int | None = None
+    week: int | None = None
+    if step.calendar:
+        if (year := yearly_period(step)) is not None:
+            candidates.append(("yearly", year))
+    else:
+        day, week = daily_period(step_seconds), weekly_period(step_seconds)
     span_days = (train_ds.iloc[-1] - train_ds.iloc[0]).total_seconds() / DAY_SECONDS
-    candidates = [] if day is None else [("daily", day)]
+    if day is not None:
+        candidates.append(("daily", day))
     if week is not None and span_days + step_seconds / DAY_SECONDS >= WEEKLY_SEASON_MIN_DAYS:
         candidates.append(("weekly", week))
     periods: list[int] = []
     notes: list[str] = []
-    if day is None:
+    if day is None and not step.calendar:
         notes.append(
             f"{source}: a day is not a whole number (>= 2) of {step_seconds} s steps; "
             "no daily season"
@@ -113,17 +131,17 @@ def default_lags(
 
 
 def resolve_defaults(
-    config: PreprocessConfig, train_ds: pd.Series, step_seconds: int, *, source: str
+    config: PreprocessConfig, train_ds: pd.Series, step: TimeStep, *, source: str
 ) -> ResolvedDefaults:
     """Seasons and lags for this training file; explicit ``season_steps``/``lags`` win."""
-    periods, notes = detect_seasons(train_ds, step_seconds, source=source)
-    daily = daily_period(step_seconds)
+    periods, notes = detect_seasons(train_ds, step, source=source)
+    daily = None if step.calendar else daily_period(step.seconds)
     if config.season_steps is not None:
         season = config.season_steps
         how = "configured"
     elif periods:
         season = periods[0]
-        how = "one day" if season == daily else "one week"
+        how = "one year" if step.calendar else "one day" if season == daily else "one week"
     else:
         season = 1
         how = "no usable season: seasonal naive equals persistence"

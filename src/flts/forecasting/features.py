@@ -27,6 +27,7 @@ import pandas as pd
 
 from flts.errors import DataValidationError
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
+from flts.forecasting.time_step import TimeStep
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def lagged_values(
     history_us: np.ndarray,
     history_target: np.ndarray,
     lags: tuple[int, ...],
-    step_seconds: int,
+    step: TimeStep,
 ) -> np.ndarray:
     """(n, len(lags)): the target at ``t - k * step`` for each row, NaN where history has no row
     at exactly that time. Duplicate history timestamps are ambiguous and refused."""
@@ -100,7 +101,7 @@ def lagged_values(
     values = history_target[order]
     last = len(known) - 1
     for j, k in enumerate(lags):
-        wanted = times_us - k * step_seconds * _US
+        wanted = step.shift_us(times_us, -k)
         pos = np.minimum(np.searchsorted(known, wanted), last)
         hit = known[pos] == wanted
         out[:, j] = np.where(hit, values[pos], np.nan)
@@ -113,7 +114,7 @@ def feature_block(
     *,
     time_features: bool,
     lags: tuple[int, ...],
-    step_seconds: int,
+    step: TimeStep,
     history_us: np.ndarray | None = None,
     history_target: np.ndarray | None = None,
     time_block: np.ndarray | None = None,
@@ -137,7 +138,7 @@ def feature_block(
     if lags:
         hist_us = times_us if history_us is None else history_us
         hist_target = raw_values[:, 0] if history_target is None else history_target
-        out[:, col:] = lagged_values(times_us, hist_us, hist_target, lags, step_seconds)
+        out[:, col:] = lagged_values(times_us, hist_us, hist_target, lags, step)
     return out
 
 
@@ -158,7 +159,7 @@ def window_features(
         raw_values[-lookback:],
         time_features=spec.time_features,
         lags=spec.lags,
-        step_seconds=spec.step_seconds,
+        step=spec.step,
         history_us=times_us,
         history_target=raw_values[:, 0],
         time_block=time_block,
@@ -181,7 +182,7 @@ def tail_features(
         raw_values[first:],
         time_features=spec.time_features,
         lags=spec.lags,
-        step_seconds=spec.step_seconds,
+        step=spec.step,
         history_us=times_us,
         history_target=raw_values[:, 0],
     )
@@ -215,7 +216,7 @@ def build_features(
     raw_columns: tuple[str, ...],
     time_features: bool,
     lags: tuple[int, ...],
-    step_seconds: int,
+    step: TimeStep,
     context: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """``ds`` + features in :func:`feature_order_for` order, from a regular raw frame.
@@ -249,7 +250,7 @@ def build_features(
         values,
         time_features=time_features,
         lags=lags,
-        step_seconds=step_seconds,
+        step=step,
         history_us=history_us,
         history_target=history_target,
     )
@@ -281,7 +282,7 @@ def features_for_spec(
         raw_columns=spec.raw_columns or (spec.target,),
         time_features=spec.time_features,
         lags=spec.lags,
-        step_seconds=spec.step_seconds,
+        step=spec.step,
         context=context,
     )
     if tuple(frame.columns[1:]) != tuple(spec.feature_order):

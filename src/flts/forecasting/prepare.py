@@ -30,7 +30,7 @@ from flts.errors import DataValidationError
 from flts.forecasting.data import (
     apply_clip,
     fit_clip_bounds,
-    infer_step_seconds,
+    infer_grid_step,
     read_csv_bytes,
     read_csv_with_notes,
     regularise,
@@ -38,6 +38,7 @@ from flts.forecasting.data import (
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
+from flts.forecasting.time_step import TimeStep, calendar_step_of, times_us_of
 
 #: Fewest training windows preprocess accepts (see the module docstring).
 MIN_TRAIN_WINDOWS = 100
@@ -68,10 +69,6 @@ def data_fingerprint(train_bytes: bytes, test_bytes: bytes) -> str:
     )
 
 
-def season_steps_for(config: PreprocessConfig, step_seconds: int) -> int:
-    return config.season_steps or max(1, 86_400 // step_seconds)
-
-
 def min_train_rows(config: PreprocessConfig) -> int:
     return config.lookback + config.horizon - 1 + MIN_TRAIN_WINDOWS
 
@@ -94,11 +91,29 @@ def _require_rows(source: str, have: int, need: int, why: str) -> None:
         )
 
 
-def _check_step(frame: pd.DataFrame, step: int, source: str) -> None:
-    if len(frame) >= 2 and (found := infer_step_seconds(frame[TIME_COLUMN])) != step:
+def _resolve_step(config: PreprocessConfig, ds: pd.Series) -> tuple[TimeStep, str]:
+    """The grid step (configured, else from the training timestamps) and how it was chosen."""
+    if config.step_months:
+        step, _ = calendar_step_of(times_us_of(ds), config.step_months)
+        return step, "configured"
+    if config.step_seconds:
+        return TimeStep(config.step_seconds), "configured"
+    step = infer_grid_step(ds)
+    return step, "calendar months" if step.calendar else "median spacing"
+
+
+def _check_step(frame: pd.DataFrame, step: TimeStep, source: str) -> None:
+    if len(frame) < 2:
+        return
+    found = infer_grid_step(frame[TIME_COLUMN])
+    if (found.months, found.seconds if not found.months else 0) != (
+        step.months,
+        step.seconds if not step.months else 0,
+    ):
+        what = "step_months" if step.calendar else "step_seconds"
         raise DataValidationError(
-            f"{source}: rows are {found} s apart (median) but the step is {step} s; "
-            "resample the file or set step_seconds to match"
+            f"{source}: rows are {found.describe()} apart (median) but the step is "
+            f"{step.describe()}; resample the file or set {what} to match"
         )
 
 
@@ -130,12 +145,17 @@ def prepare_datasets(
     test_raw = read_csv_bytes(test_bytes, source=test_source, config=test_config)
     if len(train_raw) < 2:
         _require_rows(train_source, len(train_raw), min_train_rows(config), "windows and a step")
-    step = config.step_seconds or infer_step_seconds(train_raw[TIME_COLUMN])
+    step, how = _resolve_step(config, train_raw[TIME_COLUMN])
     _check_step(train_raw, step, train_source)
     _check_step(test_raw, step, test_source)
     _check_no_overlap(train_raw, test_raw, (train_source, test_source))
-    how = "configured" if config.step_seconds else "median spacing"
-    train_notes: tuple[str, ...] = (f"{train_source}: step {step} s ({how})", *ignored)
+    train_notes: tuple[str, ...] = (f"{train_source}: step {step.describe()} ({how})", *ignored)
+    time_features = config.time_features and not step.calendar
+    if config.time_features and not time_features:
+        train_notes += (
+            f"{train_source}: no time-of-day and day-of-week inputs (the step is a calendar "
+            "month or longer)",
+        )
     test_notes: tuple[str, ...] = ()
 
     anchor = train_raw[TIME_COLUMN].iloc[0]  # one grid for both files
@@ -155,7 +175,13 @@ def prepare_datasets(
         test_notes += (f"{test_source}: {n_test} values clipped to training quantiles",)
     found = resolve_defaults(config, train_reg[TIME_COLUMN], step, source=train_source)
     resolved = config.model_copy(
-        update={"season_steps": found.season_steps, "lags": found.lags, "step_seconds": step}
+        update={
+            "season_steps": found.season_steps,
+            "lags": found.lags,
+            "step_seconds": step.seconds,
+            "step_months": step.months or None,
+            "time_features": time_features,
+        }
     )
     train_notes += found.notes
     covariates = [c for c in raw_columns if c != config.target]
@@ -166,9 +192,9 @@ def prepare_datasets(
         build_features,
         target=config.target,
         raw_columns=raw_columns,
-        time_features=config.time_features,
+        time_features=time_features,
         lags=found.lags,
-        step_seconds=step,
+        step=step,
     )
     train = featurise(train_reg)
     if found.lags:
@@ -176,7 +202,7 @@ def prepare_datasets(
             f"{train_source}: {len(train_reg) - len(train)} rows dropped (lag history)",
         )
     _check_sizes(resolved, (len(train), len(test_reg)), (train_source, test_source))
-    spec = _spec(resolved, config_hash, found, raw_columns, train)
+    spec = _spec(resolved, config_hash, found, raw_columns, train, step)
     context, note = _context(train_reg, test_reg, context_rows_for(spec), step, test_source)
     test = featurise(pd.concat([context, test_reg], ignore_index=True), context=train_reg)
     context_rows = int((test[TIME_COLUMN] <= train_reg[TIME_COLUMN].iloc[-1]).sum())
@@ -238,7 +264,7 @@ def cumulative_note(target: pd.Series, source: str, name: str) -> tuple[str, ...
 
 
 def _context(
-    train: pd.DataFrame, test: pd.DataFrame, rows: int, step: int, test_source: str
+    train: pd.DataFrame, test: pd.DataFrame, rows: int, step: TimeStep, test_source: str
 ) -> tuple[pd.DataFrame, str]:
     """The training tail the test object starts with, when the test file follows on directly.
 
@@ -246,13 +272,14 @@ def _context(
     cannot be filled without reading test values), so no context is carried and the first
     origins need history from the test file itself, as the note says.
     """
-    expected = train[TIME_COLUMN].iloc[-1] + pd.Timedelta(seconds=step)
-    if test[TIME_COLUMN].iloc[0] == expected:
+    last_us = int(times_us_of(train[TIME_COLUMN].tail(1))[0])
+    slots, _ = step.slots(times_us_of(test[TIME_COLUMN].head(1)), last_us)
+    if slots[0] == 1:
         return train.tail(rows), (
             f"{test_source}: {min(rows, len(train))} rows of training context precede the "
             "test rows (history only, never scored)"
         )
-    gap = int((test[TIME_COLUMN].iloc[0] - expected) / pd.Timedelta(seconds=step))
+    gap = int(slots[0]) - 1
     return train.iloc[:0], (
         f"{test_source}: starts {gap} steps after the end of training, so no training context "
         f"is carried; the first {rows} test rows only serve as history"
@@ -282,9 +309,9 @@ def _spec(
     found: ResolvedDefaults,
     raw_columns: tuple[str, ...],
     train: pd.DataFrame,
+    step: TimeStep,
 ) -> ForecastSpec:
     """The spec every model trained on this data carries; the scaler sees training rows only."""
-    assert config.step_seconds is not None  # resolved by prepare_datasets
     order = feature_order_for(
         target=config.target,
         raw_columns=raw_columns,
@@ -296,7 +323,9 @@ def _spec(
         feature_order=order,
         lookback=config.lookback,
         horizon=config.horizon,
-        step_seconds=config.step_seconds,
+        step_seconds=step.seconds,
+        step_months=step.months,
+        month_end=step.month_end,
         season_steps=found.season_steps,
         seasonal_periods=found.seasonal_periods,
         scaler=ScalerParams.fit(order, train[list(order)].to_numpy(dtype="float64")),

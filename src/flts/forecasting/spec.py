@@ -6,6 +6,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flts.errors import DataValidationError
+from flts.forecasting.time_step import TimeStep
 
 TIME_COLUMN = "ds"
 
@@ -63,6 +64,7 @@ class ForecastSpec(BaseModel):
     feature_order: tuple[str, ...]
     lookback: int = Field(ge=1)
     horizon: int = Field(ge=1)
+    #: The grid step; for calendar steps (``step_months``) the nominal mean length.
     step_seconds: int = Field(gt=0)
     season_steps: int = Field(gt=0)
     scaler: ScalerParams
@@ -79,6 +81,10 @@ class ForecastSpec(BaseModel):
     #: serving computes the same holiday inputs as training.
     holidays: str | None = None
     timezone: str | None = None
+    #: Calendar step in months (0: the fixed ``step_seconds``), and whether its timestamps count
+    #: back from the month's end (``flts.forecasting.time_step``). Older models hold neither.
+    step_months: int = Field(default=0, ge=0)
+    month_end: bool = False
 
     @model_validator(mode="after")
     def _target_is_feature(self) -> ForecastSpec:
@@ -87,6 +93,11 @@ class ForecastSpec(BaseModel):
         if tuple(self.scaler.columns) != tuple(self.feature_order):
             raise ValueError("scaler columns must equal feature_order")
         return self
+
+    @property
+    def step(self) -> TimeStep:
+        """The grid step every "k steps later" is computed with."""
+        return TimeStep(self.step_seconds, self.step_months, self.month_end)
 
     @property
     def periods(self) -> tuple[int, ...]:

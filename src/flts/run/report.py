@@ -128,6 +128,8 @@ def run_configuration(meta: Any) -> dict[str, Any]:
     spec = meta.spec
     return {
         "step_seconds": spec.step_seconds,
+        # Calendar months per step (monthly, quarterly data); None: the step is step_seconds.
+        "step_months": spec.step_months or None,
         "horizon": spec.horizon,
         "lookback": spec.lookback,
         "seasonal_periods": list(spec.seasonal_periods),
@@ -149,9 +151,11 @@ def configuration_text(config: dict[str, Any]) -> str:
         return "configuration: (not available)"
     periods = ", ".join(str(p) for p in config.get("seasonal_periods", [])) or "none"
     lags = ", ".join(str(k) for k in config.get("lags", [])) or "none"
+    months = config.get("step_months")
+    step = f"{config.get('step_seconds')} s" if not months else f"{months} calendar month(s)"
     return "\n".join(
         [
-            f"configuration: step {config.get('step_seconds')} s, horizon "
+            f"configuration: step {step}, horizon "
             f"{config.get('horizon')}, lookback {config.get('lookback')}",
             f"  seasonal periods (steps): {periods}; seasonal naive season "
             f"{config.get('season_steps')}",

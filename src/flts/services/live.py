@@ -271,7 +271,7 @@ class LiveLoop:
         if current is None:
             return fresh
         old = current.series
-        same_shape = old.columns == fresh.columns and old.step_us == fresh.step_us
+        same_shape = old.columns == fresh.columns and old.step == fresh.step
         if same_shape and old.keep_rows >= fresh.keep_rows:
             return old  # the window carries over: no warm-up after a swap
         log.warning("the new champion of %s needs another window: it restarts", identifier)
@@ -334,7 +334,7 @@ class LiveLoop:
         metrics = entry.series.metrics()
         since = None
         if entry.last_request_us is not None:
-            since = (now_us - entry.last_request_us) // entry.series.step_us
+            since = (now_us - entry.last_request_us) // (entry.series.step.seconds * 1_000_000)
         decision = drift.judge(
             metrics, self.policy, test_mae=entry.champion.test_mae, steps_since_request=since
         )

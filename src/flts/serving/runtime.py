@@ -106,15 +106,22 @@ class ModelRuntime:
             )
         times = inp.times_us
         diffs = times[1:] - times[:-1]  # np.diff's Python wrapper costs more than the work
-        if (diffs == self.step_us).all():
+        step = self.spec.step
+        if step.calendar:
+            wrong = np.flatnonzero(step.shift_us(times[:-1], 1) != times[1:])
+        elif (diffs == self.step_us).all():
             return
-        i = int(np.flatnonzero(diffs != self.step_us)[0]) + 1
+        else:
+            wrong = np.flatnonzero(diffs != self.step_us)
+        if not len(wrong):
+            return
+        i = int(wrong[0]) + 1
         gap = diffs[i - 1] / _US
         what = "not after" if gap <= 0 else f"{gap:g} s after"
         raise RequestError(
             inp.time_loc(i),
             f"row {i}: timestamp is {what} row {i - 1}; rows must be sorted and exactly "
-            f"{self.spec.step_seconds} s apart",
+            f"{step.describe()} apart",
         )
 
     def window(self, inp: PredictInput) -> np.ndarray:
@@ -172,7 +179,9 @@ class ModelRuntime:
         spec = self.spec
         rng = np.random.default_rng(0)
         start = (1_517_874_000 // spec.step_seconds) * spec.step_seconds  # 2018-02-05, Monday
-        times = (start + spec.step_seconds * np.arange(n, dtype=np.int64)) * _US
+        if spec.step.calendar:  # on the month grid: 2018-01-01, or its last day
+            start = 1_514_764_800 - (86_400 if spec.month_end else 0)
+        times = spec.step.shift_us(start * _US, np.arange(n, dtype=np.int64))
         idx = [spec.scaler.columns.index(c) for c in self.raw_columns]
         values = self.mean[idx] + self.scale[idx] * rng.standard_normal((n, len(idx)))
         return PredictInput(times, values, False, None, ("observations",), TIME_COLUMN)

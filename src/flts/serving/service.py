@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
+from flts.forecasting.time_step import TimeStep
 from flts.serving.auth import bearer_check
 from flts.serving.batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from flts.serving.metrics import InferenceMetrics
@@ -318,21 +319,20 @@ def _parsed_query_flags(query: bytes) -> tuple[bool, bool | None]:
 
 
 @lru_cache(maxsize=1024)
-def _timestamps(last_us: int, step_seconds: int, n: int) -> tuple[str, ...]:
+def _timestamps(last_us: int, step: TimeStep, n: int) -> tuple[str, ...]:
     """ISO 8601 (UTC, no offset) of the ``n`` steps after ``last_us`` (validated in range).
 
     Cached: concurrent clients of a live series ask about the same latest timestamp.
     """
-    first = _EPOCH + timedelta(microseconds=last_us)
-    step = timedelta(seconds=step_seconds)
-    return tuple((first + step * k).isoformat() for k in range(1, n + 1))
+    stamps = step.shift_us(last_us, np.arange(1, n + 1, dtype=np.int64))
+    return tuple((_EPOCH + timedelta(microseconds=int(us))).isoformat() for us in stamps)
 
 
 def _response(
     runtime: ModelRuntime, inp: PredictInput, values: np.ndarray, legacy: bool, bands: bool
 ) -> bytes:
     """The answer's bytes: a per-model pre-serialised head, then only the forecast points."""
-    stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step_seconds, len(values))
+    stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step, len(values))
     head, tail = runtime.response_heads[legacy]
     if bands and runtime.band_offsets:
         factor = band_factor(runtime, inp, values)

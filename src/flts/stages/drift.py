@@ -98,6 +98,7 @@ def retraining_config(spec: ForecastSpec) -> PreprocessConfig:
         target=spec.target,
         feature_columns=spec.raw_columns or (spec.target,),
         step_seconds=spec.step_seconds,
+        step_months=spec.step_months or None,
         time_features=spec.time_features,
         lags=spec.lags,
         lookback=spec.lookback,

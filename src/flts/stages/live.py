@@ -33,6 +33,7 @@ from flts.forecasting.base import Forecaster
 from flts.forecasting.features import raw_part, tail_features
 from flts.forecasting.intervals import ConformalIntervals
 from flts.forecasting.spec import TIME_COLUMN
+from flts.forecasting.time_step import TimeStep
 from flts.stages.bands import BandScale, scaled_band
 
 _US = 1_000_000
@@ -122,7 +123,7 @@ class LiveSeries:
         self,
         identifier: str,
         columns: tuple[str, ...],
-        step_seconds: int,
+        step: TimeStep,
         *,
         keep_rows: int,
         metrics_window: int,
@@ -132,7 +133,7 @@ class LiveSeries:
             raise ValueError(f"keep_rows must be at least 2, got {keep_rows}")
         self.identifier = identifier
         self.columns = columns
-        self.step_us = step_seconds * _US
+        self.step = step
         self.keep_rows = keep_rows
         self._times = np.zeros(2 * keep_rows, dtype=np.int64)
         self._values = np.zeros((2 * keep_rows, len(columns)), dtype=np.float64)
@@ -182,16 +183,16 @@ class LiveSeries:
             self._append(timestamp_us, row, filled=False)
             self._record_actual(timestamp_us, row)
             return Accepted("accepted", timestamp_us)
-        slots = round((timestamp_us - last) / self.step_us)
+        slots = int(self.step.slots(np.array([timestamp_us]), last)[0][0])
         if slots <= 0:
             # Exactly on (or snapped onto) a slot we hold: a repeat; before it: out of order.
-            status = "duplicate" if self._holds(last + slots * self.step_us) else "out_of_order"
+            status = "duplicate" if self._holds(self._after(last, slots)) else "out_of_order"
             if status == "duplicate":
                 self.dropped_duplicate += 1
             else:
                 self.dropped_out_of_order += 1
             return Accepted(status, timestamp_us)
-        snapped = last + slots * self.step_us
+        snapped = self._after(last, slots)
         filled = self._fill_gap(last, slots, row)
         self._append(snapped, row, filled=False)
         scored = self._record_actual(snapped, row)
@@ -204,6 +205,10 @@ class LiveSeries:
         stamps = self._times[start : self._n].astype("datetime64[us]").astype("datetime64[ns]")
         frame.insert(0, TIME_COLUMN, stamps)
         return frame
+
+    def _after(self, timestamp_us: int, steps: int) -> int:
+        """The grid timestamp ``steps`` steps after ``timestamp_us`` (calendar months too)."""
+        return int(self.step.shift_us(timestamp_us, steps))
 
     def _holds(self, timestamp_us: int) -> bool:
         return bool(np.any(self._times[: self._n] == timestamp_us))
@@ -231,7 +236,7 @@ class LiveSeries:
         before = self._values[self._n - 1].copy()
         first = max(1, slots - self.keep_rows)
         for k in range(first, slots):
-            stamp = last_us + k * self.step_us
+            stamp = self._after(last_us, k)
             self._append(stamp, before + (k / slots) * (new_row - before), filled=True)
             self._pending.pop(stamp, None)  # a filled value is no actual: never scored
         self.gap_filled_steps += slots - first
@@ -272,7 +277,7 @@ class LiveSeries:
         filled = int(self._filled[self._n - needed : self._n].sum())
         steps = []
         for h in range(spec.horizon):
-            target = origin + (h + 1) * self.step_us
+            target = self._after(origin, h + 1)
             step_bands = {lv: (float(lo[0, h]), float(hi[0, h])) for lv, (lo, hi) in bands.items()}
             extra = {
                 f"{side}_{lv}": b[i]
@@ -388,7 +393,7 @@ def series_for(
     return LiveSeries(
         identifier,
         columns,
-        spec.step_seconds,
+        spec.step,
         keep_rows=keep,
         metrics_window=metrics_window,
         band_adaptation=band_adaptation,

@@ -116,7 +116,7 @@ class GlobalFit:
 
 
 def _signature(spec: ForecastSpec) -> tuple[object, ...]:
-    return (spec.horizon, spec.step_seconds, lf.covariate_columns(spec))
+    return (spec.horizon, spec.step, lf.covariate_columns(spec))
 
 
 def _describe(signature: tuple[object, ...]) -> str:

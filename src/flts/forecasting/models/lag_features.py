@@ -38,6 +38,7 @@ import pandas as pd
 from flts.forecasting.models._common import feature_matrix
 from flts.forecasting.public_holidays import holiday_flags
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
+from flts.forecasting.time_step import TimeStep
 from flts.forecasting.windows import judged_at_step
 
 #: Target lags before the origin (1 is the level every other feature is measured against).
@@ -45,6 +46,7 @@ TARGET_LAGS: tuple[int, ...] = (1, 2, 3)
 #: Offsets around "one season before the target time".
 SEASON_OFFSETS: tuple[int, ...] = (-1, 0, 1)
 DAY_SECONDS = 86_400
+_US = 1_000_000
 WEEK_SECONDS = 7 * DAY_SECONDS
 #: Seconds from Monday 00:00 to the epoch (Thursday 1970-01-01 00:00).
 MONDAY_OFFSET = 3 * DAY_SECONDS
@@ -89,7 +91,7 @@ class ScaledSeries:
     covariates: np.ndarray  # (rows, n_covariates)
     #: Seconds since the epoch of each row (UTC), and the grid step.
     seconds: np.ndarray
-    step_seconds: int
+    step: TimeStep
     #: Rows whose target was filled in (training only): no label is learned from them.
     unobserved: np.ndarray | None = None
 
@@ -112,7 +114,7 @@ class ScaledSeries:
         seconds = ds.to_numpy(dtype="datetime64[s]").astype(np.int64).astype(np.float64)
         mask = None if unobserved is None else np.asarray(unobserved[:end], dtype=bool)
         target = scaled[:, spec.target_index]
-        return cls(target, scaled[:, cov_idx], seconds, spec.step_seconds, mask)
+        return cls(target, scaled[:, cov_idx], seconds, spec.step, mask)
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,16 @@ class HolidayInputs:
         return holiday_flags(seconds, self.code, self.timezone)
 
 
-def calendar(seconds: np.ndarray) -> list[np.ndarray]:
-    """Day and week phase as sine/cosine (Monday 00:00 UTC = 0; 1970-01-01 was a Thursday)."""
+def calendar(seconds: np.ndarray, step: TimeStep) -> list[np.ndarray]:
+    """Day and week phase as sine/cosine (Monday 00:00 UTC = 0; 1970-01-01 was a Thursday).
+
+    For calendar steps (monthly data), where every row falls at the same time of day, the
+    month of the year instead: its first two harmonics (the four columns keep their count).
+    """
+    if step.calendar:
+        month = seconds.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
+        year = 2.0 * np.pi * np.mod(month, 12) / 12.0
+        return [np.sin(year), np.cos(year), np.sin(2.0 * year), np.cos(2.0 * year)]
     day = 2.0 * np.pi * np.mod(seconds, DAY_SECONDS) / DAY_SECONDS
     week = 2.0 * np.pi * np.mod(seconds + MONDAY_OFFSET, WEEK_SECONDS) / WEEK_SECONDS
     return [np.sin(day), np.cos(day), np.sin(week), np.cos(week)]
@@ -165,14 +175,21 @@ def design(
             idx = np.clip(origins + step - period + offset, 0, latest)
             columns.append(y[idx] - last)
     columns.extend(series.covariates[origins - 1].T)
-    target_time = series.seconds[origins - 1] + (step + 1) * series.step_seconds
+    grid = series.step
+    target_time = _shift_seconds(series.seconds[origins - 1], step + 1, grid)
     if with_calendar:
-        columns.extend(calendar(target_time))
+        columns.extend(calendar(target_time, grid))
     if holidays is not None:
         columns.append(holidays.flags(target_time))
-        columns.extend(holidays.flags(target_time - p * series.step_seconds) for p in periods)
+        columns.extend(holidays.flags(_shift_seconds(target_time, -p, grid)) for p in periods)
     columns.append(np.full(len(origins), float(step)))
     return np.column_stack(columns)
+
+
+def _shift_seconds(seconds: np.ndarray, k: int, step: TimeStep) -> np.ndarray:
+    """Epoch seconds ``k`` grid steps later (calendar months included)."""
+    shifted: np.ndarray = step.shift_us(seconds.astype(np.int64) * _US, k) // _US
+    return shifted.astype(np.float64)
 
 
 def labels(series: ScaledSeries, origins: np.ndarray, step: int) -> np.ndarray:

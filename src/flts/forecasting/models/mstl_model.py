@@ -205,9 +205,10 @@ class MSTLForecaster(Forecaster):
 
     def _phase(self, stamps: np.ndarray, period: int) -> np.ndarray:
         assert self._anchor is not None
-        step = np.timedelta64(self.spec.step_seconds, "s")
-        steps = np.rint((stamps - self._anchor) / step).astype(np.int64)
-        phase: np.ndarray = np.mod(steps, period)
+        anchor_us = int(np.asarray(self._anchor).astype("datetime64[us]").astype(np.int64))
+        us = np.asarray(stamps).astype("datetime64[us]").astype(np.int64)
+        steps, _ = self.spec.step.slots(us.ravel(), anchor_us)
+        phase: np.ndarray = np.mod(steps.reshape(us.shape), period)
         return phase
 
     def _seasonal(self, stamps: np.ndarray) -> np.ndarray:
@@ -247,8 +248,7 @@ class MSTLForecaster(Forecaster):
         rest = self._scaled_target(frame.iloc[:end]) - self._seasonal(stamps)
         level, trend = self._states(rest)
         damp = np.cumsum(self._phi ** np.arange(1, horizon + 1))
-        step = np.timedelta64(self.spec.step_seconds, "s")
-        targets = stamps[idx - 1][:, None] + np.arange(1, horizon + 1) * step
+        targets = self.spec.step.shift(stamps[idx - 1][:, None], np.arange(1, horizon + 1))
         scaled = level[idx - 1][:, None] + damp[None, :] * trend[idx - 1][:, None]
         scaled = scaled + self._seasonal(targets)
         return self.spec.scaler.inverse_column(self.spec.target, scaled)

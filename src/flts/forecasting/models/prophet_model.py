@@ -44,6 +44,7 @@ from flts.errors import DataValidationError, ModelError
 from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
 from flts.forecasting.models._common import check_origins, check_training_rows, require_fitted
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
+from flts.forecasting.time_step import TimeStep
 
 logger = logging.getLogger(__name__)
 
@@ -103,15 +104,18 @@ def _quiet() -> None:
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 
-def _new_prophet() -> Any:
+def _new_prophet(step: TimeStep) -> Any:
+    """Daily and weekly seasonality; for monthly or quarterly data (a calendar step, every row at
+    the same time of day) the yearly one instead."""
     _quiet()
     from prophet import Prophet
 
+    by_month = step.calendar
     return Prophet(
         growth="flat",
-        daily_seasonality=True,
-        weekly_seasonality=True,
-        yearly_seasonality=False,
+        daily_seasonality=not by_month,
+        weekly_seasonality=not by_month,
+        yearly_seasonality=by_month and step.months < 12,
         # No sampled intervals: point forecasts only, which is faster and deterministic.
         uncertainty_samples=0,
     )
@@ -169,7 +173,7 @@ class ProphetForecaster(Forecaster):
         if filled is not None:  # Prophet fits around missing values: un-fill them
             fit_y = np.where(filled, np.nan, fit_y)
         history = pd.DataFrame({"ds": _timestamps(train), "y": fit_y})
-        model = _new_prophet()
+        model = _new_prophet(self.spec.step)
         try:
             model.fit(history, seed=self.train_config.seed)
         except Exception as exc:  # Stan raises RuntimeError and friends; all mean "no fit".
@@ -247,8 +251,7 @@ class ProphetForecaster(Forecaster):
         require_fitted(self._model is not None, "PROPHET")
         ds = _timestamps(frame)
         idx = check_origins(origins, len(ds), self.min_history, "PROPHET")
-        step = np.timedelta64(self.spec.step_seconds, "s")
-        stamps = ds[idx - 1][:, None] + np.arange(1, self.spec.horizon + 1) * step
+        stamps = self.spec.step.shift(ds[idx - 1][:, None], np.arange(1, self.spec.horizon + 1))
         if stamps.size == 0:
             return np.empty((0, self.spec.horizon), dtype=np.float64)
         curve = self._curve(stamps)
