@@ -323,3 +323,42 @@ def test_a_true_false_covariate_reads_as_one_and_zero() -> None:
     # The target is a quantity: a true/false target stays an error.
     with pytest.raises(DataValidationError, match="column 'holiday' is not numeric"):
         read(to_csv(frame), PreprocessConfig(target="holiday"))
+
+
+def test_dates_are_calendar_days_whatever_the_zone() -> None:
+    """Daily data with --timezone: converted, local midnight would move by the season (and snap
+    an hour onto the grid) and a western zone's holiday flags would read the day before."""
+    from flts.forecasting.models.lag_features import HolidayInputs
+    from flts.forecasting.prepare import prepare_datasets
+
+    days = pd.date_range("2016-01-01", periods=400, freq="D")
+    text = pd.Series(days.strftime("%Y-%m-%d"))
+    parsed, how = parse_timestamps(text, "America/Los_Angeles")
+    assert how == "ISO 8601, calendar dates (the time zone does not move them)"
+    assert parsed.dt.tz_localize(None).tolist() == days.tolist()
+    load = 100 + 10 * (days.dayofweek < 5) + np.random.default_rng(0).normal(0, 1, len(days))
+    frame = pd.DataFrame({"date": text, "load": load})
+    config = PreprocessConfig(
+        time_col="date",
+        target="load",
+        lookback=7,
+        horizon=1,
+        timezone="America/Los_Angeles",
+        holidays="US",
+    )
+    prepared = prepare_datasets(
+        frame.iloc[:340].to_csv(index=False).encode(),
+        frame.iloc[340:].to_csv(index=False).encode(),
+        config,
+        config_hash="h",
+    )
+    assert not any("snapped" in note for note in prepared.train_notes)
+    assert prepared.spec.timezone is None  # holiday days are the dates themselves
+    holidays = HolidayInputs.of(prepared.spec)
+    assert holidays is not None
+    seconds = (pd.DatetimeIndex(["2016-07-04", "2016-07-05"]) - pd.Timestamp(0)).total_seconds()
+    assert holidays.flags(seconds.to_numpy()).tolist() == [1.0, 0.0]
+    # Clock times are still placed in the zone.
+    hourly = pd.Series(["2016-07-04 00:00", "2016-07-04 01:00"])
+    _, clock = parse_timestamps(hourly, "America/Los_Angeles")
+    assert clock == "ISO 8601, America/Los_Angeles clock time"

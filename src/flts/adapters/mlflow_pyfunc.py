@@ -63,11 +63,16 @@ def forecast_after_window(forecaster: Any, window: pd.DataFrame) -> pd.DataFrame
         )
     origins = np.array([len(frame)], dtype=np.int64)
     prediction = np.asarray(forecaster.predict(frame, origins), dtype=np.float64)[0]
-    last = np.datetime64(pd.Timestamp(frame[TIME_COLUMN].iloc[-1]).tz_localize(None), "ns")
+    last = pd.Timestamp(frame[TIME_COLUMN].iloc[-1])
     steps = np.arange(1, spec.horizon + 1)
+    if spec.step.calendar:  # month arithmetic on the naive (UTC) time
+        naive = np.datetime64(last.tz_localize(None) if last.tz else last, "ns")
+        stamps: Any = spec.step.shift(np.array([naive]), steps)
+    else:
+        stamps = [last + pd.Timedelta(seconds=int(k) * spec.step_seconds) for k in steps]
     return pd.DataFrame(
         {
-            TIME_COLUMN: spec.step.shift(np.array([last]), steps),
+            TIME_COLUMN: stamps,
             "step": steps,
             "prediction": prediction,
         }

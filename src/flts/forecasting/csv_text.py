@@ -28,7 +28,8 @@ file is never read differently without the run's notes saying so:
   that zone and are converted to UTC; the hour repeated when daylight-saving time ends is told
   apart by its order (pandas ``ambiguous="infer"``), or, written only once, is read as the first
   of the two (the second is then a missing step, filled like any gap); a time in the hour skipped
-  in spring is an error. Without a zone, naive timestamps are taken as UTC.
+  in spring is an error. Without a zone, naive timestamps are taken as UTC. Dates without a
+  time of day (daily, monthly data) are calendar days: a zone does not move them.
 """
 
 from __future__ import annotations
@@ -261,7 +262,22 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
             how = candidates[-1][1]  # the format pandas inferred was day first: say so
     if timezone is None or how.startswith("Unix") or text.str.contains(_OFFSET).any():
         return parsed, how  # UTC already: epoch numbers, or values that carry their offset
+    if is_dates(parsed):
+        return parsed, f"{how}, calendar dates (the time zone does not move them)"
     return _from_clock_time(parsed, timezone), f"{how}, {timezone} clock time"
+
+
+def is_dates(parsed: pd.Series) -> bool:
+    """Whether every timestamp is a midnight: a date, not a clock time (daily or monthly data).
+
+    Dates stay as written with a time zone: converted, local midnight would become 13:00 or
+    14:00 UTC by the season and snap an hour onto the grid, and the public-holiday flags would
+    read a winter day as the day before.
+    """
+    known = parsed.dropna()
+    if known.empty:
+        return False
+    return bool((known == known.dt.normalize()).all())
 
 
 def _from_clock_time(parsed: pd.Series, timezone: str) -> pd.Series:

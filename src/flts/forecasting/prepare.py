@@ -27,6 +27,7 @@ import pandas as pd
 
 from flts.domain.config import PreprocessConfig, canonical_json, sha256_hex
 from flts.errors import DataValidationError
+from flts.forecasting.csv_text import is_dates
 from flts.forecasting.data import (
     apply_clip,
     fit_clip_bounds,
@@ -334,5 +335,6 @@ def _spec(
         time_features=config.time_features,
         lags=found.lags,
         holidays=config.holidays,
-        timezone=config.timezone if config.holidays else None,
+        # Dates (every row a midnight) are their own days: a zone would shift western ones.
+        timezone=config.timezone if config.holidays and not is_dates(train[TIME_COLUMN]) else None,
     )
