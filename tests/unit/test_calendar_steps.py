@@ -260,3 +260,25 @@ def test_the_live_loop_slots_months_and_fills_a_missing_one() -> None:
         "2016-04-01",
     ]
     assert frame["load"].tolist() == pytest.approx([1.0, 2.0, 3.0, 4.0])
+
+
+def test_five_years_of_months_fit_by_shortening_the_default_lookback() -> None:
+    """A hundred training windows would ask for nine years of monthly data; long steps need
+    what GRU/LSTM need after their validation split, and the default lookback gives way."""
+    train_csv, test_csv = _monthly_csvs(train_months=60, test_months=24)
+    config = PreprocessConfig(time_col="month", target="load", horizon=12)  # default lookback
+    prepared = prepare_datasets(train_csv, test_csv, config, config_hash="h")
+    assert prepared.spec.lookback == 6  # 48 rows after the lag history: 6 + 11 + 31 windows
+    assert any("lookback shortened from 30 to 6" in note for note in prepared.train_notes)
+    for model_type in (ModelType.GRU, ModelType.LINEAR):
+        model = create_forecaster(model_type, prepared.spec, TrainConfig(epochs=1, hidden_size=4))
+        model.fit(prepared.train)  # every default model can be trained on what was accepted
+    explicit = config.model_copy(update={"lookback": 20})
+    with pytest.raises(DataValidationError, match=r"a lookback of 6 would fit"):
+        prepare_datasets(train_csv, test_csv, explicit, config_hash="h")
+    # Sub-daily steps keep the hundred-window rule (two minutes: 200 minutes of data).
+    from _rawcsv import csv_pair
+
+    short_train, short_test = csv_pair(train_rows=120, test_rows=10)
+    with pytest.raises(DataValidationError, match="100 training windows"):
+        prepare_datasets(short_train, short_test, PreprocessConfig(), config_hash="h")

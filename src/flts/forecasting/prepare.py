@@ -14,7 +14,12 @@ Honesty rules enforced here:
 * Seasons and default lags come from the training timestamps (``flts.forecasting.defaults``).
 * Size rule: training needs ``lookback + horizon - 1 + MIN_TRAIN_WINDOWS`` rows (at least
   ``MIN_TRAIN_WINDOWS`` windows, so a 10 % time-ordered validation split still has 10) after lag
-  history is dropped; the test file needs ``horizon`` rows, one origin's actuals.
+  history is dropped; the test file needs ``horizon`` rows, one origin's actuals. Steps of a day
+  or longer (daily, weekly, monthly data) need ``MIN_TRAIN_WINDOWS_LONG_STEP`` windows: a
+  hundred would ask for nine years of monthly data (more when GRU/LSTM need more for their
+  validation split at a long horizon). There, when the default lookback (30 steps) leaves too few
+  windows, it is shortened to fit (with a note); an explicit lookback is kept and the error says
+  which one would fit.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from flts.domain.config import PreprocessConfig, canonical_json, sha256_hex
+from flts.domain.config import PreprocessConfig, TrainConfig, canonical_json, sha256_hex
 from flts.errors import DataValidationError
 from flts.forecasting.csv_text import is_dates
 from flts.forecasting.data import (
@@ -40,9 +45,13 @@ from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
 from flts.forecasting.time_step import TimeStep, calendar_step_of, times_us_of
+from flts.forecasting.windows import min_fit_windows
 
 #: Fewest training windows preprocess accepts (see the module docstring).
 MIN_TRAIN_WINDOWS = 100
+#: Fewest training windows when a step is a day or longer (two years of monthly data).
+MIN_TRAIN_WINDOWS_LONG_STEP = 24
+_DAY_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,36 @@ def data_fingerprint(train_bytes: bytes, test_bytes: bytes) -> str:
     )
 
 
+def min_train_windows(config: PreprocessConfig) -> int:
+    """Training windows preprocessing asks for at the config's (resolved) step: for long steps
+    at least what GRU/LSTM need after their validation split (at the default split)."""
+    long_step = bool(config.step_months) or (config.step_seconds or 0) >= _DAY_SECONDS
+    if not long_step:
+        return MIN_TRAIN_WINDOWS
+    fraction = TrainConfig.model_fields["validation_fraction"].default
+    return max(MIN_TRAIN_WINDOWS_LONG_STEP, min_fit_windows(config.horizon, fraction))
+
+
 def min_train_rows(config: PreprocessConfig) -> int:
-    return config.lookback + config.horizon - 1 + MIN_TRAIN_WINDOWS
+    return config.lookback + config.horizon - 1 + min_train_windows(config)
+
+
+def _fitting_lookback(
+    config: PreprocessConfig, train_rows: int, source: str
+) -> tuple[PreprocessConfig, tuple[str, ...]]:
+    """The config with the default lookback shortened to fit a short file of long steps."""
+    default = PreprocessConfig.model_fields["lookback"].default
+    if config.lookback != default or min_train_windows(config) == MIN_TRAIN_WINDOWS:
+        return config, ()
+    room = train_rows - (config.horizon - 1) - min_train_windows(config)
+    lookback = min(config.lookback, max(room, 1))
+    if lookback == config.lookback:
+        return config, ()
+    note = (
+        f"{source}: lookback shortened from {config.lookback} to {lookback} steps so that "
+        f"{train_rows} training rows leave {min_train_windows(config)} windows"
+    )
+    return config.model_copy(update={"lookback": lookback}), (note,)
 
 
 def min_test_rows(config: PreprocessConfig) -> int:
@@ -202,6 +239,8 @@ def prepare_datasets(
         train_notes += (
             f"{train_source}: {len(train_reg) - len(train)} rows dropped (lag history)",
         )
+    resolved, shortened = _fitting_lookback(resolved, len(train), train_source)
+    train_notes += shortened
     _check_sizes(resolved, (len(train), len(test_reg)), (train_source, test_source))
     spec = _spec(resolved, config_hash, found, raw_columns, train, step)
     context, note = _context(train_reg, test_reg, context_rows_for(spec), step, test_source)
@@ -288,13 +327,20 @@ def _context(
 
 
 def _check_sizes(config: PreprocessConfig, rows: tuple[int, int], names: tuple[str, str]) -> None:
+    room = rows[0] - (config.horizon - 1) - min_train_windows(config)
+    way_out = (
+        f"; a lookback of {room} would fit (--config '{{\"lookback\": {room}}}')"
+        if 1 <= room < config.lookback
+        else ""
+    )
     _require_rows(
         names[0],
         rows[0],
         min_train_rows(config),
         f"lookback {config.lookback} + horizon {config.horizon} - 1 "
-        f"+ {MIN_TRAIN_WINDOWS} training windows"
-        + (f", after {max(config.lags or (0,))} rows of lag history" if config.lags else ""),
+        f"+ {min_train_windows(config)} training windows"
+        + (f", after {max(config.lags or (0,))} rows of lag history" if config.lags else "")
+        + way_out,
     )
     _require_rows(
         names[1],

@@ -8,6 +8,23 @@ import pandas as pd
 from flts.errors import DataValidationError
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 
+#: Fewest training windows (after the validation tail and its gap) an RNN is fitted on.
+MIN_FIT_WINDOWS = 16
+
+
+def split_sizes(n_windows: int, horizon: int, validation_fraction: float) -> tuple[int, int]:
+    """(train, validation) window counts; the ``horizon`` windows between them are dropped."""
+    n_val = max(1, int(n_windows * validation_fraction))
+    return n_windows - n_val - horizon, n_val
+
+
+def min_fit_windows(horizon: int, validation_fraction: float) -> int:
+    """Fewest windows that leave :data:`MIN_FIT_WINDOWS` for training after the split."""
+    n_windows = MIN_FIT_WINDOWS + horizon + 1
+    while split_sizes(n_windows, horizon, validation_fraction)[0] < MIN_FIT_WINDOWS:
+        n_windows += 1
+    return n_windows
+
 
 def first_origin(spec: ForecastSpec, context_rows: int = 0, min_history: int = 0) -> int:
     """The first origin scored or forecast in a processed frame.

@@ -20,10 +20,17 @@ from flts.errors import DataValidationError, ModelError
 from flts.forecasting.base import EpochProgress, ProgressCallback
 from flts.forecasting.models._common import check_training_rows
 from flts.forecasting.spec import ForecastSpec
-from flts.forecasting.windows import actuals, input_windows, judged_pairs
+from flts.forecasting.windows import (
+    MIN_FIT_WINDOWS,
+    actuals,
+    input_windows,
+    judged_pairs,
+    min_fit_windows,
+    split_sizes,
+)
 
 #: Fewest training windows (after the validation tail and gap) worth fitting on.
-MIN_TRAIN_WINDOWS = 16
+MIN_TRAIN_WINDOWS = MIN_FIT_WINDOWS
 #: Windows per forward pass when scoring the validation split.
 EVAL_BATCH = 4096
 
@@ -52,18 +59,9 @@ class FitResult:
     val_loss: float
 
 
-def _split_sizes(n_windows: int, horizon: int, validation_fraction: float) -> tuple[int, int]:
-    """(train, validation) window counts; the ``horizon`` windows between them are dropped."""
-    n_val = max(1, int(n_windows * validation_fraction))
-    return n_windows - n_val - horizon, n_val
-
-
 def min_training_rows(spec: ForecastSpec, validation_fraction: float) -> int:
     """Fewest rows a training frame needs: lookback, horizon, gap, validation and training."""
-    n_windows = MIN_TRAIN_WINDOWS + spec.horizon + 1
-    while _split_sizes(n_windows, spec.horizon, validation_fraction)[0] < MIN_TRAIN_WINDOWS:
-        n_windows += 1
-    return n_windows + spec.lookback + spec.horizon - 1
+    return min_fit_windows(spec.horizon, validation_fraction) + spec.lookback + spec.horizon - 1
 
 
 def split_windows(
@@ -87,7 +85,7 @@ def split_windows(
     )
     check_training_rows(n_rows, needed, name, why)
     origins = np.arange(spec.lookback, n_rows - spec.horizon + 1, dtype=np.int64)
-    n_train, n_val = _split_sizes(len(origins), spec.horizon, validation_fraction)
+    n_train, n_val = split_sizes(len(origins), spec.horizon, validation_fraction)
     x = np.ascontiguousarray(input_windows(scaled, origins, spec.lookback), dtype=np.float32)
     y = np.ascontiguousarray(actuals(scaled[:, spec.target_index], origins, spec.horizon))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.float32, copy=False))

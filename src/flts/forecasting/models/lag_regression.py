@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 META_FILE = "lag_regression.json"
 #: Fewest training origins worth fitting on (a period that leaves fewer is dropped).
-MIN_TRAIN_ORIGINS = 32
+MIN_TRAIN_ORIGINS = 24
 
 
 class LagRegressionForecaster(Forecaster):
