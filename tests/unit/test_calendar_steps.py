@@ -282,3 +282,18 @@ def test_five_years_of_months_fit_by_shortening_the_default_lookback() -> None:
     short_train, short_test = csv_pair(train_rows=120, test_rows=10)
     with pytest.raises(DataValidationError, match="100 training windows"):
         prepare_datasets(short_train, short_test, PreprocessConfig(), config_hash="h")
+
+
+def test_a_long_horizon_asks_for_what_the_rnns_need_before_anything_trains() -> None:
+    """100 windows leave GRU/LSTM too few after a validation split and a gap of 200 steps: such
+    a file used to pass preprocessing and then fail a trainer (and with it the whole run)."""
+    from _rawcsv import SMALL, csv_pair
+
+    config = SMALL.model_copy(update={"horizon": 200})
+    train_csv, test_csv = csv_pair(train_rows=5 + 199 + 150, test_rows=210)
+    with pytest.raises(DataValidationError, match="239 training windows"):
+        prepare_datasets(train_csv, test_csv, config, config_hash="h")
+    train_csv, test_csv = csv_pair(train_rows=5 + 199 + 239, test_rows=210)
+    prepared = prepare_datasets(train_csv, test_csv, config, config_hash="h")
+    gru = create_forecaster(ModelType.GRU, prepared.spec, TrainConfig(epochs=1, hidden_size=4))
+    gru.fit(prepared.train)

@@ -16,10 +16,10 @@ Honesty rules enforced here:
   ``MIN_TRAIN_WINDOWS`` windows, so a 10 % time-ordered validation split still has 10) after lag
   history is dropped; the test file needs ``horizon`` rows, one origin's actuals. Steps of a day
   or longer (daily, weekly, monthly data) need ``MIN_TRAIN_WINDOWS_LONG_STEP`` windows: a
-  hundred would ask for nine years of monthly data (more when GRU/LSTM need more for their
-  validation split at a long horizon). There, when the default lookback (30 steps) leaves too few
-  windows, it is shortened to fit (with a note); an explicit lookback is kept and the error says
-  which one would fit.
+  hundred would ask for nine years of monthly data. Either is raised to what GRU/LSTM need for
+  their validation split at a long horizon (a day ahead at five minutes: 337 windows). At long
+  steps, when the default lookback (30 steps) leaves too few windows, it is shortened to fit
+  (with a note); an explicit lookback is kept and the error says which one would fit.
 """
 
 from __future__ import annotations
@@ -80,13 +80,13 @@ def data_fingerprint(train_bytes: bytes, test_bytes: bytes) -> str:
 
 
 def min_train_windows(config: PreprocessConfig) -> int:
-    """Training windows preprocessing asks for at the config's (resolved) step: for long steps
-    at least what GRU/LSTM need after their validation split (at the default split)."""
+    """Training windows preprocessing asks for at the config's (resolved) step, and at least
+    what GRU/LSTM need after their validation split at this horizon (at the default split), so
+    data preprocessing accepts never fails a trainer for its size."""
     long_step = bool(config.step_months) or (config.step_seconds or 0) >= _DAY_SECONDS
-    if not long_step:
-        return MIN_TRAIN_WINDOWS
+    floor = MIN_TRAIN_WINDOWS_LONG_STEP if long_step else MIN_TRAIN_WINDOWS
     fraction = TrainConfig.model_fields["validation_fraction"].default
-    return max(MIN_TRAIN_WINDOWS_LONG_STEP, min_fit_windows(config.horizon, fraction))
+    return max(floor, min_fit_windows(config.horizon, fraction))
 
 
 def min_train_rows(config: PreprocessConfig) -> int:
