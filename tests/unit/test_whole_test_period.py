@@ -258,3 +258,25 @@ def test_models_reading_different_histories_share_origins_after_a_gap() -> None:
         windows[model_type] = scores.windows
     assert len(set(windows.values())) == 1, windows
     assert windows[ModelType.GRU] == len(prepared.test) - 168 - 2 + 1
+
+
+def test_a_test_file_after_a_gap_too_short_for_the_history_fails_before_training() -> None:
+    from flts.domain.config import PreprocessConfig
+    from flts.errors import DataValidationError
+    from flts.forecasting.prepare import prepare_datasets
+
+    hours = pd.date_range("2018-01-01", periods=6 * 168 + 150, freq="h")
+    load = 100 + 30 * np.sin(2 * np.pi * np.arange(len(hours)) / 24)
+    frame = pd.DataFrame({"time": hours.astype(str), "down": load})
+    train_part, test_part = frame.iloc[: 6 * 168], frame.iloc[6 * 168 + 10 :]  # 140 rows
+    with pytest.raises(DataValidationError) as err:
+        prepare_datasets(
+            train_part.to_csv(index=False).encode(),
+            test_part.to_csv(index=False).encode(),
+            PreprocessConfig(lookback=12, horizon=2),
+            config_hash="h",
+        )
+    message = str(err.value)
+    assert message.startswith("test.csv: test data has 127 rows")  # 13 lost to lag history
+    assert "a history of 168 rows" in message  # the weekly lag
+    assert "start the test file right after the training file" in message

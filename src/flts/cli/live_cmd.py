@@ -46,7 +46,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="multiply B's target by 1+SHIFT from its middle row on (level-shift demo)",
     )
     parser.add_argument(
-        "--holdout-rows", type=int, default=720, help="A's last rows that pick the champion"
+        "--holdout-rows",
+        type=int,
+        default=None,
+        help="A's last rows that pick the champion (default: a fifth of A, at most 720)",
     )
     parser.add_argument(
         "--settle", type=float, default=300.0, help="seconds to wait for the last forecasts"
@@ -74,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         # their rows as observations); so the run's own config must not shift them again.
         train = canonical_csv(train, config, run_dir / "live-input-a.csv")
         replay = canonical_csv(replay, config, run_dir / "live-input-b.csv")
-        fit, holdout = split_training(train, args.time_col, args.holdout_rows, run_dir)
+        fit, holdout, holdout_rows = split_training(
+            train, args.time_col, args.holdout_rows, run_dir
+        )
     except (OSError, ValueError, FltsError) as exc:
         print(f"flts live: input rejected: {exc}", file=sys.stderr)
         return 1
@@ -94,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         replay_csv=replay,
         speed=args.speed,
         shift=args.shift,
-        holdout_rows=args.holdout_rows,
+        holdout_rows=holdout_rows,
         settle_s=args.settle,
     )
     log_path = log_to_file(run_dir / "logs" / "flts-live.log")

@@ -45,7 +45,7 @@ from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
 from flts.forecasting.time_step import TimeStep, calendar_step_of, times_us_of
-from flts.forecasting.windows import min_fit_windows
+from flts.forecasting.windows import evaluation_origins, min_fit_windows
 
 #: Fewest training windows preprocess accepts (see the module docstring).
 MIN_TRAIN_WINDOWS = 100
@@ -250,6 +250,7 @@ def prepare_datasets(
         lost = len(test_reg) - (len(test) - context_rows)
         test_notes += (f"{test_source}: {lost} rows dropped (lag history)",)
     test_notes += (note,)
+    _check_origins(test, spec, context_rows, test_source)
     # Context rows are never actuals, but a filled last one still keeps the first origin out.
     unobserved = test[TIME_COLUMN].isin(filled_stamps).to_numpy()
     if unobserved[context_rows:].any():
@@ -324,6 +325,20 @@ def _context(
         f"{test_source}: starts {gap} steps after the end of training, so no training context "
         f"is carried; the first {rows} test rows only serve as history"
     )
+
+
+def _check_origins(test: pd.DataFrame, spec: ForecastSpec, context_rows: int, source: str) -> None:
+    """Fail here, before any model trains, when no test origin can be scored (a test file
+    after a gap must hold the longest history a model reads, then a horizon)."""
+    try:
+        evaluation_origins(len(test), spec, context_rows)
+    except DataValidationError as exc:
+        hint = (
+            "; start the test file right after the training file (its tail is then the history)"
+            if context_rows == 0
+            else ""
+        )
+        raise DataValidationError(f"{source}: {exc}{hint}") from exc
 
 
 def _check_sizes(config: PreprocessConfig, rows: tuple[int, int], names: tuple[str, str]) -> None:

@@ -76,14 +76,22 @@ def canonical_csv(path: Path, config: PreprocessConfig, out: Path) -> Path:
     return out
 
 
+#: Rows of A held out to pick the first champion when not given (a day at two minutes), at most
+#: a fifth of A (15 years of monthly data hold out their last 36 months).
+DEFAULT_HOLDOUT_ROWS = 720
+
+
 def split_training(
-    train_csv: Path, time_col: str, holdout_rows: int, out_dir: Path
-) -> tuple[Path, Path]:
-    """A's training and holdout CSVs (the holdout is A's last rows, in time order)."""
+    train_csv: Path, time_col: str, holdout_rows: int | None, out_dir: Path
+) -> tuple[Path, Path, int]:
+    """A's training and holdout CSVs (the holdout is A's last rows, in time order) and how many
+    rows were held out (``holdout_rows``, or a fifth of A up to :data:`DEFAULT_HOLDOUT_ROWS`)."""
     frame = pd.read_csv(train_csv)
     if time_col not in frame.columns:
         raise ValueError(f"{train_csv}: no time column {time_col!r}; it has {list(frame.columns)}")
     frame = frame.sort_values(time_col, kind="stable")
+    if holdout_rows is None:
+        holdout_rows = max(1, min(DEFAULT_HOLDOUT_ROWS, len(frame) // 5))
     if len(frame) <= 2 * holdout_rows:
         raise ValueError(
             f"{train_csv}: {len(frame)} rows is too few to hold out the last {holdout_rows} for "
@@ -93,7 +101,7 @@ def split_training(
     fit, holdout = out_dir / "live-train.csv", out_dir / "live-holdout.csv"
     frame.iloc[:-holdout_rows].to_csv(fit, index=False)
     frame.iloc[-holdout_rows:].to_csv(holdout, index=False)
-    return fit, holdout
+    return fit, holdout, holdout_rows
 
 
 def observations_of(
