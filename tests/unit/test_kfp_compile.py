@@ -269,7 +269,7 @@ def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path)
 
     argv = ["kfp", "run", "--local", "--models", "gru,prophet", "--epochs", "2"]
     argv += ["--train", str(tmp_path / "a.csv"), "--season-steps", "30"]
-    argv += ["--timezone", "Europe/Berlin", "--holidays", "DE"]
+    argv += ["--timezone", "Europe/Berlin", "--holidays", "DE", "--target", "load"]
     args = build_parser(argv).parse_args(argv)
     got = local_arguments(args, "http://m", "http://s3")
     assert got == {
@@ -280,6 +280,7 @@ def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path)
         "train_csv_uri": str((tmp_path / "a.csv").resolve()),
         "epochs": 2,
         "season_steps": 30,
+        "target": "load",
         "timezone": "Europe/Berlin",
         "holidays": "DE",
     }

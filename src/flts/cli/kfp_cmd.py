@@ -65,6 +65,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--train", type=Path, default=None, help="training CSV (default: bundled)")
     run.add_argument("--test", type=Path, default=None, help="test CSV (default: bundled)")
     run.add_argument("--identifier", default="kfp-local", help="run identifier")
+    run.add_argument("--time-col", default=None, help="timestamp column (default: time)")
+    run.add_argument("--target", default=None, help="column to forecast (default: down)")
     run.add_argument("--models", type=_models, default=["GRU", "LSTM", "PROPHET"])
     run.add_argument("--epochs", type=int, default=None, help="training epochs")
     run.add_argument("--lookback", type=int, default=None, help="input window length")
@@ -148,7 +150,16 @@ def local_arguments(args: argparse.Namespace, mlflow_uri: str, s3_endpoint: str)
         arguments["train_csv_uri"] = str(args.train.resolve())
     if args.test is not None:
         arguments["test_csv_uri"] = str(args.test.resolve())
-    passed = ("epochs", "lookback", "horizon", "season_steps", "torch_threads", "timezone")
+    passed = (
+        "time_col",
+        "target",
+        "epochs",
+        "lookback",
+        "horizon",
+        "season_steps",
+        "torch_threads",
+        "timezone",
+    )
     for name in (*passed, "holidays"):
         if getattr(args, name) is not None:
             arguments[name] = getattr(args, name)
