@@ -14,8 +14,8 @@ import orjson
 import pandas as pd
 import pytest
 from _inference import AppClient, as_loaded
+from _stages import run_stages
 
-from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker, RecordingSink
 from flts.api.inference_app import create_inference_app
 from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
 from flts.errors import DataValidationError
@@ -26,16 +26,7 @@ from flts.forecasting.spec import TIME_COLUMN
 from flts.forecasting.time_step import TimeStep, infer_step
 from flts.forecasting.windows import target_timestamps
 from flts.serving.model_state import ModelState
-from flts.stages import infer, preprocess, train
-from flts.stages.contracts import (
-    InferRequest,
-    InferStageConfig,
-    ObjectRef,
-    PreprocessRequest,
-    TrainStageConfig,
-)
 from flts.stages.live import LiveSeries
-from flts.stages.ports import BUCKET_INFERENCE_LOGS, StageContext
 
 
 def _us(*stamps: str) -> np.ndarray:
@@ -170,27 +161,9 @@ def test_configured_months_must_divide_a_year_and_match_the_file() -> None:
 
 def _stage_run(model_type: ModelType) -> tuple[bytes, dict[str, object], list[dict[str, object]]]:
     train_csv, test_csv = _monthly_csvs()
-    store = InMemoryObjectStore()
-    store.ensure_bucket("dataset")
-    store.put_bytes("dataset", "m/train.csv", train_csv)
-    store.put_bytes("dataset", "m/test.csv", test_csv)
-    ctx = StageContext(store=store, tracker=InMemoryTracker(), events=RecordingSink())
-    request = PreprocessRequest(
-        identifier="m",
-        train=ObjectRef(bucket="dataset", key="m/train.csv"),
-        test=ObjectRef(bucket="dataset", key="m/test.csv"),
-    )
-    prep = preprocess.run(request, CONFIG, ctx)
-    quick = TrainConfig(epochs=2, hidden_size=8, batch_size=64, seed=1)
-    trained = train.run(prep.training, TrainStageConfig(model_type=model_type, train=quick), ctx)
-    assert trained.model_uri is not None
-    config = InferStageConfig(
-        model_uri=trained.model_uri, model_type=model_type.value, run_id=trained.run_id
-    )
-    perf = infer.run(InferRequest(claim=prep.inference), config, ctx)
-    jsonl = store.get_bytes(BUCKET_INFERENCE_LOGS, perf.output_object)
-    lines = [orjson.loads(x) for x in jsonl.splitlines()]
-    return test_csv, trained.model_dump(), lines
+    done = run_stages(model_type, train_csv, test_csv, CONFIG)
+    lines = [orjson.loads(x) for x in done.jsonl.splitlines()]
+    return test_csv, done.trained.model_dump(), lines
 
 
 def test_stages_score_every_test_month_and_forecast_month_starts() -> None:

@@ -14,19 +14,18 @@ import orjson
 import pandas as pd
 import pytest
 from _rawcsv import SMALL, csv_pair
+from _stages import run_stages
 
 from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker, RecordingSink
 from flts.domain.config import ModelType, TrainConfig
 from flts.domain.messages import ModelTrained, PerformanceEval
-from flts.stages import infer, preprocess, train
+from flts.stages import preprocess, train
 from flts.stages.contracts import (
-    InferRequest,
-    InferStageConfig,
     ObjectRef,
     PreprocessRequest,
     TrainStageConfig,
 )
-from flts.stages.ports import BUCKET_INFERENCE_LOGS, StageContext
+from flts.stages.ports import StageContext
 
 HORIZON = 3
 CONFIG = SMALL.model_copy(update={"horizon": HORIZON, "lags": (1, 10)})
@@ -36,28 +35,10 @@ def _run(
     model_type: ModelType, files: tuple[bytes, bytes] | None = None
 ) -> tuple[bytes, bytes, ModelTrained, PerformanceEval, bytes]:
     train_csv, test_csv = files or csv_pair(train_rows=300, test_rows=40)
-    store = InMemoryObjectStore()
-    store.ensure_bucket("dataset")
-    store.put_bytes("dataset", "r/train.csv", train_csv)
-    store.put_bytes("dataset", "r/test.csv", test_csv)
-    ctx = StageContext(store=store, tracker=InMemoryTracker(), events=RecordingSink())
-    request = PreprocessRequest(
-        identifier="r",
-        train=ObjectRef(bucket="dataset", key="r/train.csv"),
-        test=ObjectRef(bucket="dataset", key="r/test.csv"),
-    )
-    prep = preprocess.run(request, CONFIG, ctx)
+    done = run_stages(model_type, train_csv, test_csv, CONFIG)
     if files is None:
-        assert prep.test_rows == 40  # the test file's own rows; the context is extra
-    quick = TrainConfig(epochs=2, hidden_size=8, batch_size=64, seed=1)
-    trained = train.run(prep.training, TrainStageConfig(model_type=model_type, train=quick), ctx)
-    assert trained.model_uri is not None
-    config = InferStageConfig(
-        model_uri=trained.model_uri, model_type=model_type.value, run_id=trained.run_id
-    )
-    perf = infer.run(InferRequest(claim=prep.inference), config, ctx)
-    jsonl = store.get_bytes(BUCKET_INFERENCE_LOGS, perf.output_object)
-    return train_csv, test_csv, trained, perf, jsonl
+        assert done.test_rows == 40  # the test file's own rows; the context is extra
+    return train_csv, test_csv, done.trained, done.perf, done.jsonl
 
 
 def _target(data: bytes) -> np.ndarray:
