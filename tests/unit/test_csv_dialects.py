@@ -250,7 +250,7 @@ def test_the_live_replay_reads_any_file_flts_run_reads(tmp_path: Path) -> None:
     out = canonical_csv(source, config, tmp_path / "live" / "a.csv")
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["Zeit", "Last"]
-    assert frame["Zeit"].iloc[0] == "2016-10-28T22:00:00"  # UTC, ISO 8601
+    assert frame["Zeit"].iloc[0] == "2016-10-28T22:00:00Z"  # UTC, ISO 8601
     assert pd.to_datetime(frame["Zeit"]).diff().dropna().eq(pd.Timedelta(hours=1)).all()
     assert frame["Last"].iloc[2] == 2.5
 

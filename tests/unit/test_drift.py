@@ -56,3 +56,20 @@ def test_retraining_csvs_hold_the_newest_rows_with_the_test_part_last() -> None:
     assert test_frame["down"].iloc[-1] == pytest.approx(frame["down"].iloc[-1])
     with pytest.raises(DataValidationError, match="retraining needs 149 recent rows"):
         retraining_csvs(frame.tail(100), config, test_rows=40)
+
+
+def test_a_retrain_keeps_the_champions_holiday_calendar_and_its_zone() -> None:
+    """The challenger differs from the champion only by its data: a LightGBM champion with
+    holiday inputs is challenged by one with the same calendar, its days read in the same zone,
+    while the retraining CSVs' UTC timestamps are not shifted by that zone."""
+    from flts.forecasting.prepare import prepare_datasets
+    from flts.forecasting.spec import TIME_COLUMN
+
+    frame = synthetic_frame(300)
+    spec = make_spec(frame).model_copy(update={"holidays": "DE", "timezone": "Europe/Berlin"})
+    config = retraining_config(spec)
+    assert (config.holidays, config.timezone) == ("DE", "Europe/Berlin")
+    train, test = retraining_csvs(frame, config, test_rows=40)
+    prepared = prepare_datasets(train, test, config, config_hash="h")
+    assert (prepared.spec.holidays, prepared.spec.timezone) == ("DE", "Europe/Berlin")
+    assert prepared.test[TIME_COLUMN].iloc[-1] == frame[TIME_COLUMN].iloc[-1]  # not shifted

@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(
             args.config, args.time_col, args.target, timezone=args.timezone, holidays=args.holidays
         )
-        # Both files as ISO-UTC, comma-delimited plain numbers from here on (the replay sends
-        # their rows as observations); so the run's own config must not shift them again.
+        # Both files as ISO-UTC (with a Z, so the run's config keeps its zone for the holiday
+        # days without shifting them again), comma-delimited plain numbers from here on (the
+        # replay sends their rows as observations).
         train = canonical_csv(train, config, run_dir / "live-input-a.csv")
         replay = canonical_csv(replay, config, run_dir / "live-input-b.csv")
         fit, holdout, holdout_rows = split_training(
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         train_csv=fit,
         test_csv=holdout,
         run_dir=run_dir,
-        preprocess_config_json=config.model_copy(update={"timezone": None}).model_dump_json(),
+        preprocess_config_json=config.model_dump_json(),
     )
     # flts run's serving settings plus the live loop's own.
     passed = {**run_options_.service_env, **passed_env(PASSED_ENV_PREFIXES)}

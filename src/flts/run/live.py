@@ -70,7 +70,7 @@ def canonical_csv(path: Path, config: PreprocessConfig, out: Path) -> Path:
     any delimiter, decimal comma, date format or clock zone ``flts run`` takes works here too)."""
     frame, _notes = read_csv_with_notes(path.read_bytes(), source=str(path), config=config)
     frame = frame.rename(columns={TIME_COLUMN: config.time_col})
-    frame[config.time_col] = frame[config.time_col].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    frame[config.time_col] = frame[config.time_col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     return out

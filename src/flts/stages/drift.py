@@ -104,6 +104,10 @@ def retraining_config(spec: ForecastSpec) -> PreprocessConfig:
         lookback=spec.lookback,
         horizon=spec.horizon,
         season_steps=spec.season_steps,
+        # The champion's holiday inputs, their days read in its zone (the retraining CSVs carry
+        # UTC offsets, so the zone never shifts their timestamps).
+        holidays=spec.holidays,
+        timezone=spec.timezone,
     )
 
 
