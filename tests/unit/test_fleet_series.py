@@ -255,6 +255,38 @@ def test_a_wide_csv_splits_into_one_series_per_column_sharing_the_others(tmp_pat
     assert [s.reason for s in series] == [None, None, None]
 
 
+def test_all_series_of_a_wide_csv_with_date_and_time_columns_leave_the_time_out(
+    tmp_path: Path,
+) -> None:
+    """Datum;Uhrzeit;meter 1;meter-2: the time-of-day column is the other half of every
+    series' timestamp, not a series of its own."""
+    from flts.cli.fleet_inputs import WIDE_TARGET, split_wide_csv
+    from flts.cli.run_inputs import validate_inputs
+
+    paths = []
+    for name, start, rows in (
+        ("train.csv", "2024-01-01", 200),
+        ("test.csv", "2024-01-09 08:00", 40),
+    ):
+        frame = _wide(tmp_path / f"wide-{name}", start, rows)
+        stamps = pd.to_datetime(frame["time"])
+        frame.insert(0, "Uhrzeit", stamps.dt.strftime("%H:%M"))
+        frame.insert(0, "Datum", stamps.dt.strftime("%d.%m.%Y"))
+        frame = frame.drop(columns=["time"])
+        frame.to_csv(tmp_path / name, index=False, sep=";")
+        paths.append(tmp_path / name)
+    pairs, _, notices = split_wide_csv(paths[0], paths[1], "Datum", ("all",), tmp_path / "out")
+    assert set(pairs) == {"meter_1", "meter-2", "temperature"}  # no "Uhrzeit" series
+    assert "column 'Uhrzeit' is the time of every series" in notices
+    meter_train, meter_test = pairs["meter_1"]
+    assert meter_train is not None
+    assert meter_test is not None
+    config = PreprocessConfig(time_col="Datum", target=WIDE_TARGET)
+    prepared = validate_inputs(meter_train, meter_test, config)
+    assert prepared.spec.raw_columns == (WIDE_TARGET,)
+    assert prepared.spec.step_seconds == 3600
+
+
 def test_a_wide_csv_names_the_columns_it_lacks(tmp_path: Path) -> None:
     from flts.cli.fleet_inputs import split_wide_csv
 

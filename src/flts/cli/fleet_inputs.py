@@ -24,7 +24,7 @@ import pandas as pd
 from flts.domain.config import PreprocessConfig
 from flts.domain.series import sanitise_all, series_identifier
 from flts.errors import ConfigError, DataValidationError, FltsError
-from flts.forecasting.csv_text import numbers_of, read_csv_text
+from flts.forecasting.csv_text import numbers_of, read_csv_text, split_timestamp
 from flts.run.fleet import FleetSeries
 
 #: Builds the checked preprocess config of one series from its training CSV.
@@ -90,8 +90,15 @@ def split_wide_csv(
     (train, train_sep), (test, test_sep) = (
         _read(p, time_col, "time") for p in (train_csv, test_csv)
     )
+    # Date and time of day in two columns: the other half belongs to every series' time.
+    split = split_timestamp(train, time_col)
+    other_half = set() if split is None else {split.date_column, split.clock_column}
     columns = [str(c) for c in train.columns if c != time_col]
-    wanted = columns if series_cols == ("all",) else list(dict.fromkeys(series_cols))
+    wanted = (
+        [c for c in columns if c not in other_half]
+        if series_cols == ("all",)
+        else list(dict.fromkeys(series_cols))
+    )
     for path, frame in ((train_csv, train), (test_csv, test)):
         missing = [c for c in wanted if c not in frame.columns]
         if missing:
@@ -117,8 +124,11 @@ def split_wide_csv(
             rows.to_csv(path, index=False, sep=sep)
             written.append(path)
         pairs[safe] = (written[0], written[1])
-    if shared:
-        notices.append(f"columns {shared} are covariates of every series")
+    covariates = [c for c in shared if c not in other_half]
+    if covariates:
+        notices.append(f"columns {covariates} are covariates of every series")
+    if other_half - {time_col}:
+        notices.append(f"column {sorted(other_half - {time_col})[0]!r} is the time of every series")
     return pairs, {safe: raw for raw, safe in mapping.items()}, notices
 
 
