@@ -270,3 +270,15 @@ def test_a_long_horizon_asks_for_what_the_rnns_need_before_anything_trains() -> 
     prepared = prepare_datasets(train_csv, test_csv, config, config_hash="h")
     gru = create_forecaster(ModelType.GRU, prepared.spec, TrainConfig(epochs=1, hidden_size=4))
     gru.fit(prepared.train)
+
+
+def test_mstl_fits_monthly_data_on_its_last_ten_years() -> None:
+    """An old seasonal shape misleads MSTL's fixed profile; at sub-daily steps it keeps its
+    2,000-row floor (a few days), at calendar steps ten years of months."""
+    train_csv, test_csv = _monthly_csvs(train_months=300, test_months=24)
+    prepared = prepare_datasets(train_csv, test_csv, CONFIG, config_hash="h")
+    mstl = create_forecaster(ModelType.MSTL, prepared.spec, TrainConfig())
+    assert mstl.fit(prepared.train).train_windows == 120
+    fixed = prepared.spec.model_copy(update={"step_months": 0, "step_seconds": 2_629_746})
+    mstl = create_forecaster(ModelType.MSTL, fixed, TrainConfig())
+    assert mstl.fit(prepared.train).train_windows == len(prepared.train)
