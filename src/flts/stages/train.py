@@ -319,6 +319,8 @@ def _params(
         "spec.lookback": spec.lookback,
         "spec.horizon": spec.horizon,
         "spec.step_seconds": spec.step_seconds,
+        # Calendar months per step (monthly, quarterly data); 0: the fixed step_seconds.
+        "spec.step_months": spec.step_months,
         "spec.season_steps": spec.season_steps,
         "spec.features": ",".join(spec.feature_order),
         # The data-driven configuration (detected seasons, default lags, covariates).
