@@ -31,13 +31,16 @@ def uid() -> str:
 def write_slices(
     directory: Path, train_rows: int = 2000, test_rows: int = 1000
 ) -> tuple[Path, Path]:
-    """The first rows of the bundled CSVs, as small files."""
+    """The last training rows and the first test rows of the bundled CSVs, as small files: the
+    test slice follows the training slice directly, so every test row is an origin (a test file
+    after a gap must first hold the longest history a model reads)."""
     paths = []
     for src, rows, name in (
         (bundled_train_csv(), train_rows, "train.csv"),
         (bundled_test_csv(), test_rows, "test.csv"),
     ):
-        lines = src.read_text().splitlines()[: rows + 1]
+        header, *body = src.read_text().splitlines()
+        lines = [header, *(body[-rows:] if name == "train.csv" else body[:rows])]
         path = directory / name
         path.write_text("\n".join(lines) + "\n")
         paths.append(path)
