@@ -282,3 +282,31 @@ def test_mstl_fits_monthly_data_on_its_last_ten_years() -> None:
     fixed = prepared.spec.model_copy(update={"step_months": 0, "step_seconds": 2_629_746})
     mstl = create_forecaster(ModelType.MSTL, fixed, TrainConfig())
     assert mstl.fit(prepared.train).train_windows == len(prepared.train)
+
+
+def test_a_series_without_a_season_fits_mstl_and_weekly_prophet_sees_the_year() -> None:
+    """Five-day totals divide no day, week or year: every model must still fit (MSTL took the
+    one-step "season" for a period and failed). Weekly data gets Prophet's yearly seasonality
+    instead of a daily and a weekly one no row can show."""
+    from flts.forecasting.models.prophet_model import _new_prophet
+
+    days = pd.date_range("2010-01-01", periods=400, freq="5D")
+    t = np.arange(len(days))
+    load = 100 + 10 * np.sin(2 * np.pi * t / 73) + np.random.default_rng(1).normal(0, 1, len(t))
+    frame = pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "load": load})
+    config = PreprocessConfig(time_col="day", target="load", horizon=2)
+    prepared = prepare_datasets(
+        frame.iloc[:350].to_csv(index=False).encode(),
+        frame.iloc[350:].to_csv(index=False).encode(),
+        config,
+        config_hash="h",
+    )
+    assert prepared.spec.seasonal_periods == ()
+    mstl = create_forecaster(ModelType.MSTL, prepared.spec, TrainConfig())
+    mstl.fit(prepared.train)
+    assert np.isfinite(mstl.predict(prepared.test, np.array([len(prepared.test) - 2]))).all()
+    weekly = _new_prophet(TimeStep(7 * 86_400))
+    assert (weekly.daily_seasonality, weekly.weekly_seasonality) == (False, False)
+    assert weekly.yearly_seasonality is True
+    fifteen_minutes = _new_prophet(TimeStep(900))
+    assert fifteen_minutes.yearly_seasonality is False

@@ -24,6 +24,8 @@ def stamps(days: float, step_s: int) -> pd.Series:
         (30, 900, (96, 672)),  # 15-minute load profiles
         (400, 86_400, (7,)),  # daily totals: no daily season, but the weekly one
         (30, 43_200, (2, 14)),  # twice a day
+        (3 * 365, 7 * 86_400, (52,)),  # weekly totals: a year of 52 weeks (same weekday)
+        (3 * 365, 14 * 86_400, (26,)),  # fortnightly
     ],
 )
 def test_seasons_from_timestamps(days: float, step_s: int, expected: tuple[int, ...]) -> None:
@@ -83,3 +85,16 @@ def test_explicit_config_wins() -> None:
         PreprocessConfig(lags=()), stamps(22, 120), TimeStep(120), source="t.csv"
     )
     assert none.lags == ()
+
+
+def test_weekly_data_gets_the_year_when_training_holds_two() -> None:
+    week = 7 * 86_400
+    found = resolve_defaults(
+        PreprocessConfig(horizon=4), stamps(3 * 365, week), TimeStep(week), source="w"
+    )
+    assert (found.seasonal_periods, found.season_steps) == ((52,), 52)
+    assert "seasonal naive season 52 (one year)" in " ".join(found.notes)
+    assert set(found.lags) == {47, 48, 49, 50, 51, 52}  # 52-h-1..52-h+1 for h in {1, 4}
+    short, notes = detect_seasons(stamps(365, week), TimeStep(week), source="w")
+    assert short == ()
+    assert "too short for the yearly season of 52 steps" in " ".join(notes)

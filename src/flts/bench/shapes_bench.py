@@ -8,6 +8,8 @@ every default model family on the same origins as both baselines:
   last 30 months are the test file. Also its last five training years with month-end dates
   (``2010-01-31``), where the default lookback has to give way.
 * ``qauselec``: quarterly Australian electricity production 1956-2010 (quarter starts).
+* ``gasoline``: weekly US gasoline product supplied 1991-2017 (a fixed 7-day step; its year is
+  52 weeks), the last two years the test file.
 * ``elecdaily``: daily Victorian demand 2014 with temperature and a working-day flag, dates
   read with ``--timezone Australia/Melbourne`` and the ``AU-VIC`` holiday calendar.
 * ``bank-calls``: five-minute call arrivals of a bank's call centre (open 7:00-21:00 on working
@@ -111,6 +113,13 @@ def _qauselec() -> Files:
     return _csv(frame.iloc[:-16]), _csv(frame.iloc[-16:])
 
 
+def _gasoline() -> Files:
+    raw = _rdataset("fpp2", "gasoline")
+    weeks = pd.date_range("1991-02-04", periods=len(raw), freq="7D").strftime("%Y-%m-%d")
+    frame = pd.DataFrame({"week": weeks, "barrels": raw["value"].to_numpy()})
+    return _csv(frame.iloc[:-104]), _csv(frame.iloc[-104:])
+
+
 def _elecdaily() -> Files:
     raw = _rdataset("fpp2", "elecdaily")
     frame = pd.DataFrame(
@@ -151,6 +160,11 @@ def cases(quick: bool) -> list[Case]:
             "qauselec-quarterly@h4",
             _qauselec,
             PreprocessConfig(time_col="quarter", target="gwh", horizon=4),
+        ),
+        Case(
+            "gasoline-weekly@h4",
+            _gasoline,
+            PreprocessConfig(time_col="week", target="barrels", horizon=4),
         ),
         Case(
             "elecdaily@h7",

@@ -10,7 +10,8 @@ result is saved in the processed objects' config and spec, so every model of a r
   training rows; a shorter series runs without it, and a note names the rows it would need.
   The seasonal-naive baseline uses the shortest season found (one day, else one week); without
   any it has a season of one step (it then equals persistence). Calendar steps (monthly,
-  quarterly data) have one candidate, the year (12 steps of a month, 4 of a quarter).
+  quarterly data) have one candidate, the year (12 steps of a month, 4 of a quarter); weekly
+  steps the year of 52 weeks (364 days, so "a year earlier" is the same weekday).
 * **Lags** (when the config leaves ``lags`` unset). A model reading row ``i-1`` forecasts step
   ``h`` (1..H) at row ``i-1+h``; the same time one season earlier is the target ``S-h`` rows
   before row ``i-1``. Default lags are that value and its neighbours for the first and the last
@@ -70,11 +71,22 @@ def weekly_period(step_seconds: int) -> int | None:
     return week // step_seconds
 
 
+#: A year of whole weeks (52 weeks = 364 days): the same weekday a year earlier.
+YEAR_OF_WEEKS_DAYS = 364
+
+
 def yearly_period(step: TimeStep) -> int | None:
-    """Steps in one year of a calendar step (12 for monthly data), or None."""
-    if not step.calendar or 12 % step.months or 12 // step.months < 2:
+    """Steps in one year: 12 for monthly data (4 quarterly), 52 for weekly data (a year of
+    whole weeks, so the lag keeps the weekday); None for other steps. Daily data keeps its weekly
+    season only: a 364-step period would ask a test file after a gap for a year of history."""
+    if step.calendar:
+        if 12 % step.months or 12 // step.months < 2:
+            return None
+        return 12 // step.months
+    year = YEAR_OF_WEEKS_DAYS * DAY_SECONDS
+    if step.seconds < WEEK_DAYS * DAY_SECONDS or year % step.seconds or year // step.seconds < 2:
         return None
-    return 12 // step.months
+    return year // step.seconds
 
 
 def detect_seasons(
@@ -86,10 +98,9 @@ def detect_seasons(
     candidates: list[tuple[str, int]] = []
     day: int | None = None
     week: int | None = None
-    if step.calendar:
-        if (year := yearly_period(step)) is not None:
-            candidates.append(("yearly", year))
-    else:
+    if (year := yearly_period(step)) is not None:
+        candidates.append(("yearly", year))
+    if not step.calendar:
         day, week = daily_period(step_seconds), weekly_period(step_seconds)
     span_days = (train_ds.iloc[-1] - train_ds.iloc[0]).total_seconds() / DAY_SECONDS
     if day is not None:
@@ -141,7 +152,13 @@ def resolve_defaults(
         how = "configured"
     elif periods:
         season = periods[0]
-        how = "one year" if step.calendar else "one day" if season == daily else "one week"
+        how = (
+            "one year"
+            if season == yearly_period(step)
+            else "one day"
+            if season == daily
+            else "one week"
+        )
     else:
         season = 1
         how = "no usable season: seasonal naive equals persistence"

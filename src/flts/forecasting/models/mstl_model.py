@@ -150,6 +150,8 @@ class MSTLForecaster(Forecaster):
     def _usable_periods(self, n_rows: int) -> tuple[int, ...]:
         kept = []
         for period in spec_periods(self.spec):
+            if period < 2:  # "season 1" of a series without one: no seasonal component
+                continue
             if period > MAX_PERIOD_STEPS:
                 logger.warning(
                     "MSTL: a seasonal period of %d steps is longer than the %d it decomposes "

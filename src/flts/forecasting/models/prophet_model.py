@@ -104,18 +104,22 @@ def _quiet() -> None:
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 
+#: Steps this long or longer (weekly data) see no day or week inside one step.
+_WEEK_SECONDS = 7 * 86_400
+
+
 def _new_prophet(step: TimeStep) -> Any:
-    """Daily and weekly seasonality; for monthly or quarterly data (a calendar step, every row at
-    the same time of day) the yearly one instead."""
+    """Daily and weekly seasonality; for weekly, monthly or quarterly data (every row at the same
+    time of day and, for weekly data, the same weekday) the yearly one instead."""
     _quiet()
     from prophet import Prophet
 
-    by_month = step.calendar
+    long_step = step.calendar or step.seconds >= _WEEK_SECONDS
     return Prophet(
         growth="flat",
-        daily_seasonality=not by_month,
-        weekly_seasonality=not by_month,
-        yearly_seasonality=by_month and step.months < 12,
+        daily_seasonality=not long_step,
+        weekly_seasonality=not long_step,
+        yearly_seasonality=long_step and step.seconds < 365 * 86_400,
         # No sampled intervals: point forecasts only, which is faster and deterministic.
         uncertainty_samples=0,
     )
