@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from _inference import AppClient, as_loaded
 from _stages import run_stages
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flts.api.inference_app import create_inference_app
 from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
@@ -310,3 +312,31 @@ def test_a_series_without_a_season_fits_mstl_and_weekly_prophet_sees_the_year() 
     assert weekly.yearly_seasonality is True
     fifteen_minutes = _new_prophet(TimeStep(900))
     assert fifteen_minutes.yearly_seasonality is False
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    year=st.integers(1900, 2100),
+    month=st.integers(1, 12),
+    day=st.integers(0, 27),
+    minute=st.integers(0, 24 * 60 - 1),
+    months=st.sampled_from([1, 2, 3, 4, 6, 12]),
+    month_end=st.booleans(),
+    ks=st.lists(st.integers(-60, 60), min_size=1, max_size=8),
+)
+def test_calendar_shifts_invert_and_land_on_their_slots(
+    year: int, month: int, day: int, minute: int, months: int, month_end: bool, ks: list[int]
+) -> None:
+    """Any start (month-start-anchored days that every month has, or the month's last days),
+    any steps: shifting back undoes shifting, and ``slots`` finds each shifted stamp exactly."""
+    start = pd.Timestamp(year=year, month=month, day=1) + pd.Timedelta(minutes=minute)
+    start = start + pd.offsets.MonthEnd(0) - pd.Timedelta(days=day) if month_end else start
+    start = start if month_end else start + pd.Timedelta(days=day)
+    step = TimeStep.monthly(months, month_end=month_end)
+    origin = int(pd.DatetimeIndex([start]).as_unit("us").asi8[0])
+    k = np.array(ks)
+    later = step.shift_us(origin, k)
+    assert (step.shift_us(later, -k) == origin).all()
+    slots, snapped = step.slots(later, origin)
+    assert slots.tolist() == ks
+    assert snapped == 0
