@@ -212,6 +212,15 @@ def test_predict_answers_monthly_timestamps_and_names_a_skipped_month() -> None:
         stamps = [p["ts"] for p in answer.json()["predictions"]]
         assert [s[:10] for s in stamps] == ["2017-01-01", "2017-02-01", "2017-03-01"]
         assert client.get("/model").json()["spec"]["step_months"] == 1
+        # Months written as the file writes them ("2015-01", ISO 8601's calendar month).
+        as_months = {**rows, "time": [m.strftime("%Y-%m") for m in months]}
+        same = client.post("/predict", json={"data": as_months, "index_col": "time"})
+        assert same.status_code == 200, same.text
+        assert same.json()["predictions"] == answer.json()["predictions"]
+        not_a_month = {**rows, "time": ["2015-13", *as_months["time"][1:]]}
+        refused = client.post("/predict", json={"data": not_a_month, "index_col": "time"})
+        assert refused.status_code == 422
+        assert "'2015-13' is not an ISO 8601 timestamp" in refused.text
         skipped = {**rows, "time": [*rows["time"][:10], "2015-12-01", *rows["time"][11:]]}
         skipped["time"][11:] = [str(m) for m in months[11:] + pd.DateOffset(months=1)]
         bad = client.post("/predict", json={"data": skipped, "index_col": "time"})

@@ -297,6 +297,8 @@ def _one_time(value: Any, loc: Loc) -> int:
     if kind is not str:
         raise RequestError(loc, f"{value!r} is not a timestamp", "datetime_type")
     text = value.strip()
+    if len(text) == 7 and text[4] == "-":  # a calendar month (ISO 8601 "2016-01"): its first day
+        text += "-01"
     try:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
         seconds = calendar.timegm(parsed.utctimetuple())
