@@ -215,12 +215,13 @@ def test_models_reading_different_histories_share_origins_after_a_gap() -> None:
     from flts.forecasting.prepare import prepare_datasets
     from flts.stages import scoring
 
-    hours = pd.date_range("2018-01-01", periods=6 * 168 + 400, freq="h")
+    hours = pd.date_range("2018-01-01", periods=6 * 168 + 600, freq="h")
     t = np.arange(len(hours))
     rng = np.random.default_rng(5)
     load = 100 + 30 * np.sin(2 * np.pi * t / 24) + 10 * (t % 168 < 120) + rng.normal(0, 2, len(t))
     frame = pd.DataFrame({"time": hours.astype(str), "down": load})
-    train_part, test_part = frame.iloc[: 6 * 168], frame.iloc[6 * 168 + 10 :]  # a 10-hour gap
+    # A gap longer than the history carried (168 rows), so the test file starts without any.
+    train_part, test_part = frame.iloc[: 6 * 168], frame.iloc[6 * 168 + 200 :]
     config = PreprocessConfig(lookback=12, horizon=2)
     prepared = prepare_datasets(
         train_part.to_csv(index=False).encode(),
@@ -246,10 +247,10 @@ def test_a_test_file_after_a_gap_too_short_for_the_history_fails_before_training
     from flts.errors import DataValidationError
     from flts.forecasting.prepare import prepare_datasets
 
-    hours = pd.date_range("2018-01-01", periods=6 * 168 + 150, freq="h")
+    hours = pd.date_range("2018-01-01", periods=6 * 168 + 500, freq="h")
     load = 100 + 30 * np.sin(2 * np.pi * np.arange(len(hours)) / 24)
     frame = pd.DataFrame({"time": hours.astype(str), "down": load})
-    train_part, test_part = frame.iloc[: 6 * 168], frame.iloc[6 * 168 + 10 :]  # 140 rows
+    train_part, test_part = frame.iloc[: 6 * 168], frame.iloc[6 * 168 + 200 :]  # 300 rows
     with pytest.raises(DataValidationError) as err:
         prepare_datasets(
             train_part.to_csv(index=False).encode(),
@@ -258,6 +259,35 @@ def test_a_test_file_after_a_gap_too_short_for_the_history_fails_before_training
             config_hash="h",
         )
     message = str(err.value)
-    assert message.startswith("test.csv: test data has 127 rows")  # 13 lost to lag history
+    assert message.startswith("test.csv: test data has 133 rows")  # a week lost to lag history
     assert "a history of 168 rows" in message  # the weekly lag
     assert "start the test file right after the training file" in message
+
+
+def test_a_short_gap_between_the_files_is_filled_and_every_later_test_row_judged() -> None:
+    """A test file that starts ten hours after training ends: the ten steps are filled like a
+    gap inside a file (never judged, nor the forecast just after them), the training tail is
+    carried, and the persistence errors equal numpy's over every later test row."""
+    from flts.domain.config import PreprocessConfig
+    from flts.forecasting.prepare import prepare_datasets
+
+    hours = pd.date_range("2018-01-01", periods=6 * 168 + 100, freq="h")
+    rng = np.random.default_rng(2)
+    load = 100 + 30 * np.sin(2 * np.pi * np.arange(len(hours)) / 24) + rng.normal(0, 2, len(hours))
+    frame = pd.DataFrame({"time": hours.astype(str), "down": load})
+    train_part, test_part = frame.iloc[: 6 * 168], frame.iloc[6 * 168 + 10 :]
+    train_csv = train_part.to_csv(index=False).encode()
+    test_csv = test_part.to_csv(index=False).encode()
+    config = PreprocessConfig(lookback=12, horizon=1, lags=())
+    prepared = prepare_datasets(train_csv, test_csv, config, config_hash="h")
+    assert prepared.test_context_rows == 168 + 10  # the tail, then the ten filled hours
+    assert any("starts 10 steps after the end of training" in n for n in prepared.test_notes)
+    assert prepared.test_unobserved is not None
+    flagged = prepared.test["ds"][prepared.test_unobserved]
+    assert list(flagged) == list(pd.to_datetime(frame["time"].iloc[6 * 168 : 6 * 168 + 10]))
+    done = run_stages(ModelType.LINEAR, train_csv, test_csv, config)
+    y = test_part["down"].to_numpy()
+    err = y[1:] - y[:-1]  # the first test row follows a filled step: not judged
+    assert done.trained.test_windows == len(y)  # every test row is an origin ...
+    persistence = done.trained.baselines["PERSISTENCE"]  # type: ignore[index]
+    assert persistence.mae == pytest.approx(float(np.mean(np.abs(err))), rel=1e-12)  # ... judged

@@ -93,18 +93,26 @@ def test_every_processed_test_timestamp_is_after_every_training_timestamp(
     context = prepared.test_context_rows
     scored = prepared.test.iloc[context:]
     assert scored["ds"].min() > prepared.train["ds"].max()
-    # The context rows are the training file's tail, unchanged: history, not new data.
+    # The context rows are the training file's tail, unchanged: history, not new data; after a
+    # short gap between the files, followed by the missing steps, filled and flagged (never
+    # judged, nor the forecast just after them), strictly between the two files.
+    train_end = prepared.train["ds"].max()
     head = prepared.test.iloc[:context]
-    tail = prepared.train.tail(context).reset_index(drop=True)
-    pd.testing.assert_frame_equal(head.reset_index(drop=True), tail)
-    # And the scored rows lie in the test file's span: no training row leaked in. (After a gap
-    # between the files, test rows whose lags fall in the gap are dropped, never filled from
-    # test values.)
+    carried = int((head["ds"] <= train_end).sum())
+    tail = prepared.train.tail(carried).reset_index(drop=True)
+    pd.testing.assert_frame_equal(head.iloc[:carried].reset_index(drop=True), tail)
     first_test = pd.read_csv(io.BytesIO(test_bytes))["time"].iloc[0]
+    bridge = head.iloc[carried:]
+    assert (bridge["ds"] > train_end).all()
+    assert (bridge["ds"] < pd.Timestamp(first_test)).all()
+    if len(bridge):
+        assert prepared.test_unobserved is not None
+        assert prepared.test_unobserved[carried:context].all()
+    # And the scored rows lie in the test file's span: no training row leaked in.
     assert scored["ds"].iloc[0] >= pd.Timestamp(first_test)
     # Every test timestamp with a full horizon after it is an origin, and nothing else is.
-    # After a gap between the files no context is carried (it would not be the history of the
-    # first test rows) and the first origins are history from the test file itself.
+    # After a gap longer than the history no context is carried and the first origins are
+    # history from the test file itself.
     spec = prepared.spec
     first = context if context else max(spec.lookback, spec.season_steps)
     origins = evaluation_origins(len(prepared.test), spec, context)

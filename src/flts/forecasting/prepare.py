@@ -243,9 +243,10 @@ def prepare_datasets(
     train_notes += shortened
     _check_sizes(resolved, (len(train), len(test_reg)), (train_source, test_source))
     spec = _spec(resolved, config_hash, found, raw_columns, train, step)
-    context, note = _context(train_reg, test_reg, context_rows_for(spec), step, test_source)
+    context, gap, note = _context(train_reg, test_reg, context_rows_for(spec), step, test_source)
+    filled_stamps = pd.concat([filled_stamps, gap])
     test = featurise(pd.concat([context, test_reg], ignore_index=True), context=train_reg)
-    context_rows = int((test[TIME_COLUMN] <= train_reg[TIME_COLUMN].iloc[-1]).sum())
+    context_rows = int((test[TIME_COLUMN] < test_reg[TIME_COLUMN].iloc[0]).sum())
     if len(test) - context_rows < len(test_reg):
         lost = len(test_reg) - (len(test) - context_rows)
         test_notes += (f"{test_source}: {lost} rows dropped (lag history)",)
@@ -306,24 +307,54 @@ def cumulative_note(target: pd.Series, source: str, name: str) -> tuple[str, ...
 
 def _context(
     train: pd.DataFrame, test: pd.DataFrame, rows: int, step: TimeStep, test_source: str
-) -> tuple[pd.DataFrame, str]:
-    """The training tail the test object starts with, when the test file follows on directly.
+) -> tuple[pd.DataFrame, pd.Series, str]:
+    """The history the test object starts with: the training tail, and when the test file starts
+    a few steps after training ends (a weekend, a lost day: fewer than ``rows``), the missing
+    steps between them filled like any missing step (a straight line in time, flagged so
+    nothing is judged on them or on the forecast from just after one, as for gaps inside a file).
+    Returns the context rows, the timestamps filled in, and a note.
 
-    After a gap between the files the tail is not the history of the first test rows (the gap
-    cannot be filled without reading test values), so no context is carried and the first
-    origins need history from the test file itself, as the note says.
+    After a longer gap the tail is no history of the first test rows worth carrying, so no
+    context is carried and the first origins need history from the test file itself.
     """
     last_us = int(times_us_of(train[TIME_COLUMN].tail(1))[0])
     slots, _ = step.slots(times_us_of(test[TIME_COLUMN].head(1)), last_us)
-    if slots[0] == 1:
-        return train.tail(rows), (
-            f"{test_source}: {min(rows, len(train))} rows of training context precede the "
-            "test rows (history only, never scored)"
-        )
     gap = int(slots[0]) - 1
-    return train.iloc[:0], (
-        f"{test_source}: starts {gap} steps after the end of training, so no training context "
-        f"is carried; the first {rows} test rows only serve as history"
+    no_gap = pd.Series([], dtype="datetime64[ns]")
+    if gap == 0:
+        return (
+            train.tail(rows),
+            no_gap,
+            (
+                f"{test_source}: {min(rows, len(train))} rows of training context precede the "
+                "test rows (history only, never scored)"
+            ),
+        )
+    if gap >= rows:
+        return (
+            train.iloc[:0],
+            no_gap,
+            (
+                f"{test_source}: starts {gap} steps after the end of training, so no training "
+                f"context is carried; the first {rows} test rows only serve as history"
+            ),
+        )
+    stamps = pd.Series(
+        step.shift_us(last_us, np.arange(1, gap + 1)).astype("datetime64[us]")
+    ).astype("datetime64[ns]")
+    bridge = pd.concat(
+        [train.tail(1), pd.DataFrame({TIME_COLUMN: stamps}), test.head(1)], ignore_index=True
+    )
+    filled = bridge.set_index(TIME_COLUMN).interpolate(method="time").reset_index()
+    context = pd.concat([train.tail(rows), filled.iloc[1:-1]], ignore_index=True)
+    return (
+        context,
+        stamps,
+        (
+            f"{test_source}: starts {gap} steps after the end of training: those steps are filled "
+            f"like any missing step (never judged, nor the forecast just after them) and "
+            f"{min(rows, len(train))} rows of training context precede them"
+        ),
     )
 
 
