@@ -144,10 +144,7 @@ def _check_step(frame: pd.DataFrame, step: TimeStep, source: str) -> None:
     if len(frame) < 2:
         return
     found = infer_grid_step(frame[TIME_COLUMN])
-    if (found.months, found.seconds if not found.months else 0) != (
-        step.months,
-        step.seconds if not step.months else 0,
-    ):
+    if found.months != step.months or (not step.calendar and found.seconds != step.seconds):
         what = "step_months" if step.calendar else "step_seconds"
         raise DataValidationError(
             f"{source}: rows are {found.describe()} apart (median) but the step is "
@@ -318,8 +315,7 @@ def _context(
     context is carried and the first origins need history from the test file itself.
     """
     last_us = int(times_us_of(train[TIME_COLUMN].tail(1))[0])
-    slots, _ = step.slots(times_us_of(test[TIME_COLUMN].head(1)), last_us)
-    gap = int(slots[0]) - 1
+    gap = int(step.steps_from(times_us_of(test[TIME_COLUMN].head(1)), last_us)[0]) - 1
     no_gap = pd.Series([], dtype="datetime64[ns]")
     if gap == 0:
         return (

@@ -76,15 +76,20 @@ class TimeStep:
         us = np.asarray(stamps).astype("datetime64[us]").astype(np.int64)
         return self.shift_us(us, k).astype("datetime64[us]").astype("datetime64[ns]")
 
-    def slots(self, times_us: np.ndarray, origin_us: int) -> tuple[np.ndarray, int]:
-        """Each timestamp's step number on the grid ``origin + k * step`` (the nearest one), and
-        how many timestamps were not exactly on it."""
+    def steps_from(self, times_us: np.ndarray, origin_us: int) -> np.ndarray:
+        """Each timestamp's step number on the grid ``origin + k * step`` (the nearest one)."""
         times = np.asarray(times_us, dtype=np.int64)
         if self.calendar:
             months = _month_index(times) - _month_index(np.array([origin_us]))[0]
-            slot = np.round(months / self.months).astype(np.int64)
+            slot: np.ndarray = np.round(months / self.months).astype(np.int64)
         else:
             slot = np.round((times - origin_us) / (self.seconds * _US)).astype(np.int64)
+        return slot
+
+    def slots(self, times_us: np.ndarray, origin_us: int) -> tuple[np.ndarray, int]:
+        """:meth:`steps_from`, and how many timestamps were not exactly on the grid."""
+        times = np.asarray(times_us, dtype=np.int64)
+        slot = self.steps_from(times, origin_us)
         snapped = int(np.count_nonzero(self.shift_us(origin_us, slot) != times))
         return slot, snapped
 

@@ -55,6 +55,8 @@ class ModelRuntime:
         self.raw_columns = raw_columns_of(spec)
         self.min_rows = forecaster.min_history + max(spec.lags, default=0)
         self.step_us = spec.step_seconds * _US
+        #: The grid step, built once (requests check rows and stamp answers with it).
+        self.step = spec.step
         self.mean = np.asarray(spec.scaler.mean, dtype=np.float64)
         self.scale = np.asarray(spec.scaler.scale, dtype=np.float64)
         batch_fn = getattr(forecaster, "predict_scaled_batch", None)
@@ -106,7 +108,7 @@ class ModelRuntime:
             )
         times = inp.times_us
         diffs = times[1:] - times[:-1]  # np.diff's Python wrapper costs more than the work
-        step = self.spec.step
+        step = self.step
         if step.calendar:
             wrong = np.flatnonzero(step.shift_us(times[:-1], 1) != times[1:])
         elif (diffs == self.step_us).all():

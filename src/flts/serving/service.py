@@ -332,7 +332,7 @@ def _response(
     runtime: ModelRuntime, inp: PredictInput, values: np.ndarray, legacy: bool, bands: bool
 ) -> bytes:
     """The answer's bytes: a per-model pre-serialised head, then only the forecast points."""
-    stamps = _timestamps(int(inp.times_us[-1]), runtime.spec.step, len(values))
+    stamps = _timestamps(int(inp.times_us[-1]), runtime.step, len(values))
     head, tail = runtime.response_heads[legacy]
     if bands and runtime.band_offsets:
         factor = band_factor(runtime, inp, values)

@@ -183,7 +183,7 @@ class LiveSeries:
             self._append(timestamp_us, row, filled=False)
             self._record_actual(timestamp_us, row)
             return Accepted("accepted", timestamp_us)
-        slots = int(self.step.slots(np.array([timestamp_us]), last)[0][0])
+        slots = int(self.step.steps_from(np.array([timestamp_us]), last)[0])
         if slots <= 0:
             # Exactly on (or snapped onto) a slot we hold: a repeat; before it: out of order.
             status = "duplicate" if self._holds(self._after(last, slots)) else "out_of_order"

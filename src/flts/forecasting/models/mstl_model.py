@@ -215,8 +215,7 @@ class MSTLForecaster(Forecaster):
         assert self._anchor is not None
         anchor_us = int(np.asarray(self._anchor).astype("datetime64[us]").astype(np.int64))
         us = np.asarray(stamps).astype("datetime64[us]").astype(np.int64)
-        steps, _ = self.spec.step.slots(us.ravel(), anchor_us)
-        phase: np.ndarray = np.mod(steps.reshape(us.shape), period)
+        phase: np.ndarray = np.mod(self.spec.step.steps_from(us, anchor_us), period)
         return phase
 
     def _seasonal(self, stamps: np.ndarray) -> np.ndarray:
