@@ -65,3 +65,10 @@ class NoChampionError(FltsError):
 
 class StackError(FltsError):
     """A component of the local stack failed to start, answer or stop."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of the infrastructure (worth a retry), not of the message or model."""
+    if isinstance(exc, ObjectNotFoundError):
+        return False
+    return isinstance(exc, StorageError | TrackingError | MessagingError)

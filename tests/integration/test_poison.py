@@ -15,7 +15,13 @@ import pytest
 from _services_helpers import TopicReader, run_preprocess, spawn, uid, write_slices
 
 from flts import kafka_utils as ku
-from flts.domain.messages import DlqRecord, ModelTrained, TrainingDataReady, decode
+from flts.domain.messages import (
+    DlqRecord,
+    ModelTrained,
+    ModelTrainingFailed,
+    TrainingDataReady,
+    decode,
+)
 from flts.infra.stack import StackEndpoints
 from flts.services.completion import CompletionTracker
 from flts.settings import KafkaSettings
@@ -52,8 +58,10 @@ def test_trainer_dead_letters_poison_and_still_trains_the_good_claim(
     missing = good_claim.model_copy(
         update={"object": f"poison-{u}/missing.parquet", "config_hash": None}
     )
+    # A claim of a known lineage that cannot be trained on: besides its DLQ record the trainer
+    # announces FAILED, so an evaluator stops waiting for GRU in that lineage.
     not_parquet = good_claim.model_copy(
-        update={"object": f"poison-{u}/not.parquet", "config_hash": None}
+        update={"object": f"poison-{u}/not.parquet", "config_hash": f"lineage-{u}"}
     )
     poison: list[Any] = [
         b"not json {",
@@ -89,6 +97,9 @@ def test_trainer_dead_letters_poison_and_still_trains_the_good_claim(
             "SUCCESS for both good claims",
             logs=trainer.log,
         )
+        events.wait_for(
+            lambda s: any(v.get("status") == "FAILED" for _, v in s), 60, "the FAILED event"
+        )
         bad_input = _dlq_records(input_dlq, 3, trainer.log)
         bad_work = _dlq_records(work_dlq, 2, trainer.log)
     finally:
@@ -112,6 +123,17 @@ def test_trainer_dead_letters_poison_and_still_trains_the_good_claim(
     assert [r.source_offset for r in bad_work] == [4, 5]  # the preprocess claim is offset 0
     successes = [decode(ModelTrained, v) for _, v in events.seen if v.get("status") == "SUCCESS"]
     assert {s.run_id for s in successes} == {successes[0].run_id}  # the replay did not retrain
+    # Exactly one FAILED: the missing object's claim has no lineage to release.
+    failures = [(k, v) for k, v in events.seen if v.get("status") == "FAILED"]
+    assert len(failures) == 1
+    key, value = failures[0]
+    announced = decode(ModelTrainingFailed, value)
+    assert key == "trained-GRU"
+    assert (announced.model_type, announced.identifier) == ("GRU", good_claim.identifier)
+    assert announced.config_hash == f"lineage-{u}"
+    assert announced.error_type == "DataValidationError"
+    assert "not.parquet" in announced.error_details
+    assert announced.dlq_topic == f"DLQ-{out_topic}"
 
 
 def test_eval_dead_letters_poison_and_records_the_next_good_event(

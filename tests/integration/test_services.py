@@ -22,6 +22,7 @@ from flts.domain.messages import (
     InferenceDataReady,
     ModelSelected,
     ModelTrained,
+    ModelTrainingFailed,
     PerformanceEval,
     TrainingDataReady,
     decode,
@@ -213,6 +214,62 @@ def test_eval_restart_loses_nothing_and_promotes_exactly_once(
     assert (selected.model_type, selected.run_id) == ("GRU", events["GRU"].run_id)
     assert selected.identifier == trained.identifier
     assert tracker.load(trained.identifier, trained.summary["config_hash"]).published
+
+
+def test_eval_ranks_the_other_models_when_one_failed_to_train(
+    trained: Trained,
+    stack: StackEndpoints,
+    kafka_settings: KafkaSettings,
+    s3_store: Any,
+    tmp_path: Path,
+) -> None:
+    """A trainer's FAILED event (what it sends after dead-lettering a claim it cannot train
+    on) releases that model: the real evaluator promotes among the others and records why."""
+    u = uid()
+    training_topic, selected_topic = f"model-training-{u}", f"model-selected-{u}"
+    ku.ensure_topics(kafka_settings.bootstrap_servers, [training_topic, selected_topic])
+    # A lineage of its own: the other tests' evaluators keep their state for the shared one.
+    events = {
+        m: e.model_copy(update={"identifier": f"failed-{u}"})
+        for m, e in trained.successes().items()
+    }
+    lstm = _champion_quality(events["LSTM"])
+    gru_failed = ModelTrainingFailed(
+        model_type="GRU",
+        config_hash=lstm.config_hash,
+        identifier=lstm.identifier,
+        error_type="ForecastError",
+        error_details="GRU cannot fit this series",
+        dlq_topic="DLQ-model-training",
+        failed_at="2026-12-03T08:00:00Z",
+    )
+    producer = ku.create_producer(settings=kafka_settings)
+    for model, event in (("GRU", gru_failed), ("LSTM", lstm), ("PROPHET", events["PROPHET"])):
+        assert ku.produce_message(producer, training_topic, event, key=f"trained-{model}")
+    evaluator = spawn(
+        "eval",
+        stack.service_env(),
+        tmp_path,
+        MODEL_TRAINING_TOPIC=training_topic,
+        MODEL_SELECTED_TOPIC=selected_topic,
+        EVAL_GROUP_ID=f"eval-{u}",
+        REGISTERED_MODEL_NAME=f"flts-test-{u}",
+    )
+    reader = TopicReader(kafka_settings, selected_topic)
+    try:
+        reader.wait_for(lambda s: len(s) >= 1, 240, "model-selected", logs=evaluator.log)
+    finally:
+        assert evaluator.stop() == 0
+        reader.close()
+    selected = decode(ModelSelected, reader.seen[0][1])
+    assert (selected.model_type, selected.run_id) == ("LSTM", lstm.run_id)
+    record_key = f"{lstm.identifier}/{lstm.config_hash}/current.json"
+    record = json.loads(s3_store.get_bytes(BUCKET_PROMOTION, record_key))
+    assert record["waived"] == {
+        "GRU": "training failed (ForecastError: GRU cannot fit this series)"
+    }
+    assert {row["model_type"] for row in record["report"]["rows"]} >= {"LSTM", "PROPHET"}
+    assert "GRU" not in {row["model_type"] for row in record["report"]["rows"]}
 
 
 def test_inference_runs_claims_with_provisional_then_champion_and_is_ready_after_restart(

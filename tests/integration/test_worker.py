@@ -117,6 +117,36 @@ def test_handler_failure_goes_to_the_dlq_and_the_next_message_is_processed(
     assert committed(kafka_settings, group, source) == 3
 
 
+def test_a_dead_lettered_record_is_announced_after_its_dlq_record(
+    kafka_settings: KafkaSettings, unique_topic: Callable[..., str]
+) -> None:
+    """``failure_outputs`` (a trainer's FAILED event) goes out after the DLQ record; a hook
+    that fails itself is logged, and the record is still committed."""
+    source, sink = unique_topic("in"), unique_topic("out")
+    ku.ensure_topics(kafka_settings.bootstrap_servers, [dlq_of(source), sink])
+    producer = ku.create_producer(settings=kafka_settings)
+    assert ku.produce_message(producer, source, {"n": 1})
+    assert ku.produce_message(producer, source, {"n": 2})
+
+    def handler(record: Record) -> list[Output]:
+        raise ValueError(f"cannot use {orjson.loads(record.body)['n']}")
+
+    def announce(record: Record, exc: BaseException, dlq: str) -> list[Output]:
+        if record.offset == 1:
+            raise RuntimeError("the hook itself broke")
+        return [Output(sink, {"failed": record.offset, "why": str(exc), "dlq": dlq}, "k")]
+
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    worker = make_worker(kafka_settings, group, source, handler)
+    worker.failure_outputs = announce
+    start(worker, max_messages=2).join(60)
+    assert worker.stats.dead_lettered == 2
+    assert len(read_topic(kafka_settings, dlq_of(source), 2)) == 2
+    announced = read_topic(kafka_settings, sink, 1)
+    assert announced == [{"failed": 0, "why": "cannot use 1", "dlq": dlq_of(source)}]
+    assert committed(kafka_settings, group, source) == 2
+
+
 def test_stop_mid_handler_leaves_the_message_uncommitted_for_the_next_worker(
     kafka_settings: KafkaSettings, unique_topic: Callable[..., str]
 ) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker, RecordingSink
 from flts.domain.config import ModelType
-from flts.domain.messages import ModelSelected, ModelTrained, ProgressEvent
+from flts.domain.messages import ModelSelected, ModelTrained, ModelTrainingFailed, ProgressEvent
 from flts.errors import MessageError, UnknownModelTypeError
 from flts.messaging.records import Output, Record
 from flts.services import eval as svc_eval
@@ -215,3 +215,73 @@ def _ctx_of(harness: Any) -> StageContext:
     service = harness[4]()
     ctx: StageContext = service.ctx
     return ctx
+
+
+def failed(model_type: str, ident: str = "run-1") -> ModelTrainingFailed:
+    return ModelTrainingFailed(
+        model_type=model_type,
+        config_hash="h1",
+        identifier=ident,
+        error_type="ForecastError",
+        error_details="cannot fit",
+        dlq_topic="DLQ-model-training",
+        failed_at="2025-11-24T12:03:00Z",
+    )
+
+
+def test_a_failed_model_is_not_waited_for_and_the_others_are_ranked(harness: Any) -> None:
+    """GRU's trainer dead-lettered the claim: its FAILED event releases GRU, and the evaluation
+    runs on LSTM and PROPHET alone, with the reason kept next to them."""
+    _store, sink, producer, calls, make_service = harness
+    service = make_service()
+    service.handle(_record(trained("LSTM")))
+    assert service.handle(_record(failed("GRU"))) == []
+    assert calls == []  # PROPHET still to come
+    producer.deliver(service.handle(_record(trained("PROPHET"))))
+    assert len(calls) == 1
+    assert {r.model_type for r in calls[0].results} == {"LSTM", "PROPHET"}
+    assert calls[0].waived == {"GRU": "training failed (ForecastError: cannot fit)"}
+    assert [o.value.model_type for o in producer.selected()] == ["LSTM"]  # type: ignore[union-attr]
+    messages = [e.message for e in sink.of_type(ProgressEvent)]
+    assert "GRU training failed (ForecastError: cannot fit); ranking the other models" in messages
+    # A replayed FAILED, or a late SUCCESS of the failed type, changes nothing now.
+    assert make_service().handle(_record(failed("GRU"))) == []
+    assert make_service().handle(_record(trained("GRU"))) == []
+    assert len(calls) == 1
+
+
+def test_a_success_after_a_failure_of_the_same_type_counts(harness: Any) -> None:
+    """A replayed claim trained after all (e.g. the DLQ was replayed): the SUCCESS wins."""
+    _store, _sink, producer, calls, make_service = harness
+    service = make_service()
+    service.handle(_record(failed("GRU")))
+    service.handle(_record(trained("GRU")))
+    service.handle(_record(trained("LSTM")))
+    producer.deliver(service.handle(_record(trained("PROPHET"))))
+    assert {r.model_type for r in calls[0].results} == {"GRU", "LSTM", "PROPHET"}
+
+
+def test_when_every_model_failed_nothing_is_evaluated_and_the_reason_says_why(
+    harness: Any,
+) -> None:
+    store, sink, producer, calls, make_service = harness
+    service = make_service()
+    for model in ("GRU", "LSTM", "PROPHET"):
+        producer.deliver(service.handle(_record(failed(model))))
+    assert calls == []
+    assert producer.selected() == []
+    state = CompletionTracker(store, [ModelType.GRU]).load("run-1", "h1")
+    assert state.evaluated
+    assert state.selected is None
+    assert state.reason is not None
+    assert state.reason.startswith("no model was trained (GRU: ")
+    assert any(
+        e.message.startswith("no champion promoted: no model was trained")
+        for e in sink.of_type(ProgressEvent)
+    )
+
+
+def test_a_failure_of_an_unexpected_type_is_ignored(harness: Any) -> None:
+    store, _sink, _producer, _calls, make_service = harness
+    assert make_service().handle(_record(failed("LINEAR"))) == []
+    assert store.list_keys(BUCKET_PROMOTION) == []

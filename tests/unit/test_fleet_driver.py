@@ -48,11 +48,16 @@ def _series(tmp_path: Path, name: str) -> FleetSeries:
     return FleetSeries(name, f"fleet/{name}", tmp_path / "a.csv", tmp_path / "b.csv", "{}")
 
 
-def test_events_reach_their_series_and_one_failure_is_only_that_series(tmp_path: Path) -> None:
+def test_events_reach_their_series_and_one_failure_is_only_that_series(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b: a trainer DLQ record nothing explains (fails once the grace is over); d: a model that
+    could not be trained (DLQ record and FAILED), so eval decided without it."""
+    monkeypatch.setattr("flts.run.pipeline.FAILED_EVENT_GRACE_S", 0.2)
     base = RunOptions("fleet", tmp_path, tmp_path, tmp_path, tmp_path, models=(ModelType.LINEAR,))
     display = Notes()
     runs = {}
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "d"):
         series = _series(tmp_path, name)
         runner = PipelineRunner(series_options(base, series), {}, display)  # type: ignore[arg-type]
         runs[series.identifier] = SeriesRun(series, runner)
@@ -69,10 +74,16 @@ def test_events_reach_their_series_and_one_failure_is_only_that_series(tmp_path:
         _ev(TOPICS.model_selected, "fleet/a", config_hash="ha", run_id="ra", model_type="LINEAR"),
         _ev(TOPICS.performance_eval, "fleet/a", config_hash="ha", run_id="ra"),
         _ev(TOPICS.model_selected, "other/a", config_hash="ha", run_id="zz"),
+        _ev(TOPICS.training_data, "fleet/d", config_hash="hd"),
+        _ev("DLQ-model-training", "fleet/d", operation="train LINEAR", error_details="bad"),
+        _ev(TOPICS.model_training, "fleet/d", status="FAILED", model_type="LINEAR",
+            config_hash="hd", error_type="ForecastError", error_details="bad"),
+        _ev(TOPICS.progress, "fleet/d", stage="eval",
+            message="no champion promoted: no model was trained (LINEAR: ...)"),
     ]  # fmt: skip
     master = PipelineRunner(base, {}, display)  # type: ignore[arg-type]
     _follow(runs, master, Events(events), display, timeout_s=10)  # type: ignore[arg-type]
-    a, b, c = (runs[f"fleet/{n}"] for n in "abc")
+    a, b, c, d = (runs[f"fleet/{n}"] for n in "abcd")
     assert a.runner.outcome.performance is not None
     assert a.runner.outcome.selected is not None
     assert a.runner.outcome.selected["run_id"] == "ra"
@@ -82,6 +93,12 @@ def test_events_reach_their_series_and_one_failure_is_only_that_series(tmp_path:
     assert c.runner.outcome.no_champion is not None
     assert c.runner.outcome.no_champion.startswith("no champion")
     assert "trained" in a.runner.outcome.marks
+    assert d.failure is None
+    assert list(d.runner.outcome.failed) == ["LINEAR"]
+    assert "trained" in d.runner.outcome.marks
+    assert d.runner.outcome.no_champion == (
+        "no champion promoted: no model was trained (LINEAR: ...)"
+    )
 
 
 def test_a_series_without_a_result_times_out_alone(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from flts.domain.messages import (
     InferenceDataReady,
     ModelSelected,
     ModelTrained,
+    ModelTrainingFailed,
     PerformanceEval,
     TrainingDataReady,
 )
@@ -160,6 +161,47 @@ def _selected(trained: ModelTrained) -> ModelSelected:
         promotion_time="2026-01-01T00:00:00Z",
         identifier=trained.identifier,
     )
+
+
+def test_a_model_that_cannot_be_trained_leaves_the_others_ranked(
+    ctx: StageContext, tmp_path: Path
+) -> None:
+    """As under Kafka: the train task writes a ModelTrainingFailed instead of failing the run,
+    and evaluate ranks the other models, keeping why one is missing; when none was trained,
+    evaluate fails naming each reason."""
+    training, _ = _preprocess(ctx, tmp_path)
+    claim = TrainingDataReady.model_validate(training.json())
+    ctx.store.put_bytes(claim.bucket, "glue-t/corrupt.parquet", b"not parquet")
+    corrupt = FakeArtifact(str(tmp_path / "corrupt"))
+    glue.write_artifact(
+        corrupt, claim.model_copy(update={"object": "glue-t/corrupt.parquet"}).to_wire()
+    )
+    gru = _train(ctx, corrupt, "GRU", tmp_path / "m-gru")
+    failed = ModelTrainingFailed.model_validate(gru.json())
+    assert (failed.model_type, failed.config_hash) == ("GRU", claim.config_hash)
+    assert failed.error_type == "DataValidationError"
+    assert gru.metadata["status"] == "FAILED"
+    prophet = _train(ctx, training, "PROPHET", tmp_path / "m-prophet")
+
+    selection = FakeArtifact(str(tmp_path / "sel"))
+    evaluate = {
+        "model_types": ["GRU", "PROPHET"],
+        "registered_model_name": "glue-model",
+        "alias": "champion",
+        "selection": selection,
+        "ctx": ctx,
+        **NO_ENDPOINTS,
+    }
+    glue.evaluate_task(models=[gru, prophet], **evaluate)
+    rows = {r["model_type"] for r in selection.json()["report"]["rows"]}
+    assert "PROPHET" in rows
+    assert "GRU" not in rows
+    record = json.loads(
+        ctx.store.get_bytes("model-promotion", f"glue-t/{claim.config_hash}/current.json")
+    )
+    assert record["waived"]["GRU"].startswith("training failed (DataValidationError: ")
+    with pytest.raises(DataValidationError, match=r"no trained models \(GRU: training failed"):
+        glue.evaluate_task(models=[gru], **evaluate)
 
 
 def test_infer_is_skipped_without_a_champion(ctx: StageContext, tmp_path: Path) -> None:

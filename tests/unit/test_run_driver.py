@@ -94,3 +94,103 @@ def test_the_champions_forecast_seen_before_its_promotion_still_ends_the_run(
     runner.observe(event(TOPICS.model_selected, fresh, config_hash="h", run_id="r1"))
     assert runner.outcome.performance is not None
     assert runner.outcome.performance["run_id"] == "r1"
+
+
+def _runner(tmp_path: Path, models: str = "GRU,LSTM") -> Any:
+    from flts.domain.config import ModelType
+    from flts.run.pipeline import PipelineRunner, RunOptions
+
+    options = RunOptions(
+        "x",
+        tmp_path / "a.csv",
+        tmp_path / "b.csv",
+        tmp_path,
+        tmp_path,
+        models=tuple(ModelType.parse(m) for m in models.split(",")),
+    )
+    runner = PipelineRunner(options, {}, Notes())  # type: ignore[arg-type]
+    runner.outcome.config_hash = "h"
+    return runner
+
+
+def _trainer_dlq(ts: int) -> ObservedEvent:
+    return ObservedEvent(
+        topic="DLQ-model-training",
+        key=None,
+        value={
+            "operation": "train GRU",
+            "error_details": "ForecastError: cannot fit",
+            "payload": {"identifier": "x", "config_hash": "h"},
+        },
+        timestamp_ms=ts,
+    )
+
+
+def _failed(ts: int, model: str = "GRU") -> ObservedEvent:
+    return event(
+        TOPICS.model_training,
+        ts,
+        config_hash="h",
+        model_type=model,
+        status="FAILED",
+        error_type="ForecastError",
+        error_details="cannot fit",
+        dlq_topic="DLQ-model-training",
+    )
+
+
+def test_a_model_that_failed_to_train_does_not_stop_the_run(tmp_path: Path) -> None:
+    """The trainer's DLQ record and its FAILED event, in either order: the run waits for the
+    other models only, and names the failure."""
+    runner = _runner(tmp_path)
+    fresh = int(time.time() * 1000)
+    runner.observe(_trainer_dlq(fresh))  # no longer a PipelineFailed
+    assert not runner.training_settled()
+    runner.observe(_failed(fresh))
+    assert runner.overdue_failure(now=time.monotonic() + 3600) is None  # explained
+    assert not runner.training_settled()  # LSTM still to come
+    lstm = {"model_type": "LSTM", "status": "SUCCESS", "test_rmse": 1.0}
+    runner.observe(event(TOPICS.model_training, fresh, config_hash="h", **lstm))
+    assert runner.training_settled()
+    assert list(runner.outcome.failed) == ["GRU"]
+    assert any(
+        "GRU: training failed (ForecastError: cannot fit)" in n for n in runner.display.lines
+    )
+
+
+def test_a_trainer_dlq_record_without_its_failed_event_fails_the_run_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    from flts.run.pipeline import FAILED_EVENT_GRACE_S
+
+    runner = _runner(tmp_path)
+    runner.observe(_trainer_dlq(int(time.time() * 1000)))
+    assert runner.overdue_failure() is None
+    reason = runner.overdue_failure(now=time.monotonic() + FAILED_EVENT_GRACE_S + 1)
+    assert reason is not None
+    assert "stage train failed" in reason
+    assert "cannot fit" in reason
+    # An earlier run's FAILED (same lineage, older timestamp) explains nothing of this run.
+    runner.observe(_failed(START))
+    assert runner.overdue_failure(now=time.monotonic() + FAILED_EVENT_GRACE_S + 1) is not None
+
+
+def test_when_every_model_failed_the_run_fails_naming_each(tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    fresh = int(time.time() * 1000)
+    runner.observe(_failed(fresh, "GRU"))
+    runner.observe(_failed(fresh, "LSTM"))
+    with pytest.raises(PipelineFailed, match=r"every model \(GRU: ForecastError: cannot fit; LSTM"):
+        runner.training_settled()
+
+
+def test_other_stages_dlq_records_still_fail_the_run_at_once(tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    dlq = ObservedEvent(
+        topic="DLQ-model-selected",
+        key=None,
+        value={"operation": "evaluate", "error_details": "boom", "payload": {"identifier": "x"}},
+        timestamp_ms=int(time.time() * 1000),
+    )
+    with pytest.raises(PipelineFailed, match="stage evaluate failed"):
+        runner.observe(dlq)

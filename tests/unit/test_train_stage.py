@@ -124,3 +124,45 @@ def test_failure_during_training_marks_run_failed(monkeypatch: pytest.MonkeyPatc
         train.run(s.claim, TrainStageConfig(model_type=ModelType.PERSISTENCE), s.ctx)
     (run,) = s.tracker.runs.values()
     assert run.status == "FAILED"
+
+
+def test_a_claim_the_trainer_cannot_use_is_announced_failed_but_an_outage_is_not() -> None:
+    """The trainer service's failure hook: a claim of a known lineage whose data cannot be
+    trained on gets a FAILED event (key and lineage of the SUCCESS it replaces); a platform
+    outage, an undecodable record and a claim without a lineage get none."""
+    from flts.domain.messages import ModelTrainingFailed
+    from flts.errors import StorageError
+    from flts.messaging.records import Record
+    from flts.services import train as svc_train
+    from flts.settings import TrainSettings, load_settings
+    from flts.stages.ports import BUCKET_PROCESSED
+
+    s = Setup()
+    settings = load_settings(TrainSettings, model_type="LINEAR", consumer_group_id="g")
+    s.store.put_bytes(BUCKET_PROCESSED, "corrupt.parquet", b"this is not parquet")
+    bad = s.claim.model_copy(update={"object": "corrupt.parquet"})
+    record = Record("training-data", 0, 7, "train-claim", bad.to_json_bytes())
+    with pytest.raises(DataValidationError) as failure:
+        svc_train.build_handler(settings, s.ctx)(record)
+
+    announce = svc_train.build_failure_outputs(settings)
+    [out] = announce(record, failure.value, "DLQ-model-training")
+    assert (out.topic, out.key) == ("model-training", "trained-LINEAR")
+    event = out.value
+    assert isinstance(event, ModelTrainingFailed)
+    assert (event.model_type, event.identifier, event.config_hash) == (
+        "LINEAR",
+        s.claim.identifier,
+        CONFIG_HASH,
+    )
+    assert event.error_type == "DataValidationError"
+    assert "corrupt.parquet" in event.error_details
+    assert event.dlq_topic == "DLQ-model-training"
+    assert event.to_wire()["status"] == "FAILED"
+
+    assert announce(record, StorageError("S3 unreachable"), "DLQ-model-training") == []
+    garbage = Record("training-data", 0, 8, None, b"not json")
+    assert announce(garbage, MessageError("not valid JSON"), "DLQ-training-data") == []
+    no_lineage = bad.model_copy(update={"config_hash": None}).to_json_bytes()
+    orphan = Record("training-data", 0, 9, None, no_lineage)
+    assert announce(orphan, failure.value, "DLQ-model-training") == []

@@ -362,6 +362,11 @@ def render_summary(summary: dict[str, Any]) -> str:
     config_hash = str(summary.get("config_hash"))[:12]
     steps = step_table(summary["scores"])
     bands = interval_table(summary["scores"])
+    failed = [
+        f"not trained: {model}: {event.get('error_type')}: {event.get('error_details')} "
+        f"(claim in {event.get('dlq_topic')})"
+        for model, event in sorted((summary.get("failed") or {}).items())
+    ]
     lines = [
         f"FLTS run {summary['identifier']}  (config_hash {config_hash}...)",
         f"target: {summary['target']} (original units), horizon {summary.get('horizon', 1)}, "
@@ -369,6 +374,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         configuration_text(summary.get("configuration") or {}),
         "",
         score_table(summary["scores"], champion),
+        *failed,
         *(["", steps] if steps else []),
         *(["", bands] if bands else []),
         "",

@@ -103,6 +103,24 @@ class ModelTrainingRunning(WireMessage):
     identifier: str
 
 
+class ModelTrainingFailed(WireMessage):
+    """Topic ``model-training``, status FAILED (added by FLTS): a trainer could not train on a
+    claim for a reason of the data or the model, not of the platform. The claim itself is in
+    the trainer's DLQ (``dlq_topic``; None under KFP, where this is the train task's output);
+    the evaluator stops waiting for this model type in the lineage and ranks the others. Key
+    ``trained-<MODEL_TYPE>``, as the SUCCESS it replaces.
+    """
+
+    model_type: str
+    config_hash: str
+    status: Literal["FAILED"] = "FAILED"
+    identifier: str
+    error_type: str
+    error_details: str
+    failed_at: str
+    dlq_topic: str | None = None
+
+
 class BaselineScores(BaseModel):
     """Errors of one baseline on exactly the windows the model was scored on."""
 
@@ -384,15 +402,22 @@ def decode(model: type[M], raw: bytes | str | dict[str, Any]) -> M:
         raise MessageError(f"{model.__name__}: {problems}") from exc
 
 
-def decode_model_training(raw: bytes | str | dict[str, Any]) -> ModelTrainingRunning | ModelTrained:
-    """The model-training topic carries two events; dispatch on ``status``."""
+ModelTrainingEvent = ModelTrainingRunning | ModelTrained | ModelTrainingFailed
+
+
+def decode_model_training(raw: bytes | str | dict[str, Any]) -> ModelTrainingEvent:
+    """The model-training topic carries three events; dispatch on ``status``."""
     data = _load_object("model-training event", raw)
     status = data.get("status")
     if status == "RUNNING":
         return decode(ModelTrainingRunning, data)
     if status == "SUCCESS":
         return decode(ModelTrained, data)
-    raise MessageError(f"model-training event: unknown status {status!r} (RUNNING or SUCCESS)")
+    if status == "FAILED":
+        return decode(ModelTrainingFailed, data)
+    raise MessageError(
+        f"model-training event: unknown status {status!r} (RUNNING, SUCCESS or FAILED)"
+    )
 
 
 #: Every wire message, by the name its JSON Schema file carries.
@@ -402,6 +427,7 @@ ALL_MESSAGES: dict[str, type[WireMessage]] = {
     "inference-data": InferenceDataReady,
     "model-training.running": ModelTrainingRunning,
     "model-training.success": ModelTrained,
+    "model-training.failed": ModelTrainingFailed,
     "model-selected": ModelSelected,
     "performance-eval": PerformanceEval,
     "dlq": DlqRecord,

@@ -26,10 +26,13 @@ from flts.domain.messages import (
     InferenceDataReady,
     ModelSelected,
     ModelTrained,
+    ModelTrainingFailed,
     PerformanceEval,
     TrainingDataReady,
     WireMessage,
     decode,
+    decode_model_training,
+    utc_now_iso,
 )
 from flts.errors import ConfigError, DataValidationError
 from flts.stages.contracts import (
@@ -230,8 +233,12 @@ def train_task(
 ) -> None:
     """Run the train stage on the claim in ``training_data``; the model file is ModelTrained.
 
+    A model that cannot be trained on this data (not an outage: that still fails the task, for
+    KFP's retries) writes a ModelTrainingFailed instead, so the evaluate task ranks the other
+    models, as the Kafka evaluator does after a trainer's FAILED event.
     ``torch_threads`` 0 leaves torch's default (size it to the task's CPU limit otherwise).
     """
+    from flts.errors import is_transient
     from flts.stages import train
 
     ctx = ctx or build_context(s3_endpoint_url, mlflow_tracking_uri)
@@ -250,7 +257,22 @@ def train_task(
     stage_config = TrainStageConfig(
         model_type=ModelType.parse(model_type), train=config, experiment=experiment
     )
-    trained = train.run(claim, stage_config, ctx)
+    try:
+        trained = train.run(claim, stage_config, ctx)
+    except Exception as exc:
+        if is_transient(exc) or claim.config_hash is None:
+            raise
+        log.exception("%s could not be trained; the other models are ranked", model_type)
+        failed = ModelTrainingFailed(
+            model_type=stage_config.model_type.value,
+            config_hash=claim.config_hash,
+            identifier=claim.identifier,
+            error_type=type(exc).__name__,
+            error_details=str(exc),
+            failed_at=utc_now_iso(),
+        )
+        write_artifact(model, failed.to_wire(), model_type=failed.model_type, status="FAILED")
+        return
     write_artifact(
         model,
         trained.to_wire(),
@@ -284,11 +306,18 @@ def evaluate_task(
     (recorded as waived, as the Kafka evaluator records it).
     """
     from flts.stages import evaluate
+    from flts.stages.promotion import failure_reason
 
     ctx = ctx or build_context(s3_endpoint_url, mlflow_tracking_uri)
-    results = tuple(decode(ModelTrained, read_artifact(m)) for m in models)
-    expected = [ModelType.parse(t) for t in model_types]
+    results: tuple[ModelTrained, ...] = ()
     waived: dict[str, str] = {}
+    for artifact in models:
+        event = decode_model_training(read_artifact(artifact))
+        if isinstance(event, ModelTrainingFailed):
+            waived[ModelType.parse(event.model_type).value] = failure_reason(event)
+        elif isinstance(event, ModelTrained):
+            results += (event,)
+    expected = [ModelType.parse(t) for t in model_types]
     if global_candidate:
         expected.append(ModelType.GLOBAL_LINEAR)
         share = _global_share(global_candidate)
@@ -297,7 +326,8 @@ def evaluate_task(
         else:
             waived[ModelType.GLOBAL_LINEAR.value] = share
     if not results:
-        raise DataValidationError("evaluate received no trained models")
+        why = "; ".join(f"{m}: {reason}" for m, reason in waived.items())
+        raise DataValidationError(f"evaluate received no trained models ({why or 'none given'})")
     lineage = {(r.identifier, r.config_hash) for r in results}
     if len(lineage) != 1:
         raise DataValidationError(f"trained models come from different runs: {sorted(lineage)}")

@@ -13,7 +13,9 @@ from typing import Any
 from confluent_kafka import Message
 
 from flts.domain.messages import WireMessage
-from flts.errors import MessagingError, ObjectNotFoundError, StorageError, TrackingError
+
+# Re-exported: its home is flts.errors, since the KFP glue classifies failures too.
+from flts.errors import is_transient as is_transient
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class Output:
 Handler = Callable[[Record], Sequence[Output]]
 #: (consumed topic, error) -> dead-letter topic.
 DlqRouter = Callable[[str, BaseException], str]
+#: (record, error, its dead-letter topic) -> events telling downstream services that this
+#: record's work will not come (sent after the DLQ record, before the commit).
+FailureOutputs = Callable[[Record, BaseException, str], Sequence[Output]]
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,6 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
         return float(min(self.max_delay_s, self.initial_delay_s * 2 ** (attempt - 1)))
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures of the infrastructure (worth a retry), not of the message."""
-    if isinstance(exc, ObjectNotFoundError):
-        return False
-    return isinstance(exc, StorageError | TrackingError | MessagingError)
 
 
 def dlq_of(topic: str) -> str:

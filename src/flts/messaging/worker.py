@@ -9,7 +9,8 @@ Error policy (the only broad ``except`` of a service lives here):
 
 - The handler decodes its wire model; a :class:`MessageError` or any other failure goes to a
   dead-letter topic chosen by ``dlq_topic_for(consumed_topic, error)``, then the offset is
-  committed and the worker moves on.
+  committed and the worker moves on. A service may also announce the failure to downstream
+  services (``failure_outputs``: a trainer's FAILED event), sent after the DLQ record.
 - Infrastructure failures (:class:`TrackingError`, :class:`MessagingError`, and
   :class:`StorageError` except :class:`ObjectNotFoundError`) are retried by ``RetryPolicy``:
   ``attempts`` tries in all, with exponential backoff (1 s, 2 s, 4 s ... capped), before DLQ.
@@ -40,6 +41,7 @@ from flts.errors import FltsError, MessagingError
 from flts.kafka_utils import commit_offsets_sync, produce_message, publish_error
 from flts.messaging.records import (
     DlqRouter,
+    FailureOutputs,
     Handler,
     Output,
     Record,
@@ -129,6 +131,7 @@ class KafkaWorker:
         retry: RetryPolicy | None = None,
         poll_timeout_s: float = 0.2,
         ready_file: Path | None = None,
+        failure_outputs: FailureOutputs | None = None,
     ) -> None:
         self.consumer_conf = dict(consumer_conf)
         self.topics = list(topics)
@@ -140,6 +143,7 @@ class KafkaWorker:
         self.retry = retry or RetryPolicy()
         self.poll_timeout_s = poll_timeout_s
         self.ready_file = ready_file
+        self.failure_outputs = failure_outputs
         self.stats = WorkerStats()
         self._buffer: deque[Message] = deque()
         self._revoked: set[tuple[str, int]] = set()
@@ -245,7 +249,9 @@ class KafkaWorker:
             log.warning("partition revoked during handling: not committing", extra=ctx)
             return
         if run.error is not None:
-            self._dead_letter(record, run.error)
+            dlq = self._dead_letter(record, run.error)
+            for out in self._announced_failure(record, run.error, dlq):
+                self._deliver(out.topic, self._sender(out))
             self.stats.dead_lettered += 1
         else:
             for out in run.outputs:
@@ -328,7 +334,19 @@ class KafkaWorker:
                 if self.stop_event.wait(self.retry.delay(attempt)):
                     raise MessagingError("stopped while recording state; not committing") from exc
 
-    def _dead_letter(self, record: Record, exc: BaseException) -> None:
+    def _announced_failure(self, record: Record, exc: BaseException, dlq: str) -> list[Output]:
+        """The service's events about a dead-lettered record (none if it has no hook, or the
+        hook itself fails: the DLQ record is already safe, so that failure is only logged)."""
+        if self.failure_outputs is None:
+            return []
+        try:
+            return list(self.failure_outputs(record, exc, dlq))
+        except Exception:
+            log.exception("could not announce the failure of %s@%d", record.topic, record.offset)
+            return []
+
+    def _dead_letter(self, record: Record, exc: BaseException) -> str:
+        """Send ``record`` to its dead-letter topic (confirmed) and return that topic."""
         dlq = self.dlq_topic_for(record.topic, exc)
         details = f"{type(exc).__name__}: {exc}"
         log.error(
@@ -359,6 +377,7 @@ class KafkaWorker:
                 error_type=type(exc).__name__,
             ),
         )
+        return dlq
 
     def _commit(self, consumer: Consumer, record: Record, ctx: dict[str, Any]) -> None:
         try:

@@ -287,15 +287,23 @@ def _follow(
             display.note(f"[{run.series.series_id}] failed: {exc}")
         out = run.runner.outcome
         expected = {m.value for m in run.runner.options.models}
-        if "trained" not in out.marks and expected <= set(out.trained):
+        if "trained" not in out.marks and expected <= set(out.trained) | set(out.failed):
             out.marks["trained"] = time.monotonic()
         if run.settled:
             done = sum(r.settled for r in runs.values())
             display.phase("series done", f"{run.series.series_id} ({done}/{len(runs)})")
 
+    def settled() -> bool:
+        for run in runs.values():
+            reason = None if run.settled else run.runner.overdue_failure()
+            if reason is not None:
+                run.failure = reason
+                display.note(f"[{run.series.series_id}] failed: {reason}")
+        return all(r.settled for r in runs.values())
+
     waiter = EventWaiter(monitor, master.services, display, time.monotonic() + timeout_s)
     try:
-        waiter.until(lambda: all(r.settled for r in runs.values()), route)
+        waiter.until(settled, route)
     except PipelineFailed as exc:
         if "timed out" not in str(exc):
             raise

@@ -141,6 +141,8 @@ def build_summary(
         "no_champion_reason": outcome.no_champion,
         "scores": list(report.get("rows", [])),
         "trained": outcome.trained,
+        #: Models whose trainer could not train on this data (the run ranked the others).
+        "failed": outcome.failed,
         "performance": perf,
         "promotion_record": f"s3://model-promotion/{record_key}",
         "timings": phase_timings(outcome, t0=t0, t_infra=t_infra),

@@ -133,6 +133,9 @@ class RunOutcome:
     marks: dict[str, float] = field(default_factory=dict)
     #: The run's training-data claim as observed (what a global training request carries).
     claim: dict[str, Any] | None = None
+    #: Model type -> its trainer's FAILED event: the model could not be trained on this data,
+    #: and the run went on with the others.
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 #: A service that crashes this often within the window is in a crash loop: the run gives up.
@@ -233,6 +236,12 @@ DLQ_STAGE = {
 }
 
 
+#: How long a trainer's DLQ record may wait for the FAILED event that explains it (the trainer
+#: sends it right after; the monitor reads the two topics side by side). Past that the DLQ
+#: record fails the run, as any other stage's does.
+FAILED_EVENT_GRACE_S = 20.0
+
+
 def _describe_dlq(event: ObservedEvent) -> str:
     stage = DLQ_STAGE.get(event.topic, event.topic)
     value = event.value
@@ -258,6 +267,9 @@ class PipelineRunner:
         self.restarts: dict[str, int] = {}
         #: Batch forecasts seen, by the run_id of the model that made them.
         self._forecasts: dict[str, dict[str, Any]] = {}
+        #: This run's trainer DLQ records (when seen, the record) and FAILED events.
+        self._trainer_dlq: list[tuple[float, ObservedEvent]] = []
+        self._fresh_failures = 0
 
     # -- services -----------------------------------------------------------------------------
 
@@ -324,7 +336,12 @@ class PipelineRunner:
         if verdict == "skip":
             return
         if event.topic.startswith("DLQ-"):
-            raise PipelineFailed(_describe_dlq(event))
+            if DLQ_STAGE.get(event.topic) != "train":
+                raise PipelineFailed(_describe_dlq(event))
+            # A model that cannot be trained on this data: its FAILED event follows, and the
+            # run goes on with the other models (overdue_failure() if it does not come).
+            self._trainer_dlq.append((time.monotonic(), event))
+            return
         known = self.outcome.config_hash
         self._handle(event)
         if known is None and self.outcome.config_hash is not None:
@@ -347,6 +364,16 @@ class PipelineRunner:
                 out.config_hash = str(value.get("config_hash"))
                 self.display.trained(model, float(value.get("test_rmse", float("nan"))))
                 out.marks[f"trained:{model}"] = time.monotonic()
+        elif event.topic == TOPICS.model_training and value.get("status") == "FAILED":
+            model = str(value.get("model_type"))
+            if event.timestamp_ms >= self.started_ms:
+                self._fresh_failures += 1
+            if model not in out.failed and model not in out.trained:
+                out.failed[model] = value
+                self.display.note(
+                    f"{model}: training failed ({value.get('error_type')}: "
+                    f"{value.get('error_details')}); the run goes on with the other models"
+                )
         elif event.topic == TOPICS.model_selected and out.selected is None:
             out.selected = value
             out.marks["selected"] = time.monotonic()
@@ -380,6 +407,40 @@ class PipelineRunner:
                 self.outcome.no_champion = message
                 self.outcome.marks["selected"] = time.monotonic()
 
+    def overdue_failure(self, now: float | None = None) -> str | None:
+        """A trainer DLQ record of this run that no FAILED event explained in time, described
+        (the trainer died between the two, or the failure was the platform's); else None."""
+        unexplained = self._trainer_dlq[self._fresh_failures :]
+        if not unexplained:
+            return None
+        seen, event = unexplained[0]
+        if (time.monotonic() if now is None else now) - seen < FAILED_EVENT_GRACE_S:
+            return None
+        return _describe_dlq(event)
+
+    def training_settled(self) -> bool:
+        """Every expected model trained or failed; raises when none can be ranked."""
+        out = self.outcome
+        expected = {m.value for m in self.options.models}
+        if not expected <= set(out.trained) | set(out.failed):
+            return False
+        if not out.trained:
+            reasons = "; ".join(
+                f"{m}: {v.get('error_type')}: {v.get('error_details')}"
+                for m, v in sorted(out.failed.items())
+            )
+            raise PipelineFailed(f"stage train failed for every model ({reasons})")
+        return True
+
+    def _unless_overdue(self, done: Callable[[], bool]) -> Callable[[], bool]:
+        def check() -> bool:
+            reason = self.overdue_failure()
+            if reason is not None:
+                raise PipelineFailed(reason)
+            return done()
+
+        return check
+
     def follow(self, monitor: TopicMonitor) -> RunOutcome:
         opts, out = self.options, self.outcome
         waiter = EventWaiter(
@@ -388,10 +449,13 @@ class PipelineRunner:
         expected = {m.value for m in opts.models}
         waiter.until(lambda: "preprocessed" in out.marks, self.observe)
         self.display.phase("training", ", ".join(sorted(expected)))
-        waiter.until(lambda: expected <= set(out.trained), self.observe)
+        waiter.until(self._unless_overdue(self.training_settled), self.observe)
         out.marks["trained"] = time.monotonic()
         self.display.phase("evaluation", "scoring against persistence and seasonal naive")
-        waiter.until(lambda: out.selected is not None or out.no_champion is not None, self.observe)
+        waiter.until(
+            self._unless_overdue(lambda: out.selected is not None or out.no_champion is not None),
+            self.observe,
+        )
         if out.selected is not None:
             waiter.until(lambda: out.performance is not None, self.observe)
         self.restarts = dict(waiter.restarts)

@@ -1,11 +1,13 @@
 """Service ``eval``: promote a champion once every expected model of a lineage succeeded.
 
-Consumes MODEL_TRAINING_TOPIC in group EVAL_GROUP_ID. RUNNING events are ignored; each SUCCESS
-is recorded in the persistent completion state (``flts.services.completion``) before its offset
-is committed. The decisions (wait, evaluate, publish, done) are ``flts.stages.promotion``'s: when
-all EXPECTED_MODEL_TYPES succeeded for an (identifier, config_hash), the evaluate stage runs once
-and its ModelSelected goes to MODEL_SELECTED_TOPIC with key ``promotion``; the state then says
-``published`` and later duplicates change nothing.
+Consumes MODEL_TRAINING_TOPIC in group EVAL_GROUP_ID. RUNNING events are ignored; a FAILED
+event (a trainer dead-lettered the claim) releases its model type for the lineage, like a model
+a global fit left out; each SUCCESS is recorded in the persistent completion state
+(``flts.services.completion``) before its offset is committed. The decisions (wait, evaluate,
+publish, done) are ``flts.stages.promotion``'s: when all EXPECTED_MODEL_TYPES succeeded (or
+failed) for an (identifier, config_hash), the evaluate stage runs once and its ModelSelected
+goes to MODEL_SELECTED_TOPIC with key ``promotion``; the state then says ``published`` and later
+duplicates change nothing.
 
 The ModelSelected is returned to the worker, which gets it confirmed by the broker *before* the
 state is marked published, so a crash in between re-publishes it on redelivery (at-least-once),
@@ -23,6 +25,7 @@ from flts.domain.messages import (
     GlobalTrainingDone,
     ModelSelected,
     ModelTrained,
+    ModelTrainingFailed,
     ModelTrainingRunning,
     ProgressEvent,
     decode,
@@ -78,7 +81,23 @@ class EvalService:
         event = decode_event(record.body)
         if isinstance(event, ModelTrainingRunning):
             return []
+        if isinstance(event, ModelTrainingFailed):
+            return self.on_failed(event)
         return self.on_success(event)
+
+    def on_failed(self, event: ModelTrainingFailed) -> list[Output]:
+        """A model could not be trained on this lineage: rank the others without it."""
+        model_type = ModelType.parse(event.model_type)  # UnknownModelTypeError -> DLQ
+        if model_type not in self.settings.expected_model_types:
+            return []
+        reason = promotion.failure_reason(event)
+        state, changed = promotion.record_waiver(
+            self.completion.load(event.identifier, event.config_hash), model_type.value, reason
+        )
+        if changed:
+            self._progress(state, f"{model_type.value} {reason}; ranking the other models")
+            state = self.completion.save(state)
+        return self._advance(state, changed)
 
     def on_global_done(self, done: GlobalTrainingDone) -> list[Output]:
         """A global fit left some series out: stop waiting for its type for those lineages."""
@@ -127,6 +146,13 @@ class EvalService:
         return []
 
     def _evaluate(self, state: CompletionState) -> CompletionState:
+        if not state.results:  # every expected model failed or was left out
+            reasons = "; ".join(f"{m}: {why}" for m, why in state.waived.items())
+            state = self.completion.save(
+                promotion.with_evaluation(state, None, f"no model was trained ({reasons})")
+            )
+            self._progress(state, f"no champion promoted: {state.reason}")
+            return state
         request = EvaluateRequest(
             identifier=state.identifier,
             config_hash=state.config_hash,

@@ -3,6 +3,12 @@
 Consumes claims from CONSUMER_TOPIC (training-data), runs the train stage, and produces the
 SUCCESS event to PRODUCER_TOPIC (model-training) with key ``trained-<MODEL_TYPE>``. The RUNNING
 event and epoch progress are emitted by the stage through the Kafka event sink while it trains.
+
+A claim this model cannot be trained on (an error of the data or the model, not an outage of
+the platform) goes to the trainer's DLQ as before, and a FAILED event with the same key follows
+it, so the evaluator ranks the other models instead of waiting for this one for ever. After an
+outage that outlasted the retries only the DLQ record is written: replaying it once the
+platform is back trains the model, and the evaluator is still waiting for it.
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from flts.domain.messages import TrainingDataReady, decode
-from flts.messaging.records import Handler, Output, Record
+from flts.domain.messages import ModelTrainingFailed, TrainingDataReady, decode, utc_now_iso
+from flts.errors import MessageError
+from flts.messaging.records import FailureOutputs, Handler, Output, Record, is_transient
 from flts.messaging.sinks import KafkaEventSink
 from flts.services.wiring import run_trainer
 from flts.settings import TrainSettings, load_settings
@@ -60,6 +67,32 @@ def build_handler(
     return handle
 
 
+def build_failure_outputs(settings: TrainSettings) -> FailureOutputs:
+    """The FAILED event announcing a dead-lettered claim of a known lineage (none otherwise)."""
+
+    def failed(record: Record, exc: BaseException, dlq_topic: str) -> list[Output]:
+        if is_transient(exc):
+            return []  # the platform, not the model: a replay of the DLQ record trains it
+        try:
+            claim = decode(TrainingDataReady, record.body)
+        except MessageError:
+            return []  # no lineage to release
+        if claim.config_hash is None:
+            return []
+        event = ModelTrainingFailed(
+            model_type=settings.model_type.value,
+            config_hash=claim.config_hash,
+            identifier=claim.identifier,
+            error_type=type(exc).__name__,
+            error_details=str(exc),
+            dlq_topic=dlq_topic,
+            failed_at=utc_now_iso(),
+        )
+        return [Output(settings.producer_topic, event, success_key(settings))]
+
+    return failed
+
+
 def run(stop_event: threading.Event) -> int:
     """Run the trainer until ``stop_event`` is set (SIGTERM/SIGINT)."""
     settings = load_settings(TrainSettings)
@@ -68,4 +101,5 @@ def run(stop_event: threading.Event) -> int:
         build_handler,
         f"train {settings.model_type.value}",
         stop_event,
+        failure_outputs=build_failure_outputs(settings),
     )

@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from flts.adapters.s3 import S3ObjectStore
 from flts.errors import ConfigError, FltsError, MessageError
 from flts.kafka_utils import create_producer, ensure_topics, require_topics
-from flts.messaging.records import DlqRouter, Handler, dlq_of
+from flts.messaging.records import DlqRouter, FailureOutputs, Handler, dlq_of
 from flts.messaging.sinks import KafkaEventSink, topic_router
 from flts.messaging.worker import KafkaWorker, consumer_config
 from flts.settings import (
@@ -168,6 +168,7 @@ class Infra:
         dlq_topic: str,
         stop_event: threading.Event,
         operation: str,
+        failure_outputs: FailureOutputs | None = None,
     ) -> KafkaWorker:
         """The claim worker a service runs: its group, its topics, DLQ by the contract's rule
         (:func:`route_dlq`), the shared producer and the supervisor's readiness file."""
@@ -180,6 +181,7 @@ class Infra:
             stop_event,
             operation=operation,
             ready_file=self.kafka.ready_file,
+            failure_outputs=failure_outputs,
         )
 
 
@@ -226,11 +228,13 @@ def run_trainer(
     operation: str,
     stop_event: threading.Event,
     *extra_topics: str,
+    failure_outputs: FailureOutputs | None = None,
 ) -> int:
     """Run a trainer service (``train`` or ``train-global``) until ``stop_event`` is set.
 
     Both consume one topic in their group, train through a stage context whose events (RUNNING,
     epoch progress) go out through a Kafka sink, and warm up before joining the group.
+    ``failure_outputs`` announces a dead-lettered claim downstream (the trainer's FAILED).
     """
     infra = Infra.from_env()
     tracker = mlflow_tracker()
@@ -247,6 +251,7 @@ def run_trainer(
         settings.dlq_topic,
         stop_event,
         operation,
+        failure_outputs,
     )
     worker.run()
     return 0

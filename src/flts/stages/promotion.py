@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from flts.domain.config import ModelType
-from flts.domain.messages import ModelSelected, ModelTrained
+from flts.domain.messages import ModelSelected, ModelTrained, ModelTrainingFailed
 
 
 class CompletionState(BaseModel):
@@ -88,6 +88,11 @@ def record_waiver(
     if state.waived.get(kind) == reason:
         return state, False
     return state.model_copy(update={"waived": {**state.waived, kind: reason}}), True
+
+
+def failure_reason(event: ModelTrainingFailed) -> str:
+    """Why a failed model type is not ranked, as the promotion record keeps it."""
+    return f"training failed ({event.error_type}: {event.error_details})"
 
 
 def with_evaluation(
