@@ -27,6 +27,8 @@ class StageRun:
     perf: PerformanceEval
     #: The batch forecasts, one JSON line per (origin, step).
     jsonl: bytes
+    #: The run's in-memory store and tracker (to load the trained model again).
+    ctx: StageContext
 
 
 def run_stages(
@@ -51,4 +53,4 @@ def run_stages(
     )
     perf = infer.run(InferRequest(claim=prep.inference), infer_config, ctx)
     jsonl = store.get_bytes(BUCKET_INFERENCE_LOGS, perf.output_object)
-    return StageRun(prep.test_rows, trained, perf, jsonl)
+    return StageRun(prep.test_rows, trained, perf, jsonl, ctx)

@@ -14,6 +14,12 @@ every default model family on the same origins as both baselines:
   read with ``--timezone Australia/Melbourne`` and the ``AU-VIC`` holiday calendar.
 * ``bank-calls``: five-minute call arrivals of a bank's call centre (open 7:00-21:00 on working
   days: nights and weekends are missing steps); the test file starts after a weekend.
+* PyPI ``simbench`` profiles at 15 minutes, six weeks from 1 June 2016 for training and the
+  next week for test, written as simbench writes them (``;``-separated, ``01.06.2016 00:15``
+  day-first dates): a heat pump (off on 96 % of the steps), an 11 kW EV charger (97 %), a PV
+  plant (zero every night) and a prosumer's net load (household minus PV: negative at noon,
+  the PV output as a covariate). The first three exercise the point calibration
+  (:mod:`flts.forecasting.point_calibration`); each model's ``zero_below`` is reported.
 
 Reported per case: the step and seasons preprocessing chose, the scored origins, and each
 model's MAE over persistence and over the better baseline. Target: every case runs through
@@ -25,6 +31,7 @@ starts and as 5 years of month ends; needs no downloaded data.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,9 +42,11 @@ import pandas as pd
 
 from flts.bench import BenchOptions
 from flts.bench.common import BenchResult, Timer, make_result
-from flts.bench.panel_data import _csv, _rdataset
+from flts.bench.panel_data import _csv, _package_dir, _rdataset
 from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
+from flts.errors import DataValidationError
 from flts.forecasting.models import create_forecaster
+from flts.forecasting.point_calibration import calibrate_model
 from flts.forecasting.prepare import PreparedData, prepare_datasets
 from flts.stages import scoring
 
@@ -141,6 +150,49 @@ def _bank_calls() -> Files:
     return _csv(frame[~cut.to_numpy()]), _csv(frame[cut.to_numpy()])
 
 
+SIMBENCH_DIR = "networks/1-complete_data-mixed-all-0-sw"
+#: 1 June 2016, as simbench writes it; six weeks of training, one of test.
+JUNE_FIRST = "01.06.2016 00:00"
+SIMBENCH_DAY = 96
+
+
+def _simbench_june(
+    build: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame],
+) -> Callable[[], Files]:
+    """Six weeks of training and one of test from 1 June, from load (``LoadProfile.csv``) and
+    generation (``RESProfile.csv``) profiles, with simbench's own time text and separator."""
+
+    def load() -> Files:
+        base = _package_dir("simbench") / SIMBENCH_DIR
+        loads = pd.read_csv(base / "LoadProfile.csv", sep=";", dtype={"time": str})
+        generation = pd.read_csv(base / "RESProfile.csv", sep=";", dtype={"time": str})
+        frame = build(loads, generation)
+        start = int(np.flatnonzero(frame["time"].to_numpy() == JUNE_FIRST)[0])
+        train_end = start + 42 * SIMBENCH_DAY
+        train = frame.iloc[start:train_end]
+        test = frame.iloc[train_end : train_end + 7 * SIMBENCH_DAY]
+        return (
+            train.to_csv(sep=";", index=False).encode(),
+            test.to_csv(sep=";", index=False).encode(),
+        )
+
+    return load
+
+
+def _profile(column: str, name: str, source: str = "loads") -> Callable[[], Files]:
+    def build(loads: pd.DataFrame, generation: pd.DataFrame) -> pd.DataFrame:
+        table = loads if source == "loads" else generation
+        return pd.DataFrame({"time": table["time"], name: table[column]})
+
+    return _simbench_june(build)
+
+
+def _net_load(loads: pd.DataFrame, generation: pd.DataFrame) -> pd.DataFrame:
+    """A prosumer: four households' load minus a PV plant three times one profile's size."""
+    net = 4 * loads["H0-A_pload"] - 3 * generation["PV1"]
+    return pd.DataFrame({"time": loads["time"], "net_kw": net.round(5), "pv": generation["PV1"]})
+
+
 def cases(quick: bool) -> list[Case]:
     monthly = PreprocessConfig(time_col="month", target="generation", horizon=12)
     if quick:
@@ -182,20 +234,56 @@ def cases(quick: bool) -> list[Case]:
             _bank_calls,
             PreprocessConfig(time_col="time", target="calls", horizon=12),
         ),
+        Case(
+            "heat-pump-15min@h1",
+            _profile("Air_Parallel_1_pload", "hp_kw"),
+            PreprocessConfig(time_col="time", target="hp_kw"),
+        ),
+        Case(
+            "ev-charger-15min@h1",
+            _profile("HLS_A_11.0_pload", "ev_kw"),
+            PreprocessConfig(time_col="time", target="ev_kw"),
+        ),
+        Case(
+            "pv-15min@h4",
+            _profile("PV3", "pv_kw", source="generation"),
+            PreprocessConfig(time_col="time", target="pv_kw", horizon=4),
+        ),
+        Case(
+            "prosumer-net-load-15min@h1",
+            _simbench_june(_net_load),
+            PreprocessConfig(time_col="time", target="net_kw"),
+        ),
     ]
 
 
 def _scores(data: PreparedData, model_type: ModelType) -> dict[str, Any]:
     model = create_forecaster(model_type, data.spec, TrainConfig(torch_threads=2))
     model.fit(data.train, unobserved=data.train_unobserved)
+    with contextlib.suppress(DataValidationError):  # as the train stage does: bands optional
+        calibrate_model(model, data.train, data.train_unobserved)
     scores = scoring.score_on_test(
         model, data.test, data.spec, data.test_context_rows, data.test_unobserved
     )
     best = min(scores.baselines.values(), key=lambda b: b.mae)
+    persistence = scores.baselines[scoring.PERSISTENCE]
+    point = model.point_calibration
+    raw = scores.model
+    if point is not None:  # the same model's forecasts as they came, for comparison
+        model.point_calibration = None
+        raw = scoring.score_on_test(
+            model, data.test, data.spec, data.test_context_rows, data.test_unobserved
+        ).model
+        model.point_calibration = point
     return {
+        "raw_mae_vs_persistence": raw.mae / persistence.mae,
+        "raw_rmse_vs_persistence": raw.rmse / persistence.rmse,
         "windows": scores.windows,
-        "mae_vs_persistence": scores.model.mae / scores.baselines[scoring.PERSISTENCE].mae,
+        "mae_vs_persistence": scores.model.mae / persistence.mae,
+        "rmse_vs_persistence": scores.model.rmse / persistence.rmse,
         "mae_vs_best_baseline": scores.model.mae / best.mae,
+        # Forecasts below this became 0 (the point calibration; 0: off).
+        "zero_below": 0.0 if point is None else point.zero_below,
     }
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flts.domain.config import ModelType, TrainConfig
 from flts.forecasting.intervals import ConformalIntervals
+from flts.forecasting.point_calibration import PointCalibration
 from flts.forecasting.spec import ForecastSpec
 
 SPEC_FILE = "forecaster.json"
@@ -47,7 +48,8 @@ class Forecaster(ABC):
     """fit / predict / save / load over processed frames (see ``flts.forecasting``).
 
     ``predict`` returns an array of shape (len(origins), horizon) in the target's *original*
-    units and must read no row at or after an origin.
+    units and must read no row at or after an origin: the model's ``_predict``, finished by its
+    ``point_calibration`` (a floor, zeros; :mod:`flts.forecasting.point_calibration`).
     """
 
     model_type: ClassVar[ModelType]
@@ -62,6 +64,9 @@ class Forecaster(ABC):
         #: Split-conformal bands calibrated after fitting (None until calibrated, and for
         #: models saved before intervals existed). Saved and loaded with the model.
         self.intervals: ConformalIntervals | None = None
+        #: How point forecasts are finished (calibrated after fitting, like the bands; None:
+        #: as forecast). Saved and loaded with the model.
+        self.point_calibration: PointCalibration | None = None
 
     @property
     def min_history(self) -> int:
@@ -84,9 +89,19 @@ class Forecaster(ABC):
         that needs an unbroken series (MSTL) fits the filled values too. None: all observed.
         """
 
-    @abstractmethod
     def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         """Forecast ``horizon`` steps from each origin, in original units."""
+        return self.finish(self._predict(frame, origins))
+
+    def finish(self, forecast: np.ndarray) -> np.ndarray:
+        """Raw forecasts as served: after the point calibration, when there is one."""
+        if self.point_calibration is None:
+            return forecast
+        return self.point_calibration.apply(forecast)
+
+    @abstractmethod
+    def _predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        """The model's own forecast of ``horizon`` steps from each origin, in original units."""
 
     def save(self, directory: Path) -> None:
         """Write the spec and config, then the model's own state (``_save_state``)."""
@@ -99,6 +114,8 @@ class Forecaster(ABC):
         (directory / SPEC_FILE).write_text(json.dumps(header, indent=2, sort_keys=True))
         if self.intervals is not None:
             self.intervals.save(directory)
+        if self.point_calibration is not None:
+            self.point_calibration.save(directory)
         self._save_state(directory)
 
     @classmethod
@@ -108,6 +125,7 @@ class Forecaster(ABC):
         model = cls(spec, TrainConfig.model_validate(header["train_config"]))
         model._load_state(directory)
         model.intervals = ConformalIntervals.load(directory)
+        model.point_calibration = PointCalibration.load(directory)
         return model
 
     def _save_state(self, directory: Path) -> None:  # noqa: B027 - baselines have no state

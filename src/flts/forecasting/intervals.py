@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -280,12 +281,47 @@ def scale_window_of(spec: ForecastSpec) -> int:
     return max(MIN_SCALE_WINDOW, min(spec.periods) // 24)
 
 
+@dataclass(frozen=True)
+class CalibrationForecasts:
+    """A model's forecasts of the held-out end of its training frame, and what came."""
+
+    origins: np.ndarray
+    #: (windows, horizon) actuals; NaN where a filled-in value is not judged.
+    actual: np.ndarray
+    forecast: np.ndarray
+    #: The training target as processed (filled-in rows included).
+    target: np.ndarray
+
+    def with_forecast(self, forecast: np.ndarray) -> CalibrationForecasts:
+        return replace(self, forecast=forecast)
+
+
+def calibration_forecasts(
+    model: Forecaster,
+    train: pd.DataFrame,
+    fraction: float = 0.1,
+    unobserved: np.ndarray | None = None,
+) -> CalibrationForecasts:
+    """Forecasts of the calibration origins (:func:`calibration_origins`), out of sample where
+    the model fits every training row (:func:`_out_of_sample_twin`), as the model's own raw
+    forecasts (``_predict``): what the bands and the point calibration are fitted on."""
+    spec = model.spec
+    season = max(spec.periods)
+    origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction, season)
+    target = train[spec.target].to_numpy(dtype=np.float64)
+    actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
+    predictor = _out_of_sample_twin(model, train, int(origins[0]), season, unobserved) or model
+    forecast = np.asarray(predictor._predict(train, origins), dtype=np.float64)
+    return CalibrationForecasts(origins, actual, forecast, target)
+
+
 def calibrate_forecaster(
     model: Forecaster,
     train: pd.DataFrame,
     levels: tuple[int, ...] = DEFAULT_LEVELS,
     fraction: float = 0.1,
     unobserved: np.ndarray | None = None,
+    forecasts: CalibrationForecasts | None = None,
 ) -> ConformalIntervals:
     """Calibrate ``model``'s bands on the end of its (processed) training frame; residuals
     against filled-in values (``unobserved``) are not counted (``windows.scorable_actuals``).
@@ -299,14 +335,12 @@ def calibrate_forecaster(
     lower Winkler score; scaling by the level alone did as well on coverage but was 1.9x worse
     in Winkler on a holiday week, by the forecast alone covered less. Any other target keeps
     offsets in its own units (a level near or crossing 0 says nothing about the error).
+    ``forecasts``: the held-out forecasts to use (already computed, or finished by a point
+    calibration); computed here when None.
     """
-    spec = model.spec
-    season = max(spec.periods)
-    origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction, season)
-    target = train[spec.target].to_numpy(dtype=np.float64)
-    actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
-    predictor = _out_of_sample_twin(model, train, int(origins[0]), season, unobserved) or model
-    forecast = np.asarray(predictor.predict(train, origins), dtype=np.float64)
+    held_out = forecasts or calibration_forecasts(model, train, fraction, unobserved)
+    spec, origins, actual = model.spec, held_out.origins, held_out.actual
+    forecast, target = held_out.forecast, held_out.target
     if np.nanmin(target) < 0.0:
         return ConformalIntervals.calibrate(actual - forecast, levels)
     window = scale_window_of(spec)

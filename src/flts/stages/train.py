@@ -30,7 +30,7 @@ from flts.domain.messages import (
 )
 from flts.errors import DataValidationError, MessageError, TrackingError
 from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
-from flts.forecasting.intervals import ConformalIntervals, calibrate_forecaster
+from flts.forecasting.point_calibration import PointCalibration, calibrate_model
 from flts.forecasting.spec import ForecastSpec
 from flts.stages import scoring
 from flts.stages._timefmt import iso_utc
@@ -183,12 +183,14 @@ def train_with(
         started = time.perf_counter()
         model, summary = fit(_progress(ctx, run_id, request.identifier, data, config))
         fit_seconds = time.perf_counter() - started
-        model.intervals = calibrate_intervals(model, data.train, ctx, data.train_unobserved)
+        calibrate(model, data.train, ctx, data.train_unobserved)
         scores = scoring.score_on_test(
             model, data.test, data.spec, data.test_context_rows, data.test_unobserved
         )
         logged = ctx.tracker.log_forecaster(run_id, model, MODEL_NAME)
-        ctx.tracker.log_metrics(run_id, _metrics(scores, summary, fit_seconds))
+        ctx.tracker.log_metrics(
+            run_id, _metrics(scores, summary, fit_seconds, model.point_calibration)
+        )
         ctx.tracker.log_artifact_bytes(run_id, SCORE_REPORT, _report(model, scores, summary))
         train_end = iso_utc(ctx.clock.now())
         ctx.tracker.log_params(
@@ -239,27 +241,36 @@ def _global_series(params: dict[str, Any]) -> int | None:
     return None if value is None else int(value)
 
 
-def calibrate_intervals(
+def calibrate(
     model: Forecaster,
     train: pd.DataFrame,
     ctx: StageContext,
     unobserved: np.ndarray | None = None,
-) -> ConformalIntervals | None:
-    """Split-conformal bands from the end of the training frame (never the test set), at the
-    run's ``interval_levels``; None, with a warning, when the training data is too short for
-    them: the model is still trained, scored and promotable, only without bands."""
-    config = model.train_config
+) -> None:
+    """Fit ``model``'s point calibration (a floor, zeros) and then its split-conformal bands
+    around the calibrated forecasts, both on the end of the training frame (never the test
+    set), at the run's ``interval_levels``. When the training data is too short for that,
+    neither, with a warning: the model is still trained, scored and promotable."""
     try:
-        return calibrate_forecaster(
-            model, train, config.interval_levels, config.validation_fraction, unobserved
-        )
+        calibrate_model(model, train, unobserved)
     except DataValidationError as exc:
         ctx.logger.warning(
             "train %s: no prediction intervals for this model: %s",
             model.model_type.value,
             exc,
         )
-        return None
+        model.intervals = None
+    point = model.point_calibration
+    if point is not None and point.zero_below > 0.0:
+        ctx.logger.info(
+            "train %s: forecasts below %.4g become 0 (target 0 on %.0f%% of training rows; "
+            "held-out MAE %.4g -> %.4g)",
+            model.model_type.value,
+            point.zero_below,
+            100 * point.zero_share,
+            point.raw_mae,
+            point.calibrated_mae,
+        )
 
 
 def _fail_run(ctx: StageContext, run_id: str) -> None:
@@ -341,7 +352,10 @@ def _count(flags: np.ndarray | None) -> int:
 
 
 def _metrics(
-    scores: scoring.ModelScores, summary: FitSummary, fit_seconds: float
+    scores: scoring.ModelScores,
+    summary: FitSummary,
+    fit_seconds: float,
+    point: PointCalibration | None = None,
 ) -> dict[str, float]:
     metrics: dict[str, float] = {
         "fit_seconds": fit_seconds,
@@ -359,6 +373,9 @@ def _metrics(
                 metrics[f"{name.lower()}_{field}"] = float(value)
     metrics["composite_score"] = scoring.model_composite(scores.model, dict(scores.baselines))
     metrics.update(scoring.interval_metric_values(scores.intervals))
+    if point is not None:
+        metrics["point_zero_below"] = point.zero_below
+        metrics["point_zero_share"] = point.zero_share
     for name, errors in [("test", scores.model), *scores.baselines.items()]:
         prefix = name if name == "test" else name.lower()
         for step, (mae, rmse) in enumerate(
@@ -376,6 +393,10 @@ def _report(model: Forecaster, scores: scoring.ModelScores, summary: FitSummary)
         "fit": summary.model_dump(mode="json"),
         # The calibrated band offsets per level and step (null: too little data to calibrate).
         "intervals": None if model.intervals is None else model.intervals.model_dump(mode="json"),
+        # How point forecasts are finished (a floor, zeros; null: as forecast).
+        "point_calibration": (
+            None if model.point_calibration is None else model.point_calibration.model_dump()
+        ),
         "units": "original units of the target " + repr(model.spec.target),
     }
     return json.dumps(body, indent=2, sort_keys=True).encode()

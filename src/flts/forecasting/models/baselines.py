@@ -32,7 +32,7 @@ class PersistenceForecaster(Forecaster):
         _check_baseline_frame(self, train)
         return FitSummary(seconds=0.0)
 
-    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+    def _predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         target = target_column(frame, self.spec)
         idx = check_origins(origins, len(target), self.min_history, "persistence")
         last = target[idx - 1]
@@ -62,7 +62,7 @@ class SeasonalNaiveForecaster(Forecaster):
         _check_baseline_frame(self, train)
         return FitSummary(seconds=0.0)
 
-    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+    def _predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         target = target_column(frame, self.spec)
         idx = check_origins(origins, len(target), self.min_history, "seasonal naive")
         offsets = seasonal_offsets(self.spec.horizon, self.spec.season_steps)

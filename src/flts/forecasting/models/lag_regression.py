@@ -108,7 +108,7 @@ class LagRegressionForecaster(Forecaster):
         logger.info("%s fitted (periods %s): %s", name, periods, summary.model_dump())
         return summary
 
-    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+    def _predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         require_fitted(self._fitted, self.model_type.value)
         self.spec.check_frame_columns(list(frame.columns))
         idx = check_origins(origins, len(frame), self.min_history, self.model_type.value)

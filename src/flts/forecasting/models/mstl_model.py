@@ -243,7 +243,7 @@ class MSTLForecaster(Forecaster):
         result: np.ndarray = level + self._phi * trend
         return result
 
-    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+    def _predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         require_fitted(self._anchor is not None, "MSTL")
         self.spec.check_frame_columns(list(frame.columns))
         idx = check_origins(origins, len(frame), self.min_history, "MSTL")

@@ -251,7 +251,7 @@ class ProphetForecaster(Forecaster):
             coef[step], intercept[step] = ridge.coef_, float(ridge.intercept_)
         return _Correction(seasons, coef, intercept)
 
-    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+    def _predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         require_fitted(self._model is not None, "PROPHET")
         ds = _timestamps(frame)
         idx = check_origins(origins, len(ds), self.min_history, "PROPHET")

@@ -183,7 +183,12 @@ class RecurrentForecaster(Forecaster):
         return scaled
 
     def predict_scaled_batch(self, windows: np.ndarray) -> np.ndarray:
-        """(batch, lookback, features) scaled float32 windows -> (batch, horizon) original units."""
+        """(batch, lookback, features) scaled float32 windows -> (batch, horizon) original units,
+        finished as ``predict``'s (the API's batched path must answer what ``predict`` does)."""
+        return self.finish(self._forward(windows))
+
+    def _forward(self, windows: np.ndarray) -> np.ndarray:
+        """The net's forecast of scaled windows, in original units, before finishing."""
         require_fitted(self._net is not None, self.model_type.value)
         assert self._net is not None
         expected = (self.spec.lookback, len(self.spec.feature_order))
@@ -203,14 +208,14 @@ class RecurrentForecaster(Forecaster):
                 out[start : start + len(chunk)] = self._net(torch.from_numpy(chunk)).numpy()
         return self.spec.scaler.inverse_column(self.spec.target, out)
 
-    def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+    def _predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         require_fitted(self._net is not None, self.model_type.value)
         matrix = feature_matrix(frame, self.spec)
         idx = check_origins(origins, len(matrix), self.min_history, self.model_type.value)
         # Scale only the rows some window reads; rows at or after the last origin stay unread.
         end = int(idx.max()) if idx.size else 0
         scaled = self.spec.scaler.transform(matrix[:end]).astype(np.float32)
-        return self.predict_scaled_batch(input_windows(scaled, idx, self.spec.lookback))
+        return self._forward(input_windows(scaled, idx, self.spec.lookback))
 
     # -- persistence ---------------------------------------------------------------------
     def _save_state(self, directory: Path) -> None:
