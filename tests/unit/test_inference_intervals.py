@@ -175,3 +175,32 @@ def test_locally_scaled_bands_are_offsets_times_the_posted_rows_level(banded: Fo
         factor = max(abs(point["value"]), level)
         assert point["lower_80"] == pytest.approx(point["value"] + factor * unit[0][k])
         assert point["upper_95"] == pytest.approx(point["value"] + factor * UPPER[1][k] / 1e8)
+
+
+def test_forecasts_snapped_to_zero_are_served_with_their_own_bands(banded: Forecaster) -> None:
+    """A point calibration that snaps small forecasts to 0 is applied on the API's batched
+    path too, and such a step gets the bands calibrated for zero forecasts (Mondrian)."""
+    from flts.forecasting.point_calibration import PointCalibration
+
+    assert banded.intervals is not None
+    raw = [p["value"] for p in _forecast(banded)]
+    threshold = float(np.median(np.abs(raw)))  # about half the steps become 0
+    zero_lower = ((0.0, 0.0, 0.0), (0.0, 0.0, -1.0))
+    zero_upper = ((0.0, 0.0, 0.0), (5.0, 5.0, 5.0))
+    model = copy.copy(banded)
+    model.point_calibration = PointCalibration(floor=0.0, zero_below=threshold, zero_share=0.5)
+    model.intervals = banded.intervals.model_copy(
+        update={"floor": 0.0, "zero_lower_offsets": zero_lower, "zero_upper_offsets": zero_upper}
+    )
+    points = _forecast(model)
+    values = [p["value"] for p in points]
+    assert values == [0.0 if abs(v) <= threshold else v for v in raw]
+    assert 0 < values.count(0.0) < len(values)
+    for k, point in enumerate(points):
+        value = point["value"]
+        if value == 0.0:
+            assert (point["lower_80"], point["upper_80"]) == (0.0, 0.0)
+            assert (point["lower_95"], point["upper_95"]) == (0.0, zero_upper[1][k])
+        else:
+            assert point["lower_80"] == pytest.approx(max(value + LOWER[0][k], 0.0))
+            assert point["upper_95"] == pytest.approx(value + UPPER[1][k])

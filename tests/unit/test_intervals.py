@@ -352,3 +352,30 @@ def test_a_band_wholly_on_one_side_of_its_forecast_widens_towards_the_actuals() 
     adapted = interval_metrics(actual, *replayed_bands(bands, point, actual)[80], 80)
     assert static.coverage < 0.35
     assert abs(adapted.coverage - 0.80) < 0.03
+
+
+def test_zero_forecasts_get_offsets_of_their_own_when_each_kind_has_enough_windows() -> None:
+    """Mondrian conformal by forecast category: residuals of forecasts that are exactly 0 are
+    calibrated apart from the others, so 'off' steps do not shrink the 'on' steps' band."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    zero = np.zeros((n, 2), dtype=bool)
+    zero[: n * 9 // 10] = True  # nine in ten forecasts were snapped to 0 ...
+    residuals = np.where(zero, 0.0, rng.normal(0.0, 1.0, (n, 2)))  # ... and were right
+    split = ConformalIntervals.calibrate(residuals, (80,), zero_forecasts=zero)
+    pooled = ConformalIntervals.calibrate(residuals, (80,))
+    assert pooled.lower_offsets[0] == (0.0, 0.0)  # pooled: the 'on' band collapses
+    assert split.zero_lower_offsets == ((0.0, 0.0),)
+    assert split.zero_upper_offsets == ((0.0, 0.0),)
+    assert all(v < -0.8 for v in split.lower_offsets[0])  # about the 10th percentile of N(0,1)
+    assert all(v > 0.8 for v in split.upper_offsets[0])
+    point = np.array([[0.0, 3.0], [2.0, 0.0]])
+    (lower, upper) = split.bands(point)[80]
+    assert lower[0, 0] == upper[0, 0] == 0.0
+    assert lower[0, 1] == pytest.approx(3.0 + split.lower_offsets[0][1])
+    # Too few zero forecasts at a step: one pooled set, as before.
+    few = np.zeros((n, 2), dtype=bool)
+    few[:10] = True
+    assert ConformalIntervals.calibrate(residuals, (80,), zero_forecasts=few) == (
+        ConformalIntervals.calibrate(residuals, (80,))
+    )

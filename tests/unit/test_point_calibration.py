@@ -65,7 +65,7 @@ def test_the_floor_stops_negative_forecasts_of_a_target_that_never_went_negative
     rule = PointCalibration(floor=0.0, zero_share=0.5)
     assert rule.apply(np.array([[-0.2, 0.0, 0.3]])).tolist() == [[0.0, 0.0, 0.3]]
     snapping = PointCalibration(floor=None, zero_below=0.05, zero_share=0.5)
-    assert snapping.apply(np.array([-0.04, 0.04, -0.06])).tolist() == [0.0, 0.0, -0.06]
+    assert snapping.apply(np.array([-0.04, 0.05, -0.06])).tolist() == [0.0, 0.0, -0.06]
 
 
 def _csv(values: np.ndarray, start: str) -> bytes:

@@ -81,6 +81,12 @@ class ConformalIntervals(BaseModel):
     #: Lowest scale a band uses (5 % of the calibration origins' median level), so a run of
     #: zeros does not shrink the band to nothing.
     scale_floor: float | None = Field(default=None, gt=0)
+    #: Offsets for forecasts that are exactly 0, calibrated on those forecasts' residuals alone
+    #: (conformal prediction by category, "Mondrian"): a model whose point calibration snaps
+    #: "off" steps to 0 is right at most of them, and one set of quantiles pooled over both
+    #: kinds of step gave a heat pump's "on" forecasts 80 % bands of width 0. None: one set.
+    zero_lower_offsets: tuple[tuple[float, ...], ...] | None = None
+    zero_upper_offsets: tuple[tuple[float, ...], ...] | None = None
 
     @classmethod
     def calibrate(
@@ -88,16 +94,25 @@ class ConformalIntervals(BaseModel):
         residuals: np.ndarray,
         levels: tuple[int, ...] = DEFAULT_LEVELS,
         factors: np.ndarray | None = None,
+        zero_forecasts: np.ndarray | None = None,
     ) -> ConformalIntervals:
         """Bands from signed residuals ``actual - forecast`` of shape (windows, horizon),
         divided by ``factors`` of the same shape when given (the caller records which scale
-        that was on the result: ``scale_window``, ``scale_floor``)."""
+        that was on the result: ``scale_window``, ``scale_floor``). ``zero_forecasts`` (same
+        shape, True where the forecast was exactly 0): those residuals get offsets of their own
+        (``zero_lower_offsets``) when each kind has ``MIN_CALIBRATION_WINDOWS`` at every step."""
         res = np.asarray(residuals, dtype=np.float64)
         if factors is not None:
             res = res / np.asarray(factors, dtype=np.float64)
         if res.ndim != 2 or res.shape[1] == 0:
             raise DataValidationError(f"residuals must be (windows, horizon); got {res.shape}")
-        res = res[np.isfinite(res).all(axis=1)]
+        finite = np.isfinite(res).all(axis=1)
+        if zero_forecasts is not None:
+            split = _split_by_zero(res[finite], np.asarray(zero_forecasts, bool)[finite], levels)
+            if split is not None:
+                pooled = cls.calibrate(residuals, levels, factors)
+                return pooled.model_copy(update=split)
+        res = res[finite]
         n = len(res)
         if n < MIN_CALIBRATION_WINDOWS:
             raise DataValidationError(
@@ -139,11 +154,25 @@ class ConformalIntervals(BaseModel):
         factor = self.factors(forecast, scales)
         return {
             level: (
-                self.clip(forecast + factor * np.asarray(self.lower_offsets[i])),
-                self.clip(forecast + factor * np.asarray(self.upper_offsets[i])),
+                self.clip(forecast + factor * lower),
+                self.clip(forecast + factor * upper),
             )
-            for i, level in enumerate(self.levels)
+            for level, (lower, upper) in self.offsets_for(forecast).items()
         }
+
+    def offsets_for(self, point: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Level -> (lower, upper) offsets for each value of ``point`` (its shape, or one row
+        per step to broadcast when there are no zero offsets)."""
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for i, level in enumerate(self.levels):
+            lower = np.asarray(self.lower_offsets[i], dtype=np.float64)
+            upper = np.asarray(self.upper_offsets[i], dtype=np.float64)
+            if self.zero_lower_offsets is not None and self.zero_upper_offsets is not None:
+                zero = np.asarray(point) == 0.0
+                lower = np.where(zero, np.asarray(self.zero_lower_offsets[i]), lower)
+                upper = np.where(zero, np.asarray(self.zero_upper_offsets[i]), upper)
+            out[level] = (lower, upper)
+        return out
 
     def factors(self, point: np.ndarray, scales: np.ndarray | None) -> np.ndarray | float:
         """What the offsets are multiplied by around ``point``: 1 for unscaled bands, else
@@ -186,6 +215,39 @@ class ConformalIntervals(BaseModel):
         if not path.exists():
             return None
         return cls.model_validate(json.loads(path.read_text()))
+
+
+def _split_by_zero(
+    residuals: np.ndarray, zero: np.ndarray, levels: tuple[int, ...]
+) -> dict[str, tuple[tuple[float, ...], ...]] | None:
+    """Per-step conformal offsets of the residuals of non-zero forecasts and of zero ones, or
+    None when either kind has fewer than ``MIN_CALIBRATION_WINDOWS`` residuals at some step."""
+    if not zero.any():
+        return None
+    counts = zero.sum(axis=0)
+    if counts.min() < MIN_CALIBRATION_WINDOWS or (len(zero) - counts.max()) < (
+        MIN_CALIBRATION_WINDOWS
+    ):
+        return None
+    checked = validate_levels(levels)
+    sides: dict[str, list[tuple[float, ...]]] = {
+        "lower_offsets": [],
+        "upper_offsets": [],
+        "zero_lower_offsets": [],
+        "zero_upper_offsets": [],
+    }
+    for level in checked:
+        half_alpha = (1.0 - level / 100.0) / 2.0
+        for prefix, mask in (("", ~zero), ("zero_", zero)):
+            lows, highs = [], []
+            for step in range(residuals.shape[1]):
+                ordered = np.sort(residuals[mask[:, step], step])
+                lo_rank, hi_rank = conformal_ranks(len(ordered), half_alpha)
+                lows.append(float(ordered[lo_rank - 1]))
+                highs.append(float(ordered[hi_rank - 1]))
+            sides[f"{prefix}lower_offsets"].append(tuple(lows))
+            sides[f"{prefix}upper_offsets"].append(tuple(highs))
+    return {name: tuple(values) for name, values in sides.items()}
 
 
 def validate_levels(levels: tuple[int, ...] | list[int]) -> tuple[int, ...]:
@@ -341,18 +403,19 @@ def calibrate_forecaster(
     held_out = forecasts or calibration_forecasts(model, train, fraction, unobserved)
     spec, origins, actual = model.spec, held_out.origins, held_out.actual
     forecast, target = held_out.forecast, held_out.target
+    residuals, zero = actual - forecast, forecast == 0.0  # zero: its own band (Mondrian)
     if np.nanmin(target) < 0.0:
-        return ConformalIntervals.calibrate(actual - forecast, levels)
+        return ConformalIntervals.calibrate(residuals, levels, zero_forecasts=zero)
     window = scale_window_of(spec)
     observed = target if unobserved is None else np.where(unobserved, np.nan, target)
     raw_levels = origin_levels(observed, origins, window, 0.0)
     floor = SCALE_FLOOR_FRACTION * float(np.median(raw_levels))
     if floor <= 0.0:  # a target that is mostly zero: no level to scale by
-        return ConformalIntervals.calibrate(actual - forecast, levels).model_copy(
+        return ConformalIntervals.calibrate(residuals, levels, zero_forecasts=zero).model_copy(
             update={"floor": 0.0}
         )
     factors = band_factors(forecast, raw_levels, floor)
-    calibrated = ConformalIntervals.calibrate(actual - forecast, levels, factors)
+    calibrated = ConformalIntervals.calibrate(residuals, levels, factors, zero)
     return calibrated.model_copy(
         update={"floor": 0.0, "scale_window": window, "scale_floor": floor}
     )

@@ -12,7 +12,7 @@ The calibration, fitted on the same held-out end of the training data the predic
 use (:func:`flts.forecasting.intervals.calibration_forecasts`, never the test set):
 
 * ``floor``: 0 when the training target never went below 0, so no forecast is negative;
-* ``zero_below``: forecasts closer to 0 than this become 0, only for a target that is exactly 0
+* ``zero_below``: forecasts no further from 0 than this become 0, only for a target that is exactly 0
   on at least ``ZERO_SHARE_MIN`` of its training rows, and only when it lowers the calibration
   MAE by at least ``MIN_GAIN`` (otherwise 0: off). The threshold is chosen among quantiles of
   the forecasts' magnitudes.
@@ -51,7 +51,7 @@ class PointCalibration(BaseModel):
 
     #: Lowest value a forecast takes (0 for a target that never went negative), or None.
     floor: float | None = None
-    #: Forecasts with a magnitude below this become exactly 0 (0: off).
+    #: Forecasts with a magnitude up to this become exactly 0 (0: off).
     zero_below: float = Field(default=0.0, ge=0.0)
     #: Share of the observed training target that is exactly 0.
     zero_share: float = Field(ge=0.0, le=1.0)
@@ -65,12 +65,12 @@ class PointCalibration(BaseModel):
         return self.floor is not None or self.zero_below > 0.0
 
     def apply(self, forecast: np.ndarray) -> np.ndarray:
-        """``forecast`` (any shape) floored, then snapped to 0 below ``zero_below``."""
+        """``forecast`` (any shape) floored, then snapped to 0 up to ``zero_below``."""
         out = np.asarray(forecast, dtype=np.float64)
         if self.floor is not None:
             out = np.maximum(out, self.floor)
         if self.zero_below > 0.0:
-            out = np.where(np.abs(out) < self.zero_below, 0.0, out)
+            out = np.where(np.abs(out) <= self.zero_below, 0.0, out)
         return out
 
     def save(self, directory: Path) -> None:
@@ -115,7 +115,7 @@ def fit_point_calibration(
     best_mae, best_threshold = _mae(f, a), 0.0
     if zero_share >= ZERO_SHARE_MIN:
         thresholds = np.unique(np.quantile(np.abs(f), CANDIDATE_QUANTILES))
-        maes = [_mae(np.where(np.abs(f) < t, 0.0, f), a) for t in thresholds]
+        maes = [_mae(np.where(np.abs(f) <= t, 0.0, f), a) for t in thresholds]
         if maes and min(maes) < best_mae * (1.0 - MIN_GAIN):
             pick = int(np.argmin(maes))
             best_mae, best_threshold = maes[pick], float(thresholds[pick])

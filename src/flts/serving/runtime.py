@@ -80,6 +80,9 @@ class ModelRuntime:
             if self.band_offsets
             else np.empty((0, spec.horizon))
         )
+        #: The same for forecasts that are exactly 0, when the bands have their own offsets for
+        #: them (``ConformalIntervals.zero_lower_offsets``); None otherwise.
+        self.zero_band_matrix = zero_band_matrix(self.band_intervals, spec.horizon)
         #: Pre-serialised response parts by shape (legacy or not).
         self.response_heads = {legacy: _heads(loaded, spec, legacy) for legacy in (False, True)}
         self.mode = self._self_check()
@@ -221,6 +224,17 @@ def band_offsets(
         )
         for i, level in enumerate(intervals.levels)
     )
+
+
+def zero_band_matrix(intervals: ConformalIntervals | None, horizon: int) -> np.ndarray | None:
+    """(2 x levels, horizon) offsets for zero forecasts in ``band_matrix``'s row order, or None."""
+    if intervals is None or intervals.horizon != horizon:
+        return None
+    lower, upper = intervals.zero_lower_offsets, intervals.zero_upper_offsets
+    if lower is None or upper is None:
+        return None
+    rows = [row for i in range(len(intervals.levels)) for row in (lower[i], upper[i])]
+    return np.asarray(rows, dtype=np.float64)
 
 
 def raw_columns_of(spec: ForecastSpec) -> tuple[str, ...]:

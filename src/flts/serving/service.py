@@ -359,7 +359,10 @@ def _rows_with_bands(
     """Forecast rows plus ``lower_<level>``/``upper_<level>`` for each calibrated level, the
     offsets times ``factor`` (:func:`flts.serving.runtime.band_factor`)."""
     n = len(values)
-    bands = values + factor * runtime.band_matrix[:, :n]  # (2 x levels, n) in one step
+    offsets = runtime.band_matrix[:, :n]
+    if runtime.zero_band_matrix is not None:  # zero forecasts have bands of their own
+        offsets = np.where(values == 0.0, runtime.zero_band_matrix[:, :n], offsets)
+    bands = values + factor * offsets  # (2 x levels, n) in one step
     if runtime.band_floor is not None:
         np.maximum(bands, runtime.band_floor, out=bands)
     names = runtime.band_names
