@@ -43,8 +43,10 @@ import pandas as pd
 from flts.bench import BenchOptions
 from flts.bench.common import BenchResult, Timer, make_result
 from flts.bench.panel_data import _csv, _package_dir, _rdataset
-from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
+from flts.domain.config import BASELINE_MODEL_TYPES, ModelType, PreprocessConfig, TrainConfig
 from flts.errors import DataValidationError
+from flts.forecasting import windows
+from flts.forecasting.base import Forecaster
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.point_calibration import calibrate_model
 from flts.forecasting.prepare import PreparedData, prepare_datasets
@@ -282,9 +284,40 @@ def _scores(data: PreparedData, model_type: ModelType) -> dict[str, Any]:
         "mae_vs_persistence": scores.model.mae / persistence.mae,
         "rmse_vs_persistence": scores.model.rmse / persistence.rmse,
         "mae_vs_best_baseline": scores.model.mae / best.mae,
-        # Forecasts below this became 0 (the point calibration; 0: off).
+        # Forecasts up to this became 0 (the point calibration; 0: off).
         "zero_below": 0.0 if point is None else point.zero_below,
+        "bands": _band_coverage(model, data),
     }
+
+
+def _band_coverage(model: Forecaster, data: PreparedData) -> dict[str, Any]:
+    """Each level's static band coverage on the test origins, split by forecasts that are
+    exactly 0 and the others (which get bands of their own), and the others' mean width."""
+    if model.intervals is None:
+        return {}
+    spec = data.spec
+    baselines = [create_forecaster(m, spec) for m in BASELINE_MODEL_TYPES]
+    origins = scoring.scoring_origins(
+        len(data.test), spec, [model, *baselines], data.test_context_rows
+    )
+    target = data.test[spec.target].to_numpy(dtype=np.float64)
+    actual = windows.scorable_actuals(target, origins, spec.horizon, data.test_unobserved)
+    point = model.predict(data.test, origins)
+    judged, zero = np.isfinite(actual), point == 0.0
+    out: dict[str, Any] = {"zero_forecasts": int(np.count_nonzero(zero & judged))}
+    bands = model.intervals.bands(point, model.intervals.scales_at(target, origins))
+    for level, (lower, upper) in bands.items():
+        inside = (lower <= actual) & (actual <= upper)
+        on = judged & ~zero
+        out[str(level)] = {
+            "coverage": float(inside[judged].mean()),
+            "coverage_zero_forecasts": float(inside[judged & zero].mean())
+            if (judged & zero).any()
+            else None,
+            "coverage_other_forecasts": float(inside[on].mean()) if on.any() else None,
+            "mean_width_other_forecasts": float((upper - lower)[on].mean()) if on.any() else None,
+        }
+    return out
 
 
 def run_case(case: Case) -> dict[str, Any]:
@@ -292,7 +325,7 @@ def run_case(case: Case) -> dict[str, Any]:
     data = prepare_datasets(train, test, case.config, config_hash="0" * 16)
     spec = data.spec
     models = {m.value: _scores(data, m) for m in MODELS}
-    windows = {m["windows"] for m in models.values()}
+    counts = {m["windows"] for m in models.values()}
     best = min(models, key=lambda m: models[m]["mae_vs_best_baseline"])
     return {
         "step": spec.step.describe(),
@@ -300,8 +333,8 @@ def run_case(case: Case) -> dict[str, Any]:
         "lookback": spec.lookback,
         "lags": list(spec.lags),
         "train_rows": len(data.train),
-        "windows": min(windows),
-        "same_windows": len(windows) == 1,
+        "windows": min(counts),
+        "same_windows": len(counts) == 1,
         "models": models,
         "best_model": best,
         "best_mae_vs_best_baseline": models[best]["mae_vs_best_baseline"],

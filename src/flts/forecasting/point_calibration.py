@@ -12,10 +12,10 @@ The calibration, fitted on the same held-out end of the training data the predic
 use (:func:`flts.forecasting.intervals.calibration_forecasts`, never the test set):
 
 * ``floor``: 0 when the training target never went below 0, so no forecast is negative;
-* ``zero_below``: forecasts no further from 0 than this become 0, only for a target that is exactly 0
-  on at least ``ZERO_SHARE_MIN`` of its training rows, and only when it lowers the calibration
-  MAE by at least ``MIN_GAIN`` (otherwise 0: off). The threshold is chosen among quantiles of
-  the forecasts' magnitudes.
+* ``zero_below``: forecasts no further from 0 than this become 0, only for a target that is
+  exactly 0 on at least ``ZERO_SHARE_MIN`` of its training rows, and only when it lowers the
+  calibration MAE by at least ``MIN_GAIN`` (otherwise 0: off). The threshold is chosen among
+  quantiles of the forecasts' magnitudes.
 
 Saved next to the model (``point_calibration.json``) and applied by ``Forecaster.predict`` (and
 the batched forward serving uses), so training scores, batch inference, the API and the live
