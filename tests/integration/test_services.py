@@ -161,6 +161,20 @@ def _champion_quality(event: ModelTrained) -> ModelTrained:
     )
 
 
+def _evaluator_topics(kafka_settings: KafkaSettings) -> tuple[str, dict[str, str]]:
+    """A fresh suffix and an evaluator's env on topics, group and registered name of its own."""
+    u = uid()
+    env = {
+        "MODEL_TRAINING_TOPIC": f"model-training-{u}",
+        "MODEL_SELECTED_TOPIC": f"model-selected-{u}",
+        "EVAL_GROUP_ID": f"eval-{u}",
+        "REGISTERED_MODEL_NAME": f"flts-test-{u}",
+    }
+    topics = [env["MODEL_TRAINING_TOPIC"], env["MODEL_SELECTED_TOPIC"]]
+    ku.ensure_topics(kafka_settings.bootstrap_servers, topics)
+    return u, env
+
+
 def test_eval_restart_loses_nothing_and_promotes_exactly_once(
     trained: Trained,
     stack: StackEndpoints,
@@ -168,18 +182,11 @@ def test_eval_restart_loses_nothing_and_promotes_exactly_once(
     s3_store: Any,
     tmp_path: Path,
 ) -> None:
-    u = uid()
-    training_topic, selected_topic = f"model-training-{u}", f"model-selected-{u}"
-    ku.ensure_topics(kafka_settings.bootstrap_servers, [training_topic, selected_topic])
+    _, env = _evaluator_topics(kafka_settings)
+    training_topic, selected_topic = env["MODEL_TRAINING_TOPIC"], env["MODEL_SELECTED_TOPIC"]
     events = trained.successes()
     events["GRU"] = _champion_quality(events["GRU"])
     producer = ku.create_producer(settings=kafka_settings)
-    env = dict(
-        MODEL_TRAINING_TOPIC=training_topic,
-        MODEL_SELECTED_TOPIC=selected_topic,
-        EVAL_GROUP_ID=f"eval-{u}",
-        REGISTERED_MODEL_NAME=f"flts-test-{u}",
-    )
     for model in ("LSTM", "PROPHET"):
         assert ku.produce_message(producer, training_topic, events[model], key=f"trained-{model}")
     first = spawn("eval", stack.service_env(), tmp_path, **env)
@@ -225,9 +232,8 @@ def test_eval_ranks_the_other_models_when_one_failed_to_train(
 ) -> None:
     """A trainer's FAILED event (what it sends after dead-lettering a claim it cannot train
     on) releases that model: the real evaluator promotes among the others and records why."""
-    u = uid()
-    training_topic, selected_topic = f"model-training-{u}", f"model-selected-{u}"
-    ku.ensure_topics(kafka_settings.bootstrap_servers, [training_topic, selected_topic])
+    u, env = _evaluator_topics(kafka_settings)
+    training_topic, selected_topic = env["MODEL_TRAINING_TOPIC"], env["MODEL_SELECTED_TOPIC"]
     # A lineage of its own: the other tests' evaluators keep their state for the shared one.
     events = {
         m: e.model_copy(update={"identifier": f"failed-{u}"})
@@ -246,15 +252,7 @@ def test_eval_ranks_the_other_models_when_one_failed_to_train(
     producer = ku.create_producer(settings=kafka_settings)
     for model, event in (("GRU", gru_failed), ("LSTM", lstm), ("PROPHET", events["PROPHET"])):
         assert ku.produce_message(producer, training_topic, event, key=f"trained-{model}")
-    evaluator = spawn(
-        "eval",
-        stack.service_env(),
-        tmp_path,
-        MODEL_TRAINING_TOPIC=training_topic,
-        MODEL_SELECTED_TOPIC=selected_topic,
-        EVAL_GROUP_ID=f"eval-{u}",
-        REGISTERED_MODEL_NAME=f"flts-test-{u}",
-    )
+    evaluator = spawn("eval", stack.service_env(), tmp_path, **env)
     reader = TopicReader(kafka_settings, selected_topic)
     try:
         reader.wait_for(lambda s: len(s) >= 1, 240, "model-selected", logs=evaluator.log)

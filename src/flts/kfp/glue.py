@@ -32,7 +32,6 @@ from flts.domain.messages import (
     WireMessage,
     decode,
     decode_model_training,
-    utc_now_iso,
 )
 from flts.errors import ConfigError, DataValidationError
 from flts.stages.contracts import (
@@ -238,7 +237,6 @@ def train_task(
     models, as the Kafka evaluator does after a trainer's FAILED event.
     ``torch_threads`` 0 leaves torch's default (size it to the task's CPU limit otherwise).
     """
-    from flts.errors import is_transient
     from flts.stages import train
 
     ctx = ctx or build_context(s3_endpoint_url, mlflow_tracking_uri)
@@ -260,17 +258,10 @@ def train_task(
     try:
         trained = train.run(claim, stage_config, ctx)
     except Exception as exc:
-        if is_transient(exc) or claim.config_hash is None:
+        failed = train.failure_event(stage_config.model_type, claim, exc)
+        if failed is None:
             raise
         log.exception("%s could not be trained; the other models are ranked", model_type)
-        failed = ModelTrainingFailed(
-            model_type=stage_config.model_type.value,
-            config_hash=claim.config_hash,
-            identifier=claim.identifier,
-            error_type=type(exc).__name__,
-            error_details=str(exc),
-            failed_at=utc_now_iso(),
-        )
         write_artifact(model, failed.to_wire(), model_type=failed.model_type, status="FAILED")
         return
     write_artifact(

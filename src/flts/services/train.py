@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from flts.domain.messages import ModelTrainingFailed, TrainingDataReady, decode, utc_now_iso
+from flts.domain.messages import TrainingDataReady, decode
 from flts.errors import MessageError
-from flts.messaging.records import FailureOutputs, Handler, Output, Record, is_transient
+from flts.messaging.records import FailureOutputs, Handler, Output, Record
 from flts.messaging.sinks import KafkaEventSink
 from flts.services.wiring import run_trainer
 from flts.settings import TrainSettings, load_settings
@@ -71,24 +71,14 @@ def build_failure_outputs(settings: TrainSettings) -> FailureOutputs:
     """The FAILED event announcing a dead-lettered claim of a known lineage (none otherwise)."""
 
     def failed(record: Record, exc: BaseException, dlq_topic: str) -> list[Output]:
-        if is_transient(exc):
-            return []  # the platform, not the model: a replay of the DLQ record trains it
         try:
             claim = decode(TrainingDataReady, record.body)
         except MessageError:
             return []  # no lineage to release
-        if claim.config_hash is None:
-            return []
-        event = ModelTrainingFailed(
-            model_type=settings.model_type.value,
-            config_hash=claim.config_hash,
-            identifier=claim.identifier,
-            error_type=type(exc).__name__,
-            error_details=str(exc),
-            dlq_topic=dlq_topic,
-            failed_at=utc_now_iso(),
+        event = train.failure_event(settings.model_type, claim, exc, dlq_topic)
+        return (
+            [] if event is None else [Output(settings.producer_topic, event, success_key(settings))]
         )
-        return [Output(settings.producer_topic, event, success_key(settings))]
 
     return failed
 

@@ -20,15 +20,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flts.domain.config import BASELINE_MODEL_TYPES
+from flts.domain.config import BASELINE_MODEL_TYPES, ModelType
 from flts.domain.messages import (
     BaselineScores,
     ModelTrained,
+    ModelTrainingFailed,
     ModelTrainingRunning,
     ProgressEvent,
     TrainingDataReady,
+    utc_now_iso,
 )
-from flts.errors import DataValidationError, MessageError, TrackingError
+from flts.errors import DataValidationError, MessageError, TrackingError, is_transient
 from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
 from flts.forecasting.point_calibration import PointCalibration, calibrate_model
 from flts.forecasting.spec import ForecastSpec
@@ -239,6 +241,28 @@ GLOBAL_SERIES_PARAM = "global.series"
 def _global_series(params: dict[str, Any]) -> int | None:
     value = params.get(GLOBAL_SERIES_PARAM)
     return None if value is None else int(value)
+
+
+def failure_event(
+    model_type: ModelType,
+    claim: TrainingDataReady,
+    exc: BaseException,
+    dlq_topic: str | None = None,
+) -> ModelTrainingFailed | None:
+    """The FAILED event for a claim this model could not be trained on, or None when there is
+    nothing to announce: an outage of the platform (retrying or replaying trains the model, and
+    the evaluator keeps waiting for it) or a claim without a lineage to release."""
+    if is_transient(exc) or claim.config_hash is None:
+        return None
+    return ModelTrainingFailed(
+        model_type=model_type.value,
+        config_hash=claim.config_hash,
+        identifier=claim.identifier,
+        error_type=type(exc).__name__,
+        error_details=str(exc),
+        dlq_topic=dlq_topic,
+        failed_at=utc_now_iso(),
+    )
 
 
 def calibrate(
