@@ -27,6 +27,7 @@ CHANGED: dict[str, Any] = {
     "timezone": "Europe/Berlin",
     "holidays": "DE",
     "step_months": 3,
+    "outlier_factor": 20.0,
 }
 #: fill_method has a single allowed value today, so it cannot change (it still feeds the hash).
 UNCHANGEABLE = {"fill_method"}

@@ -73,6 +73,10 @@ class FrozenConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: ``PreprocessConfig.outlier_factor``'s default (left out of ``config_hash`` at this value).
+OUTLIER_FACTOR_DEFAULT = 10.0
+
+
 class PreprocessConfig(FrozenConfig):
     """How raw CSV becomes model-ready data. Every field feeds ``config_hash``."""
 
@@ -90,6 +94,10 @@ class PreprocessConfig(FrozenConfig):
     fill_method: Literal["interpolate"] = "interpolate"
     #: Clip every input column to these quantiles of the *training* data (None: no clipping).
     clip_quantiles: tuple[float, float] | None = None
+    #: A value further from its column's training median than this many times the column's
+    #: 99th-percentile non-zero training magnitude is a glitch and is treated as missing
+    #: (``flts.forecasting.outliers``). None keeps every value.
+    outlier_factor: float | None = Field(default=OUTLIER_FACTOR_DEFAULT, gt=0)
     time_features: bool = True
     #: Extra lagged copies of the target, in steps (e.g. (720,) for one day earlier). None picks
     #: seasonal lags from the data (``flts.forecasting.defaults``); () means no lags.
@@ -189,5 +197,9 @@ def compute_config_hash(config: PreprocessConfig, data_fingerprint: str) -> str:
         # Leaving these out while unset keeps every earlier run's hash.
         if preprocess[added_after_release] is None:
             del preprocess[added_after_release]
+    # The same for a field added with a default that is on: left out at its default, so an
+    # earlier run's hash (and its processed data, when it held no such glitch) stays valid.
+    if preprocess["outlier_factor"] == OUTLIER_FACTOR_DEFAULT:
+        del preprocess["outlier_factor"]
     payload = {"preprocess": preprocess, "data": data_fingerprint}
     return sha256_hex(canonical_json(payload))

@@ -43,6 +43,7 @@ from flts.forecasting.data import (
 )
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
+from flts.forecasting.outliers import blank_outliers, fit_fences
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
 from flts.forecasting.time_step import TimeStep, calendar_step_of, times_us_of
 from flts.forecasting.windows import evaluation_origins, min_fit_windows
@@ -193,12 +194,17 @@ def prepare_datasets(
         )
     test_notes: tuple[str, ...] = ()
 
+    # Glitches become missing values before the grid is filled, like empty cells.
+    fences = fit_fences(train_raw, config.outlier_factor)
+    train_raw, removed = blank_outliers(train_raw, fences, train_source, config.outlier_factor)
+    train_notes += removed
+    test_raw, removed = blank_outliers(test_raw, fences, test_source, config.outlier_factor)
+    test_notes += removed
     anchor = train_raw[TIME_COLUMN].iloc[0]  # one grid for both files
     train_reg, notes, train_filled = regularise(train_raw, step, anchor=anchor, source=train_source)
     train_notes += notes
-    test_reg, test_notes, test_filled = regularise(
-        test_raw, step, anchor=anchor, source=test_source
-    )
+    test_reg, notes, test_filled = regularise(test_raw, step, anchor=anchor, source=test_source)
+    test_notes += notes
     filled_stamps = pd.concat(
         [train_reg[TIME_COLUMN][train_filled], test_reg[TIME_COLUMN][test_filled]]
     )
