@@ -19,7 +19,10 @@ every default model family on the same origins as both baselines:
   day-first dates): a heat pump (off on 96 % of the steps), an 11 kW EV charger (97 %), a PV
   plant (zero every night) and a prosumer's net load (household minus PV: negative at noon,
   the PV output as a covariate). The first three exercise the point calibration
-  (:mod:`flts.forecasting.point_calibration`); each model's ``zero_below`` is reported.
+  (:mod:`flts.forecasting.point_calibration`); each model's ``zero_below`` is reported. Also a
+  household profile whose meter wrote a 999999 sentinel once in training, run as preprocessing
+  does by default (the reading treated as missing, :mod:`flts.forecasting.outliers`) and with
+  ``outlier_factor`` null (kept), to show what one glitch does.
 
 Reported per case: the step and seasons preprocessing chose, the scored origins, and each
 model's MAE over persistence and over the better baseline. Target: every case runs through
@@ -195,6 +198,14 @@ def _net_load(loads: pd.DataFrame, generation: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"time": loads["time"], "net_kw": net.round(5), "pv": generation["PV1"]})
 
 
+def _glitched_household(loads: pd.DataFrame, generation: pd.DataFrame) -> pd.DataFrame:
+    """A household profile whose meter wrote its 999999 sentinel once, in the third week."""
+    load = loads["H0-A_pload"].to_numpy(dtype=np.float64).copy()
+    start = int(np.flatnonzero(loads["time"].to_numpy() == JUNE_FIRST)[0])
+    load[start + 15 * SIMBENCH_DAY + 40] = 999999.0
+    return pd.DataFrame({"time": loads["time"], "load_kw": load})
+
+
 def cases(quick: bool) -> list[Case]:
     monthly = PreprocessConfig(time_col="month", target="generation", horizon=12)
     if quick:
@@ -255,6 +266,16 @@ def cases(quick: bool) -> list[Case]:
             "prosumer-net-load-15min@h1",
             _simbench_june(_net_load),
             PreprocessConfig(time_col="time", target="net_kw"),
+        ),
+        Case(
+            "household-meter-glitch-15min@h1",
+            _simbench_june(_glitched_household),
+            PreprocessConfig(time_col="time", target="load_kw"),
+        ),
+        Case(
+            "household-meter-glitch-kept-15min@h1",
+            _simbench_june(_glitched_household),
+            PreprocessConfig(time_col="time", target="load_kw", outlier_factor=None),
         ),
     ]
 
