@@ -141,9 +141,8 @@ def calibrate_model(
 
     config = model.train_config
     held_out = calibration_forecasts(model, train, config.validation_fraction, unobserved)
-    model.point_calibration = fit_point_calibration(
-        held_out.actual, held_out.forecast, held_out.target
-    )
+    read = held_out.target if unobserved is None else np.where(unobserved, np.nan, held_out.target)
+    model.point_calibration = fit_point_calibration(held_out.actual, held_out.forecast, read)
     finished = held_out.with_forecast(model.finish(held_out.forecast))
     model.intervals = calibrate_forecaster(
         model, train, config.interval_levels, config.validation_fraction, unobserved, finished
