@@ -166,6 +166,29 @@ def test_missing_column_is_a_message_error_naming_it() -> None:
         series.row_values({"down": 1.0}, "observation site-a")
 
 
+def test_a_glitch_reading_is_refused_and_its_slot_filled_like_a_gap() -> None:
+    """The champion's training fences (``ForecastSpec.outlier_fences``) travel with it: a live
+    reading preprocessing would have removed is refused (dead-lettered by the service), and
+    the next reading fills its slot, which is never scored."""
+    champ = champion(ModelType.SEASONAL_NAIVE)
+    fences = {"down": (10.0, 50.0)}  # as preprocessing fits them (tests/unit/test_outliers.py)
+    spec = champ.forecaster.spec.model_copy(update={"outlier_fences": fences})
+    champ.forecaster.spec = spec
+    series = new_series(champ)
+    n = champ.rows_needed
+    feed(series, [10.0] * n)
+    assert series.forecast(champ) is not None
+    median, reach = spec.outlier_fences["down"]
+    glitch = median + 2 * reach
+    with pytest.raises(MessageError, match=r"down = .* a glitch or sentinel reading"):
+        series.row_values({"down": glitch, "up": 1.0}, "observation of site-a")
+    assert series.row_values({"down": median + reach / 2, "up": 1.0}, "ok").shape == (2,)
+    accepted = series.accept(T0 + (n + 1) * STEP * US, np.array([12.0, 1.2]))
+    assert accepted.filled_steps == 1  # the refused reading's slot
+    assert series.frame(2)["down"].tolist() == [11.0, 12.0]
+    assert glitch not in series.frame(n)["down"].tolist()
+
+
 def test_window_keeps_only_the_newest_rows() -> None:
     champ = champion()
     series = new_series(champ)

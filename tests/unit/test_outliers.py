@@ -61,6 +61,10 @@ def test_the_glitch_is_neither_learned_from_nor_scored() -> None:
     assert int(data.test_unobserved[data.test_context_rows :].sum()) == 1
     notes = " ".join(data.train_notes + data.test_notes)
     assert "value(s) of 'load' treated as missing" in notes
+    # The fences travel with every model (the live loop refuses the same readings).
+    median, reach = data.spec.outlier_fences["load"]
+    assert median == pytest.approx(2.0, abs=0.1)
+    assert 20 < reach < 40  # 10x the 99th percentile of |load| (about 3)
     assert "-999999 at" in notes
 
 

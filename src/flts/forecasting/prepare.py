@@ -43,7 +43,7 @@ from flts.forecasting.data import (
 )
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
-from flts.forecasting.outliers import blank_outliers, fit_fences
+from flts.forecasting.outliers import Fences, blank_outliers, fit_fences
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
 from flts.forecasting.time_step import TimeStep, calendar_step_of, times_us_of
 from flts.forecasting.windows import evaluation_origins, min_fit_windows
@@ -245,7 +245,7 @@ def prepare_datasets(
     resolved, shortened = _fitting_lookback(resolved, len(train), train_source)
     train_notes += shortened
     _check_sizes(resolved, (len(train), len(test_reg)), (train_source, test_source))
-    spec = _spec(resolved, config_hash, found, raw_columns, train, step)
+    spec = _spec(resolved, config_hash, found, raw_columns, train, step, fences)
     context, gap, note = _context(train_reg, test_reg, context_rows_for(spec), step, test_source)
     filled_stamps = pd.concat([filled_stamps, gap])
     test = featurise(pd.concat([context, test_reg], ignore_index=True), context=train_reg)
@@ -405,6 +405,7 @@ def _spec(
     raw_columns: tuple[str, ...],
     train: pd.DataFrame,
     step: TimeStep,
+    fences: Fences,
 ) -> ForecastSpec:
     """The spec every model trained on this data carries; the scaler sees training rows only."""
     order = feature_order_for(
@@ -431,4 +432,5 @@ def _spec(
         holidays=config.holidays,
         # Dates (every row a midnight) are their own days: a zone would shift western ones.
         timezone=config.timezone if config.holidays and not is_dates(train[TIME_COLUMN]) else None,
+        outlier_fences=fences,
     )

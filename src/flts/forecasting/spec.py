@@ -85,6 +85,10 @@ class ForecastSpec(BaseModel):
     #: back from the month's end (``flts.forecasting.time_step``). Older models hold neither.
     step_months: int = Field(default=0, ge=0)
     month_end: bool = False
+    #: Column -> (training median, largest distance from it a reading may be) beyond which a
+    #: value is a glitch (``flts.forecasting.outliers``): what preprocessing removed, kept so the
+    #: live loop refuses the same readings. Empty for older models and ``outlier_factor`` null.
+    outlier_fences: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _target_is_feature(self) -> ForecastSpec:

@@ -128,12 +128,15 @@ class LiveSeries:
         keep_rows: int,
         metrics_window: int,
         band_adaptation: float = 0.0,
+        fences: dict[str, tuple[float, float]] | None = None,
     ) -> None:
         if keep_rows < 2:
             raise ValueError(f"keep_rows must be at least 2, got {keep_rows}")
         self.identifier = identifier
         self.columns = columns
         self.step = step
+        #: The champion's glitch fences (``ForecastSpec.outlier_fences``), by column.
+        self.fences = dict(fences or {})
         self.keep_rows = keep_rows
         self._times = np.zeros(2 * keep_rows, dtype=np.int64)
         self._values = np.zeros((2 * keep_rows, len(columns)), dtype=np.float64)
@@ -174,7 +177,18 @@ class LiveSeries:
                 f"{where}: values lack {missing}; identifier {self.identifier!r} needs "
                 f"{list(self.columns)}"
             )
-        return np.array([values[c] for c in self.columns], dtype=np.float64)
+        row = np.array([values[c] for c in self.columns], dtype=np.float64)
+        for column, value in zip(self.columns, row, strict=True):
+            fence = self.fences.get(column)
+            if fence is not None and abs(value - fence[0]) > fence[1]:
+                # Refused (dead-lettered): the slot stays empty and is filled like any gap once
+                # the next reading arrives, so one glitch never enters a forecast's window.
+                raise MessageError(
+                    f"{where}: {column} = {value:.6g} is further than {fence[1]:.6g} from its "
+                    f"training median {fence[0]:.6g}: a glitch or sentinel reading, as "
+                    "preprocessing treats it"
+                )
+        return row
 
     def accept(self, timestamp_us: int, row: np.ndarray) -> Accepted:
         """Add one observation (see the module docstring); returns what happened to it."""
@@ -397,4 +411,5 @@ def series_for(
         keep_rows=keep,
         metrics_window=metrics_window,
         band_adaptation=band_adaptation,
+        fences=spec.outlier_fences,
     )
