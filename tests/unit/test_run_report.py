@@ -153,3 +153,31 @@ def _spec() -> ForecastSpec:
         season_steps=1,
         scaler=ScalerParams(columns=("y",), mean=(0.0,), scale=(1.0,)),
     )
+
+
+def test_the_run_summary_names_a_model_that_could_not_be_trained() -> None:
+    from flts.cli.run_cmd import render_summary
+
+    summary = {
+        "identifier": "r",
+        "config_hash": "h" * 16,
+        "target": "down",
+        "horizon": 1,
+        "test_windows": 10,
+        "configuration": {},
+        "scores": [_row("PERSISTENCE", 4.7e7, 1.0, True), _row("LSTM", 4.3e7, 0.9)],
+        "champion": {"model_type": "LSTM", "model_uri": "models:/m-1"},
+        "failed": {
+            "GRU": {
+                "error_type": "ForecastError",
+                "error_details": "cannot fit",
+                "dlq_topic": "DLQ-model-training",
+            }
+        },
+        "timings": {"total_s": 1.0},
+        "artifacts": {"summary_json": "runs/r/summary.json"},
+    }
+    text = render_summary(summary)
+    assert "not trained: GRU: ForecastError: cannot fit (claim in DLQ-model-training)" in text
+    assert "champion: LSTM" in text
+    assert "not trained" not in render_summary({**summary, "failed": {}})
