@@ -107,11 +107,6 @@ class ConformalIntervals(BaseModel):
         if res.ndim != 2 or res.shape[1] == 0:
             raise DataValidationError(f"residuals must be (windows, horizon); got {res.shape}")
         finite = np.isfinite(res).all(axis=1)
-        if zero_forecasts is not None:
-            split = _split_by_zero(res[finite], np.asarray(zero_forecasts, bool)[finite], levels)
-            if split is not None:
-                pooled = cls.calibrate(residuals, levels, factors)
-                return pooled.model_copy(update=split)
         res = res[finite]
         n = len(res)
         if n < MIN_CALIBRATION_WINDOWS:
@@ -121,18 +116,23 @@ class ConformalIntervals(BaseModel):
                 "validation_fraction gives more)"
             )
         checked = validate_levels(levels)
-        ordered = np.sort(res, axis=0)
-        lower, upper = [], []
-        for level in checked:
-            half_alpha = (1.0 - level / 100.0) / 2.0
-            lo_rank, hi_rank = conformal_ranks(n, half_alpha)
-            lower.append(tuple(float(v) for v in ordered[lo_rank - 1]))
-            upper.append(tuple(float(v) for v in ordered[hi_rank - 1]))
+        steps = range(res.shape[1])
+        zero = None if zero_forecasts is None else np.asarray(zero_forecasts, bool)[finite]
+        zero_offsets: dict[str, tuple[tuple[float, ...], ...]] = {}
+        if zero is not None and _each_kind_calibrates(zero):
+            lower, upper = _conformal_offsets([res[~zero[:, h], h] for h in steps], checked)
+            zero_lower, zero_upper = _conformal_offsets(
+                [res[zero[:, h], h] for h in steps], checked
+            )
+            zero_offsets = {"zero_lower_offsets": zero_lower, "zero_upper_offsets": zero_upper}
+        else:
+            lower, upper = _conformal_offsets([res[:, h] for h in steps], checked)
         return cls(
             levels=checked,
-            lower_offsets=tuple(lower),
-            upper_offsets=tuple(upper),
+            lower_offsets=lower,
+            upper_offsets=upper,
             calibration_windows=n,
+            **zero_offsets,
         )
 
     @property
@@ -217,37 +217,33 @@ class ConformalIntervals(BaseModel):
         return cls.model_validate(json.loads(path.read_text()))
 
 
-def _split_by_zero(
-    residuals: np.ndarray, zero: np.ndarray, levels: tuple[int, ...]
-) -> dict[str, tuple[tuple[float, ...], ...]] | None:
-    """Per-step conformal offsets of the residuals of non-zero forecasts and of zero ones, or
-    None when either kind has fewer than ``MIN_CALIBRATION_WINDOWS`` residuals at some step."""
-    if not zero.any():
-        return None
+def _each_kind_calibrates(zero: np.ndarray) -> bool:
+    """Whether both zero and other forecasts have ``MIN_CALIBRATION_WINDOWS`` residuals at
+    every step of the (windows, horizon) mask ``zero``, so each gets offsets of its own."""
     counts = zero.sum(axis=0)
-    if counts.min() < MIN_CALIBRATION_WINDOWS or (len(zero) - counts.max()) < (
-        MIN_CALIBRATION_WINDOWS
-    ):
-        return None
-    checked = validate_levels(levels)
-    sides: dict[str, list[tuple[float, ...]]] = {
-        "lower_offsets": [],
-        "upper_offsets": [],
-        "zero_lower_offsets": [],
-        "zero_upper_offsets": [],
-    }
-    for level in checked:
+    return bool(
+        counts.min() >= MIN_CALIBRATION_WINDOWS
+        and len(zero) - counts.max() >= MIN_CALIBRATION_WINDOWS
+    )
+
+
+Offsets = tuple[tuple[float, ...], ...]
+
+
+def _conformal_offsets(
+    columns: list[np.ndarray], levels: tuple[int, ...]
+) -> tuple[Offsets, Offsets]:
+    """(lower, upper) offsets per level and step from each step's residuals ``columns``: the
+    one-sided conformal quantiles at ``alpha / 2`` (:func:`conformal_ranks`)."""
+    ordered = [np.sort(column) for column in columns]
+    lower: list[tuple[float, ...]] = []
+    upper: list[tuple[float, ...]] = []
+    for level in levels:
         half_alpha = (1.0 - level / 100.0) / 2.0
-        for prefix, mask in (("", ~zero), ("zero_", zero)):
-            lows, highs = [], []
-            for step in range(residuals.shape[1]):
-                ordered = np.sort(residuals[mask[:, step], step])
-                lo_rank, hi_rank = conformal_ranks(len(ordered), half_alpha)
-                lows.append(float(ordered[lo_rank - 1]))
-                highs.append(float(ordered[hi_rank - 1]))
-            sides[f"{prefix}lower_offsets"].append(tuple(lows))
-            sides[f"{prefix}upper_offsets"].append(tuple(highs))
-    return {name: tuple(values) for name, values in sides.items()}
+        ranks = [conformal_ranks(len(column), half_alpha) for column in ordered]
+        lower.append(tuple(float(c[lo - 1]) for c, (lo, _) in zip(ordered, ranks, strict=True)))
+        upper.append(tuple(float(c[hi - 1]) for c, (_, hi) in zip(ordered, ranks, strict=True)))
+    return tuple(lower), tuple(upper)
 
 
 def validate_levels(levels: tuple[int, ...] | list[int]) -> tuple[int, ...]:
@@ -351,8 +347,8 @@ class CalibrationForecasts:
     #: (windows, horizon) actuals; NaN where a filled-in value is not judged.
     actual: np.ndarray
     forecast: np.ndarray
-    #: The training target as processed (filled-in rows included).
-    target: np.ndarray
+    #: The training target as read: NaN where preprocessing filled it in.
+    observed: np.ndarray
 
     def with_forecast(self, forecast: np.ndarray) -> CalibrationForecasts:
         return replace(self, forecast=forecast)
@@ -374,7 +370,8 @@ def calibration_forecasts(
     actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
     predictor = _out_of_sample_twin(model, train, int(origins[0]), season, unobserved) or model
     forecast = np.asarray(predictor._predict(train, origins), dtype=np.float64)
-    return CalibrationForecasts(origins, actual, forecast, target)
+    observed = target if unobserved is None else np.where(unobserved, np.nan, target)
+    return CalibrationForecasts(origins, actual, forecast, observed)
 
 
 def calibrate_forecaster(
@@ -402,12 +399,11 @@ def calibrate_forecaster(
     """
     held_out = forecasts or calibration_forecasts(model, train, fraction, unobserved)
     spec, origins, actual = model.spec, held_out.origins, held_out.actual
-    forecast, target = held_out.forecast, held_out.target
+    forecast, observed = held_out.forecast, held_out.observed
     residuals, zero = actual - forecast, forecast == 0.0  # zero: its own band (Mondrian)
-    if np.nanmin(target) < 0.0:
+    if np.nanmin(observed) < 0.0:
         return ConformalIntervals.calibrate(residuals, levels, zero_forecasts=zero)
     window = scale_window_of(spec)
-    observed = target if unobserved is None else np.where(unobserved, np.nan, target)
     raw_levels = origin_levels(observed, origins, window, 0.0)
     floor = SCALE_FLOOR_FRACTION * float(np.median(raw_levels))
     if floor <= 0.0:  # a target that is mostly zero: no level to scale by

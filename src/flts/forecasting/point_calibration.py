@@ -60,10 +60,6 @@ class PointCalibration(BaseModel):
     calibrated_mae: float | None = None
     calibration_windows: int = Field(default=0, ge=0)
 
-    @property
-    def active(self) -> bool:
-        return self.floor is not None or self.zero_below > 0.0
-
     def apply(self, forecast: np.ndarray) -> np.ndarray:
         """``forecast`` (any shape) floored, then snapped to 0 up to ``zero_below``."""
         out = np.asarray(forecast, dtype=np.float64)
@@ -141,8 +137,9 @@ def calibrate_model(
 
     config = model.train_config
     held_out = calibration_forecasts(model, train, config.validation_fraction, unobserved)
-    read = held_out.target if unobserved is None else np.where(unobserved, np.nan, held_out.target)
-    model.point_calibration = fit_point_calibration(held_out.actual, held_out.forecast, read)
+    model.point_calibration = fit_point_calibration(
+        held_out.actual, held_out.forecast, held_out.observed
+    )
     finished = held_out.with_forecast(model.finish(held_out.forecast))
     model.intervals = calibrate_forecaster(
         model, train, config.interval_levels, config.validation_fraction, unobserved, finished
