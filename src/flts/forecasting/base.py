@@ -91,13 +91,21 @@ class Forecaster(ABC):
 
     def predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         """Forecast ``horizon`` steps from each origin, in original units."""
-        return self.finish(self._predict(frame, origins))
+        forecast = self._predict(frame, origins)
+        point = self.point_calibration
+        if point is None or point.persistence_weights is None:
+            return self.finish(forecast)
+        # _predict has checked the origins: each has the row before it.
+        target = frame[self.spec.target].to_numpy(dtype=np.float64)
+        return self.finish(forecast, target[np.asarray(origins, dtype=np.int64) - 1])
 
-    def finish(self, forecast: np.ndarray) -> np.ndarray:
-        """Raw forecasts as served: after the point calibration, when there is one."""
+    def finish(self, forecast: np.ndarray, last: np.ndarray | None = None) -> np.ndarray:
+        """Raw forecasts as served: after the point calibration, when there is one. ``last``:
+        the target's value before each origin (what persistence forecasts), which a model
+        hedged toward persistence needs."""
         if self.point_calibration is None:
             return forecast
-        return self.point_calibration.apply(forecast)
+        return self.point_calibration.apply(forecast, last)
 
     @abstractmethod
     def _predict(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:

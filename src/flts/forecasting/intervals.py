@@ -349,6 +349,8 @@ class CalibrationForecasts:
     forecast: np.ndarray
     #: The training target as read: NaN where preprocessing filled it in.
     observed: np.ndarray
+    #: (windows,) the last value before each origin, as persistence forecasts it.
+    last: np.ndarray
 
     def with_forecast(self, forecast: np.ndarray) -> CalibrationForecasts:
         return replace(self, forecast=forecast)
@@ -371,7 +373,7 @@ def calibration_forecasts(
     predictor = _out_of_sample_twin(model, train, int(origins[0]), season, unobserved) or model
     forecast = np.asarray(predictor._predict(train, origins), dtype=np.float64)
     observed = target if unobserved is None else np.where(unobserved, np.nan, target)
-    return CalibrationForecasts(origins, actual, forecast, observed)
+    return CalibrationForecasts(origins, actual, forecast, observed, target[origins - 1])
 
 
 def calibrate_forecaster(

@@ -271,10 +271,11 @@ def calibrate(
     ctx: StageContext,
     unobserved: np.ndarray | None = None,
 ) -> None:
-    """Fit ``model``'s point calibration (a floor, zeros) and then its split-conformal bands
-    around the calibrated forecasts, both on the end of the training frame (never the test
-    set), at the run's ``interval_levels``. When the training data is too short for that,
-    neither, with a warning: the model is still trained, scored and promotable."""
+    """Fit ``model``'s point calibration (hedging toward persistence, a floor, zeros) and then
+    its split-conformal bands around the calibrated forecasts, both on the end of the training
+    frame (never the test set), at the run's ``interval_levels``. When the training data is too
+    short for that, neither, with a warning: the model is still trained, scored and promotable.
+    """
     try:
         calibrate_model(model, train, unobserved)
     except DataValidationError as exc:
@@ -285,6 +286,15 @@ def calibrate(
         )
         model.intervals = None
     point = model.point_calibration
+    if point is not None and point.persistence_weights is not None:
+        ctx.logger.info(
+            "train %s: loses to persistence on the held-out tail; forecasts hedged toward the "
+            "last value with weights %s per step (held-out MAE %.4g -> %.4g)",
+            model.model_type.value,
+            _weights_text(point.persistence_weights),
+            point.raw_mae,
+            point.calibrated_mae,
+        )
     if point is not None and point.zero_below > 0.0:
         ctx.logger.info(
             "train %s: forecasts below %.4g become 0 (target 0 on %.0f%% of training rows; "
@@ -295,6 +305,13 @@ def calibrate(
             point.raw_mae,
             point.calibrated_mae,
         )
+
+
+def _weights_text(weights: tuple[float, ...]) -> str:
+    """``0.25`` for one step or equal weights, else the first and last: ``0.25 .. 1``."""
+    if len(set(weights)) == 1:
+        return f"{weights[0]:g}"
+    return f"{weights[0]:g} .. {weights[-1]:g}"
 
 
 def _fail_run(ctx: StageContext, run_id: str) -> None:
@@ -400,6 +417,9 @@ def _metrics(
     if point is not None:
         metrics["point_zero_below"] = point.zero_below
         metrics["point_zero_share"] = point.zero_share
+        # 1: the forecasts as the model made them; below 1: hedged toward persistence.
+        weights = point.persistence_weights or (1.0,)
+        metrics["point_persistence_weight_mean"] = float(np.mean(weights))
     for name, errors in [("test", scores.model), *scores.baselines.items()]:
         prefix = name if name == "test" else name.lower()
         for step, (mae, rmse) in enumerate(

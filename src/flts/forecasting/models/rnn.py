@@ -185,7 +185,13 @@ class RecurrentForecaster(Forecaster):
     def predict_scaled_batch(self, windows: np.ndarray) -> np.ndarray:
         """(batch, lookback, features) scaled float32 windows -> (batch, horizon) original units,
         finished as ``predict``'s (the API's batched path must answer what ``predict`` does)."""
-        return self.finish(self._forward(windows))
+        forecast = self._forward(windows)
+        target = self.spec.feature_order.index(self.spec.target)
+        # The value before each origin (persistence's forecast) is the window's last target.
+        last = self.spec.scaler.inverse_column(
+            self.spec.target, windows[:, -1, target].astype(np.float64)
+        )
+        return self.finish(forecast, last)
 
     def _forward(self, windows: np.ndarray) -> np.ndarray:
         """The net's forecast of scaled windows, in original units, before finishing."""
