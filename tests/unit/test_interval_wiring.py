@@ -158,6 +158,21 @@ def test_evaluation_rows_carry_each_models_interval_scores() -> None:
     assert rows["PERSISTENCE"].intervals == ()
 
 
+def test_evaluation_rows_carry_the_weights_of_a_hedged_model() -> None:
+    s = Setup()
+    trained = train.run(s.claim, TrainStageConfig(model_type=ModelType.SEASONAL_NAIVE), s.ctx)
+    gru = trained.model_copy(update={"model_type": "GRU", "persistence_weights": [0.3]})
+    lstm = gru.model_copy(
+        update={"model_type": "LSTM", "run_id": "r2", "persistence_weights": None}
+    )
+    request = EvaluateRequest(identifier="i", config_hash=gru.config_hash, results=(gru, lstm))
+    report = evaluate.build_report(request, {"GRU": gru, "LSTM": lstm})
+    rows = {r.model_type: r for r in report.rows}
+    assert rows["GRU"].persistence_weights == (0.3,)
+    assert rows["LSTM"].persistence_weights == ()
+    assert "persistence_weights" not in lstm.to_wire()
+
+
 # -- batch JSONL ---------------------------------------------------------------------------------
 def _jsonl(
     model_intervals: ConformalIntervals | None, band_adaptation: float = 0.0

@@ -21,6 +21,8 @@ from flts.forecasting.point_calibration import (
     fit_point_calibration,
 )
 from flts.forecasting.windows import input_windows
+from flts.stages import train
+from flts.stages.contracts import TrainStageConfig
 from flts.stages.ports import BUCKET_PROCESSED
 from flts.stages.preprocess import processed_keys
 
@@ -228,3 +230,11 @@ def test_the_stages_hedge_a_model_whose_daily_shape_stopped(model_type: ModelTyp
     assert point.persistence_weights is not None
     assert point.persistence_weights[0] < 1.0
     _served_like_scored(done, model, "load")
+    # The SUCCESS event says so (the run report names it), also when rebuilt for a replay.
+    assert done.trained.persistence_weights == list(point.persistence_weights)
+    config = TrainStageConfig(model_type=model_type)
+    tags = train.run_tags("r", done.trained.config_hash, model_type.value)
+    finished = done.ctx.tracker.find_finished_run(config.experiment, tags)
+    assert finished is not None
+    replayed = train.from_finished_run(finished, "r", done.trained.config_hash, config)
+    assert replayed.persistence_weights == done.trained.persistence_weights

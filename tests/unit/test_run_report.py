@@ -181,3 +181,28 @@ def test_the_run_summary_names_a_model_that_could_not_be_trained() -> None:
     assert "not trained: GRU: ForecastError: cannot fit (claim in DLQ-model-training)" in text
     assert "champion: LSTM" in text
     assert "not trained" not in render_summary({**summary, "failed": {}})
+
+
+def test_the_run_summary_names_the_models_hedged_toward_persistence() -> None:
+    from flts.cli.run_cmd import render_summary
+
+    hedged = {**_row("LSTM", 4.3e7, 0.99), "persistence_weights": [0.15]}
+    steps = {**_row("GRU", 4.4e7, 0.995), "persistence_weights": [0.2, 0.6, 1.0]}
+    summary = {
+        "identifier": "r",
+        "config_hash": "h" * 16,
+        "target": "load",
+        "horizon": 1,
+        "test_windows": 10,
+        "configuration": {},
+        "scores": [_row("PERSISTENCE", 4.7e7, 1.0, True), hedged, steps, _row("LINEAR", 5e7, 1.1)],
+        "champion": {"model_type": "LSTM", "model_uri": "models:/m-1"},
+        "timings": {"total_s": 1.0},
+        "artifacts": {"summary_json": "runs/r/summary.json"},
+    }
+    text = render_summary(summary)
+    note = next(line for line in text.splitlines() if line.startswith("hedged toward persistence"))
+    assert note.endswith(": GRU 0.2 .. 1, LSTM 0.15")
+    assert "LINEAR" not in note
+    plain = [{k: v for k, v in r.items() if k != "persistence_weights"} for r in summary["scores"]]
+    assert "hedged" not in render_summary({**summary, "scores": plain})

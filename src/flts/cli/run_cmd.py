@@ -352,6 +352,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def render_summary(summary: dict[str, Any]) -> str:
     from flts.run.report import (
         configuration_text,
+        hedging_note,
         interval_table,
         score_table,
         step_table,
@@ -375,6 +376,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         "",
         score_table(summary["scores"], champion),
         *failed,
+        *[note for note in [hedging_note(summary["scores"])] if note],
         *(["", steps] if steps else []),
         *(["", bands] if bands else []),
         "",

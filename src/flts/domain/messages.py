@@ -188,6 +188,10 @@ class ModelTrained(WireMessage):
     #: Set on a global model's SUCCESS (issue 13): how many series the shared weights were
     #: fitted on (this series among them). Absent for a per-series model.
     global_series: int | None = None
+    #: Per horizon step, the weight of the model's forecast against persistence when it lost to
+    #: persistence on its held-out tail and was hedged toward the last value
+    #: (``flts.forecasting.point_calibration``); None: served as the model forecast.
+    persistence_weights: list[float] | None = None
 
 
 class GlobalTrainingRequested(WireMessage):

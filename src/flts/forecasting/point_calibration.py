@@ -114,6 +114,13 @@ def hedge(forecast: np.ndarray, last: np.ndarray | None, weights: np.ndarray) ->
     return hedged
 
 
+def weights_text(weights: tuple[float, ...] | list[float]) -> str:
+    """``0.25`` for one step or equal weights, else the first and last step's: ``0.25 .. 1``."""
+    if len(set(weights)) == 1:
+        return f"{weights[0]:g}"
+    return f"{weights[0]:g} .. {weights[-1]:g}"
+
+
 def _mae(forecast: np.ndarray, actual: np.ndarray) -> float:
     return float(np.mean(np.abs(forecast - actual)))
 

@@ -52,6 +52,24 @@ def score_table(rows: list[dict[str, Any]], champion: str | None) -> str:
     return _table(header, body)
 
 
+def hedging_note(rows: list[dict[str, Any]]) -> str | None:
+    """Which models lost to persistence on the held-out end of training and so serve forecasts
+    hedged toward the last value, with their weights; None when none did."""
+    from flts.forecasting.point_calibration import weights_text
+
+    hedged = [
+        f"{row['model_type']} {weights_text(row['persistence_weights'])}"
+        for row in sorted(rows, key=lambda r: str(r["model_type"]))
+        if row.get("persistence_weights")
+    ]
+    if not hedged:
+        return None
+    return (
+        "hedged toward persistence (lost to it on the held-out end of training; weight of the "
+        "model's forecast): " + ", ".join(hedged)
+    )
+
+
 def _table(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     lines = [

@@ -109,6 +109,9 @@ class ScoreRow(Frozen):
     #: Prediction-interval scores per level on the same windows; empty for baselines and for
     #: models without calibrated intervals.
     intervals: tuple[IntervalScore, ...] = ()
+    #: Per horizon step, the weight of the model's forecast against persistence (hedged: it lost
+    #: to persistence on its held-out tail); empty: served as the model forecast.
+    persistence_weights: tuple[float, ...] = ()
 
 
 class EvaluationReport(Frozen):

@@ -170,6 +170,8 @@ def build_report(request: EvaluateRequest, results: dict[str, ModelTrained]) -> 
         row = scoring.score_row(name, r.run_id, _as_baseline(r), persistence, naive)
         if r.test_intervals:
             row = row.model_copy(update={"intervals": tuple(r.test_intervals)})
+        if r.persistence_weights:
+            row = row.model_copy(update={"persistence_weights": tuple(r.persistence_weights)})
         rows.append(row)
     champion = scoring.rank_candidates(rows)
     ref_rmse, ref_mae = scoring.reference_errors(persistence, naive)

@@ -32,7 +32,7 @@ from flts.domain.messages import (
 )
 from flts.errors import DataValidationError, MessageError, TrackingError, is_transient
 from flts.forecasting.base import EpochProgress, FitSummary, Forecaster, ProgressCallback
-from flts.forecasting.point_calibration import PointCalibration, calibrate_model
+from flts.forecasting.point_calibration import PointCalibration, calibrate_model, weights_text
 from flts.forecasting.spec import ForecastSpec
 from flts.stages import scoring
 from flts.stages._timefmt import iso_utc
@@ -231,6 +231,7 @@ def train_with(
         test_rmse_by_step=list(scores.model.rmse_by_step),
         test_intervals=list(scores.intervals) or None,
         global_series=_global_series(extra_params or {}),
+        persistence_weights=_persistence_weights(model),
     )
 
 
@@ -291,7 +292,7 @@ def calibrate(
             "train %s: loses to persistence on the held-out tail; forecasts hedged toward the "
             "last value with weights %s per step (held-out MAE %.4g -> %.4g)",
             model.model_type.value,
-            _weights_text(point.persistence_weights),
+            weights_text(point.persistence_weights),
             point.raw_mae,
             point.calibrated_mae,
         )
@@ -307,11 +308,11 @@ def calibrate(
         )
 
 
-def _weights_text(weights: tuple[float, ...]) -> str:
-    """``0.25`` for one step or equal weights, else the first and last: ``0.25 .. 1``."""
-    if len(set(weights)) == 1:
-        return f"{weights[0]:g}"
-    return f"{weights[0]:g} .. {weights[-1]:g}"
+def _persistence_weights(model: Forecaster) -> list[float] | None:
+    point = model.point_calibration
+    if point is None or point.persistence_weights is None:
+        return None
+    return list(point.persistence_weights)
 
 
 def _fail_run(ctx: StageContext, run_id: str) -> None:
@@ -420,6 +421,8 @@ def _metrics(
         # 1: the forecasts as the model made them; below 1: hedged toward persistence.
         weights = point.persistence_weights or (1.0,)
         metrics["point_persistence_weight_mean"] = float(np.mean(weights))
+        for step, weight in enumerate(point.persistence_weights or (), start=1):
+            metrics[f"point_persistence_weight_step{step}"] = weight
     for name, errors in [("test", scores.model), *scores.baselines.items()]:
         prefix = name if name == "test" else name.lower()
         for step, (mae, rmse) in enumerate(
@@ -484,6 +487,7 @@ def from_finished_run(
             test_rmse_by_step=_logged_steps(metrics, "test_rmse", horizon),
             test_intervals=scoring.intervals_from_metrics(metrics),
             global_series=_global_series(params),
+            persistence_weights=_logged_steps(metrics, "point_persistence_weight", horizon),
         )
     except KeyError as exc:
         raise TrackingError(
