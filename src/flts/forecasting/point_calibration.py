@@ -22,15 +22,16 @@ persistence on its held-out tail is left as it is.
 The calibration, fitted on the same held-out end of the training data the prediction intervals
 use (:func:`flts.forecasting.intervals.calibration_forecasts`, never the test set), in order:
 
-* ``persistence_weights``: per horizon step, the weight ``k`` of the model's forecast against
-  the last value before the origin (``last + k * (forecast - last)``), only at steps where the
-  model's held-out MAE is above persistence's and a ``k`` in [0, 1] lowers it by at least
-  ``MIN_GAIN`` (elsewhere 1: as forecast); None when every step keeps 1;
 * ``floor``: 0 when the training target never went below 0, so no forecast is negative;
 * ``zero_below``: forecasts no further from 0 than this become 0, only for a target that is
   exactly 0 on at least ``ZERO_SHARE_MIN`` of its training rows, and only when it lowers the
   calibration MAE by at least ``MIN_GAIN`` (otherwise 0: off). The threshold is chosen among
-  quantiles of the forecasts' magnitudes.
+  quantiles of the forecasts' magnitudes;
+* ``persistence_weights``: per horizon step, the weight ``k`` of the (floored, snapped)
+  forecast against the last value before the origin (``last + k * (forecast - last)``), only
+  at steps where that forecast's held-out MAE is above persistence's and a ``k`` in [0, 1]
+  lowers it by at least ``MIN_GAIN`` (elsewhere 1: as forecast); None when every step keeps 1.
+  Last, so a heat pump's snapped forecasts, which beat persistence, are not hedged.
 
 Saved next to the model (``point_calibration.json``) and applied by ``Forecaster.predict`` (and
 the batched forward serving uses), so training scores, batch inference, the API and the live
@@ -82,15 +83,15 @@ class PointCalibration(BaseModel):
     calibration_windows: int = Field(default=0, ge=0)
 
     def apply(self, forecast: np.ndarray, last: np.ndarray | None = None) -> np.ndarray:
-        """``forecast`` ((windows, horizon)) hedged toward ``last`` ((windows,): the value
-        before each origin), floored, then snapped to 0 up to ``zero_below``."""
+        """``forecast`` ((windows, horizon)) floored, snapped to 0 up to ``zero_below``, then
+        hedged toward ``last`` ((windows,): the value before each origin)."""
         out = np.asarray(forecast, dtype=np.float64)
-        if self.persistence_weights is not None:
-            out = hedge(out, last, np.asarray(self.persistence_weights, dtype=np.float64))
         if self.floor is not None:
             out = np.maximum(out, self.floor)
         if self.zero_below > 0.0:
             out = np.where(np.abs(out) <= self.zero_below, 0.0, out)
+        if self.persistence_weights is not None:
+            out = hedge(out, last, np.asarray(self.persistence_weights, dtype=np.float64))
         return out
 
     def save(self, directory: Path) -> None:
@@ -168,38 +169,47 @@ def fit_point_calibration(
         return None
     actual = np.atleast_2d(np.asarray(actual, dtype=np.float64).T).T
     forecast = np.atleast_2d(np.asarray(forecast, dtype=np.float64).T).T
-    weights = None if last is None else fit_persistence_weights(actual, forecast, last)
     zero_share = float(np.mean(observed == 0.0))
     floor = 0.0 if float(observed.min()) >= 0.0 else None
-    if floor is None and zero_share < ZERO_SHARE_MIN and weights is None:
-        return None
     judged = np.isfinite(actual) & np.isfinite(forecast)
-    windows = int(judged.any(axis=-1).sum())
     if not judged.any():
-        return PointCalibration(persistence_weights=weights, floor=floor, zero_share=zero_share)
+        if floor is None and zero_share < ZERO_SHARE_MIN:
+            return None
+        return PointCalibration(floor=floor, zero_share=zero_share)
     a = actual[judged]
     raw_mae = _mae(forecast[judged], a)
-    if weights is not None:
-        forecast = hedge(forecast, last, np.asarray(weights))
-    f = forecast[judged] if floor is None else np.maximum(forecast[judged], floor)
-    best_mae, best_threshold = _mae(f, a), 0.0
+    floored = forecast if floor is None else np.maximum(forecast, floor)
+    threshold = 0.0
     if zero_share >= ZERO_SHARE_MIN:
-        thresholds = np.unique(np.quantile(np.abs(f), CANDIDATE_QUANTILES))
-        maes = [_mae(np.where(np.abs(f) <= t, 0.0, f), a) for t in thresholds]
-        if maes and min(maes) < best_mae * (1.0 - MIN_GAIN):
-            pick = int(np.argmin(maes))
-            best_mae, best_threshold = maes[pick], float(thresholds[pick])
-    if floor is None and best_threshold == 0.0 and weights is None:
+        threshold = _zero_threshold(floored[judged], a)
+    finished = np.where(np.abs(floored) <= threshold, 0.0, floored) if threshold else floored
+    # Hedged last, from the forecasts as floored and snapped: on a heat pump those beat
+    # persistence on the off steps, where hedging the raw ones first would leave nothing to snap.
+    weights = None if last is None else fit_persistence_weights(actual, finished, last)
+    if weights is not None:
+        finished = hedge(finished, last, np.asarray(weights))
+    if floor is None and threshold == 0.0 and weights is None:
         return None
     return PointCalibration(
         persistence_weights=weights,
         floor=floor,
-        zero_below=best_threshold,
+        zero_below=threshold,
         zero_share=zero_share,
         raw_mae=raw_mae,
-        calibrated_mae=best_mae,
-        calibration_windows=windows,
+        calibrated_mae=_mae(finished[judged], a),
+        calibration_windows=int(judged.any(axis=-1).sum()),
     )
+
+
+def _zero_threshold(forecast: np.ndarray, actual: np.ndarray) -> float:
+    """The candidate threshold whose snapping gives the lowest MAE, when it lowers the MAE by
+    ``MIN_GAIN``; 0 (off) otherwise."""
+    best_mae = _mae(forecast, actual)
+    thresholds = np.unique(np.quantile(np.abs(forecast), CANDIDATE_QUANTILES))
+    maes = [_mae(np.where(np.abs(forecast) <= t, 0.0, forecast), actual) for t in thresholds]
+    if maes and min(maes) < best_mae * (1.0 - MIN_GAIN):
+        return float(thresholds[int(np.argmin(maes))])
+    return 0.0
 
 
 def calibrate_model(
