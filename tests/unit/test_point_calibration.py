@@ -145,6 +145,42 @@ def test_a_step_is_hedged_only_where_the_model_loses_there() -> None:
     assert weights[1] < 0.5
 
 
+def test_a_step_is_not_hedged_toward_persistence_where_seasonal_naive_is_the_better_bar() -> None:
+    """A day ahead the gate's bar is seasonal naive: hedging toward the last value there would
+    lead away from it, so a step where seasonal naive beats persistence keeps its forecast."""
+    rng = np.random.default_rng(2)
+    rows, season = 2000, 96
+    daily = 30.0 * np.sin(2 * np.pi * np.arange(rows) / season) + rng.standard_normal(rows)
+    origins = np.arange(season, rows - 1)
+    actual = daily[origins][:, None]
+    last = daily[origins - 1]
+    naive = daily[origins - season][:, None]
+    noisy = actual + 5.0 * rng.standard_normal(actual.shape)
+    persistence_mae = np.mean(np.abs(last[:, None] - actual))
+    assert np.mean(np.abs(noisy - actual)) > persistence_mae > np.mean(np.abs(naive - actual))
+    assert fit_persistence_weights(actual, noisy, last) is not None
+    assert fit_persistence_weights(actual, noisy, last, naive) is None
+
+
+def test_the_fitted_models_own_forecasts_limit_the_hedge() -> None:
+    """Held-out forecasts from a second fit on fewer rows can lose to persistence where the
+    fitted model would not: the hedge goes only as far as both sets of forecasts call for."""
+    walk = _random_walk(1500, seed=6)
+    origins = np.arange(1, 1500)
+    actual = walk[origins][:, None]
+    last = walk[origins - 1]
+    noise = np.random.default_rng(8).standard_normal(len(origins))
+    twin = (last + 2.0 * noise)[:, None]  # a weak second fit: loses to persistence
+    good = (last + 0.7 * (walk[origins] - last) + 0.1 * noise)[:, None]  # beats it
+    alone = fit_point_calibration(actual, twin, walk - 100.0, last)
+    assert alone is not None
+    assert alone.persistence_weights is not None
+    assert fit_point_calibration(actual, twin, walk - 100.0, last, in_sample=good) is None
+    both_weak = fit_point_calibration(actual, twin, walk - 100.0, last, in_sample=twin * 1.0)
+    assert both_weak is not None
+    assert both_weak.persistence_weights == alone.persistence_weights
+
+
 def _csv(values: np.ndarray, start: str) -> bytes:
     times = pd.date_range(start, periods=len(values), freq="15min")
     frame = pd.DataFrame({"time": times.strftime("%Y-%m-%d %H:%M:%S"), "hp_kw": values})

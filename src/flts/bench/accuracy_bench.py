@@ -154,6 +154,8 @@ def _run_series(
             "seasonal_naive_mae": naive.mae,
             "windows": event.test_windows,
             "fit_s": tracker.runs[event.run_id].metrics["fit_seconds"],
+            # Per step, the weight of the forecast against persistence (null: not hedged).
+            "persistence_weights": event.persistence_weights,
             # Level (as text, JSON keys) -> test coverage, mean width and Winkler score.
             "intervals": {
                 str(i.level): {

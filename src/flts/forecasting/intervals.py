@@ -351,6 +351,12 @@ class CalibrationForecasts:
     observed: np.ndarray
     #: (windows,) the last value before each origin, as persistence forecasts it.
     last: np.ndarray
+    #: (windows, horizon) seasonal naive's forecasts of the same windows (NaN where the season
+    #: reaches before the frame); None when the series has no season.
+    seasonal_naive: np.ndarray | None = None
+    #: (windows, horizon) the fitted model's own (in-sample) forecasts of the windows when
+    #: ``forecast`` came from a second fit on the rows before them; None when it is the model's.
+    in_sample: np.ndarray | None = None
 
     def with_forecast(self, forecast: np.ndarray) -> CalibrationForecasts:
         return replace(self, forecast=forecast)
@@ -370,10 +376,32 @@ def calibration_forecasts(
     origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction, season)
     target = train[spec.target].to_numpy(dtype=np.float64)
     actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
-    predictor = _out_of_sample_twin(model, train, int(origins[0]), season, unobserved) or model
-    forecast = np.asarray(predictor._predict(train, origins), dtype=np.float64)
+    twin = _out_of_sample_twin(model, train, int(origins[0]), season, unobserved)
+    forecast = np.asarray((twin or model)._predict(train, origins), dtype=np.float64)
+    in_sample = None if twin is None else np.asarray(model._predict(train, origins), np.float64)
     observed = target if unobserved is None else np.where(unobserved, np.nan, target)
-    return CalibrationForecasts(origins, actual, forecast, observed, target[origins - 1])
+    return CalibrationForecasts(
+        origins,
+        actual,
+        forecast,
+        observed,
+        target[origins - 1],
+        _seasonal_naive(spec, target, origins),
+        in_sample,
+    )
+
+
+def _seasonal_naive(
+    spec: ForecastSpec, target: np.ndarray, origins: np.ndarray
+) -> np.ndarray | None:
+    """Seasonal naive's forecasts from ``origins`` (NaN where the season reaches before row 0),
+    or None without a season (it is persistence then)."""
+    from flts.forecasting.models.baselines import seasonal_offsets
+
+    if spec.season_steps <= 1:
+        return None
+    rows = origins[:, None] + seasonal_offsets(spec.horizon, spec.season_steps)[None, :]
+    return np.where(rows >= 0, target[np.maximum(rows, 0)], np.nan)
 
 
 def calibrate_forecaster(
