@@ -204,3 +204,30 @@ def test_forecasts_snapped_to_zero_are_served_with_their_own_bands(banded: Forec
         else:
             assert point["lower_80"] == pytest.approx(max(value + LOWER[0][k], 0.0))
             assert point["upper_95"] == pytest.approx(value + UPPER[1][k])
+
+
+def test_a_hedged_model_is_served_as_it_forecasts_and_says_so(plain: Forecaster) -> None:
+    """A model hedged toward persistence answers /predict with ``last + k * (forecast - last)``
+    on the API's batched path (the last posted target is read back from the scaled window), and
+    ``/model`` shows the weights (``predict`` is held to the batched path in test_rnn and
+    test_point_calibration)."""
+    from flts.forecasting.point_calibration import PointCalibration
+
+    raw = [p["value"] for p in _forecast(plain)]
+    weights = (0.2, 0.5, 1.0)
+    model = copy.copy(plain)
+    model.point_calibration = PointCalibration(persistence_weights=weights, zero_share=0.0)
+    frame = window_frame()
+    last = float(frame["down"].to_numpy()[-1])
+    for client in _client(model):
+        response = client.post("/predict", json=_rows())
+        info = client.get("/model").json()
+    assert response.status_code == 200, response.text
+    values = [p["value"] for p in response.json()["forecast"]]
+    expected = [last + w * (v - last) for v, w in zip(raw, weights, strict=True)]
+    assert values == pytest.approx(expected, rel=1e-6)
+    assert values[2] == pytest.approx(raw[2], rel=1e-9)
+    assert info["serving_mode"] == "batched-numpy"
+    assert info["point_calibration"]["persistence_weights"] == list(weights)
+    for client in _client(plain):
+        assert client.get("/model").json()["point_calibration"] is None

@@ -264,6 +264,9 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
             "min_rows": runtime.min_rows,
             "serving_mode": runtime.mode,
             "interval_levels": [level for level, _, _ in runtime.band_offsets],
+            # How the model's forecasts are finished (a floor, zeros, hedging toward the last
+            # posted value); null: served as the model forecasts.
+            "point_calibration": runtime.point_calibration,
             "spec": {
                 "target": spec.target,
                 "feature_order": list(spec.feature_order),

@@ -54,6 +54,8 @@ class ModelRuntime:
         self.spec = spec
         self.raw_columns = raw_columns_of(spec)
         self.min_rows = forecaster.min_history + max(spec.lags, default=0)
+        point = forecaster.point_calibration
+        self.point_calibration = None if point is None else point.model_dump(mode="json")
         self.step_us = spec.step_seconds * _US
         #: The grid step, built once (requests check rows and stamp answers with it).
         self.step = spec.step
