@@ -155,8 +155,13 @@ def _check_topics(bootstrap: str, identifier: str, summary: dict) -> None:
     for r in running:
         assert r.key is None
         assert not spec_violations("model-training.RUNNING", r.value)
+    rows = {row["model_type"]: row for row in summary["scores"]}
     for r in success:
         assert not spec_violations("model-training.SUCCESS", r.value)
+        # A trainer's hedging toward persistence reaches the evaluation rows as it was sent
+        # (absent on the wire and empty in the rows for a model served as it forecasts).
+        sent = r.value.get("persistence_weights") or []
+        assert list(rows[r.value["model_type"]].get("persistence_weights") or []) == sent
     (selected,) = ours["model-selected"]
     assert selected.key == "promotion"
     assert not spec_violations("model-selected", selected.value)
@@ -175,6 +180,8 @@ def _check_mlflow(mlflow_uri: str, identifier: str) -> None:
         [experiment.experiment_id], f"tags.identifier = '{identifier}' and status = 'FINISHED'"
     )
     assert sorted(r.data.tags["model_type"] for r in runs) == sorted(TRAINED)
+    for run in runs:  # `down` never goes below 0: every model has a point calibration
+        assert 0.0 <= run.data.metrics["point_persistence_weight_mean"] <= 1.0
 
 
 def _check_objects(store: S3ObjectStore, summary: dict) -> None:
