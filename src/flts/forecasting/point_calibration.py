@@ -31,8 +31,9 @@ use (:func:`flts.forecasting.intervals.calibration_forecasts`, never the test se
   forecast against the last value before the origin (``last + k * (forecast - last)``), only
   at steps where that forecast's held-out MAE is above persistence's, persistence beats
   seasonal naive there, and a ``k`` in [0, 1] lowers the MAE by at least ``MIN_GAIN``
-  (elsewhere 1: as forecast); None when every step keeps 1.
-  Last, so a heat pump's snapped forecasts, which beat persistence, are not hedged.
+  (elsewhere 1: as forecast); None when every step keeps 1. Where the held-out forecasts come
+  from a second fit on fewer rows, only as far as the model's own forecasts also call for.
+  Fitted last, so a heat pump's snapped forecasts, which beat persistence, are not hedged.
 
 Saved next to the model (``point_calibration.json``) and applied by ``Forecaster.predict`` (and
 the batched forward serving uses), so training scores, batch inference, the API and the live
@@ -188,8 +189,7 @@ def fit_point_calibration(
     observed = observed[np.isfinite(observed)]
     if observed.size == 0:
         return None
-    actual = np.atleast_2d(np.asarray(actual, dtype=np.float64).T).T
-    forecast = np.atleast_2d(np.asarray(forecast, dtype=np.float64).T).T
+    actual, forecast = _as_windows(actual), _as_windows(forecast)
     zero_share = float(np.mean(observed == 0.0))
     floor = 0.0 if float(observed.min()) >= 0.0 else None
     judged = np.isfinite(actual) & np.isfinite(forecast)
@@ -206,18 +206,16 @@ def fit_point_calibration(
     finished = _floor_and_snap(forecast, floor, threshold)
     # Hedged last, from the forecasts as floored and snapped: on a heat pump those beat
     # persistence on the off steps, where hedging the raw ones first would leave nothing to snap.
-    weights = (
-        None if last is None else fit_persistence_weights(actual, finished, last, seasonal_naive)
-    )
-    if weights is not None and last is not None and in_sample is not None:
-        own = _floor_and_snap(
-            np.atleast_2d(np.asarray(in_sample, np.float64).T).T, floor, threshold
-        )
-        second = fit_persistence_weights(actual, own, last, seasonal_naive) or (1.0,) * len(weights)
-        weights = tuple(max(a, b) for a, b in zip(weights, second, strict=True))
-        weights = None if all(w == 1.0 for w in weights) else weights
-    if weights is not None:
-        finished = hedge(finished, last, np.asarray(weights))
+    weights = None
+    if last is not None:
+        weights = fit_persistence_weights(actual, finished, last, seasonal_naive)
+        if weights is not None and in_sample is not None:
+            own = _floor_and_snap(_as_windows(in_sample), floor, threshold)
+            weights = _both_call_for(
+                weights, fit_persistence_weights(actual, own, last, seasonal_naive)
+            )
+        if weights is not None:
+            finished = hedge(finished, last, np.asarray(weights))
     if floor is None and threshold == 0.0 and weights is None:
         return None
     return PointCalibration(
@@ -229,6 +227,21 @@ def fit_point_calibration(
         calibrated_mae=_mae(finished[judged], a),
         calibration_windows=int(judged.any(axis=-1).sum()),
     )
+
+
+def _as_windows(values: np.ndarray) -> np.ndarray:
+    """(windows, horizon) float64; a 1-D array is one step per window."""
+    return np.atleast_2d(np.asarray(values, dtype=np.float64).T).T
+
+
+def _both_call_for(
+    weights: tuple[float, ...], other: tuple[float, ...] | None
+) -> tuple[float, ...] | None:
+    """The larger weight per step (the lesser hedge); None when that is 1 everywhere."""
+    if other is None:
+        return None
+    both = tuple(max(a, b) for a, b in zip(weights, other, strict=True))
+    return None if all(w == 1.0 for w in both) else both
 
 
 def _floor_and_snap(forecast: np.ndarray, floor: float | None, threshold: float) -> np.ndarray:
