@@ -111,3 +111,25 @@ def test_equal_ratios_still_plot(tmp_path: Path) -> None:
     assert png is not None
     assert png.read_bytes().startswith(b"\x89PNG")
     assert plot_ratios([ENTRIES[3]], "none", tmp_path / "none.png") is None
+
+
+def test_the_fleet_names_the_series_whose_champion_is_hedged() -> None:
+    hedged = _entry("h", "LSTM", [{**_row("LSTM", 0.99, 0.98), "persistence_weights": [0.2]}])
+    not_champion = _entry(
+        "n",
+        "GRU",
+        [_row("GRU", 0.9, 0.9), {**_row("LSTM", 0.95, 0.95), "persistence_weights": [0.5]}],
+    )
+    agg = fleet_aggregates([*ENTRIES, hedged, not_champion])
+    assert agg["hedged_champions"] == ["h"]
+    assert fleet_aggregates(ENTRIES)["hedged_champions"] == []
+    summary = {
+        "identifier": "fleet",
+        "fleet": agg,
+        "series": [*ENTRIES, hedged, not_champion],
+        "timings": {"pipeline_s": 1.0, "series_per_minute": None},
+        "artifacts": {"summary_json": "runs/fleet/summary.json"},
+    }
+    assert "champions hedged toward persistence: 1 (h)" in render_fleet(summary)
+    plain = {**summary, "fleet": fleet_aggregates(ENTRIES), "series": ENTRIES}
+    assert "hedged" not in render_fleet(plain)

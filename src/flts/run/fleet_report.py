@@ -7,7 +7,7 @@ fleet view shows how far it missed; a series with no scores (skipped or failed) 
 
 Aggregates over the series with a ratio: ``share_beating_persistence`` (ratio < 1),
 ``median_ratio``, ``worst_series`` (highest ratio), plus counts of series with and without a
-champion.
+champion, and the series whose champion is hedged toward persistence (``hedged_champions``).
 """
 
 from __future__ import annotations
@@ -49,6 +49,16 @@ def champion_is_global(entry: dict[str, Any]) -> bool | None:
     return None if champion is None else champion in GLOBAL_TYPES
 
 
+def hedged_champion(entry: dict[str, Any]) -> bool:
+    """Whether the series' champion serves forecasts hedged toward persistence (it lost to
+    persistence on the held-out end of training; ``persistence_weights`` in its score row)."""
+    champion = (entry.get("champion") or {}).get("model_type")
+    return any(
+        r.get("model_type") == champion and r.get("persistence_weights")
+        for r in entry.get("scores") or []
+    )
+
+
 def fleet_aggregates(entries: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = {e["series_id"]: series_ratio(e) for e in entries}
     known = {sid: r for sid, r in ratios.items() if r is not None}
@@ -65,6 +75,7 @@ def fleet_aggregates(entries: list[dict[str, Any]]) -> dict[str, Any]:
         "series": len(entries),
         "with_champion": sum(1 for e in entries if e.get("champion")),
         "without_champion": sum(1 for e in entries if not e.get("champion")),
+        "hedged_champions": sorted(e["series_id"] for e in entries if hedged_champion(e)),
         "scored": len(known),
         "share_beating_persistence": (
             sum(1 for r in known.values() if r < 1.0) / len(known) if known else None
@@ -192,6 +203,14 @@ def render_fleet(summary: dict[str, Any]) -> str:
         *(
             [f"champions: {agg['global_champions']} global, {agg['local_champions']} local"]
             if "global_champions" in agg
+            else []
+        ),
+        *(
+            [
+                f"champions hedged toward persistence: {len(hedged)} "
+                f"({', '.join(hedged[:10])}{', ...' if len(hedged) > 10 else ''})"
+            ]
+            if (hedged := agg.get("hedged_champions"))
             else []
         ),
         "share beating persistence: " + ("-" if share is None else f"{share:.0%}"),
