@@ -15,6 +15,7 @@ from flts.forecasting.base import Forecaster
 from flts.forecasting.dataset import read_processed
 from flts.forecasting.models._common import feature_matrix
 from flts.forecasting.point_calibration import (
+    MIN_WEIGHT,
     ZERO_SHARE_MIN,
     PointCalibration,
     fit_persistence_weights,
@@ -85,7 +86,7 @@ def _random_walk(rows: int, seed: int) -> np.ndarray:
 def test_a_model_that_loses_to_persistence_is_hedged_toward_the_last_value() -> None:
     """On a random walk, a forecast that follows a daily shape the series does not have loses
     to persistence; the weight that minimises the held-out MAE is well below 1 at every step,
-    and the hedged forecasts beat both on fresh data of the same kind."""
+    and the hedged forecasts beat the model's on fresh data of the same kind."""
     rng = np.random.default_rng(5)
     horizon = 3
 
@@ -102,7 +103,7 @@ def test_a_model_that_loses_to_persistence_is_hedged_toward_the_last_value() -> 
     weights = fit_persistence_weights(actual, forecast, last)
     assert weights is not None
     assert len(weights) == horizon
-    assert all(0.0 <= w < 0.5 for w in weights)
+    assert all(MIN_WEIGHT <= w < 0.5 for w in weights)  # never the baseline itself
     fitted = fit_point_calibration(actual, forecast, actual[:, 0], last)
     assert fitted is not None
     assert fitted.persistence_weights == weights
@@ -115,7 +116,8 @@ def test_a_model_that_loses_to_persistence_is_hedged_toward_the_last_value() -> 
     assert np.allclose(hedged, expected)
     hedged_mae = np.mean(np.abs(hedged - fresh))
     assert hedged_mae < np.mean(np.abs(guess - fresh))
-    assert hedged_mae < np.mean(np.abs(before[:, None] - fresh)) * 1.01
+    # Within a tenth of persistence's: the model keeps MIN_WEIGHT of its (useless) forecast.
+    assert hedged_mae < np.mean(np.abs(before[:, None] - fresh)) * 1.1
     with pytest.raises(ValueError, match="value before each origin"):
         fitted.apply(guess)
 

@@ -1,0 +1,117 @@
+"""Hedging toward persistence on and off, over simbench load profiles nobody tuned for.
+
+Every ``*_pload`` profile of simbench (after ``make bench-data``; the fleet bench's slice: three
+weeks of 15-minute training from 7 March 2016, one week of test) goes through the preprocess
+and train stages in process, once as trained and once with hedging switched off, for the given
+model types. Per model: how many profiles it was hedged on, how many it passes the promotion
+gate on (MAE and RMSE below the better baseline, composite < 1), and the MAE / persistence of
+every hedged profile, before -> after. One JSON document on stdout.
+
+    .venv/bin/python bench/hedge_ab.py                   # LINEAR and LIGHTGBM, 96 profiles
+    .venv/bin/python bench/hedge_ab.py --models LINEAR --profiles 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+from typing import Any
+from unittest import mock
+
+from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker
+from flts.bench.fleet_bench import SERIES_COL, profiles
+from flts.domain.config import ModelType, PreprocessConfig
+from flts.domain.messages import BaselineScores
+from flts.stages import preprocess, scoring, train
+from flts.stages.contracts import ObjectRef, PreprocessRequest, TrainStageConfig
+from flts.stages.ports import BUCKET_DATASET, StageContext
+
+
+def _train_profile(
+    train_csv: bytes, test_csv: bytes, name: str, models: list[str]
+) -> dict[str, Any]:
+    ctx = StageContext(store=InMemoryObjectStore(), tracker=InMemoryTracker())
+    ctx.store.ensure_bucket(BUCKET_DATASET)
+    ctx.store.put_bytes(BUCKET_DATASET, "train.csv", train_csv, "text/csv")
+    ctx.store.put_bytes(BUCKET_DATASET, "test.csv", test_csv, "text/csv")
+    request = PreprocessRequest(
+        identifier=name,
+        train=ObjectRef(bucket=BUCKET_DATASET, key="train.csv"),
+        test=ObjectRef(bucket=BUCKET_DATASET, key="test.csv"),
+    )
+    prep = preprocess.run(request, PreprocessConfig(target="load"), ctx)
+    result: dict[str, Any] = {}
+    for model in models:
+        event = train.run(prep.training, TrainStageConfig(model_type=ModelType(model)), ctx)
+        assert event.baselines is not None
+        persistence = event.baselines[scoring.PERSISTENCE]
+        scores = BaselineScores(rmse=event.test_rmse, mae=event.test_mae, mse=event.test_mse)
+        naive = event.baselines[ModelType.SEASONAL_NAIVE.value]
+        row = scoring.score_row(model, event.run_id, scores, persistence, naive)
+        result[model] = {
+            "mae_vs_persistence": row.mae_vs_persistence,
+            "rmse_vs_persistence": row.rmse_vs_persistence,
+            "gate": row.beats_baselines,
+            "persistence_weights": event.persistence_weights,
+        }
+    return result
+
+
+def _run(count: int, models: list[str], hedging: bool) -> dict[str, dict[str, Any]]:
+    train_frame, test_frame = profiles(count)
+    out = {}
+    off = mock.patch(
+        "flts.forecasting.point_calibration.fit_persistence_weights", return_value=None
+    )
+    with contextlib.nullcontext() if hedging else off:
+        for name in train_frame[SERIES_COL].unique():
+            pick = train_frame[SERIES_COL] == name
+            train_csv = train_frame[pick].drop(columns=SERIES_COL).to_csv(index=False).encode()
+            pick = test_frame[SERIES_COL] == name
+            test_csv = test_frame[pick].drop(columns=SERIES_COL).to_csv(index=False).encode()
+            out[str(name)] = _train_profile(train_csv, test_csv, str(name), models)
+    return out
+
+
+def compare(count: int, models: list[str]) -> dict[str, Any]:
+    hedged, plain = _run(count, models, True), _run(count, models, False)
+    summary: dict[str, Any] = {"profiles": len(hedged), "models": {}}
+    for model in models:
+        changed = {
+            name: {
+                "weights": runs[model]["persistence_weights"],
+                "mae_vs_persistence": [
+                    round(plain[name][model]["mae_vs_persistence"], 4),
+                    round(runs[model]["mae_vs_persistence"], 4),
+                ],
+                "rmse_vs_persistence": [
+                    round(plain[name][model]["rmse_vs_persistence"], 4),
+                    round(runs[model]["rmse_vs_persistence"], 4),
+                ],
+            }
+            for name, runs in hedged.items()
+            if runs[model]["persistence_weights"]
+        }
+        summary["models"][model] = {
+            "hedged_profiles": len(changed),
+            "gate_passed_without_hedging": sum(1 for r in plain.values() if r[model]["gate"]),
+            "gate_passed_with_hedging": sum(1 for r in hedged.values() if r[model]["gate"]),
+            "hedged": changed,
+        }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="LINEAR,LIGHTGBM")
+    parser.add_argument("--profiles", type=int, default=96)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    models = [m.strip().upper() for m in args.models.split(",") if m.strip()]
+    print(json.dumps(compare(args.profiles, models), indent=2))
+
+
+if __name__ == "__main__":
+    main()
