@@ -71,6 +71,67 @@ def test_a_column_with_dots_and_commas_used_otherwise_stays_an_error(value: byte
         read(data, PreprocessConfig(target="down"))
 
 
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_commas_grouping_thousands_read_when_the_column_shows_they_cannot_be_decimal(
+    delimiter: str,
+) -> None:
+    frame = raw_frame(30)
+    frame["down"] = frame["down"].round(1)
+    plain, _ = read(to_csv(frame))
+    grouped = frame.assign(down=frame["down"].map(lambda v: f"{v:,.1f}"))
+    out, notes = read(written(grouped, sep=delimiter))
+    pd.testing.assert_frame_equal(out, plain)
+    assert "meter.csv: commas grouping thousands read in columns ['down']" in notes
+
+
+def test_commas_grouping_thousands_next_to_plain_decimals_and_without_a_point() -> None:
+    data = b'time,down\n2018-02-05 00:00:00,"1,234"\n2018-02-05 00:01:00,987.5\n'
+    data += b'2018-02-05 00:02:00,"12,345,678"\n'
+    out, _ = read(data, PreprocessConfig(target="down"))
+    assert out["down"].tolist() == [1234.0, 987.5, 12345678.0]
+
+
+def test_commas_that_may_be_decimal_ones_stay_an_error() -> None:
+    # "1,234" alone: a thousand and more, or one and a quarter; never guessed.
+    data = b'time,down\n2018-02-05 00:00:00,"1,234"\n2018-02-05 00:01:00,"2,345"\n'
+    with pytest.raises(DataValidationError, match=r"column 'down' is not numeric \(line 2"):
+        read(data, PreprocessConfig(target="down"))
+
+
+def test_missing_value_markers_are_gaps_and_counted_in_a_note() -> None:
+    frame = raw_frame(30).astype({"down": object})
+    frame.loc[[3, 4, 5, 9], "down"] = ["-", "n/a", "-", "#N/A"]
+    out, notes = read(to_csv(frame))
+    assert out["down"].isna().to_numpy().nonzero()[0].tolist() == [3, 4, 5, 9]
+    assert (
+        "meter.csv: column 'down': cells written 2 x '-', 1 x 'n/a', 1 x '#N/A' read as missing"
+        in notes
+    )
+
+
+def test_entsoe_interval_timestamps_read_at_the_start_of_each_period() -> None:
+    frame = raw_frame(60, step_s=3600)
+    start = pd.to_datetime(frame["time"])
+    periods = frame.astype({"down": object}).assign(
+        time=start.dt.strftime("%d.%m.%Y %H:%M")
+        + " - "
+        + (start + pd.Timedelta(hours=1)).dt.strftime("%d.%m.%Y %H:%M")
+    )
+    periods.loc[7, "down"] = "n/e"
+    out, notes = read(written(periods))
+    plain, _ = read(to_csv(frame))
+    pd.testing.assert_series_equal(out["ds"], plain["ds"])
+    assert "meter.csv: column 'time' read as day-first dates, the start of each interval" in notes
+    assert np.isnan(out["down"].iloc[7])
+
+
+def test_a_spaced_dash_that_is_no_interval_is_not_split() -> None:
+    # The end before the start: not a period, so read (and rejected) whole.
+    text = pd.Series(["2018-02-05 00:05 - 2018-02-05 00:00", "2018-02-05 00:06 - 2018-02-05 00:01"])
+    parsed, _ = parse_timestamps(text)
+    assert parsed.isna().all()
+
+
 def test_sniffing_falls_back_to_commas() -> None:
     assert sniff_delimiter(b"time\n2018-02-05\n") == ","
     assert sniff_delimiter(b"") == ","

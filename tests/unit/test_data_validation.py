@@ -16,6 +16,7 @@ from flts.forecasting.data import (
     fit_clip_bounds,
     infer_step_seconds,
     read_csv_bytes,
+    read_csv_with_notes,
     regularise,
 )
 from flts.forecasting.prepare import prepare_datasets
@@ -129,6 +130,54 @@ def test_unsorted_timestamps() -> None:
     )
 
 
+def test_a_file_listed_newest_first_reads_as_the_same_series_with_a_note() -> None:
+    frame = raw_frame(20)
+    forward = read(to_csv(frame))
+    backward, notes = read_csv_with_notes(
+        to_csv(frame.iloc[::-1]), source="train.csv", config=SMALL
+    )
+    pd.testing.assert_frame_equal(backward, forward)
+    assert (
+        "train.csv: rows listed newest first (2018-02-05 00:19:00 on line 2): read in reverse"
+        in notes
+    )
+
+
+def test_a_newest_first_file_cites_its_own_lines_when_rows_share_a_slot() -> None:
+    frame = raw_frame(20)
+    frame.loc[10, "time"] = str(START + pd.Timedelta(seconds=9 * 60 + 20))  # 20 s after row 9
+    train = to_csv(frame.iloc[::-1])  # row 9 on line 12, row 10 on line 11
+    with pytest.raises(DataValidationError) as err:
+        prepare_datasets(
+            train,
+            to_csv(raw_frame(30, start=START + pd.Timedelta(hours=1))),
+            SMALL,
+            config_hash="h",
+        )
+    assert "train.csv: rows at lines 12 and 11 fall on the same 60 s slot" in str(err.value)
+
+
+def test_a_newest_first_file_with_a_row_out_of_place_says_why_it_is_not_reversed() -> None:
+    frame = raw_frame(20).iloc[::-1].reset_index(drop=True)
+    frame.loc[[4, 5], "time"] = frame.loc[[5, 4], "time"].to_numpy()
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    assert str(err.value) == (
+        "train.csv: rows are listed newest first (18 of 19 rows are earlier than the row above "
+        "them), but line 7 goes forward in time (2018-02-05 00:14:00, 2018-02-05 00:15:00) at "
+        "lines 6-7: a file is read in reverse only when every row is earlier than the one above it"
+    )
+
+
+def test_a_covariate_changing_on_the_second_row_is_no_series_id() -> None:
+    # One row before the step back is no evidence of a column held constant (a long format).
+    frame = raw_frame(20)
+    frame.loc[[0, 1], "time"] = frame.loc[[1, 0], "time"].to_numpy()
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    assert "--series-col" not in str(err.value)
+
+
 def test_rows_copied_by_joining_files_with_overlapping_ends_are_named() -> None:
     frame = raw_frame(20)
     joined = pd.concat([frame.iloc[:10], frame.iloc[9:]], ignore_index=True)  # row 9 twice
@@ -226,8 +275,13 @@ def test_test_file_with_another_step_is_rejected() -> None:
 def test_test_file_missing_a_training_column_is_rejected() -> None:
     train, _ = csv_pair()
     test = raw_frame(30, start=START + pd.Timedelta(hours=5)).drop(columns=["up"])
-    with pytest.raises(DataValidationError, match=r"test.csv: feature columns \['up'\] not in"):
+    with pytest.raises(DataValidationError) as err:
         prepare_datasets(train, to_csv(test), SMALL, config_hash="h")
+    assert str(err.value) == (
+        "test.csv: no column 'up', an input the models read in train.csv: every origin's forecast "
+        "needs it, so the test file must hold it too; or leave it out of both with `--drop up` "
+        "(config: feature_columns)"
+    )
 
 
 def test_infer_step_is_median_spacing() -> None:

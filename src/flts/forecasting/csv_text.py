@@ -13,12 +13,24 @@ file is never read differently without the run's notes saying so:
   spreadsheets write large values; every dot followed by three digits). In a comma-delimited
   file ``"1,234"`` would be a thousands separator as often as a decimal one, so it stays an
   error there, as does a column mixing other uses of dots and commas (``1.5`` next to ``2,5``).
+* **Commas grouping thousands** (``"1,234.5"``, as English-locale spreadsheets write large
+  values): read when every value is a plain number or comma-grouped, and the column shows the
+  commas cannot be decimal ones (a grouped value with a decimal point or two commas, or a decimal
+  point elsewhere in the column).
+* **Missing values** may be written as an empty cell or as a marker: pandas' defaults (``NA``,
+  ``n/a``, ``#N/A``, ``null``, ``NaN``, ...), a dash (``-``, ``--``, as reports and grid
+  operators' exports write a reading not available) and ENTSO-E's ``n/e``. Markers other than
+  empty cells are counted in a note, since a dash means zero in some accounting formats.
 * **Timestamps.** ISO 8601 (with or without a UTC offset) first. Otherwise the candidates are
   Unix epoch numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by size;
   only values after 1973, so a row counter is never taken for time), the format pandas infers
   month first, and the same day first. The candidate that parses the most values wins, and
   among those the one whose spacing is most regular: ``01.02.2016`` to ``12.02.2016`` parse both
   ways, but only day first gives a regular hourly series.
+* **Intervals** (``01.01.2021 00:00 - 01.01.2021 00:15``, as grid operators' and ENTSO-E's
+  exports label a period): when every value is two timestamps joined by a spaced dash and each
+  ends after it starts, the row is read at its interval's start, like the other rows of a file
+  that names periods by their first instant.
 * **True/False** input columns (pandas writes booleans so) are read as 1/0
   (:func:`true_false_flags`); a target must be a quantity.
 * **Date and time of day in two columns** (``Datum;Uhrzeit;Wert``, ``date,time,load``): when
@@ -52,6 +64,33 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?$")
 #: A decimal comma with dots grouping the thousands (``1.234,5``, ``12.345.678``).
 _GROUPED_DECIMAL_COMMA = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d*)?$")
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?$")
+#: Commas grouping thousands, with an optional decimal point (``1,234.5``, ``12,345,678``).
+_GROUPED_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+#: Cell texts (lower case, stripped) that mean "no value": pandas' default NA strings and dashes.
+MISSING_MARKERS = frozenset(
+    {
+        "",
+        "#n/a",
+        "#n/a n/a",
+        "#na",
+        "-1.#ind",
+        "-1.#qnan",
+        "-nan",
+        "1.#ind",
+        "1.#qnan",
+        "<na>",
+        "n/a",
+        "na",
+        "null",
+        "nan",
+        "none",
+        "-",
+        "--",
+        "n/e",  # ENTSO-E's "not expected": no value published for that period
+    }
+)
+#: How a numeric column was written, when not plainly (:func:`numbers_of`).
+NumberStyle = Literal["decimal commas", "commas grouping thousands"]
 #: A UTC offset or ``Z`` at the end of a timestamp.
 _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 #: Epoch values below this many seconds (3 March 1973) are not taken for Unix time.
@@ -164,16 +203,37 @@ def split_timestamp(raw: pd.DataFrame, time_column: str) -> SplitTimestamp | Non
     )
 
 
-def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, bool]:
-    """A text column (empty cells may be NA) as float64, NaN where not numeric, and whether it
-    was written with decimal commas (read as the module docstring says)."""
+def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, NumberStyle | None]:
+    """A text column (empty cells may be NA) as float64, NaN where not numeric, and how it was
+    written when not plainly: decimal commas or commas grouping thousands (read as the module
+    docstring says)."""
     stripped = text.str.strip()
     numbers = pd.to_numeric(stripped, errors="coerce").astype("float64")
     if numbers.isna().any():
-        decimal = decimal_comma_numbers(stripped.where(stripped != ""), delimiter)
+        present = stripped.where(stripped != "")
+        decimal = decimal_comma_numbers(present, delimiter)
         if decimal is not None:
-            return decimal.astype("float64"), True
-    return numbers, False
+            return decimal.astype("float64"), "decimal commas"
+        grouped = thousands_comma_numbers(present)
+        if grouped is not None:
+            return grouped.astype("float64"), "commas grouping thousands"
+    return numbers, None
+
+
+def thousands_comma_numbers(text: pd.Series) -> pd.Series | None:
+    """``text`` (stripped, empty cells as NA) with commas grouping thousands, or None when the
+    column is not written so or does not show that its commas cannot be decimal ones."""
+    present = text.dropna()
+    if present.empty or not present.str.contains(",", regex=False).any():
+        return None
+    grouped = present.map(lambda value: bool(_GROUPED_THOUSANDS.match(value)))
+    plain = present.map(lambda value: bool(_PLAIN_NUMBER.match(value)))
+    if not (grouped | plain).all():
+        return None
+    dotted = present.str.contains(".", regex=False)
+    if not (dotted.any() or present[grouped].str.count(",").ge(2).any()):
+        return None  # "1,234" alone: a thousand and more, or one and a quarter
+    return pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
 
 
 #: Words a yes/no column is written with (pandas writes booleans as True/False).
@@ -207,6 +267,26 @@ def decimal_comma_numbers(text: pd.Series, delimiter: str) -> pd.Series | None:
     # decimal commas and whose every dot is followed by exactly three digits.
     ungrouped = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     return pd.to_numeric(ungrouped, errors="coerce")
+
+
+#: Two timestamps joined by a dash with spaces around it (a hyphen or an en dash).
+_INTERVAL = re.compile(r"^(.+?)\s+[-\u2013]\s+(.+)$")
+
+
+def _interval_halves(text: pd.Series) -> tuple[pd.Series, pd.Series] | None:
+    """The starts and ends of values written as intervals (``A - B``), or None unless every
+    value is one whose two halves parse (the same way) with the end after the start."""
+    if text.empty:
+        return None
+    halves = text.str.extract(_INTERVAL)
+    if halves.isna().any().any():
+        return None
+    starts, ends = halves[0].str.strip(), halves[1].str.strip()
+    first, _ = parse_timestamps(starts)
+    last, _ = parse_timestamps(ends)
+    if first.isna().any() or last.isna().any() or not (last > first).all():
+        return None
+    return starts, ends
 
 
 def _epoch(text: pd.Series) -> tuple[pd.Series, str] | None:
@@ -248,6 +328,10 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
     ``text`` holds stripped strings. See the module docstring for the candidates and the choice.
     Raises ``ValueError`` when ``timezone`` is given and a clock time cannot be placed in it.
     """
+    interval = _interval_halves(text)
+    if interval is not None:
+        starts, how = parse_timestamps(interval[0], timezone)
+        return starts, f"{how}, the start of each interval"
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     how = "ISO 8601"
     if parsed.isna().any():  # else the common case: nothing else to try or rank

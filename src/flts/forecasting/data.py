@@ -13,7 +13,10 @@ Rules (documented here because they decide what a model sees):
 * **Line numbers.** Errors cite *file lines*: the header is line 1, the first data row line 2,
   so the number is the one an editor shows.
 * **Order.** Timestamps must be strictly increasing as read: a duplicate or a step backwards is an
-  error naming both lines (FLTS never silently re-orders or drops rows).
+  error naming both lines (FLTS never silently re-orders or drops rows). The one exception is a
+  file listed newest first (as many exports and dashboards write it): when *every* timestamp is
+  earlier than the one above it, the rows are read in reverse, with a note; errors found later
+  still cite the file's own lines (``frame.attrs["newest_first"]``).
 * **Regular grid.** Each timestamp is snapped to the nearest slot of the grid
   ``anchor + k * step`` (anchor: the first timestamp, or the one given). Two rows landing on the
   same slot are an error. Missing slots are inserted. Monthly, quarterly and yearly timestamps
@@ -33,6 +36,8 @@ import pandas as pd
 from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
 from flts.forecasting.csv_text import (
+    MISSING_MARKERS,
+    NumberStyle,
     numbers_of,
     parse_timestamps,
     read_csv_text,
@@ -117,11 +122,14 @@ def read_csv_with_notes(
     if how != "ISO 8601":
         notes.append(f"{source}: {time_label} read as {how}")
     others = [c for c in raw.columns if c not in (config.time_col, config.target)]
-    check_increasing(
-        ds, source=source, clock_time=config.timezone is None, raw=raw[others], rows=raw
-    )
+    newest_first = is_newest_first(ds)
+    if not newest_first:
+        check_increasing(
+            ds, source=source, clock_time=config.timezone is None, raw=raw[others], rows=raw
+        )
     frame = pd.DataFrame({TIME_COLUMN: ds})
-    comma_columns, flag_columns = [], []
+    styled: dict[str, list[str]] = {}
+    flag_columns: list[str] = []
     for column in selected:
         hint = "" if column == config.target else _leave_out_hint(column, selected, config)
         flags = None if column == config.target else true_false_flags(raw[column])
@@ -129,16 +137,38 @@ def read_csv_with_notes(
             frame[column] = flags
             flag_columns.append(column)
             continue
-        frame[column], comma = _parse_numeric(
+        frame[column], style, markers = _parse_numeric(
             raw[column], source=source, column=column, hint=hint, delimiter=delimiter
         )
-        if comma:
-            comma_columns.append(column)
-    if comma_columns:
-        notes.append(f"{source}: decimal commas read in columns {comma_columns}")
+        if style is not None:
+            styled.setdefault(style, []).append(column)
+        if markers:
+            counts = ", ".join(f"{count} x {text!r}" for text, count in markers.items())
+            notes.append(f"{source}: column {column!r}: cells written {counts} read as missing")
+    notes.extend(f"{source}: {style} read in columns {cols}" for style, cols in styled.items())
     if flag_columns:
         notes.append(f"{source}: true/false read as 1/0 in columns {flag_columns}")
+    if newest_first:
+        frame = frame.iloc[::-1].reset_index(drop=True)
+        frame.attrs["newest_first"] = True
+        notes.append(
+            f"{source}: rows listed newest first ({ds.iloc[0]} on line 2): read in reverse"
+        )
     return frame, tuple(notes)
+
+
+def is_newest_first(ds: pd.Series) -> bool:
+    """Whether every timestamp is earlier than the one before it (at least three rows, so two
+    rows out of order are an error, not a file read backwards)."""
+    return len(ds) >= 3 and bool((ds.diff().iloc[1:] < pd.Timedelta(0)).all())
+
+
+def file_line(frame: pd.DataFrame, row: int) -> int:
+    """The file line of ``frame``'s row ``row``, for a frame as :func:`read_csv_with_notes`
+    returns it (reversed when the file was newest first)."""
+    if frame.attrs.get("newest_first"):
+        return line_of(len(frame) - 1 - row)
+    return line_of(row)
 
 
 def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -219,11 +249,13 @@ def _parse_times(
 
 def _parse_numeric(
     values: pd.Series, *, source: str, column: str, hint: str = "", delimiter: str = ","
-) -> tuple[pd.Series, bool]:
-    """The column as float64, and whether it was written with decimal commas."""
+) -> tuple[pd.Series, NumberStyle | None, dict[str, int]]:
+    """The column as float64, how it was written when not plainly, and the missing-value markers
+    other than an empty cell it holds, with their counts (``csv_text.MISSING_MARKERS``)."""
     text = values.str.strip()
-    empty = text.eq("") | text.str.lower().isin({"nan", "na", "null", "none"})
-    numbers, comma = numbers_of(text.where(~empty), delimiter)
+    empty = text.str.lower().isin(MISSING_MARKERS)
+    markers = text[empty & text.ne("")].value_counts().to_dict()
+    numbers, style = numbers_of(text.where(~empty), delimiter)
     bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
     if len(bad):
         first = int(bad[0])
@@ -239,7 +271,7 @@ def _parse_numeric(
         )
     if numbers.isna().all():
         raise DataValidationError(f"{source}: column {column!r} has no values at all")
-    return numbers.reset_index(drop=True), comma
+    return numbers.reset_index(drop=True), style, {str(k): int(v) for k, v in markers.items()}
 
 
 def infer_step_seconds(ds: pd.Series) -> int:
@@ -268,7 +300,8 @@ def _grid_slots(
     if len(clash):
         i = int(clash[0])
         raise DataValidationError(
-            f"{source}: rows at lines {line_of(i)} and {line_of(i + 1)} fall on the same "
+            f"{source}: rows at lines {file_line(frame, i)} and {file_line(frame, i + 1)} "
+            f"fall on the same "
             f"{step.describe()} slot ({frame[TIME_COLUMN].iloc[i]} and "
             f"{frame[TIME_COLUMN].iloc[i + 1]}); the data is denser than the step"
         )

@@ -32,7 +32,7 @@ import pandas as pd
 
 from flts.domain.config import PreprocessConfig, TrainConfig, canonical_json, sha256_hex
 from flts.errors import DataValidationError
-from flts.forecasting.csv_text import is_dates
+from flts.forecasting.csv_text import is_dates, read_csv_text
 from flts.forecasting.data import (
     apply_clip,
     fit_clip_bounds,
@@ -153,6 +153,29 @@ def _check_step(frame: pd.DataFrame, step: TimeStep, source: str) -> None:
         )
 
 
+def _check_test_inputs(
+    test_bytes: bytes,
+    raw_columns: tuple[str, ...],
+    config: PreprocessConfig,
+    names: tuple[str, str],
+) -> None:
+    """The test file holds every input column training read, else an error with the way out:
+    a model reads its inputs at every origin, so it cannot forecast the test period without
+    them."""
+    try:
+        header = {str(c) for c in read_csv_text(test_bytes, nrows=0)[0].columns}
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return  # the full read below names what is wrong with the file
+    missing = [c for c in raw_columns if c != config.target and c not in header]
+    if config.target in header and missing:
+        listed = ",".join(missing)
+        raise DataValidationError(
+            f"{names[1]}: no column {', '.join(map(repr, missing))}, an input the models read "
+            f"in {names[0]}: every origin's forecast needs it, so the test file must hold it "
+            f"too; or leave it out of both with `--drop {listed}` (config: feature_columns)"
+        )
+
+
 def _check_no_overlap(train: pd.DataFrame, test: pd.DataFrame, names: tuple[str, str]) -> None:
     train_end = train[TIME_COLUMN].iloc[-1]
     early = int((test[TIME_COLUMN] <= train_end).sum())
@@ -178,6 +201,7 @@ def prepare_datasets(
     raw_columns = tuple(c for c in train_raw.columns if c != TIME_COLUMN)
     # The test file must offer the training columns; extra ones are ignored.
     test_config = config.model_copy(update={"feature_columns": raw_columns})
+    _check_test_inputs(test_bytes, raw_columns, config, (train_source, test_source))
     test_raw = read_csv_bytes(test_bytes, source=test_source, config=test_config)
     if len(train_raw) < 2:
         _require_rows(train_source, len(train_raw), min_train_rows(config), "windows and a step")

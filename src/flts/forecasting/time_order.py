@@ -3,7 +3,9 @@
 The reasons a user's file goes back in time, most specific first: a row copied by joining files
 with overlapping ends (every cell the same), several series one after another (a column constant
 until time restarts, where it changes: long format, ``--series-col``), or local clock time
-repeating an hour when daylight-saving time ends (``--timezone``).
+repeating an hour when daylight-saving time ends (``--timezone``). A file whose rows mostly go
+back in time is listed newest first: the error names the first pair that does not (such a file
+is read in reverse when every pair does, ``data.is_newest_first``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def check_increasing(
     bad = np.flatnonzero(diffs <= np.timedelta64(0, "ns"))
     if not len(bad):
         return
+    if 2 * int((diffs < np.timedelta64(0, "ns")).sum()) > len(diffs):
+        _raise_newest_first(ds, diffs, source)
     i = int(bad[0]) + 1  # the later row of the offending pair
     before, after = ds.iloc[i - 1], ds.iloc[i]
     hint = (
@@ -96,10 +100,25 @@ def _repeat_hint(ds: pd.Series, rows: pd.DataFrame | None, i: int) -> str:
     return ""
 
 
+def _raise_newest_first(ds: pd.Series, diffs: np.ndarray, source: str) -> None:
+    """The error for a file listed mostly newest first: the first pair that is not (a file read
+    in reverse must be newest first throughout)."""
+    backwards = int((diffs < np.timedelta64(0, "ns")).sum())
+    i = int(np.flatnonzero(diffs >= np.timedelta64(0, "ns"))[0]) + 1
+    before, after = ds.iloc[i - 1], ds.iloc[i]
+    what = f"repeats {before}" if before == after else f"goes forward in time ({before}, {after})"
+    raise DataValidationError(
+        f"{source}: rows are listed newest first ({backwards} of {len(diffs)} rows are earlier "
+        f"than the row above them), but line {line_of(i)} {what} at lines "
+        f"{line_of(i - 1)}-{line_of(i)}: a file is read in reverse only when every row is "
+        "earlier than the one above it"
+    )
+
+
 def _series_hint(raw: pd.DataFrame | None, i: int) -> str:
     """A hint when time restarts at row ``i`` where a column, constant until then, changes value:
     several series one after another (long format)."""
-    if raw is None:
+    if raw is None or i < 2:  # one row before is no evidence of a column held constant
         return ""
     for column in raw.columns:
         text = raw[column].str.strip()
