@@ -132,6 +132,20 @@ def test_a_spaced_dash_that_is_no_interval_is_not_split() -> None:
     assert parsed.isna().all()
 
 
+def test_an_hour_ending_export_with_24_00_reads_as_a_regular_hourly_series() -> None:
+    # Date and "Hour Ending" 01:00 ... 24:00 in two columns, month first, as US grid operators
+    # export them: 24:00 is the next day's midnight.
+    frame = raw_frame(72, step_s=3600, start=START + pd.Timedelta(hours=1))
+    ends = pd.to_datetime(frame["time"])
+    day = (ends - pd.Timedelta(hours=1)).dt.strftime("%m/%d/%Y")
+    hour = ((ends - pd.Timedelta(hours=1)).dt.hour + 1).map(lambda h: f"{h:02d}:00")
+    export = frame.drop(columns="time").assign(Date=day, HourEnding=hour)
+    out, notes = read(written(export), PreprocessConfig(time_col="Date", target="down"))
+    plain, _ = read(to_csv(frame))
+    pd.testing.assert_series_equal(out["ds"], plain["ds"])
+    assert any("24:00 as midnight of the next day" in note for note in notes)
+
+
 def test_sniffing_falls_back_to_commas() -> None:
     assert sniff_delimiter(b"time\n2018-02-05\n") == ","
     assert sniff_delimiter(b"") == ","

@@ -31,6 +31,8 @@ file is never read differently without the run's notes saying so:
   exports label a period): when every value is two timestamps joined by a spaced dash and each
   ends after it starts, the row is read at its interval's start, like the other rows of a file
   that names periods by their first instant.
+* **24:00** (``2021-01-01 24:00``, as ISO 8601 allows and hour-ending exports write the day's
+  last hour) is midnight of the next day.
 * **True/False** input columns (pandas writes booleans so) are read as 1/0
   (:func:`true_false_flags`); a target must be a quantity.
 * **Date and time of day in two columns** (``Datum;Uhrzeit;Wert``, ``date,time,load``): when
@@ -269,6 +271,8 @@ def decimal_comma_numbers(text: pd.Series, delimiter: str) -> pd.Series | None:
     return pd.to_numeric(ungrouped, errors="coerce")
 
 
+#: The end of a day written as 24:00, as ISO 8601 allows and hour-ending exports write it.
+_END_OF_DAY = re.compile(r"^(.*\d)([ T])24:00(?::00)?$")
 #: Two timestamps joined by a dash with spaces around it (a hyphen or an en dash).
 _INTERVAL = re.compile(r"^(.+?)\s+[-\u2013]\s+(.+)$")
 
@@ -332,18 +336,29 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
     if interval is not None:
         starts, how = parse_timestamps(interval[0], timezone)
         return starts, f"{how}, the start of each interval"
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    how = "ISO 8601"
+    end_of_day = text.str.match(_END_OF_DAY)
+    if end_of_day.any():
+        text = text.str.replace(_END_OF_DAY, r"\g<1>\g<2>00:00", regex=True)
+    next_day = pd.to_timedelta(end_of_day.astype("int64"), unit="D")
+
+    def shifted(candidate: tuple[pd.Series, str]) -> tuple[pd.Series, str]:
+        return candidate[0] + next_day, candidate[1]
+
+    parsed, how = shifted(
+        (pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601"), "ISO 8601")
+    )
     if parsed.isna().any():  # else the common case: nothing else to try or rank
         candidates = [(parsed, how)]
         epoch = _epoch(text)
         if epoch is not None:
             candidates.append(epoch)
-        candidates.extend(_inferred(text, dayfirst) for dayfirst in (False, True))
+        candidates.extend(shifted(_inferred(text, dayfirst)) for dayfirst in (False, True))
         # ``min`` keeps the earliest of equals, so ISO 8601 wins every tie.
         parsed, how = min(candidates, key=lambda c: (int(c[0].isna().sum()), -_regularity(c[0])))
         if how == "dates in an inferred format" and parsed.equals(candidates[-1][0]):
             how = candidates[-1][1]  # the format pandas inferred was day first: say so
+    if end_of_day.any():
+        how += ", 24:00 as midnight of the next day"
     if timezone is None or how.startswith("Unix") or text.str.contains(_OFFSET).any():
         return parsed, how  # UTC already: epoch numbers, or values that carry their offset
     if is_dates(parsed):
