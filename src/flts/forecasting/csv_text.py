@@ -162,7 +162,7 @@ def read_csv_text(
 
 
 #: A date without a time (``31.01.2016``, ``2016-01-31``, ``1/31/2016``).
-_DATE_ONLY = r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"
+DATE_ONLY = r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"
 #: A time of day without a date (``13:45``, ``13:45:00``, ``1:45 PM``).
 _TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?"
 
@@ -190,10 +190,10 @@ def split_timestamp(raw: pd.DataFrame, time_column: str) -> SplitTimestamp | Non
         text = raw[column].str.strip()
         return bool(len(text)) and bool(text.str.fullmatch(pattern).all())
 
-    if only(time_column, _DATE_ONLY):
+    if only(time_column, DATE_ONLY):
         wanted, time_is_date = _TIME_OF_DAY, True
     elif only(time_column, _TIME_OF_DAY):
-        wanted, time_is_date = _DATE_ONLY, False
+        wanted, time_is_date = DATE_ONLY, False
     else:
         return None
     others = [c for c in raw.columns if c != time_column and only(str(c), wanted)]

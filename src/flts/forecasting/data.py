@@ -44,6 +44,7 @@ from flts.forecasting.csv_text import (
     split_timestamp,
     true_false_flags,
 )
+from flts.forecasting.day_rows import DayRows, day_rows_layout
 from flts.forecasting.spec import TIME_COLUMN
 from flts.forecasting.time_order import check_increasing, line_of
 from flts.forecasting.time_step import TimeStep, infer_step, times_us_of
@@ -75,6 +76,11 @@ def read_csv_with_notes(
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")
     notes: list[str] = []
+    layout = day_rows_layout(raw, time_col=config.time_col, target=config.target)
+    if layout is not None:
+        raw, day_notes = _day_rows_as_series(raw, layout, source, config, dialect.delimiter)
+        columns = [str(c) for c in raw.columns]
+        notes.extend(day_notes)
     times, time_label = raw[config.time_col], f"column {config.time_col!r}"
     split = split_timestamp(raw, config.time_col)
     if split is not None:
@@ -155,6 +161,39 @@ def read_csv_with_notes(
             f"{source}: rows listed newest first ({ds.iloc[0]} on line 2): read in reverse"
         )
     return frame, tuple(notes)
+
+
+def _day_rows_as_series(
+    raw: pd.DataFrame, layout: DayRows, source: str, config: PreprocessConfig, delimiter: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """A day-per-row file (``flts.forecasting.day_rows``) as a row per time of day, after
+    checking it in its own layout so that an error names the file's line and column."""
+    dates, _ = _parse_times(
+        raw[layout.date_column],
+        source=source,
+        config=config.model_copy(update={"timezone": None}),
+        label=f"column {layout.date_column!r}",
+    )
+    newest_first = is_newest_first(dates)
+    if not newest_first:
+        check_increasing(dates, source=source, clock_time=False, rows=raw)
+    for column, _ in layout.clocks:
+        _parse_numeric(raw[column], source=source, column=column, delimiter=delimiter)
+    first, last = layout.clocks[0], layout.clocks[-1]
+    notes = [
+        f"{source}: a day per row ({len(raw)} days, {len(layout.clocks)} times of day from "
+        f"column {first[0]!r} ({first[1]}) to {last[0]!r} ({last[1]})) read as one series, "
+        f"named {config.target!r}"
+    ]
+    if newest_first:
+        raw = raw.iloc[::-1].reset_index(drop=True)
+        notes.append(f"{source}: days listed newest first: read in reverse")
+    if layout.others:
+        notes.append(
+            f"{source}: columns {list(layout.others)} left out: a value given once per day "
+            "cannot be placed at a time of day without reading the rest of that day"
+        )
+    return layout.long(raw, target=config.target), notes
 
 
 def is_newest_first(ds: pd.Series) -> bool:
