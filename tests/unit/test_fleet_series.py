@@ -204,6 +204,37 @@ def test_a_semicolon_long_csv_with_decimal_commas_splits_into_readable_series(
     assert "constant (3.5)" in str(series["flat"].reason)  # read as 3.5, not as text
 
 
+def test_meters_with_a_day_per_row_run_as_a_fleet(tmp_path: Path) -> None:
+    # MeterID, Date, HE1 ... HE24: several meters' day-per-row exports in one long file.
+    from flts.cli.run_inputs import validate_inputs
+
+    days = pd.date_range("2024-01-01", periods=35, freq="D").strftime("%m/%d/%Y")
+    hours = [f"HE{k}" for k in range(1, 25)]
+    frames = []
+    for meter, level in (("m1", 10.0), ("m2", 50.0)):
+        t = np.arange(len(days) * 24)
+        load = (level + 3 * np.sin(2 * np.pi * t / 24) + (t % 5) / 4).reshape(len(days), 24)
+        frames.append(pd.DataFrame(load, columns=hours).assign(MeterID=meter, Date=days))
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    pd.concat(f.iloc[:28] for f in frames)[["MeterID", "Date", *hours]].to_csv(train, index=False)
+    pd.concat(f.iloc[28:] for f in frames)[["MeterID", "Date", *hours]].to_csv(test, index=False)
+    pairs, raw_ids, _ = split_long_csv(train, test, "MeterID", tmp_path / "out")
+    config = PreprocessConfig(time_col="Date", target="kwh", horizon=1)
+    series = {
+        s.series_id: s
+        for s in fleet_series(
+            "f", pairs, raw_ids, "kwh", lambda _: config, validate_inputs, time_col="Date"
+        )
+    }
+    assert [series[m].reason for m in ("m1", "m2")] == [None, None]
+    m2_train, m2_test = pairs["m2"]
+    assert m2_train is not None
+    assert m2_test is not None
+    prepared = validate_inputs(m2_train, m2_test, config)
+    assert prepared.spec.step_seconds == 3600
+    assert 45 < prepared.train["kwh"].mean() < 55
+
+
 def _wide(path: Path, start: str, rows: int, **options: str) -> pd.DataFrame:
     times = pd.date_range(start, periods=rows, freq="1h")
     t = np.arange(rows)

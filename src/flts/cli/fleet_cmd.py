@@ -92,7 +92,15 @@ def run_fleet(args: argparse.Namespace, identifier: str) -> int:
             pairs, raw_ids, notices = split_long_csv(
                 args.train, args.test, args.series_col, run_dir / "inputs"
             )
-        series = fleet_series(identifier, pairs, raw_ids, args.target, config_for, validate_inputs)
+        series = fleet_series(
+            identifier,
+            pairs,
+            raw_ids,
+            args.target,
+            config_for,
+            validate_inputs,
+            time_col=args.time_col,
+        )
     except FltsError as exc:
         print(f"flts run: input rejected before starting anything: {exc}", file=sys.stderr)
         return 1

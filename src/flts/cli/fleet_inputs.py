@@ -25,6 +25,7 @@ from flts.domain.config import PreprocessConfig
 from flts.domain.series import sanitise_all, series_identifier
 from flts.errors import ConfigError, DataValidationError, FltsError
 from flts.forecasting.csv_text import numbers_of, read_csv_text, split_timestamp
+from flts.forecasting.day_rows import day_rows_layout
 from flts.run.fleet import FleetSeries
 
 #: Builds the checked preprocess config of one series from its training CSV.
@@ -147,9 +148,12 @@ def pair_directories(
     return pairs, {safe: raw for raw, safe in mapping.items()}, notices
 
 
-def _unusable(train_csv: Path, target: str) -> str | None:
+def _unusable(train_csv: Path, target: str, time_col: str) -> str | None:
     """Why a series cannot be trained at all, before preprocess's own (longer) checks."""
     frame, dialect = read_csv_text(train_csv)
+    layout = day_rows_layout(frame, time_col=time_col, target=target)
+    if layout is not None:  # a day per row: the target is the times of day's cells
+        frame = layout.long(frame, target=target)
     if target not in frame.columns:
         return f"no target column {target!r}"
     values = numbers_of(frame[target], dialect.delimiter)[0].dropna()
@@ -167,6 +171,7 @@ def fleet_series(
     target: str,
     config_for: ConfigFor,
     check: Callable[[Path, Path, PreprocessConfig], object],
+    time_col: str = "time",
 ) -> list[FleetSeries]:
     """One FleetSeries per id: runnable (checked config) or with the reason it is skipped."""
     out = []
@@ -179,7 +184,7 @@ def fleet_series(
         elif test_csv is None:
             reason = "no test rows"
         else:
-            reason = _unusable(train_csv, target)
+            reason = _unusable(train_csv, target, time_col)
         if reason is None and train_csv is not None and test_csv is not None:
             try:
                 config = config_for(train_csv)
