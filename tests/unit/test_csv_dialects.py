@@ -146,6 +146,22 @@ def test_an_hour_ending_export_with_24_00_reads_as_a_regular_hourly_series() -> 
     assert any("24:00 as midnight of the next day" in note for note in notes)
 
 
+def test_zone_abbreviations_tell_the_autumn_hours_apart_without_a_zone_option() -> None:
+    utc = pd.date_range("2021-10-30 20:00", periods=12, freq="1h", tz="UTC")
+    local = utc.tz_convert("Europe/Berlin")
+    written_as = [f"{t:%d.%m.%Y %H:%M} ({t.tzname()})" for t in local]
+    assert written_as[4:6] == ["31.10.2021 02:00 (CEST)", "31.10.2021 02:00 (CET)"]
+    frame = pd.DataFrame({"time": written_as, "down": np.arange(12.0)})
+    out, notes = read(to_csv(frame), PreprocessConfig(target="down"))
+    np.testing.assert_array_equal(out["ds"].to_numpy(), utc.tz_localize(None).to_numpy())
+    assert any("zone abbreviations as their UTC offsets" in note for note in notes)
+
+
+def test_an_unknown_zone_abbreviation_stays_an_error() -> None:
+    text = pd.Series(["2021-01-31 01:00 XYZ", "2021-01-31 02:00 XYZ"])
+    assert parse_timestamps(text)[0].isna().all()
+
+
 def test_sniffing_falls_back_to_commas() -> None:
     assert sniff_delimiter(b"time\n2018-02-05\n") == ","
     assert sniff_delimiter(b"") == ","

@@ -31,6 +31,9 @@ file is never read differently without the run's notes saying so:
   exports label a period): when every value is two timestamps joined by a spaced dash and each
   ends after it starts, the row is read at its interval's start, like the other rows of a file
   that names periods by their first instant.
+* **Zone abbreviations** after the time (``2021-10-31 02:00 CEST``, ``... 02:00 CET``; the
+  common European, North American and Asia-Pacific ones, ``ZONE_OFFSETS``) are their UTC
+  offsets, so they also tell the two autumn hours apart.
 * **24:00** (``2021-01-01 24:00``, as ISO 8601 allows and hour-ending exports write the day's
   last hour) is midnight of the next day.
 * **True/False** input columns (pandas writes booleans so) are read as 1/0
@@ -271,6 +274,55 @@ def decimal_comma_numbers(text: pd.Series, delimiter: str) -> pd.Series | None:
     return pd.to_numeric(ungrouped, errors="coerce")
 
 
+#: Zone abbreviations load exports write after a clock time, with their UTC offsets. "CST" is
+#: North American Central Standard Time. Ambiguous ones (IST: India, Ireland or Israel) are left
+#: out: such values stay unparsed and the error names them.
+ZONE_OFFSETS = {
+    "UTC": "+00:00",
+    "GMT": "+00:00",
+    "WET": "+00:00",
+    "WEST": "+01:00",
+    "BST": "+01:00",
+    "CET": "+01:00",
+    "CEST": "+02:00",
+    "MEZ": "+01:00",
+    "MESZ": "+02:00",
+    "EET": "+02:00",
+    "EEST": "+03:00",
+    "MSK": "+03:00",
+    "JST": "+09:00",
+    "KST": "+09:00",
+    "AEST": "+10:00",
+    "AEDT": "+11:00",
+    "NZST": "+12:00",
+    "NZDT": "+13:00",
+    "HST": "-10:00",
+    "AKST": "-09:00",
+    "AKDT": "-08:00",
+    "PST": "-08:00",
+    "PDT": "-07:00",
+    "MST": "-07:00",
+    "MDT": "-06:00",
+    "CST": "-06:00",
+    "CDT": "-05:00",
+    "EST": "-05:00",
+    "EDT": "-04:00",
+}
+#: A clock time followed by a zone abbreviation, possibly in brackets (``02:00 CEST``).
+_ZONED = re.compile(r"^(.*\d)\s*\(?([A-Za-z]{2,5})\)?$")
+
+
+def _zone_abbreviations_as_offsets(text: pd.Series) -> tuple[pd.Series, bool]:
+    """``text`` with a trailing zone abbreviation replaced by its UTC offset, when every value
+    ends with one this module knows (``ZONE_OFFSETS``); else ``text`` unchanged. Such values say
+    which of the two autumn hours they are, like an offset does."""
+    parts = text.str.extract(_ZONED)
+    zones = parts[1].str.upper()
+    if text.empty or parts.isna().any().any() or not zones.isin(ZONE_OFFSETS.keys()).all():
+        return text, False
+    return parts[0] + zones.map(ZONE_OFFSETS), True
+
+
 #: The end of a day written as 24:00, as ISO 8601 allows and hour-ending exports write it.
 _END_OF_DAY = re.compile(r"^(.*\d)([ T])24:00(?::00)?$")
 #: Two timestamps joined by a dash with spaces around it (a hyphen or an en dash).
@@ -336,6 +388,7 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
     if interval is not None:
         starts, how = parse_timestamps(interval[0], timezone)
         return starts, f"{how}, the start of each interval"
+    text, zoned = _zone_abbreviations_as_offsets(text)
     end_of_day = text.str.match(_END_OF_DAY)
     if end_of_day.any():
         text = text.str.replace(_END_OF_DAY, r"\g<1>\g<2>00:00", regex=True)
@@ -359,6 +412,8 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
             how = candidates[-1][1]  # the format pandas inferred was day first: say so
     if end_of_day.any():
         how += ", 24:00 as midnight of the next day"
+    if zoned:
+        how += ", zone abbreviations as their UTC offsets"
     if timezone is None or how.startswith("Unix") or text.str.contains(_OFFSET).any():
         return parsed, how  # UTC already: epoch numbers, or values that carry their offset
     if is_dates(parsed):
