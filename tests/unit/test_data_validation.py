@@ -45,6 +45,15 @@ def test_missing_time_column() -> None:
     )
 
 
+def test_a_header_below_a_preamble_is_pointed_at() -> None:
+    data = b"Meter: 4711\nUnit: kW\n\ntime,down\n2018-02-05 00:00:00,1\n"
+    with pytest.raises(DataValidationError) as err:
+        read(data)
+    assert str(err.value).endswith(
+        "; line 4 names 'time': if that is the header, remove the 3 line(s) above it"
+    )
+
+
 def test_unparseable_timestamps_are_counted_and_located() -> None:
     frame = raw_frame(10)
     frame.loc[3, "time"] = "xx"

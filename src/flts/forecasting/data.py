@@ -29,6 +29,7 @@ Rules (documented here because they decide what a model sees):
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -36,12 +37,15 @@ import pandas as pd
 from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
 from flts.forecasting.csv_text import (
+    DELIMITERS,
     MISSING_MARKERS,
+    SNIFF_BYTES,
     NumberStyle,
     numbers_of,
     parse_timestamps,
     read_csv_text,
     split_timestamp,
+    text_encoding,
     true_false_flags,
 )
 from flts.forecasting.day_rows import DayRows, day_rows_layout
@@ -67,11 +71,14 @@ def read_csv_with_notes(
     try:
         raw, dialect = read_csv_text(data)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataValidationError(f"{source}: cannot be read as CSV ({exc})") from exc
+        hint = _late_header_hint(data, config.time_col)
+        reason = str(exc).strip()
+        raise DataValidationError(f"{source}: cannot be read as CSV ({reason}){hint}") from exc
     columns = [str(c) for c in raw.columns]
     if config.time_col not in columns:
         raise DataValidationError(
             f"{source}: time column {config.time_col!r} not found; columns are {columns}"
+            + _late_header_hint(data, config.time_col)
         )
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")
@@ -208,6 +215,24 @@ def file_line(frame: pd.DataFrame, row: int) -> int:
     if frame.attrs.get("newest_first"):
         return line_of(len(frame) - 1 - row)
     return line_of(row)
+
+
+#: How far down a file a header below a preamble is looked for.
+_PREAMBLE_LINES = 30
+
+
+def _late_header_hint(data: bytes, time_col: str) -> str:
+    """A hint when a later line names the time column: a header below a preamble (a meter id,
+    units, an export date), as some exports write one."""
+    text = data[:SNIFF_BYTES].decode(text_encoding(data[:SNIFF_BYTES]), errors="replace")
+    for number, line in enumerate(text.splitlines()[1:_PREAMBLE_LINES], start=2):
+        fields = re.split(f"[{re.escape(DELIMITERS)}]", line)
+        if time_col in (field.strip().strip('"') for field in fields):
+            return (
+                f"; line {number} names {time_col!r}: if that is the header, remove the "
+                f"{number - 1} line(s) above it"
+            )
+    return ""
 
 
 def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
