@@ -125,6 +125,19 @@ def test_entsoe_interval_timestamps_read_at_the_start_of_each_period() -> None:
     assert np.isnan(out["down"].iloc[7])
 
 
+def test_entsoe_periods_in_clock_time_across_the_autumn_hour_read_with_the_zone() -> None:
+    # The last summer period ends at 02:00 on the clock, before it starts (02:45).
+    utc = pd.date_range("2021-10-30 23:00", periods=16, freq="15min", tz="UTC")
+    local = utc.tz_convert("Europe/Berlin")
+    ends = local + pd.Timedelta(minutes=15)
+    periods = [f"{a:%d.%m.%Y %H:%M} - {b:%d.%m.%Y %H:%M}" for a, b in zip(local, ends, strict=True)]
+    assert "31.10.2021 02:45 - 31.10.2021 02:00" in periods
+    frame = pd.DataFrame({"time": periods, "down": np.arange(16.0)})
+    config = PreprocessConfig(target="down", timezone="Europe/Berlin")
+    out, _ = read(to_csv(frame), config)
+    np.testing.assert_array_equal(out["ds"].to_numpy(), utc.tz_localize(None).to_numpy())
+
+
 def test_a_spaced_dash_that_is_no_interval_is_not_split() -> None:
     # The end before the start: not a period, so read (and rejected) whole.
     text = pd.Series(["2018-02-05 00:05 - 2018-02-05 00:00", "2018-02-05 00:06 - 2018-02-05 00:01"])

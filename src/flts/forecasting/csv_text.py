@@ -331,7 +331,7 @@ _INTERVAL = re.compile(r"^(.+?)\s+[-\u2013]\s+(.+)$")
 
 def _interval_halves(text: pd.Series) -> tuple[pd.Series, pd.Series] | None:
     """The starts and ends of values written as intervals (``A - B``), or None unless every
-    value is one whose two halves parse (the same way) with the end after the start."""
+    value is one whose two halves parse, with the end after the start."""
     if text.empty:
         return None
     halves = text.str.extract(_INTERVAL)
@@ -340,7 +340,15 @@ def _interval_halves(text: pd.Series) -> tuple[pd.Series, pd.Series] | None:
     starts, ends = halves[0].str.strip(), halves[1].str.strip()
     first, _ = parse_timestamps(starts)
     last, _ = parse_timestamps(ends)
-    if first.isna().any() or last.isna().any() or not (last > first).all():
+    if first.isna().any() or last.isna().any():
+        return None
+    # In clock time the period that ends when daylight-saving time does ends before it starts
+    # (02:45 - 02:00): up to an hour back is allowed, as long as most periods run forward.
+    length = last - first
+    if not (
+        (length > -pd.Timedelta(hours=1)).all()
+        and 2 * int((length > pd.Timedelta(0)).sum()) > len(length)
+    ):
         return None
     return starts, ends
 
