@@ -54,6 +54,27 @@ def test_a_header_below_a_preamble_is_pointed_at() -> None:
     )
 
 
+def test_a_row_of_units_under_the_header_is_pointed_at() -> None:
+    data = b"time,down,up\n,kW,kvar\n2018-02-05 00:00:00,1,2\n2018-02-05 00:01:00,1,2\n"
+    with pytest.raises(DataValidationError) as err:
+        read(data)
+    assert str(err.value) == (
+        "train.csv: 1 of 3 values in column 'time' cannot be parsed as timestamps (first at line "
+        "2: ''); only line(s) 2 right under the header: if they hold units or descriptions, not "
+        "data, remove them"
+    )
+
+
+def test_a_footer_is_pointed_at() -> None:
+    data = to_csv(raw_frame(5)) + b"Total,123,45\n"
+    with pytest.raises(DataValidationError) as err:
+        read(data)
+    assert str(err.value).endswith(
+        "(first at line 7: 'Total'); only the last line(s) 7: if they are a footer (a total, a "
+        "note), remove them"
+    )
+
+
 def test_unparseable_timestamps_are_counted_and_located() -> None:
     frame = raw_frame(10)
     frame.loc[3, "time"] = "xx"

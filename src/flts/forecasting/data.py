@@ -303,12 +303,38 @@ def _parse_times(
         first = int(bad[0])
         raise DataValidationError(
             f"{source}: {len(bad)} of {len(values)} values in {label} cannot be parsed "
-            f"as timestamps (first at line {line_of(first)}: {values.iloc[first]!r}); write them "
-            "as ISO 8601 (2024-01-31 13:45, with +01:00 or Z for the zone), day-first or "
-            "month-first dates, or Unix epoch seconds"
+            f"as timestamps (first at line {line_of(first)}: {values.iloc[first]!r})"
+            + (
+                _edge_rows_hint(bad, len(values))
+                or "; write them as ISO 8601 (2024-01-31 13:45, with +01:00 or Z for the zone), "
+                "day-first or month-first dates, or Unix epoch seconds"
+            )
         )
     naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return naive.astype("datetime64[ns]").reset_index(drop=True), how
+
+
+#: At most this many rows without a timestamp at either end of a file are taken for a sub-header
+#: or a footer in the error's hint.
+_EDGE_ROWS = 3
+
+
+def _edge_rows_hint(bad: np.ndarray, rows: int) -> str:
+    """A hint when only the first or the last few rows have no timestamp: rows under the header
+    (units, descriptions) or a footer (a total), which are not data."""
+    if len(bad) > _EDGE_ROWS:
+        return ""
+    lines = ", ".join(str(line_of(int(i))) for i in bad)
+    if np.array_equal(bad, np.arange(len(bad))):
+        return (
+            f"; only line(s) {lines} right under the header: if they hold units or "
+            "descriptions, not data, remove them"
+        )
+    if np.array_equal(bad, np.arange(rows - len(bad), rows)):
+        return (
+            f"; only the last line(s) {lines}: if they are a footer (a total, a note), remove them"
+        )
+    return ""
 
 
 def _parse_numeric(
