@@ -94,6 +94,21 @@ def test_unknown_target() -> None:
     assert str(err.value) == "train.csv: target 'foo' not in columns ['down', 'up']"
 
 
+@pytest.mark.parametrize(("written", "hint"), [("Down", "'Down'"), ("dwon", "'dwon'")])
+def test_a_target_written_otherwise_is_suggested(written: str, hint: str) -> None:
+    frame = raw_frame(5).rename(columns={"down": written})
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    assert str(err.value).endswith(f"; did you mean --target {hint}?")
+
+
+def test_a_time_column_written_otherwise_is_suggested() -> None:
+    frame = raw_frame(5).rename(columns={"time": "Time"})
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    assert str(err.value).endswith("; did you mean --time-col 'Time'?")
+
+
 def test_unknown_feature_column() -> None:
     with pytest.raises(DataValidationError, match=r"feature columns \['rnti'\] not in columns"):
         read(to_csv(raw_frame(10)), PreprocessConfig(feature_columns=("up", "rnti")))

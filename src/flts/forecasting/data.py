@@ -28,6 +28,7 @@ Rules (documented here because they decide what a model sees):
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 
@@ -78,6 +79,7 @@ def read_csv_with_notes(
     if config.time_col not in columns:
         raise DataValidationError(
             f"{source}: time column {config.time_col!r} not found; columns are {columns}"
+            + _did_you_mean(config.time_col, columns, "--time-col")
             + _late_header_hint(data, config.time_col)
         )
     if raw.empty:
@@ -272,11 +274,24 @@ def _leave_out_hint(column: str, selected: list[str], config: PreprocessConfig) 
     )
 
 
+def _did_you_mean(name: str, columns: list[str], option: str) -> str:
+    """A hint naming the column the user probably meant (another case, spaces, a typo)."""
+    folded = {c.strip().casefold(): c for c in columns}
+    match = folded.get(name.strip().casefold())
+    if match is None:
+        close = difflib.get_close_matches(name, columns, n=1, cutoff=0.75)
+        match = close[0] if close else None
+    return f"; did you mean {option} {match!r}?" if match is not None else ""
+
+
 def select_columns(columns: list[str], config: PreprocessConfig, *, source: str) -> list[str]:
     """The raw input columns, target first, then the others in file (or configured) order."""
     others = [c for c in columns if c != config.time_col]
     if config.target not in others:
-        raise DataValidationError(f"{source}: target {config.target!r} not in columns {others}")
+        raise DataValidationError(
+            f"{source}: target {config.target!r} not in columns {others}"
+            + _did_you_mean(config.target, others, "--target")
+        )
     if config.feature_columns is None:
         wanted = others
     else:
