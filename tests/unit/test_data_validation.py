@@ -317,6 +317,15 @@ def test_test_file_with_another_step_is_rejected() -> None:
         prepare_datasets(train, to_csv(test), SMALL, config_hash="h")
 
 
+def test_how_the_test_file_was_read_is_in_its_notes() -> None:
+    train, _ = csv_pair()
+    test = raw_frame(30, start=START + pd.Timedelta(hours=5)).astype({"down": object})
+    test.loc[4, "down"] = "-"
+    prepared = prepare_datasets(train, to_csv(test.iloc[::-1]), SMALL, config_hash="h")
+    assert "test.csv: column 'down': cells written 1 x '-' read as missing" in prepared.test_notes
+    assert any("test.csv: rows listed newest first" in note for note in prepared.test_notes)
+
+
 def test_test_file_missing_a_training_column_is_rejected() -> None:
     train, _ = csv_pair()
     test = raw_frame(30, start=START + pd.Timedelta(hours=5)).drop(columns=["up"])

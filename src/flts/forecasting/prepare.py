@@ -37,7 +37,6 @@ from flts.forecasting.data import (
     apply_clip,
     fit_clip_bounds,
     infer_grid_step,
-    read_csv_bytes,
     read_csv_with_notes,
     regularise,
 )
@@ -202,7 +201,7 @@ def prepare_datasets(
     # The test file must offer the training columns; extra ones are ignored.
     test_config = config.model_copy(update={"feature_columns": raw_columns})
     _check_test_inputs(test_bytes, raw_columns, config, (train_source, test_source))
-    test_raw = read_csv_bytes(test_bytes, source=test_source, config=test_config)
+    test_raw, test_read = read_csv_with_notes(test_bytes, source=test_source, config=test_config)
     if len(train_raw) < 2:
         _require_rows(train_source, len(train_raw), min_train_rows(config), "windows and a step")
     step, how = _resolve_step(config, train_raw[TIME_COLUMN])
@@ -216,7 +215,7 @@ def prepare_datasets(
             f"{train_source}: no time-of-day and day-of-week inputs (the step is a calendar "
             "month or longer)",
         )
-    test_notes: tuple[str, ...] = ()
+    test_notes: tuple[str, ...] = test_read  # how the file was read: markers, order, format
 
     # Glitches become missing values before the grid is filled, like empty cells.
     fences = fit_fences(train_raw, config.outlier_factor)
