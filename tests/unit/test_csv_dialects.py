@@ -191,6 +191,12 @@ def test_day_first_dates_are_told_apart_by_their_regular_spacing() -> None:
     assert "meter.csv: column 'time' read as day-first dates" in notes
 
 
+def test_month_first_dates_that_cannot_be_day_first_are_said_to_be_month_first() -> None:
+    # 03/22 to 03/24: pandas reads them month first even when told day first.
+    text = pd.Series([f"03/{day}/2021 {hour:02d}:00" for day in (22, 23, 24) for hour in (0, 12)])
+    assert parse_timestamps(text)[1] == "dates in an inferred format"
+
+
 def test_month_first_dates_still_read_month_first() -> None:
     frame = raw_frame(60, step_s=3600, start=pd.Timestamp("2018-03-12"))
     stamps = pd.to_datetime(frame["time"])

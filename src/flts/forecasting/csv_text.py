@@ -61,6 +61,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 DELIMITERS = ",;\t|"
 #: Bytes of the file the delimiter is sniffed from.
@@ -378,6 +379,23 @@ def _inferred(text: pd.Series, dayfirst: bool) -> tuple[pd.Series, str]:
     return parsed, "day-first dates" if dayfirst else "dates in an inferred format"
 
 
+#: Values looked at to tell day-first from month-first writing.
+_FORMAT_PROBES = 500
+
+
+def _written_day_first(text: pd.Series) -> bool:
+    """Whether the dates are written day first, judged by the first value whose format pandas
+    guesses the same way whichever it is told to prefer (``31.10.2016``, not ``01.02.2016``)."""
+    for value in text.dropna().unique()[:_FORMAT_PROBES]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            month_first = guess_datetime_format(str(value), dayfirst=False)
+            day_first = guess_datetime_format(str(value), dayfirst=True)
+        if month_first is not None and month_first == day_first and "%d" in month_first:
+            return month_first.index("%d") < month_first.index("%m")
+    return False
+
+
 def _regularity(parsed: pd.Series) -> float:
     """Share of consecutive spacings equal to the median one (1.0: a perfectly regular grid)."""
     spacing = parsed.dropna().diff().dropna()
@@ -416,8 +434,11 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
         candidates.extend(shifted(_inferred(text, dayfirst)) for dayfirst in (False, True))
         # ``min`` keeps the earliest of equals, so ISO 8601 wins every tie.
         parsed, how = min(candidates, key=lambda c: (int(c[0].isna().sum()), -_regularity(c[0])))
-        if how == "dates in an inferred format" and parsed.equals(candidates[-1][0]):
-            how = candidates[-1][1]  # the format pandas inferred was day first: say so
+        # Both readings may agree (pandas reads a date that cannot be day first month first, and
+        # the other way round): say which the values are, from one that tells.
+        both = how == "dates in an inferred format" and parsed.equals(candidates[-1][0])
+        if both and _written_day_first(text):
+            how = candidates[-1][1]
     if end_of_day.any():
         how += ", 24:00 as midnight of the next day"
     if zoned:
