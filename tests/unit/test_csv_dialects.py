@@ -17,7 +17,7 @@ from _rawcsv import SMALL, START, raw_frame, to_csv
 from flts.domain.config import PreprocessConfig, compute_config_hash
 from flts.errors import DataValidationError
 from flts.forecasting.csv_text import parse_timestamps, sniff_delimiter, split_timestamp
-from flts.forecasting.data import read_csv_with_notes
+from flts.forecasting.data import read_csv_with_notes, zone_named_by
 
 
 def read(data: bytes, config: PreprocessConfig = SMALL) -> tuple[pd.DataFrame, tuple[str, ...]]:
@@ -136,6 +136,36 @@ def test_entsoe_periods_in_clock_time_across_the_autumn_hour_read_with_the_zone(
     config = PreprocessConfig(target="down", timezone="Europe/Berlin")
     out, _ = read(to_csv(frame), config)
     np.testing.assert_array_equal(out["ds"].to_numpy(), utc.tz_localize(None).to_numpy())
+
+
+def test_a_time_column_naming_its_clock_needs_no_zone_option() -> None:
+    # ENTSO-E names the column "Time (CET/CEST)": its clock time, summer time included.
+    utc = pd.date_range("2021-10-30 23:00", periods=16, freq="15min", tz="UTC")
+    local = utc.tz_convert("Europe/Berlin")
+    ends = local + pd.Timedelta(minutes=15)
+    periods = [f"{a:%d.%m.%Y %H:%M} - {b:%d.%m.%Y %H:%M}" for a, b in zip(local, ends, strict=True)]
+    frame = pd.DataFrame({"Time (CET/CEST)": periods, "load": np.arange(16.0)})
+    config = PreprocessConfig(time_col="Time (CET/CEST)", target="load")
+    out, notes = read(to_csv(frame), config)
+    np.testing.assert_array_equal(out["ds"].to_numpy(), utc.tz_localize(None).to_numpy())
+    assert any("CET clock time" in n and "named by the column" in n for n in notes)
+    summer = frame.iloc[:4]  # before the repeated hour, which UTC could not tell apart
+    utc_out, _ = read(to_csv(summer), config.model_copy(update={"timezone": "UTC"}))
+    assert utc_out["ds"].iloc[0] == pd.Timestamp("2021-10-31 01:00")  # the option wins
+
+
+@pytest.mark.parametrize(
+    ("name", "zone"),
+    [
+        ("Time (CET/CEST)", "CET"),
+        ("Hour Ending (EST/EDT)", "America/New_York"),
+        ("time", None),
+        ("Time (EST)", None),  # one abbreviation may be that offset all year
+        ("timestamp_CESTX/CET", None),
+    ],
+)
+def test_zones_named_by_time_columns(name: str, zone: str | None) -> None:
+    assert zone_named_by(name) == zone
 
 
 def test_a_spaced_dash_that_is_no_interval_is_not_split() -> None:

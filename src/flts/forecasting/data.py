@@ -133,14 +133,19 @@ def read_csv_with_notes(
             "every line)"
             for c in blank
         )
-    ds, how = _parse_times(times, source=source, config=config, label=time_label)
+    clock = config
+    named_zone = zone_named_by(config.time_col) if config.timezone is None else None
+    if named_zone is not None:
+        clock = config.model_copy(update={"timezone": named_zone})
+    ds, how = _parse_times(times, source=source, config=clock, label=time_label)
     if how != "ISO 8601":
-        notes.append(f"{source}: {time_label} read as {how}")
+        named = " (named by the column; --timezone overrides)" if named_zone else ""
+        notes.append(f"{source}: {time_label} read as {how}{named}")
     others = [c for c in raw.columns if c not in (config.time_col, config.target)]
     newest_first = is_newest_first(ds)
     if not newest_first:
         check_increasing(
-            ds, source=source, clock_time=config.timezone is None, raw=raw[others], rows=raw
+            ds, source=source, clock_time=clock.timezone is None, raw=raw[others], rows=raw
         )
     frame = pd.DataFrame({TIME_COLUMN: ds})
     styled: dict[str, list[str]] = {}
@@ -203,6 +208,31 @@ def _day_rows_as_series(
             "cannot be placed at a time of day without reading the rest of that day"
         )
     return layout.long(raw, target=config.target), notes
+
+
+#: A standard/summer pair of zone abbreviations in a time column's name (``Time (CET/CEST)``, as
+#: ENTSO-E names it) and the IANA zone whose clock that is. Only pairs: a name with one
+#: abbreviation (``EST``) may mean that offset all year round.
+_NAMED_CLOCKS = {
+    "WET/WEST": "WET",
+    "GMT/BST": "Europe/London",
+    "CET/CEST": "CET",
+    "MEZ/MESZ": "CET",
+    "EET/EEST": "EET",
+    "EST/EDT": "America/New_York",
+    "CST/CDT": "America/Chicago",
+    "MST/MDT": "America/Denver",
+    "PST/PDT": "America/Los_Angeles",
+}
+
+
+def zone_named_by(column: str) -> str | None:
+    """The clock-time zone a time column's name gives (``Time (CET/CEST)``), else None."""
+    compact = re.sub(r"\s+", "", column.upper())
+    for pair, zone in _NAMED_CLOCKS.items():
+        if re.search(rf"(?<![A-Z]){re.escape(pair)}(?![A-Z])", compact):
+            return zone
+    return None
 
 
 def is_newest_first(ds: pd.Series) -> bool:

@@ -39,6 +39,7 @@ from flts.forecasting.data import (
     infer_grid_step,
     read_csv_with_notes,
     regularise,
+    zone_named_by,
 )
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for
@@ -454,6 +455,10 @@ def _spec(
         lags=found.lags,
         holidays=config.holidays,
         # Dates (every row a midnight) are their own days: a zone would shift western ones.
-        timezone=config.timezone if config.holidays and not is_dates(train[TIME_COLUMN]) else None,
+        timezone=(
+            config.timezone or zone_named_by(config.time_col)
+            if config.holidays and not is_dates(train[TIME_COLUMN])
+            else None
+        ),
         outlier_fences=fences,
     )
