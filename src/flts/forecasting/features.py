@@ -84,9 +84,12 @@ def lagged_values(
     history_target: np.ndarray,
     lags: tuple[int, ...],
     step: TimeStep,
+    clock_zone: str | None = None,
 ) -> np.ndarray:
     """(n, len(lags)): the target at ``t - k * step`` for each row, NaN where history has no row
-    at exactly that time. Duplicate history timestamps are ambiguous and refused."""
+    at exactly that time. Duplicate history timestamps are ambiguous and refused. With a
+    ``clock_zone`` (``ForecastSpec.clock_zone``), ``t - k * step`` moves by the change of the
+    zone's UTC offset between the two times, so a lag is the same local clock time."""
     out = np.full((len(times_us), len(lags)), np.nan, dtype=np.float64)
     if not len(history_us) or not len(times_us):
         return out
@@ -102,10 +105,31 @@ def lagged_values(
     last = len(known) - 1
     for j, k in enumerate(lags):
         wanted = step.shift_us(times_us, -k)
+        if clock_zone is not None and not step.calendar:
+            wanted = wanted + _offset_change_us(times_us, wanted, clock_zone, step.seconds)
         pos = np.minimum(np.searchsorted(known, wanted), last)
         hit = known[pos] == wanted
         out[:, j] = np.where(hit, values[pos], np.nan)
     return out
+
+
+def utc_offsets(seconds: np.ndarray, zone: str) -> np.ndarray:
+    """The zone's UTC offset (seconds) at each UTC epoch second."""
+    utc = pd.DatetimeIndex(pd.to_datetime(seconds.astype(np.int64), unit="s", utc=True))
+    local = utc.tz_convert(zone).tz_localize(None)
+    offsets: np.ndarray = (local - utc.tz_localize(None)).total_seconds().to_numpy()
+    return offsets
+
+
+def _offset_change_us(
+    times_us: np.ndarray, back_us: np.ndarray, zone: str, step_seconds: int
+) -> np.ndarray:
+    """The zone's UTC offset at ``times_us`` less the one at ``back_us``, in whole steps
+    (microseconds): what keeps a lag at the same local clock time."""
+    change = utc_offsets(times_us // _US, zone) - utc_offsets(back_us // _US, zone)
+    steps = np.rint(change / step_seconds).astype(np.int64)
+    shifted: np.ndarray = steps * step_seconds * _US
+    return shifted
 
 
 def feature_block(
@@ -118,6 +142,7 @@ def feature_block(
     history_us: np.ndarray | None = None,
     history_target: np.ndarray | None = None,
     time_block: np.ndarray | None = None,
+    clock_zone: str | None = None,
 ) -> np.ndarray:
     """Feature matrix (n, features) float64 in :func:`feature_order_for` order.
 
@@ -138,7 +163,7 @@ def feature_block(
     if lags:
         hist_us = times_us if history_us is None else history_us
         hist_target = raw_values[:, 0] if history_target is None else history_target
-        out[:, col:] = lagged_values(times_us, hist_us, hist_target, lags, step)
+        out[:, col:] = lagged_values(times_us, hist_us, hist_target, lags, step, clock_zone)
     return out
 
 
@@ -163,6 +188,7 @@ def window_features(
         history_us=times_us,
         history_target=raw_values[:, 0],
         time_block=time_block,
+        clock_zone=spec.clock_zone,
     )
 
 
@@ -185,6 +211,7 @@ def tail_features(
         step=spec.step,
         history_us=times_us,
         history_target=raw_values[:, 0],
+        clock_zone=spec.clock_zone,
     )
     if spec.lags and np.isnan(matrix[:, -len(spec.lags) :]).any():
         raise DataValidationError(f"lags {spec.lags} reach before the {len(times_us)} rows given")
@@ -218,6 +245,7 @@ def build_features(
     lags: tuple[int, ...],
     step: TimeStep,
     context: pd.DataFrame | None = None,
+    clock_zone: str | None = None,
 ) -> pd.DataFrame:
     """``ds`` + features in :func:`feature_order_for` order, from a regular raw frame.
 
@@ -253,6 +281,7 @@ def build_features(
         step=step,
         history_us=history_us,
         history_target=history_target,
+        clock_zone=clock_zone,
     )
     missing_time = ds.isna().to_numpy()
     if missing_time.any():
@@ -284,6 +313,7 @@ def features_for_spec(
         lags=spec.lags,
         step=spec.step,
         context=context,
+        clock_zone=spec.clock_zone,
     )
     if tuple(frame.columns[1:]) != tuple(spec.feature_order):
         raise DataValidationError(

@@ -249,6 +249,12 @@ def prepare_datasets(
         }
     )
     train_notes += found.notes
+    zone = clock_zone_of(config, train_raw, step)
+    if zone is not None and found.seasonal_periods:
+        train_notes += (
+            f"{train_source}: seasonal lags read at the same {zone} clock time one season "
+            "earlier (across a daylight-saving change too)",
+        )
     covariates = [c for c in raw_columns if c != config.target]
     train_notes += (f"{train_source}: past covariates {covariates or 'none'}",)
     train_notes += cumulative_note(train_raw[config.target], train_source, config.target)
@@ -260,6 +266,7 @@ def prepare_datasets(
         time_features=time_features,
         lags=found.lags,
         step=step,
+        clock_zone=zone,
     )
     train = featurise(train_reg)
     if found.lags:
@@ -422,6 +429,15 @@ def _check_sizes(config: PreprocessConfig, rows: tuple[int, int], names: tuple[s
     )
 
 
+def clock_zone_of(config: PreprocessConfig, train: pd.DataFrame, step: TimeStep) -> str | None:
+    """The zone whose clock the load follows, for seasonal lags at the same local time: the
+    configured or column-named zone, for clock times at a step under a day (dates and calendar
+    steps have no clock to shift)."""
+    if step.calendar or step.seconds >= 86_400 or is_dates(train[TIME_COLUMN]):
+        return None
+    return config.timezone or zone_named_by(config.time_col)
+
+
 def _spec(
     config: PreprocessConfig,
     config_hash: str,
@@ -454,6 +470,7 @@ def _spec(
         time_features=config.time_features,
         lags=found.lags,
         holidays=config.holidays,
+        clock_zone=clock_zone_of(config, train, step),
         # Dates (every row a midnight) are their own days: a zone would shift western ones.
         timezone=(
             config.timezone or zone_named_by(config.time_col)

@@ -81,6 +81,12 @@ class ForecastSpec(BaseModel):
     #: serving computes the same holiday inputs as training.
     holidays: str | None = None
     timezone: str | None = None
+    #: The zone whose clock the load follows (``PreprocessConfig.timezone``, or the one the time
+    #: column's name gives), for a step under a day: the regression models read "the same time
+    #: one season before" at the same *local* time, so a daylight-saving change does not shift
+    #: their daily and weekly lags by an hour (``lag_features.clock_shift``). None: UTC (and
+    #: every older model).
+    clock_zone: str | None = None
     #: Calendar step in months (0: the fixed ``step_seconds``), and whether its timestamps count
     #: back from the month's end (``flts.forecasting.time_step``). Older models hold neither.
     step_months: int = Field(default=0, ge=0)

@@ -104,10 +104,11 @@ def retraining_config(spec: ForecastSpec) -> PreprocessConfig:
         lookback=spec.lookback,
         horizon=spec.horizon,
         season_steps=spec.season_steps,
-        # The champion's holiday inputs, their days read in its zone (the retraining CSVs carry
-        # UTC offsets, so the zone never shifts their timestamps).
+        # The champion's holiday inputs, their days read in its zone, and the clock its seasonal
+        # lags follow (the retraining CSVs carry UTC offsets, so the zone never shifts their
+        # timestamps).
         holidays=spec.holidays,
-        timezone=spec.timezone,
+        timezone=spec.timezone or spec.clock_zone,
     )
 
 

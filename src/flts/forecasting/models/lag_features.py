@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from flts.forecasting.features import utc_offsets
 from flts.forecasting.models._common import feature_matrix
 from flts.forecasting.public_holidays import holiday_flags
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
@@ -94,6 +95,8 @@ class ScaledSeries:
     step: TimeStep
     #: Rows whose target was filled in (training only): no label is learned from them.
     unobserved: np.ndarray | None = None
+    #: The zone whose clock the load follows (``ForecastSpec.clock_zone``), or None (UTC).
+    clock_zone: str | None = None
 
     @classmethod
     def from_frame(
@@ -114,7 +117,7 @@ class ScaledSeries:
         seconds = ds.to_numpy(dtype="datetime64[s]").astype(np.int64).astype(np.float64)
         mask = None if unobserved is None else np.asarray(unobserved[:end], dtype=bool)
         target = scaled[:, spec.target_index]
-        return cls(target, scaled[:, cov_idx], seconds, spec.step, mask)
+        return cls(target, scaled[:, cov_idx], seconds, spec.step, mask, spec.clock_zone)
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,9 @@ def design(
     columns.extend(y[origins - lag] - last for lag in TARGET_LAGS[1:])
     latest = origins - 1
     for period in periods:
+        shift = clock_shift(series, origins, step, period)
         for offset in SEASON_OFFSETS:
-            idx = np.clip(origins + step - period + offset, 0, latest)
+            idx = np.clip(origins + step - period + offset + shift, 0, latest)
             columns.append(y[idx] - last)
     columns.extend(series.covariates[origins - 1].T)
     grid = series.step
@@ -184,6 +188,20 @@ def design(
         columns.extend(holidays.flags(_shift_seconds(target_time, -p, grid)) for p in periods)
     columns.append(np.full(len(origins), float(step)))
     return np.column_stack(columns)
+
+
+def clock_shift(series: ScaledSeries, origins: np.ndarray, step: int, period: int) -> np.ndarray:
+    """Rows to add to ``t - period`` (``t`` the target row of step ``step``) so that it is the
+    same local clock time in ``series.clock_zone``: after the autumn change, yesterday's 10:00
+    was an hour earlier in UTC than today's 10:00 less a day. Zeros without a zone."""
+    if series.clock_zone is None or series.step.calendar:
+        return np.zeros(len(origins), dtype=np.int64)
+    step_s = series.step.seconds
+    target = series.seconds[origins - 1] + (step + 1) * step_s
+    back = target - period * step_s
+    change = utc_offsets(target, series.clock_zone) - utc_offsets(back, series.clock_zone)
+    shift: np.ndarray = np.rint(change / step_s).astype(np.int64)
+    return shift
 
 
 def _shift_seconds(seconds: np.ndarray, k: int, step: TimeStep) -> np.ndarray:
