@@ -112,7 +112,10 @@ def test_lags_are_built_from_thewindow(gru: Forecaster) -> None:
     state.set(as_loaded(lagged))
     frame = window_frame(rows=LOOKBACK + 2)
     with AppClient(create_inference_app(state)) as client:
-        assert client.get("/model").json()["serving_mode"] == "batched-numpy"
+        described = client.get("/model").json()
+        assert described["serving_mode"] == "batched-numpy"
+        assert described["spec"]["lags"] == [2]
+        assert described["spec"]["clock_zone"] is None  # UTC steps: no zone named
         body = client.post("/predict", json={"observations": body_rows(frame)}).json()
         short = client.post("/predict", json={"observations": body_rows(frame.iloc[1:])})
     values = [p["value"] for p in body["forecast"]]

@@ -278,6 +278,8 @@ def _add_routes(app: FastAPI, service: PredictService) -> None:
                 "season_steps": spec.season_steps,
                 "time_features": spec.time_features,
                 "lags": list(spec.lags),
+                # The zone whose clock the seasonal lags follow; null: UTC steps.
+                "clock_zone": spec.clock_zone,
             },
         }
         return answer("/model", 200, payload, started)
