@@ -139,6 +139,10 @@ def test_configuration_counts_the_filled_in_test_targets_after_the_context() -> 
     assert "filled-in" not in configuration_text(clean)
     assert config["holidays"] is None
     assert "holidays" not in configuration_text(config)
+    assert config["clock_zone"] is None
+    assert "clock time" not in configuration_text(config)
+    zoned = {**config, "clock_zone": "Europe/Berlin"}
+    assert "(at the same Europe/Berlin clock time)" in configuration_text(zoned)
     with_calendar = {**config, "holidays": "ES-CT"}
     assert "  public holidays: ES-CT (LightGBM inputs)" in configuration_text(with_calendar)
 

@@ -156,6 +156,8 @@ def run_configuration(meta: Any) -> dict[str, Any]:
         "covariates": [c for c in spec.raw_columns if c != spec.target],
         "time_features": spec.time_features,
         "holidays": spec.holidays,
+        # The zone whose clock the seasonal lags follow; None: UTC steps.
+        "clock_zone": spec.clock_zone,
         "test_context_rows": meta.context_rows,
         # Test targets preprocessing filled in (never judged, nor forecasts just after one).
         "test_filled_targets": int(meta.unobserved_mask()[meta.context_rows :].sum()),
@@ -177,7 +179,8 @@ def configuration_text(config: dict[str, Any]) -> str:
             f"{config.get('horizon')}, lookback {config.get('lookback')}",
             f"  seasonal periods (steps): {periods}; seasonal naive season "
             f"{config.get('season_steps')}",
-            f"  target lags: {lags}",
+            f"  target lags: {lags}"
+            + (f" (at the same {zone} clock time)" if (zone := config.get("clock_zone")) else ""),
             f"  past covariates: {', '.join(config.get('covariates', [])) or 'none'}",
             *(
                 [f"  public holidays: {code} (LightGBM inputs)"]

@@ -381,6 +381,8 @@ def _params(
         "spec.lags": ",".join(str(k) for k in spec.lags) or "none",
         "spec.covariates": ",".join(c for c in spec.raw_columns if c != spec.target) or "none",
         "spec.holidays": spec.holidays or "none",
+        # The zone whose clock the seasonal lags follow (none: UTC steps).
+        "spec.clock_zone": spec.clock_zone or "none",
         "test_context_rows": data.test_context_rows,
         # Interpolated by preprocessing, so not learned from (``Forecaster.fit``).
         "train_filled_targets": _count(data.train_unobserved),
