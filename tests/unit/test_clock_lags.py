@@ -1,8 +1,9 @@
-"""Seasonal lags at the same local clock time when the load's zone is known.
+"""Seasonal lags at the same local clock time (``local_clock_lags``, the zone known).
 
-Load follows the local clock: after the autumn change, 10:00 today is 09:00 UTC but 10:00
+Load that follows people's clocks: after the autumn change, 10:00 today is 09:00 UTC but 10:00
 yesterday was 08:00 UTC. A lag counted in UTC steps reads the wrong hour for a day (daily) or a
-week (weekly) after every change; with the zone known it reads the same local time.
+week (weekly) after every change; with local clock lags it reads the same local time. Off by
+default: load on fixed timers or the sun follows UTC steps (``bench/clock_ab.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker
-from flts.domain.config import ModelType, PreprocessConfig, TrainConfig
+from flts.domain.config import ModelType, PreprocessConfig, TrainConfig, compute_config_hash
+from flts.errors import ConfigError
 from flts.forecasting.features import (
     features_for_spec,
     lagged_values,
@@ -82,15 +85,35 @@ def prepared(config: PreprocessConfig, frame: pd.DataFrame, split: int) -> objec
     )
 
 
+LOCAL = {"local_clock_lags": True}
+
+
+def test_local_clock_lags_are_asked_for_and_need_a_zone() -> None:
+    frame = local_clock_load("2021-10-01 00:00", 21)
+    zone_only = prepared(PreprocessConfig(target="load", timezone="Europe/Berlin"), frame, 96 * 16)
+    assert zone_only.spec.clock_zone is None  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="local_clock_lags needs the zone"):
+        prepared(PreprocessConfig(target="load", **LOCAL), frame, 96 * 16)
+    plain = PreprocessConfig(target="load")
+    assert compute_config_hash(plain, "d") == compute_config_hash(
+        plain.model_copy(update={"local_clock_lags": False}), "d"
+    )
+    assert compute_config_hash(plain, "d") != compute_config_hash(
+        plain.model_copy(update=LOCAL), "d"
+    )
+
+
 def test_the_spec_keeps_the_clock_zone_of_clock_times_only() -> None:
     frame = local_clock_load("2021-10-01 00:00", 21)
-    zoned = prepared(PreprocessConfig(target="load", timezone="Europe/Berlin"), frame, 96 * 16)
+    zoned = prepared(
+        PreprocessConfig(target="load", timezone="Europe/Berlin", **LOCAL), frame, 96 * 16
+    )
     assert zoned.spec.clock_zone == "Europe/Berlin"  # type: ignore[attr-defined]
     assert any("Europe/Berlin clock time one season" in n for n in zoned.train_notes)  # type: ignore[attr-defined]
-    plain = prepared(PreprocessConfig(target="load"), frame, 96 * 16)
-    assert plain.spec.clock_zone is None  # type: ignore[attr-defined]
     named = frame.rename(columns={"time": "Time (CET/CEST)"})
-    by_name = prepared(PreprocessConfig(time_col="Time (CET/CEST)", target="load"), named, 96 * 16)
+    by_name = prepared(
+        PreprocessConfig(time_col="Time (CET/CEST)", target="load", **LOCAL), named, 96 * 16
+    )
     assert by_name.spec.clock_zone == "CET"  # type: ignore[attr-defined]
     days = pd.DataFrame(
         {
@@ -98,7 +121,7 @@ def test_the_spec_keeps_the_clock_zone_of_clock_times_only() -> None:
             "load": np.arange(120.0) % 7,
         }
     )
-    daily = prepared(PreprocessConfig(target="load", timezone="Europe/Berlin"), days, 100)
+    daily = prepared(PreprocessConfig(target="load", timezone="Europe/Berlin", **LOCAL), days, 100)
     assert daily.spec.clock_zone is None  # type: ignore[attr-defined]
 
 
@@ -112,7 +135,8 @@ def linear_mae_vs_persistence(frame: pd.DataFrame, split: int, zone: str | None)
         train=ObjectRef(bucket=BUCKET_DATASET, key="train.csv"),
         test=ObjectRef(bucket=BUCKET_DATASET, key="test.csv"),
     )
-    prep = preprocess.run(request, PreprocessConfig(target="load", timezone=zone), ctx)
+    config = PreprocessConfig(target="load", timezone=zone, local_clock_lags=zone is not None)
+    prep = preprocess.run(request, config, ctx)
     stage = TrainStageConfig(model_type=ModelType.LINEAR, train=TrainConfig(epochs=1))
     event = train.run(prep.training, stage, ctx)
     assert event.baselines is not None
@@ -133,7 +157,9 @@ def test_the_http_window_and_the_frame_path_read_the_same_local_lags() -> None:
     # shift the lags the same way, or served forecasts differ from scored ones.
     frame = local_clock_load("2021-10-01 00:00", 35)
     spec = prepared(  # type: ignore[attr-defined]
-        PreprocessConfig(target="load", timezone="Europe/Berlin", lookback=8), frame, 96 * 28
+        PreprocessConfig(target="load", timezone="Europe/Berlin", lookback=8, **LOCAL),
+        frame,
+        96 * 28,
     ).spec
     assert spec.lags
     raw = frame.assign(ds=pd.to_datetime(frame["time"]).dt.tz_localize(None))[["ds", "load"]]

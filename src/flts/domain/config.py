@@ -115,6 +115,12 @@ class PreprocessConfig(FrozenConfig):
     #: subdivision ("DE", "ES-CT", "US-CA"): LightGBM learns what a holiday does to the load
     #: (``flts.forecasting.public_holidays``). None: no holiday inputs.
     holidays: str | None = None
+    #: Read the seasonal lags at the same *local* clock time one season earlier (the zone from
+    #: ``timezone`` or the time column's name), not the same UTC time: right for load that
+    #: follows people's clocks (shops, offices, a country's demand) across daylight-saving
+    #: changes, wrong for load on fixed timers or the sun (storage heating, heat pumps, PV), so
+    #: off unless asked for (``bench/clock_ab.py``).
+    local_clock_lags: bool = False
 
     @field_validator("holidays")
     @classmethod
@@ -201,5 +207,7 @@ def compute_config_hash(config: PreprocessConfig, data_fingerprint: str) -> str:
     # earlier run's hash (and its processed data, when it held no such glitch) stays valid.
     if preprocess["outlier_factor"] == OUTLIER_FACTOR_DEFAULT:
         del preprocess["outlier_factor"]
+    if not preprocess["local_clock_lags"]:
+        del preprocess["local_clock_lags"]
     payload = {"preprocess": preprocess, "data": data_fingerprint}
     return sha256_hex(canonical_json(payload))

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from flts.domain.config import PreprocessConfig, TrainConfig, canonical_json, sha256_hex
-from flts.errors import DataValidationError
+from flts.errors import ConfigError, DataValidationError
 from flts.forecasting.csv_text import is_dates, read_csv_text
 from flts.forecasting.data import (
     apply_clip,
@@ -430,12 +430,21 @@ def _check_sizes(config: PreprocessConfig, rows: tuple[int, int], names: tuple[s
 
 
 def clock_zone_of(config: PreprocessConfig, train: pd.DataFrame, step: TimeStep) -> str | None:
-    """The zone whose clock the load follows, for seasonal lags at the same local time: the
-    configured or column-named zone, for clock times at a step under a day (dates and calendar
-    steps have no clock to shift)."""
+    """The zone whose clock the seasonal lags follow (``PreprocessConfig.local_clock_lags``):
+    the configured or column-named zone, for clock times at a step under a day (dates and
+    calendar steps have no clock to shift); None: UTC steps."""
+    if not config.local_clock_lags:
+        return None
+    zone = config.timezone or zone_named_by(config.time_col)
+    if zone is None:
+        raise ConfigError(
+            "local_clock_lags needs the zone of the load's clock: name it with --timezone "
+            "(config timezone), or write the timestamps in a column named with it, e.g. "
+            "'Time (CET/CEST)'"
+        )
     if step.calendar or step.seconds >= 86_400 or is_dates(train[TIME_COLUMN]):
         return None
-    return config.timezone or zone_named_by(config.time_col)
+    return zone
 
 
 def _spec(

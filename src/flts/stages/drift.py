@@ -109,6 +109,7 @@ def retraining_config(spec: ForecastSpec) -> PreprocessConfig:
         # timestamps).
         holidays=spec.holidays,
         timezone=spec.timezone or spec.clock_zone,
+        local_clock_lags=spec.clock_zone is not None,
     )
 
 
