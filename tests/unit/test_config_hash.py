@@ -28,6 +28,7 @@ CHANGED: dict[str, Any] = {
     "holidays": "DE",
     "step_months": 3,
     "outlier_factor": 20.0,
+    "local_clock_lags": True,
 }
 #: fill_method has a single allowed value today, so it cannot change (it still feeds the hash).
 UNCHANGEABLE = {"fill_method"}
