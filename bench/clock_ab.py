@@ -15,20 +15,16 @@ only the seasonal lags (the timestamps carry their offset). Per model: the geome
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import math
 from typing import Any
 
 import pandas as pd
 
-from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker
+from flts.bench.in_process import preprocessed, profile_ab_main
 from flts.bench.panel_data import SIMBENCH_FILE, _package_dir
 from flts.domain.config import ModelType, PreprocessConfig
-from flts.stages import preprocess, train
-from flts.stages.contracts import ObjectRef, PreprocessRequest, TrainStageConfig
-from flts.stages.ports import BUCKET_DATASET, StageContext
+from flts.stages import train
+from flts.stages.contracts import TrainStageConfig
 
 ZONE = "Europe/Berlin"
 TRAIN_FROM, TEST_FROM, TEST_TO = "2016-10-02", "2016-10-31", "2016-11-07"
@@ -46,18 +42,10 @@ def utc_profiles(count: int) -> pd.DataFrame:
 
 def _mae(
     train_csv: bytes, test_csv: bytes, zone: str | None, models: list[str]
-) -> dict[str, float]:
-    ctx = StageContext(store=InMemoryObjectStore(), tracker=InMemoryTracker())
-    ctx.store.ensure_bucket(BUCKET_DATASET)
-    ctx.store.put_bytes(BUCKET_DATASET, "train.csv", train_csv, "text/csv")
-    ctx.store.put_bytes(BUCKET_DATASET, "test.csv", test_csv, "text/csv")
-    request = PreprocessRequest(
-        identifier="clock",
-        train=ObjectRef(bucket=BUCKET_DATASET, key="train.csv"),
-        test=ObjectRef(bucket=BUCKET_DATASET, key="test.csv"),
-    )
+) -> dict[str, float] | None:
+    """MAE / persistence MAE per model; None when persistence is exact (a load that stays 0)."""
     config = PreprocessConfig(target="load", timezone=zone, local_clock_lags=zone is not None)
-    prep = preprocess.run(request, config, ctx)
+    ctx, prep = preprocessed(train_csv, test_csv, config, "clock")
     out = {}
     for model in models:
         event = train.run(prep.training, TrainStageConfig(model_type=ModelType(model)), ctx)
@@ -105,15 +93,5 @@ def compare(count: int, models: list[str]) -> dict[str, Any]:
     return summary
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="LINEAR,LIGHTGBM")
-    parser.add_argument("--profiles", type=int, default=96)
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)
-    models = [m.strip().upper() for m in args.models.split(",") if m.strip()]
-    print(json.dumps(compare(args.profiles, models), indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    profile_ab_main(__doc__ or "", compare)

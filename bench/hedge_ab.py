@@ -13,35 +13,22 @@ every hedged profile, before -> after. One JSON document on stdout.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import logging
 from typing import Any
 from unittest import mock
 
-from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker
 from flts.bench.fleet_bench import SERIES_COL, profiles
+from flts.bench.in_process import preprocessed, profile_ab_main
 from flts.domain.config import ModelType, PreprocessConfig
 from flts.domain.messages import BaselineScores
-from flts.stages import preprocess, scoring, train
-from flts.stages.contracts import ObjectRef, PreprocessRequest, TrainStageConfig
-from flts.stages.ports import BUCKET_DATASET, StageContext
+from flts.stages import scoring, train
+from flts.stages.contracts import TrainStageConfig
 
 
 def _train_profile(
     train_csv: bytes, test_csv: bytes, name: str, models: list[str]
 ) -> dict[str, Any]:
-    ctx = StageContext(store=InMemoryObjectStore(), tracker=InMemoryTracker())
-    ctx.store.ensure_bucket(BUCKET_DATASET)
-    ctx.store.put_bytes(BUCKET_DATASET, "train.csv", train_csv, "text/csv")
-    ctx.store.put_bytes(BUCKET_DATASET, "test.csv", test_csv, "text/csv")
-    request = PreprocessRequest(
-        identifier=name,
-        train=ObjectRef(bucket=BUCKET_DATASET, key="train.csv"),
-        test=ObjectRef(bucket=BUCKET_DATASET, key="test.csv"),
-    )
-    prep = preprocess.run(request, PreprocessConfig(target="load"), ctx)
+    ctx, prep = preprocessed(train_csv, test_csv, PreprocessConfig(target="load"), name)
     result: dict[str, Any] = {}
     for model in models:
         event = train.run(prep.training, TrainStageConfig(model_type=ModelType(model)), ctx)
@@ -103,15 +90,5 @@ def compare(count: int, models: list[str]) -> dict[str, Any]:
     return summary
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="LINEAR,LIGHTGBM")
-    parser.add_argument("--profiles", type=int, default=96)
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)
-    models = [m.strip().upper() for m in args.models.split(",") if m.strip()]
-    print(json.dumps(compare(args.profiles, models), indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    profile_ab_main(__doc__ or "", compare)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flts.adapters.memory import InMemoryObjectStore, InMemoryTracker
+from flts.bench.in_process import preprocessed
 from flts.domain.config import ModelType, PreprocessConfig, TrainConfig, compute_config_hash
 from flts.errors import ConfigError
 from flts.forecasting.features import (
@@ -25,9 +25,8 @@ from flts.forecasting.features import (
 )
 from flts.forecasting.prepare import prepare_datasets
 from flts.forecasting.time_step import TimeStep
-from flts.stages import preprocess, train
-from flts.stages.contracts import ObjectRef, PreprocessRequest, TrainStageConfig
-from flts.stages.ports import BUCKET_DATASET, StageContext
+from flts.stages import train
+from flts.stages.contracts import TrainStageConfig
 
 QUARTER = 900
 DAY = 96  # quarter-hours
@@ -126,17 +125,10 @@ def test_the_spec_keeps_the_clock_zone_of_clock_times_only() -> None:
 
 
 def linear_mae_vs_persistence(frame: pd.DataFrame, split: int, zone: str | None) -> float:
-    ctx = StageContext(store=InMemoryObjectStore(), tracker=InMemoryTracker(None))
-    ctx.store.ensure_bucket(BUCKET_DATASET)
-    for name, part in (("train.csv", frame.iloc[:split]), ("test.csv", frame.iloc[split:])):
-        ctx.store.put_bytes(BUCKET_DATASET, name, part.to_csv(index=False).encode(), "text/csv")
-    request = PreprocessRequest(
-        identifier="clock",
-        train=ObjectRef(bucket=BUCKET_DATASET, key="train.csv"),
-        test=ObjectRef(bucket=BUCKET_DATASET, key="test.csv"),
-    )
+    train_csv = frame.iloc[:split].to_csv(index=False).encode()
+    test_csv = frame.iloc[split:].to_csv(index=False).encode()
     config = PreprocessConfig(target="load", timezone=zone, local_clock_lags=zone is not None)
-    prep = preprocess.run(request, config, ctx)
+    ctx, prep = preprocessed(train_csv, test_csv, config, "clock")
     stage = TrainStageConfig(model_type=ModelType.LINEAR, train=TrainConfig(epochs=1))
     event = train.run(prep.training, stage, ctx)
     assert event.baselines is not None
