@@ -270,6 +270,7 @@ def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path)
     argv = ["kfp", "run", "--local", "--models", "gru,prophet", "--epochs", "2"]
     argv += ["--train", str(tmp_path / "a.csv"), "--season-steps", "30"]
     argv += ["--timezone", "Europe/Berlin", "--holidays", "DE", "--target", "load"]
+    argv += ["--local-clock-lags"]
     args = build_parser(argv).parse_args(argv)
     got = local_arguments(args, "http://m", "http://s3")
     assert got == {
@@ -283,6 +284,7 @@ def test_local_run_arguments_keep_pipeline_defaults_unless_given(tmp_path: Path)
         "target": "load",
         "timezone": "Europe/Berlin",
         "holidays": "DE",
+        "local_clock_lags": True,
     }
     with pytest.raises(SystemExit):
         build_parser(["kfp", "run", "--local", "--models", "XGB"]).parse_args(
@@ -433,3 +435,6 @@ def test_pipeline_parameters_map_to_the_preprocess_config_with_unset_as_empty() 
     assert preprocess_config(30, 1, "down", "time", 0, "", "es-ct").holidays == "ES-CT"
     with pytest.raises(ConfigError, match="not a country the holidays package knows"):
         preprocess_config(30, 1, "down", "time", 0, "", "XX")
+    assert plain.local_clock_lags is False
+    local = preprocess_config(30, 1, "down", "time", 0, "Europe/Berlin", "", True)
+    assert (local.timezone, local.local_clock_lags) == ("Europe/Berlin", True)

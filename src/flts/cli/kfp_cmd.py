@@ -81,6 +81,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="public-holiday calendar for LightGBM, e.g. DE or ES-CT (default: none)",
     )
+    run.add_argument(
+        "--local-clock-lags",
+        action="store_true",
+        help="seasonal lags at the same local clock time (needs --timezone); default UTC steps",
+    )
     run.add_argument("--data-dir", type=Path, default=None, help="local stack data dir")
     run.add_argument("--run-dir", type=Path, default=None, help="outputs (runs/<identifier>)")
     run.add_argument("--keep-running", action="store_true", help="leave the stack up")
@@ -163,6 +168,8 @@ def local_arguments(args: argparse.Namespace, mlflow_uri: str, s3_endpoint: str)
     for name in (*passed, "holidays"):
         if getattr(args, name) is not None:
             arguments[name] = getattr(args, name)
+    if args.local_clock_lags:
+        arguments["local_clock_lags"] = True
     return arguments
 
 

@@ -35,6 +35,7 @@ def preprocess(
     inference_data: Output[Dataset],
     timezone: str = "",
     holidays: str = "",
+    local_clock_lags: bool = False,
 ) -> None:
     """Raw CSVs -> processed train/test objects; outputs carry the claim checks."""
     from flts.kfp import glue
@@ -54,6 +55,7 @@ def preprocess(
         inference_data=inference_data,
         timezone=timezone,
         holidays=holidays,
+        local_clock_lags=local_clock_lags,
     )
 
 

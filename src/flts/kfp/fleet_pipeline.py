@@ -122,6 +122,7 @@ def build_fleet_pipeline(
         season_steps: int = 0,
         timezone: str = "",
         holidays: str = "",
+        local_clock_lags: bool = False,
         epochs: int = _T.epochs,
         registered_model_name: str = "flts-forecaster",
         alias: str = "champion",
@@ -141,6 +142,7 @@ def build_fleet_pipeline(
                 season_steps=season_steps,
                 timezone=timezone,
                 holidays=holidays,
+                local_clock_lags=local_clock_lags,
                 epochs=epochs,
                 registered_model_name=registered_model_name,
                 alias=alias,
@@ -177,6 +179,7 @@ def _build_global_fleet_pipeline(image: str, secret_name: str | None, parallelis
         season_steps: int = 0,
         timezone: str = "",
         holidays: str = "",
+        local_clock_lags: bool = False,
         epochs: int = _T.epochs,
         experiment: str = "flts",
         registered_model_name: str = "flts-forecaster",
@@ -193,6 +196,7 @@ def _build_global_fleet_pipeline(image: str, secret_name: str | None, parallelis
             "season_steps": season_steps,
             "timezone": timezone,
             "holidays": holidays,
+            "local_clock_lags": local_clock_lags,
         }
         with dsl.ParallelFor(items=series, name=PREPROCESS_LOOP, parallelism=parallelism) as one:
             prep = comps.preprocess(

@@ -140,6 +140,7 @@ def preprocess_config(
     season_steps: int,
     timezone: str = "",
     holidays: str = "",
+    local_clock_lags: bool = False,
 ) -> PreprocessConfig:
     """The PreprocessConfig the pipeline parameters describe (shared with the parity test).
 
@@ -155,6 +156,7 @@ def preprocess_config(
         season_steps=season_steps or None,
         timezone=timezone or None,
         holidays=holidays or None,
+        local_clock_lags=local_clock_lags,
     )
 
 
@@ -184,6 +186,7 @@ def preprocess_task(
     inference_data: ArtifactLike,
     timezone: str = "",
     holidays: str = "",
+    local_clock_lags: bool = False,
     ctx: StageContext | None = None,
 ) -> None:
     """Upload raw CSVs if needed, run the preprocess stage, emit both claim checks.
@@ -195,7 +198,7 @@ def preprocess_task(
 
     ctx = ctx or build_context(s3_endpoint_url, mlflow_tracking_uri)
     config = preprocess_config(
-        lookback, horizon, target, time_col, season_steps, timezone, holidays
+        lookback, horizon, target, time_col, season_steps, timezone, holidays, local_clock_lags
     )
     train = resolve_csv(ctx.store, train_csv_uri, identifier, datasets.TRAIN_FILE)
     test = resolve_csv(ctx.store, test_csv_uri, identifier, datasets.TEST_FILE)

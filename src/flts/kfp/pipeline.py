@@ -106,6 +106,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
         season_steps: int = 0,
         timezone: str = "",
         holidays: str = "",
+        local_clock_lags: bool = False,
         epochs: int = _T.epochs,
         hidden_size: int = _T.hidden_size,
         num_layers: int = _T.num_layers,
@@ -133,6 +134,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, secret_name: str | None = CREDENT
             season_steps=season_steps,
             timezone=timezone,
             holidays=holidays,
+            local_clock_lags=local_clock_lags,
             **endpoints,
         )
         for_cluster(prep, "preprocess", secret_name)
