@@ -139,7 +139,8 @@ def read_csv_with_notes(
         clock = config.model_copy(update={"timezone": named_zone})
     ds, how = _parse_times(times, source=source, config=clock, label=time_label)
     if how != "ISO 8601":
-        named = " (named by the column; --timezone overrides)" if named_zone else ""
+        used = named_zone is not None and f"{named_zone} clock time" in how
+        named = " (the zone named by the column; --timezone overrides)" if used else ""
         notes.append(f"{source}: {time_label} read as {how}{named}")
     others = [c for c in raw.columns if c not in (config.time_col, config.target)]
     newest_first = is_newest_first(ds)

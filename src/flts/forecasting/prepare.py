@@ -42,7 +42,7 @@ from flts.forecasting.data import (
     zone_named_by,
 )
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
-from flts.forecasting.features import build_features, feature_order_for
+from flts.forecasting.features import build_features, feature_order_for, utc_offsets
 from flts.forecasting.outliers import Fences, blank_outliers, fit_fences
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
 from flts.forecasting.time_step import TimeStep, calendar_step_of, times_us_of
@@ -255,6 +255,8 @@ def prepare_datasets(
             f"{train_source}: seasonal lags read at the same {zone} clock time one season "
             "earlier (across a daylight-saving change too)",
         )
+    elif found.seasonal_periods:
+        train_notes += _clock_lags_hint(config, train_raw, test_raw, step, train_source)
     covariates = [c for c in raw_columns if c != config.target]
     train_notes += (f"{train_source}: past covariates {covariates or 'none'}",)
     train_notes += cumulative_note(train_raw[config.target], train_source, config.target)
@@ -445,6 +447,32 @@ def clock_zone_of(config: PreprocessConfig, train: pd.DataFrame, step: TimeStep)
     if step.calendar or step.seconds >= 86_400 or is_dates(train[TIME_COLUMN]):
         return None
     return zone
+
+
+def _clock_lags_hint(
+    config: PreprocessConfig,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    step: TimeStep,
+    source: str,
+) -> tuple[str, ...]:
+    """A note offering ``local_clock_lags`` when the load's zone is known and the data crosses
+    a daylight-saving change, where UTC and local seasonal lags part."""
+    zone = config.timezone or zone_named_by(config.time_col)
+    if zone is None or step.calendar or step.seconds >= 86_400:
+        return ()
+    stamps = pd.concat([train[TIME_COLUMN], test[TIME_COLUMN]]).dropna()
+    if is_dates(stamps):
+        return ()
+    seconds = stamps.to_numpy(dtype="datetime64[s]").astype(np.int64).astype(np.float64)
+    if len(np.unique(utc_offsets(seconds, zone))) < 2:
+        return ()
+    return (
+        f"{source}: the data crosses a daylight-saving change in {zone}; seasonal lags count "
+        "UTC steps. If the load follows people's clocks (shops, offices, a country's demand), "
+        "--config '{\"local_clock_lags\": true}' reads them at the same local time (not for "
+        "timers or the sun: storage heating, heat pumps, PV)",
+    )
 
 
 def _spec(
