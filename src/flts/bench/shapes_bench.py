@@ -206,6 +206,34 @@ def _glitched_household(loads: pd.DataFrame, generation: pd.DataFrame) -> pd.Dat
     return pd.DataFrame({"time": loads["time"], "load_kw": load})
 
 
+ENTSOE_TIME = "Time (CET/CEST)"
+ENTSOE_LOAD = "Actual Total Load [MW] - commercial feeder"
+
+
+def _entsoe_style_commercial() -> Files:
+    """simbench's commercial profiles (G0-A ... G6-A) summed and written as an ENTSO-E export:
+    periods ``02.10.2016 00:00 - 02.10.2016 00:15`` in German clock time, the zone named only by
+    the column, the summer hour's last period ending at 02:00 on the clock, and ``-`` where the
+    export has no value yet. Four weeks of training up to the autumn change, the week after it
+    as test."""
+    loads = pd.read_csv(_package_dir("simbench") / SIMBENCH_DIR / "LoadProfile.csv", sep=";")
+    columns = [c for c in loads.columns if c.startswith("G") and c.endswith("-A_pload")]
+    starts = loads["time"].astype(str)
+    ends = starts.shift(-1).fillna(starts.iloc[-1])
+    times = pd.to_datetime(starts, format="%d.%m.%Y %H:%M")
+    frame = pd.DataFrame(
+        {
+            ENTSOE_TIME: starts + " - " + ends,
+            ENTSOE_LOAD: (1000 * loads[columns].sum(axis=1)).round(1).astype(str),
+        }
+    )
+    first, change_week, last = (pd.Timestamp(d) for d in ("2016-10-02", "2016-10-31", "2016-11-07"))
+    train = frame[(times >= first) & (times < change_week)]
+    test = frame[(times >= change_week) & (times < last)].copy()
+    test.iloc[-3:, 1] = "-"
+    return _csv(train), _csv(test)
+
+
 def cases(quick: bool) -> list[Case]:
     monthly = PreprocessConfig(time_col="month", target="generation", horizon=12)
     if quick:
@@ -271,6 +299,18 @@ def cases(quick: bool) -> list[Case]:
             "household-meter-glitch-15min@h1",
             _simbench_june(_glitched_household),
             PreprocessConfig(time_col="time", target="load_kw"),
+        ),
+        Case(
+            "entsoe-style-commercial-15min@h4",
+            _entsoe_style_commercial,
+            PreprocessConfig(time_col=ENTSOE_TIME, target=ENTSOE_LOAD, horizon=4),
+        ),
+        Case(
+            "entsoe-style-commercial-local-clock-lags-15min@h4",
+            _entsoe_style_commercial,
+            PreprocessConfig(
+                time_col=ENTSOE_TIME, target=ENTSOE_LOAD, horizon=4, local_clock_lags=True
+            ),
         ),
         Case(
             "household-meter-glitch-kept-15min@h1",
