@@ -28,7 +28,6 @@ Rules (documented here because they decide what a model sees):
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 
@@ -38,18 +37,16 @@ import pandas as pd
 from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
 from flts.forecasting.csv_text import (
-    DELIMITERS,
     MISSING_MARKERS,
-    SNIFF_BYTES,
     NumberStyle,
     numbers_of,
     parse_timestamps,
     read_csv_text,
     split_timestamp,
-    text_encoding,
     true_false_flags,
 )
 from flts.forecasting.day_rows import DayRows, day_rows_layout
+from flts.forecasting.read_hints import did_you_mean, edge_rows_hint, late_header_hint
 from flts.forecasting.spec import TIME_COLUMN
 from flts.forecasting.time_order import check_increasing, line_of
 from flts.forecasting.time_step import TimeStep, infer_step, times_us_of
@@ -72,15 +69,15 @@ def read_csv_with_notes(
     try:
         raw, dialect = read_csv_text(data)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        hint = _late_header_hint(data, config.time_col)
+        hint = late_header_hint(data, config.time_col)
         reason = str(exc).strip()
         raise DataValidationError(f"{source}: cannot be read as CSV ({reason}){hint}") from exc
     columns = [str(c) for c in raw.columns]
     if config.time_col not in columns:
         raise DataValidationError(
             f"{source}: time column {config.time_col!r} not found; columns are {columns}"
-            + _did_you_mean(config.time_col, columns, "--time-col")
-            + _late_header_hint(data, config.time_col)
+            + did_you_mean(config.time_col, columns, "--time-col")
+            + late_header_hint(data, config.time_col)
         )
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")
@@ -250,24 +247,6 @@ def file_line(frame: pd.DataFrame, row: int) -> int:
     return line_of(row)
 
 
-#: How far down a file a header below a preamble is looked for.
-_PREAMBLE_LINES = 30
-
-
-def _late_header_hint(data: bytes, time_col: str) -> str:
-    """A hint when a later line names the time column: a header below a preamble (a meter id,
-    units, an export date), as some exports write one."""
-    text = data[:SNIFF_BYTES].decode(text_encoding(data[:SNIFF_BYTES]), errors="replace")
-    for number, line in enumerate(text.splitlines()[1:_PREAMBLE_LINES], start=2):
-        fields = re.split(f"[{re.escape(DELIMITERS)}]", line)
-        if time_col in (field.strip().strip('"') for field in fields):
-            return (
-                f"; line {number} names {time_col!r}: if that is the header, remove the "
-                f"{number - 1} line(s) above it"
-            )
-    return ""
-
-
 def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
     """Columns whose every cell is the same non-empty, non-numeric text."""
     found = []
@@ -305,23 +284,13 @@ def _leave_out_hint(column: str, selected: list[str], config: PreprocessConfig) 
     )
 
 
-def _did_you_mean(name: str, columns: list[str], option: str) -> str:
-    """A hint naming the column the user probably meant (another case, spaces, a typo)."""
-    folded = {c.strip().casefold(): c for c in columns}
-    match = folded.get(name.strip().casefold())
-    if match is None:
-        close = difflib.get_close_matches(name, columns, n=1, cutoff=0.75)
-        match = close[0] if close else None
-    return f"; did you mean {option} {match!r}?" if match is not None else ""
-
-
 def select_columns(columns: list[str], config: PreprocessConfig, *, source: str) -> list[str]:
     """The raw input columns, target first, then the others in file (or configured) order."""
     others = [c for c in columns if c != config.time_col]
     if config.target not in others:
         raise DataValidationError(
             f"{source}: target {config.target!r} not in columns {others}"
-            + _did_you_mean(config.target, others, "--target")
+            + did_you_mean(config.target, others, "--target")
         )
     if config.feature_columns is None:
         wanted = others
@@ -351,36 +320,13 @@ def _parse_times(
             f"{source}: {len(bad)} of {len(values)} values in {label} cannot be parsed "
             f"as timestamps (first at line {line_of(first)}: {values.iloc[first]!r})"
             + (
-                _edge_rows_hint(bad, len(values))
+                edge_rows_hint(bad, len(values))
                 or "; write them as ISO 8601 (2024-01-31 13:45, with +01:00 or Z for the zone), "
                 "day-first or month-first dates, or Unix epoch seconds"
             )
         )
     naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return naive.astype("datetime64[ns]").reset_index(drop=True), how
-
-
-#: At most this many rows without a timestamp at either end of a file are taken for a sub-header
-#: or a footer in the error's hint.
-_EDGE_ROWS = 3
-
-
-def _edge_rows_hint(bad: np.ndarray, rows: int) -> str:
-    """A hint when only the first or the last few rows have no timestamp: rows under the header
-    (units, descriptions) or a footer (a total), which are not data."""
-    if len(bad) > _EDGE_ROWS:
-        return ""
-    lines = ", ".join(str(line_of(int(i))) for i in bad)
-    if np.array_equal(bad, np.arange(len(bad))):
-        return (
-            f"; only line(s) {lines} right under the header: if they hold units or "
-            "descriptions, not data, remove them"
-        )
-    if np.array_equal(bad, np.arange(rows - len(bad), rows)):
-        return (
-            f"; only the last line(s) {lines}: if they are a footer (a total, a note), remove them"
-        )
-    return ""
 
 
 def _parse_numeric(

@@ -1,0 +1,66 @@
+"""Error hints: what a user probably meant when a file or a name does not fit.
+
+Each helper returns a clause to append to an error message ("; did you mean --target 'Load'?"),
+or "" when it has nothing to say; the reading code (``flts.forecasting.data``) decides when to
+raise.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import numpy as np
+
+from flts.forecasting.csv_text import DELIMITERS, SNIFF_BYTES, text_encoding
+from flts.forecasting.time_order import line_of
+
+#: How far down a file a header below a preamble is looked for.
+_PREAMBLE_LINES = 30
+
+
+def late_header_hint(data: bytes, time_col: str) -> str:
+    """A hint when a later line names the time column: a header below a preamble (a meter id,
+    units, an export date), as some exports write one."""
+    text = data[:SNIFF_BYTES].decode(text_encoding(data[:SNIFF_BYTES]), errors="replace")
+    for number, line in enumerate(text.splitlines()[1:_PREAMBLE_LINES], start=2):
+        fields = re.split(f"[{re.escape(DELIMITERS)}]", line)
+        if time_col in (field.strip().strip('"') for field in fields):
+            return (
+                f"; line {number} names {time_col!r}: if that is the header, remove the "
+                f"{number - 1} line(s) above it"
+            )
+    return ""
+
+
+def did_you_mean(name: str, columns: list[str], option: str) -> str:
+    """A hint naming the column the user probably meant (another case, spaces, a typo)."""
+    folded = {c.strip().casefold(): c for c in columns}
+    match = folded.get(name.strip().casefold())
+    if match is None:
+        close = difflib.get_close_matches(name, columns, n=1, cutoff=0.75)
+        match = close[0] if close else None
+    return f"; did you mean {option} {match!r}?" if match is not None else ""
+
+
+#: At most this many rows without a timestamp at either end of a file are taken for a sub-header
+#: or a footer in the error's hint.
+_EDGE_ROWS = 3
+
+
+def edge_rows_hint(bad: np.ndarray, rows: int) -> str:
+    """A hint when only the first or the last few rows have no timestamp: rows under the header
+    (units, descriptions) or a footer (a total), which are not data."""
+    if len(bad) > _EDGE_ROWS:
+        return ""
+    lines = ", ".join(str(line_of(int(i))) for i in bad)
+    if np.array_equal(bad, np.arange(len(bad))):
+        return (
+            f"; only line(s) {lines} right under the header: if they hold units or "
+            "descriptions, not data, remove them"
+        )
+    if np.array_equal(bad, np.arange(rows - len(bad), rows)):
+        return (
+            f"; only the last line(s) {lines}: if they are a footer (a total, a note), remove them"
+        )
+    return ""
