@@ -174,3 +174,18 @@ def test_a_zone_and_a_daylight_saving_change_offer_local_clock_lags_in_a_note() 
     assert not any("local_clock_lags" in n for n in quiet.train_notes)  # type: ignore[attr-defined]
     no_zone = prepared(PreprocessConfig(target="load"), across, 96 * 28)
     assert not any("local_clock_lags" in n for n in no_zone.train_notes)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", ["run", "live"])
+def test_the_local_clock_lags_flag_turns_the_option_on(command: str) -> None:
+    from flts.cli import build_parser
+    from flts.services.preprocess import build_config
+
+    argv = [command, "--timezone", "Europe/Berlin", "--local-clock-lags"]
+    args = build_parser(argv).parse_args(argv)
+    config = build_config(None, timezone=args.timezone, local_clock_lags=args.local_clock_lags)
+    assert (config.timezone, config.local_clock_lags) == ("Europe/Berlin", True)
+    plain = build_parser([command]).parse_args([command])
+    assert plain.local_clock_lags is False
+    assert build_config('{"local_clock_lags": true}').local_clock_lags  # --config still works
+    assert not build_config(None, local_clock_lags=plain.local_clock_lags).local_clock_lags

@@ -70,7 +70,12 @@ def run_fleet(args: argparse.Namespace, identifier: str) -> int:
 
     def config_for(train_csv: Path) -> PreprocessConfig:
         base = build_config(
-            args.config, args.time_col, args.target, timezone=args.timezone, holidays=args.holidays
+            args.config,
+            args.time_col,
+            args.target,
+            timezone=args.timezone,
+            holidays=args.holidays,
+            local_clock_lags=args.local_clock_lags,
         )
         return run_config(
             base,

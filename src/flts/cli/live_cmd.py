@@ -71,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     replay = (args.test or args.default_test()).resolve()
     try:
         config = build_config(
-            args.config, args.time_col, args.target, timezone=args.timezone, holidays=args.holidays
+            args.config,
+            args.time_col,
+            args.target,
+            timezone=args.timezone,
+            holidays=args.holidays,
+            local_clock_lags=args.local_clock_lags,
         )
         # Both files as ISO-UTC (with a Z, so the run's config keeps its zone for the holiday
         # days without shifting them again), comma-delimited plain numbers from here on (the

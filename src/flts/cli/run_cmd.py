@@ -149,7 +149,14 @@ def add_shared_arguments(parser: argparse.ArgumentParser, *, default_models: str
         default=None,
         help="IANA zone of timestamps written in local clock time without an offset, e.g. "
         "Europe/Berlin: converted to UTC, the repeated autumn hour told apart by order "
-        "(default: such timestamps are UTC)",
+        "(default: the zone a time column named like 'Time (CET/CEST)' gives, else UTC)",
+    )
+    parser.add_argument(
+        "--local-clock-lags",
+        action="store_true",
+        help="seasonal lags at the same local clock time across daylight-saving changes (needs "
+        "the zone; for load that follows people's clocks, not timers or the sun; default: UTC "
+        "steps)",
     )
     parser.add_argument(
         "--holidays",
@@ -229,6 +236,7 @@ def _checked_config(args: argparse.Namespace) -> str:
             args.target,
             timezone=args.timezone,
             holidays=args.holidays,
+            local_clock_lags=args.local_clock_lags,
         ),
         train_csv=train,
         horizon=args.horizon,

@@ -58,9 +58,10 @@ def build_config(
     *,
     timezone: str | None = None,
     holidays: str | None = None,
+    local_clock_lags: bool = False,
 ) -> PreprocessConfig:
     """PreprocessConfig from ``--config`` JSON, with ``--time-col``/``--target``/``--timezone``/
-    ``--holidays`` winning."""
+    ``--holidays`` winning, and ``--local-clock-lags`` turning the option on."""
     try:
         base = PreprocessConfig.model_validate_json(config_json or "{}")
     except ValidationError as exc:
@@ -70,6 +71,7 @@ def build_config(
         "target": target,
         "timezone": timezone,
         "holidays": holidays,
+        "local_clock_lags": True if local_clock_lags else None,
     }
     update = {k: v for k, v in overrides.items() if v is not None}
     try:
