@@ -168,7 +168,7 @@ def test_the_http_window_and_the_frame_path_read_the_same_local_lags() -> None:
 def test_a_zone_and_a_daylight_saving_change_offer_local_clock_lags_in_a_note() -> None:
     across = local_clock_load("2021-10-01 00:00", 35)  # the change on 31 October
     offered = prepared(PreprocessConfig(target="load", timezone="Europe/Berlin"), across, 96 * 28)
-    assert any('"local_clock_lags": true' in n for n in offered.train_notes)  # type: ignore[attr-defined]
+    assert any("--local-clock-lags (config local_clock_lags)" in n for n in offered.train_notes)  # type: ignore[attr-defined]
     summer = local_clock_load("2021-08-01 00:00", 35)
     quiet = prepared(PreprocessConfig(target="load", timezone="Europe/Berlin"), summer, 96 * 28)
     assert not any("local_clock_lags" in n for n in quiet.train_notes)  # type: ignore[attr-defined]

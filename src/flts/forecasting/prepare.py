@@ -470,8 +470,8 @@ def _clock_lags_hint(
     return (
         f"{source}: the data crosses a daylight-saving change in {zone}; seasonal lags count "
         "UTC steps. If the load follows people's clocks (shops, offices, a country's demand), "
-        "--config '{\"local_clock_lags\": true}' reads them at the same local time (not for "
-        "timers or the sun: storage heating, heat pumps, PV)",
+        "--local-clock-lags (config local_clock_lags) reads them at the same local time (not "
+        "for timers or the sun: storage heating, heat pumps, PV)",
     )
 
 
