@@ -50,13 +50,12 @@ def run_fleet(args: argparse.Namespace, identifier: str) -> int:
         split_long_csv,
         split_wide_csv,
     )
-    from flts.cli.run_cmd import TqdmDisplay, _raise_interrupt, run_options
-    from flts.cli.run_inputs import run_config, validate_inputs
+    from flts.cli.run_cmd import TqdmDisplay, _raise_interrupt, run_options, run_preprocess_config
+    from flts.cli.run_inputs import validate_inputs
     from flts.errors import FltsError
     from flts.run.fleet import FleetOptions, execute_fleet
     from flts.run.fleet_report import render_fleet
     from flts.run.pipeline import PipelineFailed
-    from flts.services.preprocess import build_config
 
     if args.train is None or args.test is None:
         print("flts run: a fleet run needs --train and --test", file=sys.stderr)
@@ -69,21 +68,7 @@ def run_fleet(args: argparse.Namespace, identifier: str) -> int:
     run_dir = (args.run_dir or Path("runs") / identifier).resolve()
 
     def config_for(train_csv: Path) -> PreprocessConfig:
-        base = build_config(
-            args.config,
-            args.time_col,
-            args.target,
-            timezone=args.timezone,
-            holidays=args.holidays,
-            local_clock_lags=args.local_clock_lags,
-        )
-        return run_config(
-            base,
-            train_csv=train_csv,
-            horizon=args.horizon,
-            features=args.features,
-            drop=args.drop,
-        )
+        return run_preprocess_config(args, train_csv)
 
     started = time.monotonic()
     try:

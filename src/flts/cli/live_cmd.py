@@ -22,6 +22,7 @@ from flts.cli.run_cmd import (
     add_shared_arguments,
     passed_env,
     run_options,
+    shared_preprocess_config,
 )
 
 #: Service settings `flts live` passes through from its own environment (see LiveSettings).
@@ -63,21 +64,13 @@ def run(args: argparse.Namespace) -> int:
     from flts.errors import FltsError
     from flts.run.live import LiveOptions, canonical_csv, execute_live, split_training
     from flts.run.pipeline import PipelineFailed
-    from flts.services.preprocess import build_config
 
     identifier = args.identifier or "flts-live-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = (args.run_dir or Path("runs") / identifier).resolve()
     train = (args.train or args.default_train()).resolve()
     replay = (args.test or args.default_test()).resolve()
     try:
-        config = build_config(
-            args.config,
-            args.time_col,
-            args.target,
-            timezone=args.timezone,
-            holidays=args.holidays,
-            local_clock_lags=args.local_clock_lags,
-        )
+        config = shared_preprocess_config(args)
         # Both files as ISO-UTC (with a Z, so the run's config keeps its zone for the holiday
         # days without shifting them again), comma-delimited plain numbers from here on (the
         # replay sends their rows as observations).

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from flts.cli.fleet_cmd import is_fleet, parse_replicas, run_fleet
 from flts.cli.run_inputs import column_list, run_config, validate_inputs
-from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType
+from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType, PreprocessConfig
 
 if TYPE_CHECKING:
     from flts.run.pipeline import RunOptions
@@ -219,30 +219,42 @@ def _levels(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(levels)))
 
 
+def shared_preprocess_config(args: argparse.Namespace) -> PreprocessConfig:
+    """The preprocess config of :func:`add_shared_arguments`' options (``--config`` JSON, with
+    ``--time-col``, ``--target``, ``--timezone``, ``--holidays``, ``--local-clock-lags``)."""
+    from flts.services.preprocess import build_config
+
+    return build_config(
+        args.config,
+        args.time_col,
+        args.target,
+        timezone=args.timezone,
+        holidays=args.holidays,
+        local_clock_lags=args.local_clock_lags,
+    )
+
+
+def run_preprocess_config(args: argparse.Namespace, train_csv: Path) -> PreprocessConfig:
+    """``flts run``'s preprocess config for one training file: the shared options plus
+    ``--horizon``, ``--features`` and ``--drop`` (single-series and fleet runs alike)."""
+    return run_config(
+        shared_preprocess_config(args),
+        train_csv=train_csv,
+        horizon=args.horizon,
+        features=args.features,
+        drop=args.drop,
+    )
+
+
 def _checked_config(args: argparse.Namespace) -> str:
     """The preprocess config as JSON, after checking both CSVs with preprocess's own code.
 
     Raises FltsError naming the user's file; prints the data-driven configuration.
     """
-    from flts.services.preprocess import build_config
-
     train = args.train or args.default_train()
     test = args.test or args.default_test()
     started = time.monotonic()
-    config = run_config(
-        build_config(
-            args.config,
-            args.time_col,
-            args.target,
-            timezone=args.timezone,
-            holidays=args.holidays,
-            local_clock_lags=args.local_clock_lags,
-        ),
-        train_csv=train,
-        horizon=args.horizon,
-        features=args.features,
-        drop=args.drop,
-    )
+    config = run_preprocess_config(args, train)
     prepared = validate_inputs(train, test, config)
     print(
         f"flts run: {train.name} and {test.name} checked in {time.monotonic() - started:.1f} s",

@@ -278,7 +278,7 @@ def prepare_datasets(
     resolved, shortened = _fitting_lookback(resolved, len(train), train_source)
     train_notes += shortened
     _check_sizes(resolved, (len(train), len(test_reg)), (train_source, test_source))
-    spec = _spec(resolved, config_hash, found, raw_columns, train, step, fences)
+    spec = _spec(resolved, config_hash, found, raw_columns, train, step, fences, zone)
     context, gap, note = _context(train_reg, test_reg, context_rows_for(spec), step, test_source)
     filled_stamps = pd.concat([filled_stamps, gap])
     test = featurise(pd.concat([context, test_reg], ignore_index=True), context=train_reg)
@@ -483,8 +483,10 @@ def _spec(
     train: pd.DataFrame,
     step: TimeStep,
     fences: Fences,
+    clock_zone: str | None,
 ) -> ForecastSpec:
-    """The spec every model trained on this data carries; the scaler sees training rows only."""
+    """The spec every model trained on this data carries; the scaler sees training rows only.
+    ``clock_zone``: :func:`clock_zone_of` this data, found once by the caller."""
     order = feature_order_for(
         target=config.target,
         raw_columns=raw_columns,
@@ -507,7 +509,7 @@ def _spec(
         time_features=config.time_features,
         lags=found.lags,
         holidays=config.holidays,
-        clock_zone=clock_zone_of(config, train, step),
+        clock_zone=clock_zone,
         # Dates (every row a midnight) are their own days: a zone would shift western ones.
         timezone=(
             config.timezone or zone_named_by(config.time_col)
