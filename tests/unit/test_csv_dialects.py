@@ -17,7 +17,8 @@ from _rawcsv import SMALL, START, raw_frame, to_csv
 from flts.domain.config import PreprocessConfig, compute_config_hash
 from flts.errors import DataValidationError
 from flts.forecasting.csv_text import parse_timestamps, sniff_delimiter, split_timestamp
-from flts.forecasting.data import read_csv_with_notes, zone_named_by
+from flts.forecasting.data import read_csv_with_notes
+from flts.forecasting.time_columns import zone_named_by
 
 
 def read(data: bytes, config: PreprocessConfig = SMALL) -> tuple[pd.DataFrame, tuple[str, ...]]:

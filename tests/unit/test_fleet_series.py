@@ -308,7 +308,7 @@ def test_all_series_of_a_wide_csv_with_date_and_time_columns_leave_the_time_out(
         paths.append(tmp_path / name)
     pairs, _, notices = split_wide_csv(paths[0], paths[1], "Datum", ("all",), tmp_path / "out")
     assert set(pairs) == {"meter_1", "meter-2", "temperature"}  # no "Uhrzeit" series
-    assert "column 'Uhrzeit' is the time of every series" in notices
+    assert "column 'Uhrzeit' is part of the time of every series" in notices
     meter_train, meter_test = pairs["meter_1"]
     assert meter_train is not None
     assert meter_test is not None

@@ -24,8 +24,9 @@ import pandas as pd
 from flts.domain.config import PreprocessConfig
 from flts.domain.series import sanitise_all, series_identifier
 from flts.errors import ConfigError, DataValidationError, FltsError
-from flts.forecasting.csv_text import numbers_of, read_csv_text, split_timestamp
+from flts.forecasting.csv_text import numbers_of, read_csv_text
 from flts.forecasting.day_rows import day_rows_layout
+from flts.forecasting.time_columns import time_companions
 from flts.run.fleet import FleetSeries
 
 #: Builds the checked preprocess config of one series from its training CSV.
@@ -91,12 +92,12 @@ def split_wide_csv(
     (train, train_sep), (test, test_sep) = (
         _read(p, time_col, "time") for p in (train_csv, test_csv)
     )
-    # Date and time of day in two columns: the other half belongs to every series' time.
-    split = split_timestamp(train, time_col)
-    other_half = set() if split is None else {split.date_column, split.clock_column}
+    # Columns that complete the time (a time of day, period numbers, a zone) belong to every
+    # series' time.
+    time_parts = time_companions(train, time_col)
     columns = [str(c) for c in train.columns if c != time_col]
     wanted = (
-        [c for c in columns if c not in other_half]
+        [c for c in columns if c not in time_parts]
         if series_cols == ("all",)
         else list(dict.fromkeys(series_cols))
     )
@@ -125,11 +126,10 @@ def split_wide_csv(
             rows.to_csv(path, index=False, sep=sep)
             written.append(path)
         pairs[safe] = (written[0], written[1])
-    covariates = [c for c in shared if c not in other_half]
+    covariates = [c for c in shared if c not in time_parts]
     if covariates:
         notices.append(f"columns {covariates} are covariates of every series")
-    if other_half - {time_col}:
-        notices.append(f"column {sorted(other_half - {time_col})[0]!r} is the time of every series")
+    notices.extend(f"column {c!r} is part of the time of every series" for c in sorted(time_parts))
     return pairs, {safe: raw for raw, safe in mapping.items()}, notices
 
 

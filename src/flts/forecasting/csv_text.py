@@ -19,7 +19,8 @@ file is never read differently without the run's notes saying so:
   point elsewhere in the column).
 * **Missing values** may be written as an empty cell or as a marker: pandas' defaults (``NA``,
   ``n/a``, ``#N/A``, ``null``, ``NaN``, ...), a dash (``-``, ``--``, as reports and grid
-  operators' exports write a reading not available) and ENTSO-E's ``n/e``. Markers other than
+  operators' exports write a reading not available), a question mark (``?``, as the UCI
+  repository's data sets write it) and ENTSO-E's ``n/e``. Markers other than
   empty cells are counted in a note, since a dash means zero in some accounting formats.
 * **Timestamps.** ISO 8601 (with or without a UTC offset) first. Otherwise the candidates are
   Unix epoch numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by size;
@@ -93,6 +94,7 @@ MISSING_MARKERS = frozenset(
         "-",
         "--",
         "n/e",  # ENTSO-E's "not expected": no value published for that period
+        "?",  # as the UCI repository's data sets (household power consumption) write it
     }
 )
 #: How a numeric column was written, when not plainly (:func:`numbers_of`).

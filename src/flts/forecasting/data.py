@@ -29,7 +29,6 @@ Rules (documented here because they decide what a model sees):
 from __future__ import annotations
 
 import logging
-import re
 
 import numpy as np
 import pandas as pd
@@ -40,14 +39,13 @@ from flts.forecasting.csv_text import (
     MISSING_MARKERS,
     NumberStyle,
     numbers_of,
-    parse_timestamps,
     read_csv_text,
-    split_timestamp,
     true_false_flags,
 )
 from flts.forecasting.day_rows import DayRows, day_rows_layout
-from flts.forecasting.read_hints import did_you_mean, edge_rows_hint, late_header_hint
+from flts.forecasting.read_hints import did_you_mean, late_header_hint
 from flts.forecasting.spec import TIME_COLUMN
+from flts.forecasting.time_columns import parse_times, read_times, time_parts, timestamp_columns
 from flts.forecasting.time_order import check_increasing, line_of
 from flts.forecasting.time_step import TimeStep, infer_step, times_us_of
 from flts.forecasting.windows import runs_of
@@ -87,21 +85,9 @@ def read_csv_with_notes(
         raw, day_notes = _day_rows_as_series(raw, layout, source, config, dialect.delimiter)
         columns = [str(c) for c in raw.columns]
         notes.extend(day_notes)
-    times, time_label = raw[config.time_col], f"column {config.time_col!r}"
-    split = split_timestamp(raw, config.time_col)
-    if split is not None:
-        companion = ({split.date_column, split.clock_column} - {config.time_col}).pop()
-        if companion == config.target:
-            split = None
-        else:
-            times = split.joined(raw)
-            time_label = f"columns {split.date_column!r} + {split.clock_column!r}"
-            raw = raw.drop(columns=[companion])
-            columns = [c for c in columns if c != companion]
-            notes.append(
-                f"{source}: columns {split.date_column!r} (date) and {split.clock_column!r} "
-                "(time of day) read together as the timestamp"
-            )
+    raw, parts, time_notes = time_parts(raw, config, source)
+    columns = [str(c) for c in raw.columns]
+    notes.extend(time_notes)
     selected = select_columns(columns, config, source=source)
     delimiter = dialect.delimiter
     if dialect.encoding != "utf-8":
@@ -114,7 +100,10 @@ def read_csv_with_notes(
         blank = [
             c for c in selected if c.startswith("Unnamed: ") and raw[c].str.strip().eq("").all()
         ]
-        selected = [c for c in selected if c not in {*constant, *index, *blank}]
+        stamps = timestamp_columns(
+            raw, [c for c in selected if c not in {config.target, *constant, *index, *blank}]
+        )
+        selected = [c for c in selected if c not in {*constant, *index, *blank, *stamps}]
         notes.extend(
             f"{source}: column {c!r} ignored: text with one value throughout "
             f"({raw[c].iloc[0]!r}), nothing a model can use"
@@ -130,15 +119,13 @@ def read_csv_with_notes(
             "every line)"
             for c in blank
         )
-    clock = config
-    named_zone = zone_named_by(config.time_col) if config.timezone is None else None
-    if named_zone is not None:
-        clock = config.model_copy(update={"timezone": named_zone})
-    ds, how = _parse_times(times, source=source, config=clock, label=time_label)
-    if how != "ISO 8601":
-        used = named_zone is not None and f"{named_zone} clock time" in how
-        named = " (the zone named by the column; --timezone overrides)" if used else ""
-        notes.append(f"{source}: {time_label} read as {how}{named}")
+        notes.extend(
+            f"{source}: column {c!r} ignored: timestamps ({raw[c].iloc[0].strip()!r}, ...) say "
+            "when, not how much"
+            for c in stamps
+        )
+    clock, ds, time_notes = read_times(parts, config, source)
+    notes.extend(time_notes)
     others = [c for c in raw.columns if c not in (config.time_col, config.target)]
     newest_first = is_newest_first(ds)
     if not newest_first:
@@ -180,7 +167,7 @@ def _day_rows_as_series(
 ) -> tuple[pd.DataFrame, list[str]]:
     """A day-per-row file (``flts.forecasting.day_rows``) as a row per time of day, after
     checking it in its own layout so that an error names the file's line and column."""
-    dates, _ = _parse_times(
+    dates, _ = parse_times(
         raw[layout.date_column],
         source=source,
         config=config.model_copy(update={"timezone": None}),
@@ -206,31 +193,6 @@ def _day_rows_as_series(
             "cannot be placed at a time of day without reading the rest of that day"
         )
     return layout.long(raw, target=config.target), notes
-
-
-#: A standard/summer pair of zone abbreviations in a time column's name (``Time (CET/CEST)``, as
-#: ENTSO-E names it) and the IANA zone whose clock that is. Only pairs: a name with one
-#: abbreviation (``EST``) may mean that offset all year round.
-_NAMED_CLOCKS = {
-    "WET/WEST": "WET",
-    "GMT/BST": "Europe/London",
-    "CET/CEST": "CET",
-    "MEZ/MESZ": "CET",
-    "EET/EEST": "EET",
-    "EST/EDT": "America/New_York",
-    "CST/CDT": "America/Chicago",
-    "MST/MDT": "America/Denver",
-    "PST/PDT": "America/Los_Angeles",
-}
-
-
-def zone_named_by(column: str) -> str | None:
-    """The clock-time zone a time column's name gives (``Time (CET/CEST)``), else None."""
-    compact = re.sub(r"\s+", "", column.upper())
-    for pair, zone in _NAMED_CLOCKS.items():
-        if re.search(rf"(?<![A-Z]){re.escape(pair)}(?![A-Z])", compact):
-            return zone
-    return None
 
 
 def is_newest_first(ds: pd.Series) -> bool:
@@ -302,31 +264,6 @@ def select_columns(columns: list[str], config: PreprocessConfig, *, source: str)
             )
         wanted = list(config.feature_columns)
     return [config.target, *(c for c in dict.fromkeys(wanted) if c != config.target)]
-
-
-def _parse_times(
-    values: pd.Series, *, source: str, config: PreprocessConfig, label: str
-) -> tuple[pd.Series, str]:
-    """Naive UTC timestamps and how they were read (see ``csv_text.parse_timestamps``);
-    ``label`` names the column(s) they come from in messages ("column 'time'")."""
-    try:
-        parsed, how = parse_timestamps(values.str.strip(), config.timezone)
-    except ValueError as exc:
-        raise DataValidationError(f"{source}: {label}: {exc}") from exc
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        first = int(bad[0])
-        raise DataValidationError(
-            f"{source}: {len(bad)} of {len(values)} values in {label} cannot be parsed "
-            f"as timestamps (first at line {line_of(first)}: {values.iloc[first]!r})"
-            + (
-                edge_rows_hint(bad, len(values))
-                or "; write them as ISO 8601 (2024-01-31 13:45, with +01:00 or Z for the zone), "
-                "day-first or month-first dates, or Unix epoch seconds"
-            )
-        )
-    naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return naive.astype("datetime64[ns]").reset_index(drop=True), how
 
 
 def _parse_numeric(

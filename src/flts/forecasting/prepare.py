@@ -39,12 +39,12 @@ from flts.forecasting.data import (
     infer_grid_step,
     read_csv_with_notes,
     regularise,
-    zone_named_by,
 )
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for, utc_offsets
 from flts.forecasting.outliers import Fences, blank_outliers, fit_fences
 from flts.forecasting.spec import TIME_COLUMN, ForecastSpec, ScalerParams
+from flts.forecasting.time_columns import zone_named_by
 from flts.forecasting.time_step import TimeStep, calendar_step_of, times_us_of
 from flts.forecasting.windows import evaluation_origins, min_fit_windows
 

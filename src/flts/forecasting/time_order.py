@@ -2,7 +2,8 @@
 
 The reasons a user's file goes back in time, most specific first: a row copied by joining files
 with overlapping ends (every cell the same), several series one after another (a column constant
-until time restarts, where it changes: long format, ``--series-col``), or local clock time
+until time restarts, where it changes, or a column telling apart the rows that share a time: long
+format, ``--series-col``), or local clock time
 repeating an hour when daylight-saving time ends (``--timezone``). A file whose rows mostly go
 back in time is listed newest first: the error names the first pair that does not (such a file
 is read in reverse when every pair does, ``data.is_newest_first``).
@@ -43,10 +44,14 @@ def _dst_hint(before: pd.Timestamp, after: pd.Timestamp) -> str:
     ):
         return (
             "; this looks like local clock time repeating an hour when daylight-saving time "
-            "ends: name the zone (`flts run --timezone Europe/Berlin`, config field timezone), "
-            "or write the timestamps with their UTC offset or in UTC"
+            f"ends: name the zone (`flts run --timezone {_ZONE_EXAMPLES[after.hour]}`, config "
+            "field timezone), or write the timestamps with their UTC offset or in UTC"
         )
     return ""
+
+
+#: A zone whose clock repeats the hour starting at that clock hour when summer time ends.
+_ZONE_EXAMPLES = {1: "America/New_York", 2: "Europe/Berlin", 3: "Europe/Helsinki"}
 
 
 def check_increasing(
@@ -71,6 +76,7 @@ def check_increasing(
     hint = (
         _repeat_hint(ds, rows, i)
         or _series_hint(raw, i)
+        or _interleaved_hint(ds, raw, i)
         or (_dst_hint(before, after) if clock_time else "")
     )
     if before == after:
@@ -130,3 +136,27 @@ def _series_hint(raw: pd.DataFrame | None, i: int) -> str:
             f"`flts run --series-col {column}`"
         )
     return ""
+
+
+def _interleaved_hint(ds: pd.Series, raw: pd.DataFrame | None, i: int) -> str:
+    """A hint when rows of several series share each timestamp (long format sorted by time): a
+    column that tells the two rows at ``i - 1`` and ``i`` apart and, with the time, every row."""
+    # Most timestamps shared, not one repeated hour (daylight-saving time, a copied row).
+    if raw is None or ds.iloc[i] != ds.iloc[i - 1] or ds.duplicated().mean() < 0.25:
+        return ""
+    keys = []
+    for column in raw.columns:
+        text = raw[column].str.strip()
+        if text.iloc[i] == text.iloc[i - 1] or text.nunique() > len(text) // 2:
+            continue
+        if not pd.DataFrame({"t": ds.to_numpy(), "k": text.to_numpy()}).duplicated().any():
+            keys.append(str(column))
+    if not keys:
+        return ""
+    # An identifier is more often a name than a number (a zone name beside its numeric code).
+    texts = [k for k in keys if pd.to_numeric(raw[k].str.strip(), errors="coerce").isna().any()]
+    column = (texts or keys)[0]
+    return (
+        f"; column {column!r} tells the rows of each timestamp apart: if the file holds several "
+        f"series side by side, run them as a fleet with `flts run --series-col {column}`"
+    )

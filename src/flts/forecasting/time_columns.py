@@ -1,0 +1,357 @@
+"""Columns that complete the time column, or repeat it: read with it, or left out as inputs.
+
+Grid operators and meters often write a timestamp across two columns (the date-and-time-of-day
+pair is ``csv_text.split_timestamp``). The others recognised here, each with a note:
+
+* **Zone column** (``Time Stamp,Time Zone,...`` with ``EST``/``EDT``, as US grid operators write
+  it): a column whose every value is a zone abbreviation ``csv_text`` knows is read with the
+  timestamps as their UTC offsets, so the autumn's repeated hour is told apart.
+* **Period numbers** (``SETTLEMENT_DATE,SETTLEMENT_PERIOD`` with 1..48, ``Date,Hour`` with 1..24
+  or 0..23): when the time column holds dates only and exactly one integer column counts up
+  within each date and starts again at the next, period *k* of a day of *N* is *k* x (24 h / *N*)
+  after midnight. Counting from 1, that is the period's end, as hour-ending columns are read
+  (``day_rows``: hour *k* is ``k:00``; the last period is the next midnight); counting from 0,
+  its start. *N* is the count most days have; a day with more periods (the autumn's 50 half hours)
+  or fewer is a daylight-saving change: with a zone (``--timezone``) the periods are counted in
+  elapsed time from local midnight, without one that day is an error naming the zone option.
+* **Another timestamp column** (``utc_timestamp,cet_cest_timestamp,load``, or a period's end next
+  to its start): a text column whose every value parses as a timestamp says when, not how much;
+  when the inputs are not listed, it is left out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from flts.domain.config import PreprocessConfig
+from flts.errors import DataValidationError
+from flts.forecasting.csv_text import (
+    DATE_ONLY,
+    MISSING_MARKERS,
+    ZONE_OFFSETS,
+    parse_timestamps,
+    split_timestamp,
+)
+from flts.forecasting.read_hints import edge_rows_hint
+from flts.forecasting.time_order import line_of
+
+_DAY_SECONDS = 86_400
+_OFFSET_AT_END = r"(?:Z|[+-]\d\d:?\d\d)$"
+_PERIOD_NUMBER = re.compile(r"^\d{1,3}$")
+#: A value that may be a timestamp: digits joined by date or time separators (not a plain number).
+_TIMESTAMP_LIKE = re.compile(r"^\d[\d\s./:T+-]*[./:T-][\d\s./:T+Z-]*$")
+
+
+def _text(raw: pd.DataFrame, column: str) -> pd.Series:
+    text: pd.Series = raw[column].str.strip()
+    return text
+
+
+def zone_column(raw: pd.DataFrame, times: pd.Series, exclude: set[str]) -> str | None:
+    """The one column of ``raw`` (none in ``exclude``) whose every value is a known zone
+    abbreviation (``EST``/``EDT``), when the timestamps ``times`` carry no zone of their own."""
+    last_word = times.str.strip().str.extract(r"([A-Za-z]+)\)?$")[0].str.upper()
+    if (
+        times.empty
+        or times.str.contains(_OFFSET_AT_END).any()
+        or last_word.isin(ZONE_OFFSETS).any()
+    ):
+        return None
+    found = [
+        str(c)
+        for c in raw.columns
+        if c not in exclude and _text(raw, str(c)).str.upper().isin(ZONE_OFFSETS.keys()).all()
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def with_zone(times: pd.Series, zones: pd.Series) -> pd.Series:
+    """``<timestamp> <zone>`` per row, for ``parse_timestamps`` (which reads the zone)."""
+    joined: pd.Series = times.str.strip() + " " + zones.str.strip().str.upper()
+    return joined
+
+
+@dataclass(frozen=True)
+class PeriodNumbers:
+    """A date column and a column numbering the periods of each day."""
+
+    date_column: str
+    period_column: str
+    first: int  # 0 or 1: the number of a day's first period
+    per_day: int  # periods in most days
+
+    @property
+    def step_seconds(self) -> int:
+        return _DAY_SECONDS // self.per_day
+
+    def describe(self) -> str:
+        at = "end" if self.first == 1 else "start"
+        return (
+            f"column {self.period_column!r} numbering {self.per_day} periods a day from "
+            f"{self.first} (period k read at k x {self.step_seconds // 60} min after midnight"
+            f"{', the next midnight for the last' if self.first == 1 else ''}: the period's "
+            f"{at})"
+        )
+
+    def timestamps(
+        self, numbers: pd.Series, dates: pd.Series, timezone: str | None, source: str
+    ) -> pd.Series:
+        """Naive UTC timestamps from ``dates`` (naive calendar dates of the date column) and the
+        period ``numbers``; in ``timezone``, counted in elapsed time from local midnight."""
+        numbers = numbers.astype("int64").reset_index(drop=True)
+        offset = pd.to_timedelta(numbers * self.step_seconds, unit="s")  # an end, or a start
+        dates = dates.reset_index(drop=True)
+        if timezone is None:
+            self._check_day_lengths(numbers, dates, source)
+            naive: pd.Series = dates + offset
+            return naive
+        midnight = dates.dt.tz_localize(timezone, nonexistent="shift_forward", ambiguous=True)
+        day_end = (dates + pd.Timedelta(days=1)).dt.tz_localize(
+            timezone, nonexistent="shift_forward", ambiguous=True
+        )
+        periods_in_day = ((day_end - midnight).dt.total_seconds() // self.step_seconds).astype(
+            "int64"
+        )
+        too_late = np.flatnonzero((numbers - self.first + 1 > periods_in_day).to_numpy())
+        if len(too_late):
+            i = int(too_late[0])
+            raise DataValidationError(
+                f"{source}: line {line_of(i)}: period {numbers.iloc[i]} of "
+                f"{dates.iloc[i].date()} in column {self.period_column!r} is after the end of "
+                f"that day in {timezone} ({periods_in_day.iloc[i]} periods of "
+                f"{self.step_seconds // 60} min)"
+            )
+        utc: pd.Series = (midnight + offset).dt.tz_convert("UTC").dt.tz_localize(None)
+        return utc
+
+    def _check_day_lengths(self, numbers: pd.Series, dates: pd.Series, source: str) -> None:
+        """Without a zone, a day numbering more periods than most (the autumn's repeated hour)
+        cannot be placed: say which and how to name the zone."""
+        last = numbers - self.first + 1
+        over = np.flatnonzero((last > self.per_day).to_numpy())
+        if len(over):
+            i = int(over[0])
+            raise DataValidationError(
+                f"{source}: line {line_of(i)}: {dates.iloc[i].date()} numbers period "
+                f"{numbers.iloc[i]} in column {self.period_column!r} where most days have "
+                f"{self.per_day}: periods counted through a daylight-saving change; name the "
+                "zone of the clock (`flts run --timezone Europe/London`, config field timezone)"
+            )
+
+
+def period_numbers(raw: pd.DataFrame, time_col: str, exclude: set[str]) -> PeriodNumbers | None:
+    """The period-number layout (module docstring), when ``time_col`` holds dates only, some
+    date appears on more than one row, and exactly one other column numbers each date's rows."""
+    dates = _text(raw, time_col)
+    if dates.empty or not dates.str.fullmatch(DATE_ONLY).all() or not dates.duplicated().any():
+        return None
+    day = (dates != dates.shift()).cumsum()
+    found: list[PeriodNumbers] = []
+    for column in raw.columns:
+        name = str(column)
+        if name == time_col or name in exclude:
+            continue
+        text = _text(raw, name)
+        if not text.str.fullmatch(_PERIOD_NUMBER).all():
+            continue
+        layout = _numbering(text.astype("int64"), day, time_col, name)
+        if layout is not None:
+            found.append(layout)
+    return found[0] if len(found) == 1 else None
+
+
+def _numbering(
+    numbers: pd.Series, day: pd.Series, date_col: str, column: str
+) -> PeriodNumbers | None:
+    """A numbering that increases within every day and starts again on the next one."""
+    same_day = (day == day.shift()).to_numpy()[1:]
+    rising = numbers.diff().to_numpy()[1:] > 0
+    if not (rising == same_day).all():  # rises exactly within days, falls or restarts between
+        return None
+    first = int(numbers.min())
+    if first not in (0, 1):
+        return None
+    largest = numbers.groupby(day.to_numpy()).max() + (1 - first)
+    if len(largest) > 1:
+        largest = largest.iloc[:-1]  # a file's last day may end early; the others run to midnight
+    # Days of a whole number of minutes per period: not a daylight-saving day's 46 or 50.
+    regular = largest[(largest >= 2) & (_DAY_SECONDS % (60 * largest) == 0)]
+    if regular.empty:
+        return None
+    per_day = int(regular.mode().min())
+    return PeriodNumbers(date_col, column, first, per_day)
+
+
+def timestamp_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Those of ``columns`` whose every value (missing markers aside) is a timestamp: text that
+    says when, not how much (a second time column)."""
+    found = []
+    for column in columns:
+        text = _text(raw, column)
+        text = text[~text.str.lower().isin(MISSING_MARKERS)]
+        if text.empty or not text.str.match(_TIMESTAMP_LIKE).all():
+            continue
+        if not pd.isna(pd.to_numeric(text, errors="coerce")).all():
+            continue  # numbers (epoch seconds, decimals): a measurement as far as anyone can tell
+        try:
+            parsed, _ = parse_timestamps(text)
+        except ValueError:
+            continue
+        if parsed.notna().all():
+            found.append(column)
+    return found
+
+
+#: A standard/summer pair of zone abbreviations in a time column's name (``Time (CET/CEST)``, as
+#: ENTSO-E names it) and the IANA zone whose clock that is. Only pairs: a name with one
+#: abbreviation (``EST``) may mean that offset all year round.
+_NAMED_CLOCKS = {
+    "WET/WEST": "WET",
+    "GMT/BST": "Europe/London",
+    "CET/CEST": "CET",
+    "MEZ/MESZ": "CET",
+    "EET/EEST": "EET",
+    "EST/EDT": "America/New_York",
+    "CST/CDT": "America/Chicago",
+    "MST/MDT": "America/Denver",
+    "PST/PDT": "America/Los_Angeles",
+}
+
+
+def zone_named_by(column: str) -> str | None:
+    """The clock-time zone a time column's name gives (``Time (CET/CEST)``), else None."""
+    compact = re.sub(r"\s+", "", column.upper())
+    for pair, zone in _NAMED_CLOCKS.items():
+        if re.search(rf"(?<![A-Z]){re.escape(pair)}(?![A-Z])", compact):
+            return zone
+    return None
+
+
+def parse_times(
+    values: pd.Series, *, source: str, config: PreprocessConfig, label: str
+) -> tuple[pd.Series, str]:
+    """Naive UTC timestamps and how they were read (see ``csv_text.parse_timestamps``);
+    ``label`` names the column(s) they come from in messages ("column 'time'")."""
+    try:
+        parsed, how = parse_timestamps(values.str.strip(), config.timezone)
+    except ValueError as exc:
+        raise DataValidationError(f"{source}: {label}: {exc}") from exc
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        first = int(bad[0])
+        raise DataValidationError(
+            f"{source}: {len(bad)} of {len(values)} values in {label} cannot be parsed "
+            f"as timestamps (first at line {line_of(first)}: {values.iloc[first]!r})"
+            + (
+                edge_rows_hint(bad, len(values))
+                or "; write them as ISO 8601 (2024-01-31 13:45, with +01:00 or Z for the zone), "
+                "day-first or month-first dates, or Unix epoch seconds"
+            )
+        )
+    naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return naive.astype("datetime64[ns]").reset_index(drop=True), how
+
+
+def time_companions(raw: pd.DataFrame, time_col: str) -> set[str]:
+    """The columns that complete ``time_col`` (the other half of a date and time-of-day pair,
+    period numbers, a zone): in a wide file, part of every series' time, not a series."""
+    split = split_timestamp(raw, time_col)
+    if split is not None:
+        companions = {split.date_column, split.clock_column} - {time_col}
+        times = split.joined(raw)
+    else:
+        periods = period_numbers(raw, time_col, set())
+        companions = set() if periods is None else {periods.period_column}
+        times = raw[time_col]
+    zone = zone_column(raw, times, {time_col, *companions})
+    return companions if zone is None else {*companions, zone}
+
+
+@dataclass(frozen=True)
+class TimeParts:
+    """Where a file's timestamps come from: the text to parse, the columns it names in messages,
+    and the period numbering when the time column holds dates only."""
+
+    times: pd.Series
+    label: str
+    periods: PeriodNumbers | None = None
+    numbers: pd.Series | None = None  # the period numbers, as integers
+
+
+def time_parts(
+    raw: pd.DataFrame, config: PreprocessConfig, source: str
+) -> tuple[pd.DataFrame, TimeParts, list[str]]:
+    """``raw`` without the columns that complete the time column (a time of day, period numbers,
+    a zone), where the timestamps come from, and a note for each column read with them."""
+    time_col, notes = config.time_col, []
+    parts = TimeParts(raw[time_col], f"column {time_col!r}")
+    split = split_timestamp(raw, time_col)
+    if split is not None:
+        companion = ({split.date_column, split.clock_column} - {time_col}).pop()
+        if companion != config.target:
+            parts = TimeParts(
+                split.joined(raw), f"columns {split.date_column!r} + {split.clock_column!r}"
+            )
+            raw = raw.drop(columns=[companion])
+            notes.append(
+                f"{source}: columns {split.date_column!r} (date) and {split.clock_column!r} "
+                "(time of day) read together as the timestamp"
+            )
+    else:
+        periods = period_numbers(raw, time_col, {config.target})
+        if periods is not None:
+            numbers = _text(raw, periods.period_column).astype("int64")
+            parts = TimeParts(parts.times, f"column {time_col!r}", periods, numbers)
+            raw = raw.drop(columns=[periods.period_column])
+            notes.append(f"{source}: dates in column {time_col!r} with {periods.describe()}")
+    zone = zone_column(raw, parts.times, {time_col, config.target})
+    if zone is not None:
+        zones = sorted(set(_text(raw, zone).str.upper()))
+        parts = TimeParts(
+            with_zone(parts.times, raw[zone]),
+            f"{parts.label} + {zone!r}",
+            parts.periods,
+            parts.numbers,
+        )
+        raw = raw.drop(columns=[zone])
+        notes.append(
+            f"{source}: column {zone!r} ({'/'.join(zones)}) read with the timestamps as their "
+            "UTC offsets"
+        )
+    return raw, parts, notes
+
+
+def read_times(
+    parts: TimeParts, config: PreprocessConfig, source: str
+) -> tuple[PreprocessConfig, pd.Series, list[str]]:
+    """The config with the clock zone the time column's name gives (when none is configured),
+    the naive UTC timestamps, and a note on how they were read when not plainly ISO 8601."""
+    clock = config
+    named_zone = zone_named_by(config.time_col) if config.timezone is None else None
+    if named_zone is not None:
+        clock = config.model_copy(update={"timezone": named_zone})
+    named = ""
+    if parts.periods is not None and parts.numbers is not None:
+        dates, how = parse_times(
+            parts.times,
+            source=source,
+            config=config.model_copy(update={"timezone": None}),
+            label=parts.label,
+        )
+        ds = parts.periods.timestamps(parts.numbers, dates, clock.timezone, source)
+        counted = "UTC" if clock.timezone is None else f"{clock.timezone} clock"
+        return (
+            clock,
+            ds,
+            [f"{source}: {parts.label} read as {how}, periods counted from midnight ({counted})"],
+        )
+    ds, how = parse_times(parts.times, source=source, config=clock, label=parts.label)
+    if how == "ISO 8601":
+        return clock, ds, []
+    if named_zone is not None and f"{named_zone} clock time" in how:
+        named = " (the zone named by the column; --timezone overrides)"
+    return clock, ds, [f"{source}: {parts.label} read as {how}{named}"]
