@@ -89,3 +89,11 @@ def test_hash_is_hex_sha256() -> None:
     digest = compute_config_hash(PreprocessConfig(), FINGERPRINT)
     assert len(digest) == 64
     assert int(digest, 16) >= 0
+
+
+def test_column_names_lose_surrounding_spaces_as_the_files_columns_do() -> None:
+    # A name copied from a header with its spaces ("load ") names the column read as "load".
+    spaced = PreprocessConfig(time_col=" ts", target="load ", feature_columns=(" temp",))
+    plain = PreprocessConfig(time_col="ts", target="load", feature_columns=("temp",))
+    assert spaced == plain
+    assert compute_config_hash(spaced, FINGERPRINT) == compute_config_hash(plain, FINGERPRINT)

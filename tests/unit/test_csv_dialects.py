@@ -99,6 +99,46 @@ def test_commas_that_may_be_decimal_ones_stay_an_error() -> None:
         read(data, PreprocessConfig(target="down"))
 
 
+def test_integers_grouped_from_a_thousand_in_a_comma_delimited_file_read_as_thousands() -> None:
+    # EIA-style hourly demand: "987" then "1,234": a writer of decimal commas would have put a
+    # comma in the small value too (and would not quote them in a comma-delimited file).
+    data = b'time,down\n2018-02-05 00:00:00,987\n2018-02-05 01:00:00,"1,234"\n'
+    data += b'2018-02-05 02:00:00,"12,345"\n'
+    out, notes = read(data, PreprocessConfig(target="down"))
+    assert out["down"].tolist() == [987.0, 1234.0, 12345.0]
+    assert "meter.csv: commas grouping thousands read in columns ['down']" in notes
+
+
+@pytest.mark.parametrize(
+    ("first", "delimiter"),
+    [(b'"0,987"', b","), (b"987", b";")],  # a group after a zero; a file that may be decimal
+)
+def test_integers_and_grouped_values_stay_an_error_where_commas_may_be_decimal(
+    first: bytes, delimiter: bytes
+) -> None:
+    rows = [b"2018-02-05 00:00:00" + delimiter + first, b"2018-02-05 01:00:00" + delimiter]
+    rows[1] += b'"1,234"' if delimiter == b"," else b"1,234"
+    rows.append(b"2018-02-05 02:00:00" + delimiter + b"5")
+    data = b"time" + delimiter + b"down\n" + b"\n".join(rows) + b"\n"
+    if delimiter == b";":  # read as decimal commas there: 1.234, never as thousands
+        out, _ = read(data, PreprocessConfig(target="down"))
+        assert out["down"].tolist() == [987.0, 1.234, 5.0]
+        return
+    with pytest.raises(DataValidationError, match="column 'down' is not numeric"):
+        read(data, PreprocessConfig(target="down"))
+
+
+@pytest.mark.parametrize(
+    "date_format", ["%d-%b-%Y %H:%M", "%b %d, %Y %H:%M", "%d %B %Y %H:%M", "%d-%b-%y %H:%M"]
+)
+def test_month_names_in_timestamps(date_format: str) -> None:
+    frame = raw_frame(40, step_s=3600)
+    expected = pd.to_datetime(frame["time"])
+    frame["time"] = expected.dt.strftime(date_format)
+    out, _ = read(to_csv(frame))
+    np.testing.assert_array_equal(out["ds"].to_numpy(), expected.to_numpy())
+
+
 def test_missing_value_markers_are_gaps_and_counted_in_a_note() -> None:
     frame = raw_frame(30).astype({"down": object})
     frame.loc[[3, 4, 5, 9], "down"] = ["-", "n/a", "-", "#N/A"]
@@ -503,3 +543,35 @@ def test_dates_are_calendar_days_whatever_the_zone() -> None:
     hourly = pd.Series(["2016-07-04 00:00", "2016-07-04 01:00"])
     _, clock = parse_timestamps(hourly, "America/Los_Angeles")
     assert clock == "ISO 8601, America/Los_Angeles clock time"
+
+
+@pytest.mark.parametrize(
+    ("cells", "delimiter", "style"),
+    [
+        (["1.5 kW", "2.5 kW", "", "12 kW"], ",", "a unit after every value ('kW')"),
+        (["1,5kWh", "2,5kWh", "", "12kWh"], ";", "decimal commas and a unit after every value"),
+        (["1.5%", "2.5%", "", "12%"], ",", "a unit after every value ('%')"),
+    ],
+)
+def test_a_unit_after_every_value_is_read_as_the_number(
+    cells: list[str], delimiter: str, style: str
+) -> None:
+    times = pd.date_range("2018-02-05", periods=4, freq="h").strftime("%Y-%m-%d %H:%M")
+    frame = pd.DataFrame({"time": times, "down": cells})
+    out, notes = read(written(frame, sep=delimiter), PreprocessConfig(target="down"))
+    np.testing.assert_array_equal(out["down"].to_numpy(), [1.5, 2.5, np.nan, 12.0])
+    assert any(style in note and "columns ['down']" in note for note in notes)
+
+
+def test_values_in_two_units_are_an_error_naming_them() -> None:
+    times = pd.date_range("2018-02-05", periods=3, freq="h").strftime("%Y-%m-%d %H:%M")
+    frame = pd.DataFrame({"time": times, "down": ["900 kW", "1.2 MW", "950 kW"]})
+    with pytest.raises(DataValidationError, match=r"written in 2 units \(kW, MW\): use one"):
+        read(written(frame), PreprocessConfig(target="down"))
+
+
+def test_no_data_markers_of_grid_operators_are_missing() -> None:
+    frame = raw_frame(30).astype({"down": object})
+    frame.loc[[2, 7], "down"] = ["ND", "n/d"]
+    out, _ = read(to_csv(frame))
+    assert out["down"].isna().to_numpy().nonzero()[0].tolist() == [2, 7]

@@ -122,6 +122,18 @@ class PreprocessConfig(FrozenConfig):
     #: off unless asked for (``bench/clock_ab.py``).
     local_clock_lags: bool = False
 
+    @field_validator("time_col", "target")
+    @classmethod
+    def _column_name(cls, value: str) -> str:
+        # Files' column names lose surrounding spaces when read (``csv_text``), so a name copied
+        # from a header with them (``"KWH/hh (per half hour) "``) means that same column.
+        return value.strip()
+
+    @field_validator("feature_columns")
+    @classmethod
+    def _column_names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(name.strip() for name in value)
+
     @field_validator("holidays")
     @classmethod
     def _known_calendar(cls, value: str | None) -> str | None:

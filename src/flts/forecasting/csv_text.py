@@ -4,6 +4,8 @@ Load data comes from meters, SCADA exports and spreadsheets, not only from panda
 rule here accepts one common way of writing the same data, and says what it did in a note, so a
 file is never read differently without the run's notes saying so:
 
+* **Compression.** A gzip, bzip2, xz or single-file zip archive is read decompressed
+  (``compressed``; recognised by its first bytes).
 * **Encoding.** UTF-8 (with or without a byte-order mark), else Windows-1252, else Latin-1.
   Column names lose surrounding spaces (``time ; load`` names ``time`` and ``load``).
 * **Delimiter.** Comma, semicolon, tab or pipe, sniffed from the first lines (Python's
@@ -15,13 +17,16 @@ file is never read differently without the run's notes saying so:
   error there, as does a column mixing other uses of dots and commas (``1.5`` next to ``2,5``).
 * **Commas grouping thousands** (``"1,234.5"``, as English-locale spreadsheets write large
   values): read when every value is a plain number or comma-grouped, and the column shows the
-  commas cannot be decimal ones (a grouped value with a decimal point or two commas, or a decimal
-  point elsewhere in the column).
+  commas cannot be decimal ones (a grouped value with a decimal point or two commas, a decimal
+  point elsewhere in the column, or, in a comma-delimited file, integers under a thousand written
+  without a comma beside grouped ones, none of them ``0,...``).
+* **A unit after every value** (``12.5 kW``, ``3,2 kWh``): read as the number when every value
+  of the column carries the same unit (two units would be two scales: an error).
 * **Missing values** may be written as an empty cell or as a marker: pandas' defaults (``NA``,
   ``n/a``, ``#N/A``, ``null``, ``NaN``, ...), a dash (``-``, ``--``, as reports and grid
   operators' exports write a reading not available), a question mark (``?``, as the UCI
-  repository's data sets write it) and ENTSO-E's ``n/e``. Markers other than
-  empty cells are counted in a note, since a dash means zero in some accounting formats.
+  repository's data sets write it), ``ND`` / ``n/d`` (no data) and ENTSO-E's ``n/e``. Markers
+  other than empty cells are counted in a note, since a dash means zero in some accounting formats.
 * **Timestamps.** ISO 8601 (with or without a UTC offset) first. Otherwise the candidates are
   Unix epoch numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by size;
   only values after 1973, so a row counter is never taken for time), the format pandas infers
@@ -64,6 +69,8 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
+from flts.forecasting.compressed import decompressed
+
 DELIMITERS = ",;\t|"
 #: Bytes of the file the delimiter is sniffed from.
 SNIFF_BYTES = 64 * 1024
@@ -95,10 +102,15 @@ MISSING_MARKERS = frozenset(
         "--",
         "n/e",  # ENTSO-E's "not expected": no value published for that period
         "?",  # as the UCI repository's data sets (household power consumption) write it
+        "nd",  # "non disponible" / "no data", as French and Spanish grid operators write it
+        "n/d",
     }
 )
-#: How a numeric column was written, when not plainly (:func:`numbers_of`).
-NumberStyle = Literal["decimal commas", "commas grouping thousands"]
+#: How a numeric column was written, when not plainly (:func:`numbers_of`): "decimal commas",
+#: "commas grouping thousands", or "a unit after every value ('kW')" (one of those may precede).
+NumberStyle = str
+#: A number followed by a unit (``12.5 kW``, ``3,2kWh``, ``45 %``, ``21.5 °C``).
+_WITH_UNIT = re.compile(r"^([+-]?[\d.,]*\d)\s*([A-Za-z%°µ][A-Za-z0-9%°µ/²³.]*)$")
 #: A UTC offset or ``Z`` at the end of a timestamp.
 _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 #: Epoch values below this many seconds (3 March 1973) are not taken for Unix time.
@@ -130,6 +142,8 @@ class CsvDialect:
     delimiter: str
     #: "utf-8" (a byte-order mark is dropped), else the legacy Windows code page the file is in.
     encoding: str
+    #: "gzip", "bzip2", "xz" or "zip" when the file was compressed (``compressed``), else None.
+    compression: str | None = None
 
 
 def text_encoding(data: bytes) -> str:
@@ -151,8 +165,8 @@ def read_csv_text(
 
     Raises what ``pandas.read_csv`` raises on unreadable input (and ``OSError`` for a path).
     """
-    data = source.read_bytes() if isinstance(source, Path) else source
-    dialect = CsvDialect(sniff_delimiter(data), text_encoding(data))
+    data, compression = decompressed(source.read_bytes() if isinstance(source, Path) else source)
+    dialect = CsvDialect(sniff_delimiter(data), text_encoding(data), compression)
     frame = pd.read_csv(
         io.BytesIO(data),
         sep=dialect.delimiter,
@@ -167,8 +181,8 @@ def read_csv_text(
     return frame, dialect
 
 
-#: A date without a time (``31.01.2016``, ``2016-01-31``, ``1/31/2016``).
-DATE_ONLY = r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"
+#: A date without a time (``31.01.2016``, ``2016-01-31``, ``1/31/2016``, ``01-JAN-2023``).
+DATE_ONLY = r"(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}[ ./-][A-Za-z]{3,9}\.?[ ./-]\d{2,4})"
 #: A time of day without a date (``13:45``, ``13:45:00``, ``1:45 PM``).
 _TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?"
 
@@ -219,16 +233,37 @@ def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, NumberStyle 
     numbers = pd.to_numeric(stripped, errors="coerce").astype("float64")
     if numbers.isna().any():
         present = stripped.where(stripped != "")
+        unit = _one_unit(present)
+        if unit is not None:
+            values, style = numbers_of(present.str.extract(_WITH_UNIT)[0], delimiter)
+            written = f"a unit after every value ({unit!r})"
+            return values, written if style is None else f"{style} and {written}"
         decimal = decimal_comma_numbers(present, delimiter)
         if decimal is not None:
             return decimal.astype("float64"), "decimal commas"
-        grouped = thousands_comma_numbers(present)
+        grouped = thousands_comma_numbers(present, delimiter)
         if grouped is not None:
             return grouped.astype("float64"), "commas grouping thousands"
     return numbers, None
 
 
-def thousands_comma_numbers(text: pd.Series) -> pd.Series | None:
+def units_of(present: pd.Series) -> list[str]:
+    """The units the values of ``present`` (stripped, empty cells as NA) are written with, in
+    order of appearance, when every value is ``<number> <unit>`` (``12.5 kW``), else []."""
+    parts = present.dropna().str.extract(_WITH_UNIT)
+    if parts.empty or parts.isna().any().any():
+        return []
+    return [str(unit) for unit in parts[1].unique()]
+
+
+def _one_unit(present: pd.Series) -> str | None:
+    """The unit every value is written with, when it is one (two units, ``kW`` and ``MW``,
+    would be two scales, not one to leave out)."""
+    units = units_of(present)
+    return units[0] if len(units) == 1 else None
+
+
+def thousands_comma_numbers(text: pd.Series, delimiter: str = ",") -> pd.Series | None:
     """``text`` (stripped, empty cells as NA) with commas grouping thousands, or None when the
     column is not written so or does not show that its commas cannot be decimal ones."""
     present = text.dropna()
@@ -239,9 +274,27 @@ def thousands_comma_numbers(text: pd.Series) -> pd.Series | None:
     if not (grouped | plain).all():
         return None
     dotted = present.str.contains(".", regex=False)
-    if not (dotted.any() or present[grouped].str.count(",").ge(2).any()):
+    if not (
+        dotted.any()
+        or present[grouped].str.count(",").ge(2).any()
+        or _integers_grouped_from_a_thousand(present, grouped, delimiter)
+    ):
         return None  # "1,234" alone: a thousand and more, or one and a quarter
     return pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+
+
+def _integers_grouped_from_a_thousand(
+    present: pd.Series, grouped: pd.Series, delimiter: str
+) -> bool:
+    """Whether a comma-delimited file's column writes integers under a thousand plainly and
+    those above with commas (``"987"``, ``"1,234"``), never a group after a zero (``0,987``): a
+    writer of decimal commas would put its comma in the small values too, and would not have
+    quoted them in a file delimited by commas."""
+    if delimiter != ",":
+        return False
+    small_integers = present[~grouped].str.fullmatch(r"[+-]?\d{1,3}")
+    leading_zero = present[grouped].str.match(r"[+-]?0,")
+    return bool(small_integers.any()) and not bool(leading_zero.any())
 
 
 #: Words a yes/no column is written with (pandas writes booleans as True/False).
@@ -393,8 +446,10 @@ def _written_day_first(text: pd.Series) -> bool:
             warnings.simplefilter("ignore", UserWarning)
             month_first = guess_datetime_format(str(value), dayfirst=False)
             day_first = guess_datetime_format(str(value), dayfirst=True)
-        if month_first is not None and month_first == day_first and "%d" in month_first:
-            return month_first.index("%d") < month_first.index("%m")
+        if month_first is None or month_first != day_first or "%d" not in month_first:
+            continue
+        # A month written as a name (``01-Jan-2023``, ``Jan 1, 2023``) is neither.
+        return "%m" in month_first and month_first.index("%d") < month_first.index("%m")
     return False
 
 

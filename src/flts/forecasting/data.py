@@ -41,6 +41,7 @@ from flts.forecasting.csv_text import (
     numbers_of,
     read_csv_text,
     true_false_flags,
+    units_of,
 )
 from flts.forecasting.day_rows import DayRows, day_rows_layout
 from flts.forecasting.read_hints import did_you_mean, late_header_hint
@@ -90,6 +91,8 @@ def read_csv_with_notes(
     notes.extend(time_notes)
     selected = select_columns(columns, config, source=source)
     delimiter = dialect.delimiter
+    if dialect.compression is not None:
+        notes.append(f"{source}: {dialect.compression}-compressed, read decompressed")
     if dialect.encoding != "utf-8":
         notes.append(f"{source}: not UTF-8, read as {dialect.encoding}")
     if delimiter != ",":
@@ -278,6 +281,9 @@ def _parse_numeric(
     bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
     if len(bad):
         first = int(bad[0])
+        units = units_of(text.where(~empty & text.ne("")))
+        if len(units) > 1:
+            hint = f"; its values are written in {len(units)} units ({', '.join(units)}): use one"
         raise DataValidationError(
             f"{source}: column {column!r} is not numeric "
             f"(line {line_of(first)}: {values.iloc[first]!r}; {len(bad)} such values){hint}"
