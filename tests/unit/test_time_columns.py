@@ -236,3 +236,40 @@ def test_a_wide_file_with_period_numbers_has_no_period_series(tmp_path: Path) ->
         train, test, PreprocessConfig(time_col="SETTLEMENT_DATE", target=WIDE_TARGET)
     )
     assert prepared.spec.step_seconds == 1800
+
+
+def unnamed_first_column_file(rows: int, start: str) -> str:
+    """``"";"MT_001";"MT_002"``: a data set written from its time index, with decimal commas."""
+    times = pd.date_range(start, periods=rows, freq="15min")
+    lines = ['"";"MT_001";"MT_002"']
+    lines += [f'"{t:%Y-%m-%d %H:%M:%S}";"{k % 7},5";"{k % 5}"' for k, t in enumerate(times)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_unnamed_first_column_of_timestamps_is_the_time_column() -> None:
+    data = unnamed_first_column_file(20, "2011-01-01 00:15").encode()
+    config = PreprocessConfig(target="MT_001")  # the default --time-col: no such column
+    out, notes = read_csv_with_notes(data, source="LD.txt", config=config)
+    assert out["ds"].iloc[0] == pd.Timestamp("2011-01-01 00:15")
+    assert out["MT_001"].iloc[1] == 1.5
+    assert any("the first column has no name and holds timestamps" in n for n in notes)
+
+
+def test_an_unnamed_first_column_of_row_numbers_is_not_taken_for_time() -> None:
+    data = b",load,time\n0,1.0,2024-01-01 00:00\n1,2.0,2024-01-01 01:00\n2,3.0,2024-01-01 02:00\n"
+    out, _ = read_csv_with_notes(data, source="x.csv", config=PreprocessConfig(target="load"))
+    assert list(out.columns) == ["ds", "load"]  # the index is ignored, "time" is the time
+    with pytest.raises(DataValidationError, match="time column 'ts' not found"):
+        read_csv_with_notes(
+            data, source="x.csv", config=PreprocessConfig(time_col="ts", target="load")
+        )
+
+
+def test_a_wide_file_with_an_unnamed_time_column_splits_into_its_series(tmp_path: Path) -> None:
+    from flts.cli.fleet_inputs import split_wide_csv
+
+    paths = (tmp_path / "train.csv", tmp_path / "test.csv")
+    paths[0].write_text(unnamed_first_column_file(200, "2011-01-01 00:15"))
+    paths[1].write_text(unnamed_first_column_file(50, "2011-01-03 02:15"))
+    pairs, _, _ = split_wide_csv(*paths, "time", ("all",), tmp_path / "out")
+    assert set(pairs) == {"MT_001", "MT_002"}

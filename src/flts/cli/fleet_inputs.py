@@ -26,7 +26,7 @@ from flts.domain.series import sanitise_all, series_identifier
 from flts.errors import ConfigError, DataValidationError, FltsError
 from flts.forecasting.csv_text import numbers_of, read_csv_text
 from flts.forecasting.day_rows import day_rows_layout
-from flts.forecasting.time_columns import time_companions
+from flts.forecasting.time_columns import time_companions, with_unnamed_time_column
 from flts.run.fleet import FleetSeries
 
 #: Builds the checked preprocess config of one series from its training CSV.
@@ -40,6 +40,9 @@ def _read(path: Path, series_col: str, role: str = "series") -> tuple[pd.DataFra
         frame, dialect = read_csv_text(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
+    unnamed = with_unnamed_time_column(frame, series_col) if role == "time" else None
+    if unnamed is not None:  # an unnamed first column of timestamps is the time column
+        frame = unnamed
     if series_col not in frame.columns:
         raise ConfigError(
             f"{path}: no {role} column {series_col!r} (columns: {', '.join(map(str, frame))})"

@@ -46,7 +46,13 @@ from flts.forecasting.csv_text import (
 from flts.forecasting.day_rows import DayRows, day_rows_layout
 from flts.forecasting.read_hints import did_you_mean, late_header_hint
 from flts.forecasting.spec import TIME_COLUMN
-from flts.forecasting.time_columns import parse_times, read_times, time_parts, timestamp_columns
+from flts.forecasting.time_columns import (
+    parse_times,
+    read_times,
+    time_parts,
+    timestamp_columns,
+    with_unnamed_time_column,
+)
 from flts.forecasting.time_order import check_increasing, line_of
 from flts.forecasting.time_step import TimeStep, infer_step, times_us_of
 from flts.forecasting.windows import runs_of
@@ -71,6 +77,14 @@ def read_csv_with_notes(
         hint = late_header_hint(data, config.time_col)
         reason = str(exc).strip()
         raise DataValidationError(f"{source}: cannot be read as CSV ({reason}){hint}") from exc
+    notes: list[str] = []
+    unnamed = with_unnamed_time_column(raw, config.time_col)
+    if unnamed is not None:
+        raw = unnamed
+        notes.append(
+            f"{source}: the first column has no name and holds timestamps: read as the time "
+            f"column (no column is named {config.time_col!r})"
+        )
     columns = [str(c) for c in raw.columns]
     if config.time_col not in columns:
         raise DataValidationError(
@@ -80,7 +94,6 @@ def read_csv_with_notes(
         )
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")
-    notes: list[str] = []
     layout = day_rows_layout(raw, time_col=config.time_col, target=config.target)
     if layout is not None:
         raw, day_notes = _day_rows_as_series(raw, layout, source, config, dialect.delimiter)

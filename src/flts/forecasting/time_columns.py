@@ -51,6 +51,29 @@ def _text(raw: pd.DataFrame, column: str) -> pd.Series:
     return text
 
 
+#: The name pandas gives a first column whose header cell is empty (R's and pandas' row labels).
+UNNAMED_FIRST = "Unnamed: 0"
+
+
+def with_unnamed_time_column(raw: pd.DataFrame, time_col: str) -> pd.DataFrame | None:
+    """``raw`` with its first column named ``time_col``, when there is no column of that name,
+    the first column's header is empty and its every value is a timestamp (as ``write.csv`` and
+    data sets written from a time index put it: ``"";"MT_001";...``); else None."""
+    if time_col in raw.columns or raw.empty or str(raw.columns[0]) != UNNAMED_FIRST:
+        return None
+    text = _text(raw, UNNAMED_FIRST)
+    if (
+        not text.str.match(_TIMESTAMP_LIKE).all()
+        or pd.to_numeric(text, errors="coerce").notna().any()
+    ):
+        return None
+    try:
+        parsed, _ = parse_timestamps(text)
+    except ValueError:
+        return None
+    return raw.rename(columns={UNNAMED_FIRST: time_col}) if parsed.notna().all() else None
+
+
 def zone_column(raw: pd.DataFrame, times: pd.Series, exclude: set[str]) -> str | None:
     """The one column of ``raw`` (none in ``exclude``) whose every value is a known zone
     abbreviation (``EST``/``EDT``), when the timestamps ``times`` carry no zone of their own."""
