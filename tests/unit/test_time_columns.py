@@ -87,7 +87,7 @@ def test_without_the_zone_a_day_of_50_periods_is_an_error_naming_the_line_and_th
         read(frame, "SETTLEMENT_DATE", "ND")
     message = str(caught.value)
     line = 48 + 48 + 2  # period 49 of the second day; the header is line 1
-    assert f"line {line}: 2023-10-29 numbers period 49" in message
+    assert f"line {line}: period 49 of 2023-10-29 in column 'SETTLEMENT_PERIOD'" in message
     assert "where most days have 48" in message
     assert "--timezone" in message
 

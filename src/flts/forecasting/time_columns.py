@@ -129,41 +129,48 @@ class PeriodNumbers:
         offset = pd.to_timedelta(numbers * self.step_seconds, unit="s")  # an end, or a start
         dates = dates.reset_index(drop=True)
         if timezone is None:
-            self._check_day_lengths(numbers, dates, source)
+            self._check_periods(
+                numbers, dates, pd.Series(self.per_day, numbers.index), None, source
+            )
             naive: pd.Series = dates + offset
             return naive
         midnight = dates.dt.tz_localize(timezone, nonexistent="shift_forward", ambiguous=True)
         day_end = (dates + pd.Timedelta(days=1)).dt.tz_localize(
             timezone, nonexistent="shift_forward", ambiguous=True
         )
-        periods_in_day = ((day_end - midnight).dt.total_seconds() // self.step_seconds).astype(
-            "int64"
-        )
-        too_late = np.flatnonzero((numbers - self.first + 1 > periods_in_day).to_numpy())
-        if len(too_late):
-            i = int(too_late[0])
-            raise DataValidationError(
-                f"{source}: line {line_of(i)}: period {numbers.iloc[i]} of "
-                f"{dates.iloc[i].date()} in column {self.period_column!r} is after the end of "
-                f"that day in {timezone} ({periods_in_day.iloc[i]} periods of "
-                f"{self.step_seconds // 60} min)"
-            )
+        periods_in_day = (day_end - midnight).dt.total_seconds() // self.step_seconds
+        self._check_periods(numbers, dates, periods_in_day.astype("int64"), timezone, source)
         utc: pd.Series = (midnight + offset).dt.tz_convert("UTC").dt.tz_localize(None)
         return utc
 
-    def _check_day_lengths(self, numbers: pd.Series, dates: pd.Series, source: str) -> None:
-        """Without a zone, a day numbering more periods than most (the autumn's repeated hour)
-        cannot be placed: say which and how to name the zone."""
-        last = numbers - self.first + 1
-        over = np.flatnonzero((last > self.per_day).to_numpy())
-        if len(over):
-            i = int(over[0])
+    def _check_periods(
+        self,
+        numbers: pd.Series,
+        dates: pd.Series,
+        periods_in_day: pd.Series,
+        timezone: str | None,
+        source: str,
+    ) -> None:
+        """Every period within its day. Without a zone, a day numbering more periods than most
+        (the autumn's repeated hour) cannot be placed: say which and how to name the zone."""
+        over = np.flatnonzero((numbers - self.first + 1 > periods_in_day).to_numpy())
+        if not len(over):
+            return
+        i = int(over[0])
+        where = (
+            f"{source}: line {line_of(i)}: period {numbers.iloc[i]} of {dates.iloc[i].date()} "
+            f"in column {self.period_column!r}"
+        )
+        if timezone is None:
             raise DataValidationError(
-                f"{source}: line {line_of(i)}: {dates.iloc[i].date()} numbers period "
-                f"{numbers.iloc[i]} in column {self.period_column!r} where most days have "
-                f"{self.per_day}: periods counted through a daylight-saving change; name the "
-                "zone of the clock (`flts run --timezone Europe/London`, config field timezone)"
+                f"{where}, where most days have {self.per_day}: periods counted through a "
+                "daylight-saving change; name the zone of the clock (`flts run --timezone "
+                "Europe/London`, config field timezone)"
             )
+        raise DataValidationError(
+            f"{where} is after the end of that day in {timezone} ({periods_in_day.iloc[i]} "
+            f"periods of {self.step_seconds // 60} min)"
+        )
 
 
 def period_numbers(raw: pd.DataFrame, time_col: str, exclude: set[str]) -> PeriodNumbers | None:
