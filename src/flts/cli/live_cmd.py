@@ -23,6 +23,7 @@ from flts.cli.run_cmd import (
     passed_env,
     run_options,
     shared_preprocess_config,
+    split_lone_train,
 )
 
 #: Service settings `flts live` passes through from its own environment (see LiveSettings).
@@ -33,7 +34,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     from flts.datasets import bundled_test_csv, bundled_train_csv
 
     parser.add_argument("--train", type=Path, default=None, help="A: CSV to train on")
-    parser.add_argument("--test", type=Path, default=None, help="B: CSV replayed as observations")
+    parser.add_argument(
+        "--test",
+        type=Path,
+        default=None,
+        help="B: CSV replayed as observations (default: with --train, its latest "
+        "--test-fraction; without, bundled PobleSec_test)",
+    )
     parser.add_argument(
         "--speed",
         type=float,
@@ -67,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
 
     identifier = args.identifier or "flts-live-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = (args.run_dir or Path("runs") / identifier).resolve()
-    train = (args.train or args.default_train()).resolve()
-    replay = (args.test or args.default_test()).resolve()
     try:
+        note = split_lone_train(args, run_dir)  # --train alone: its latest part is B
+        if note is not None:
+            print(f"flts live: {note}", file=sys.stderr)
+        train = (args.train or args.default_train()).resolve()
+        replay = (args.test or args.default_test()).resolve()
         config = shared_preprocess_config(args)
         # Both files as ISO-UTC (with a Z, so the run's config keeps its zone for the holiday
         # days without shifting them again), comma-delimited plain numbers from here on (the

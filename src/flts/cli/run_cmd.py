@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from flts.cli.fleet_cmd import is_fleet, parse_replicas, run_fleet
-from flts.cli.run_inputs import column_list, run_config, validate_inputs
+from flts.cli.run_inputs import (
+    DEFAULT_TEST_FRACTION,
+    column_list,
+    run_config,
+    split_off_test,
+    validate_inputs,
+)
 from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType, PreprocessConfig
 
 if TYPE_CHECKING:
@@ -97,7 +103,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--train", type=Path, default=None, help="training CSV (default: bundled PobleSec)"
     )
     parser.add_argument(
-        "--test", type=Path, default=None, help="test CSV (default: bundled PobleSec_test)"
+        "--test",
+        type=Path,
+        default=None,
+        help="test CSV (default: with --train, the latest --test-fraction of --train's "
+        "timestamps; without, bundled PobleSec_test)",
     )
     parser.add_argument(
         "--horizon", type=_positive, default=None, help="steps to forecast from each origin"
@@ -144,6 +154,13 @@ def add_shared_arguments(parser: argparse.ArgumentParser, *, default_models: str
     """The options every command that runs the pipeline takes (``flts run``, ``flts live``),
     read back by :func:`run_options`."""
     parser.add_argument("--time-col", default="time", help="timestamp column (default: time)")
+    parser.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        default=DEFAULT_TEST_FRACTION,
+        help="share of a lone --train file's timestamps held out as the test period when no "
+        f"--test is given (default {DEFAULT_TEST_FRACTION})",
+    )
     parser.add_argument(
         "--timezone",
         default=None,
@@ -209,6 +226,33 @@ def _positive(text: str) -> int:
     return value
 
 
+def split_lone_train(args: argparse.Namespace, run_dir: Path) -> str | None:
+    """With ``--train`` and no ``--test``: ``args.train`` and ``args.test`` become the file's
+    training and test periods (``split_off_test``, written under ``run_dir/inputs``) and the
+    note saying so is returned; None when there is nothing to split. ConfigError for a
+    directory of series, DataValidationError for a file that cannot be split."""
+    from flts.errors import ConfigError
+
+    if args.train is None or args.test is not None:
+        return None
+    if args.train.is_dir():
+        raise ConfigError(f"{args.train}: a directory of series needs --test (a directory too)")
+    args.train, args.test, note = split_off_test(
+        args.train, args.time_col, args.test_fraction, run_dir / "inputs"
+    )
+    return note
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
 def _levels(text: str) -> tuple[int, ...]:
     try:
         levels = tuple(int(part) for part in text.split(",") if part.strip())
@@ -271,6 +315,13 @@ def run(args: argparse.Namespace) -> int:
     from flts.run.pipeline import PipelineFailed
 
     identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    try:
+        note = split_lone_train(args, (args.run_dir or Path("runs") / identifier).resolve())
+    except FltsError as exc:
+        print(f"flts run: input rejected before starting anything: {exc}", file=sys.stderr)
+        return 1
+    if note is not None:
+        print(f"flts run: {note}", file=sys.stderr)
     if is_fleet(args):
         return run_fleet(args, identifier)
     if args.global_model:

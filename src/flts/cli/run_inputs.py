@@ -1,4 +1,5 @@
-"""`flts run` inputs: the preprocess config from flags, and the CSV check before any service.
+"""`flts run` inputs: the preprocess config from flags, the CSV check before any service, and
+a lone file split in time into training and test periods (no --test given).
 
 The check runs the preprocess stage's own code (``prepare_datasets``) on the user's files, named
 as the user gave them, so a bad file fails in seconds with the file's own name instead of after
@@ -10,12 +11,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from flts.domain.config import PreprocessConfig
 from flts.errors import ConfigError, DataValidationError
-from flts.forecasting.csv_text import read_csv_text
+from flts.forecasting.csv_text import parse_timestamps, read_csv_text
 from flts.forecasting.prepare import PreparedData, prepare_datasets
+from flts.forecasting.read_hints import did_you_mean
+from flts.forecasting.time_columns import with_unnamed_time_column
+from flts.forecasting.time_order import line_of
 
 
 def column_list(text: str) -> tuple[str, ...]:
@@ -77,3 +82,57 @@ def validate_inputs(train_csv: Path, test_csv: Path, config: PreprocessConfig) -
         train_source=str(train_csv),
         test_source=str(test_csv),
     )
+
+
+#: The share of a lone file's distinct timestamps held out as the test period (no --test given).
+DEFAULT_TEST_FRACTION = 0.2
+
+
+def split_off_test(
+    train_csv: Path, time_col: str, fraction: float, out_dir: Path
+) -> tuple[Path, Path, str]:
+    """One file as a training file and a test file, split in time: every row at or after the
+    timestamp that leaves the latest ``fraction`` of the file's distinct timestamps is test,
+    whatever series it belongs to (long, wide and day-per-row files alike), rows kept in file
+    order and cells as written. Returns the two files' paths (in ``out_dir``) and a note.
+
+    DataValidationError when the time column is missing or not all timestamps."""
+    try:
+        raw, dialect = read_csv_text(train_csv)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{train_csv}: cannot be read as CSV ({exc})") from exc
+    unnamed = with_unnamed_time_column(raw, time_col)
+    raw = raw if unnamed is None else unnamed
+    columns = [str(c) for c in raw.columns]
+    if time_col not in columns:
+        raise DataValidationError(
+            f"{train_csv}: time column {time_col!r} not found, so no test period can be split "
+            f"off (or give --test); columns are {columns}"
+            + did_you_mean(time_col, columns, "--time-col")
+        )
+    times, _ = parse_timestamps(raw[time_col].str.strip())
+    unparsed = np.flatnonzero(times.isna().to_numpy())
+    if len(unparsed):
+        raise DataValidationError(
+            f"{train_csv}: {len(unparsed)} values of column {time_col!r} cannot be parsed as "
+            f"timestamps (first at line {line_of(int(unparsed[0]))}), so no test period can be "
+            "split off: give --test"
+        )
+    distinct = np.sort(times.unique())
+    if len(distinct) < 2:
+        raise DataValidationError(f"{train_csv}: one timestamp only: nothing to split off")
+    cut = distinct[min(len(distinct) - 1, max(1, round(len(distinct) * (1 - fraction))))]
+    is_test = (times >= cut).to_numpy()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = train_csv.name.split(".")[0] or "input"
+    paths = out_dir / f"{stem}.train.csv", out_dir / f"{stem}.test.csv"
+    raw.loc[~is_test].to_csv(paths[0], index=False, sep=dialect.delimiter)
+    raw.loc[is_test].to_csv(paths[1], index=False, sep=dialect.delimiter)
+    first_test = raw[time_col].iloc[int(np.flatnonzero((times == cut).to_numpy())[0])].strip()
+    note = (
+        f"no --test given: the rows of {train_csv.name} from {first_test!r} on "
+        f"({int(is_test.sum())} of {len(raw)} rows, the latest {fraction:.0%} of its timestamps)"
+        f" are the test period, the earlier ones the training period (--test-fraction; written "
+        f"to {out_dir})"
+    )
+    return paths[0], paths[1], note
