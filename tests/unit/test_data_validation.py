@@ -171,7 +171,8 @@ def test_unsorted_timestamps() -> None:
         read(to_csv(frame))
     assert str(err.value) == (
         "train.csv: timestamps not sorted at lines 10-11 "
-        "(2018-02-05 00:08:00 after 2018-02-05 00:09:00)"
+        "(2018-02-05 00:08:00 after 2018-02-05 00:09:00); if the rows are only out of order, "
+        "`flts run --sort-rows` sorts them"
     )
 
 

@@ -86,3 +86,50 @@ def test_the_fraction_is_between_zero_and_one(text: str) -> None:
 
     with pytest.raises(argparse.ArgumentTypeError):
         _fraction(text)
+
+
+def test_rows_out_of_order_are_sorted_by_time_stably(tmp_path: Path) -> None:
+    from flts.cli.run_inputs import sorted_by_time
+
+    frame = hourly(48)
+    days = [frame.iloc[24:], frame.iloc[:24]]  # a day-block export: the later day first
+    source = write(tmp_path / "blocks.csv", pd.concat(days))
+    path, note = sorted_by_time(source, "time", tmp_path / "inputs", "train")
+    assert path.name == "blocks.train.sorted.csv"
+    assert pd.read_csv(path)["time"].tolist() == frame["time"].tolist()
+    assert note is not None
+    assert "rows of blocks.csv sorted by time (48 of 48 rows moved" in note
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_rows_in_order_are_left_as_they_are(tmp_path: Path, newest_first: bool) -> None:
+    from flts.cli.run_inputs import sorted_by_time
+
+    frame = hourly(30)
+    source = write(tmp_path / "x.csv", frame.iloc[::-1] if newest_first else frame)
+    assert sorted_by_time(source, "time", tmp_path / "inputs", "train") == (source, None)
+
+
+def test_sort_rows_then_split_a_lone_file(tmp_path: Path) -> None:
+    from flts.cli.run_cmd import prepare_input_files
+
+    frame = hourly(100)
+    source = write(tmp_path / "x.csv", pd.concat([frame.iloc[50:], frame.iloc[:50]]))
+    args = argparse.Namespace(
+        train=source, test=None, sort_rows=True, time_col="time", test_fraction=0.2
+    )
+    notes = prepare_input_files(args, tmp_path / "run")
+    assert len(notes) == 2
+    assert pd.read_csv(args.test)["time"].tolist() == frame["time"].iloc[80:].tolist()
+    assert pd.read_csv(args.train)["time"].tolist() == frame["time"].iloc[:80].tolist()
+
+
+def test_a_directory_of_series_needs_a_test_directory(tmp_path: Path) -> None:
+    from flts.cli.run_cmd import prepare_input_files
+    from flts.errors import ConfigError
+
+    args = argparse.Namespace(
+        train=tmp_path, test=None, sort_rows=False, time_col="time", test_fraction=0.2
+    )
+    with pytest.raises(ConfigError, match="needs --test"):
+        prepare_input_files(args, tmp_path / "run")

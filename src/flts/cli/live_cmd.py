@@ -21,9 +21,9 @@ from flts.cli.run_cmd import (
     _raise_interrupt,
     add_shared_arguments,
     passed_env,
+    prepare_input_files,
     run_options,
     shared_preprocess_config,
-    split_lone_train,
 )
 
 #: Service settings `flts live` passes through from its own environment (see LiveSettings).
@@ -75,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     identifier = args.identifier or "flts-live-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = (args.run_dir or Path("runs") / identifier).resolve()
     try:
-        note = split_lone_train(args, run_dir)  # --train alone: its latest part is B
-        if note is not None:
+        for note in prepare_input_files(args, run_dir):  # --train alone: its latest part is B
             print(f"flts live: {note}", file=sys.stderr)
         train = (args.train or args.default_train()).resolve()
         replay = (args.test or args.default_test()).resolve()

@@ -19,6 +19,7 @@ from flts.cli.run_inputs import (
     DEFAULT_TEST_FRACTION,
     column_list,
     run_config,
+    sorted_by_time,
     split_off_test,
     validate_inputs,
 )
@@ -155,6 +156,12 @@ def add_shared_arguments(parser: argparse.ArgumentParser, *, default_models: str
     read back by :func:`run_options`."""
     parser.add_argument("--time-col", default="time", help="timestamp column (default: time)")
     parser.add_argument(
+        "--sort-rows",
+        action="store_true",
+        help="sort each file's rows by time first (rows of one time keep their order); "
+        "without it, rows out of order are an error naming the lines",
+    )
+    parser.add_argument(
         "--test-fraction",
         type=_fraction,
         default=DEFAULT_TEST_FRACTION,
@@ -226,21 +233,35 @@ def _positive(text: str) -> int:
     return value
 
 
-def split_lone_train(args: argparse.Namespace, run_dir: Path) -> str | None:
-    """With ``--train`` and no ``--test``: ``args.train`` and ``args.test`` become the file's
-    training and test periods (``split_off_test``, written under ``run_dir/inputs``) and the
-    note saying so is returned; None when there is nothing to split. ConfigError for a
-    directory of series, DataValidationError for a file that cannot be split."""
+def prepare_input_files(args: argparse.Namespace, run_dir: Path) -> list[str]:
+    """Rewrite the input files as the options ask, under ``run_dir/inputs``, pointing
+    ``args.train``/``args.test`` at the rewritten ones, and return notes saying what was done:
+    ``--sort-rows`` sorts each file's rows by time (``sorted_by_time``); ``--train`` without
+    ``--test`` splits the file in time (``split_off_test``). ConfigError for a directory of
+    series without ``--test``, DataValidationError for a file that cannot be sorted or split."""
     from flts.errors import ConfigError
 
-    if args.train is None or args.test is not None:
-        return None
-    if args.train.is_dir():
-        raise ConfigError(f"{args.train}: a directory of series needs --test (a directory too)")
-    args.train, args.test, note = split_off_test(
-        args.train, args.time_col, args.test_fraction, run_dir / "inputs"
-    )
-    return note
+    notes: list[str] = []
+    inputs = run_dir / "inputs"
+    if args.train is not None and args.train.is_dir():
+        if args.test is None:
+            raise ConfigError(f"{args.train}: a directory of series needs --test (a directory too)")
+        if args.sort_rows:
+            raise ConfigError("--sort-rows sorts a file's rows, not a directory's files")
+        return notes
+    if args.sort_rows:
+        for role in ("train", "test"):
+            path = getattr(args, role)
+            if path is not None:
+                path, note = sorted_by_time(path, args.time_col, inputs, role)
+                setattr(args, role, path)
+                notes.extend([] if note is None else [note])
+    if args.train is not None and args.test is None:
+        args.train, args.test, note = split_off_test(
+            args.train, args.time_col, args.test_fraction, inputs
+        )
+        notes.append(note)
+    return notes
 
 
 def _fraction(text: str) -> float:
@@ -316,11 +337,11 @@ def run(args: argparse.Namespace) -> int:
 
     identifier = args.identifier or "flts-run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
-        note = split_lone_train(args, (args.run_dir or Path("runs") / identifier).resolve())
+        notes = prepare_input_files(args, (args.run_dir or Path("runs") / identifier).resolve())
     except FltsError as exc:
         print(f"flts run: input rejected before starting anything: {exc}", file=sys.stderr)
         return 1
-    if note is not None:
+    for note in notes:
         print(f"flts run: {note}", file=sys.stderr)
     if is_fleet(args):
         return run_fleet(args, identifier)

@@ -88,6 +88,36 @@ def validate_inputs(train_csv: Path, test_csv: Path, config: PreprocessConfig) -
 DEFAULT_TEST_FRACTION = 0.2
 
 
+def _timed_rows(path: Path, time_col: str, why: str) -> tuple[pd.DataFrame, str, pd.Series]:
+    """Every cell of ``path`` as text, its delimiter, and its timestamps (as read without a
+    zone: enough to order rows). DataValidationError, ending with ``why`` (what cannot be done
+    then), when the time column is missing or holds a value that is no timestamp."""
+    try:
+        raw, dialect = read_csv_text(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
+    unnamed = with_unnamed_time_column(raw, time_col)
+    raw = raw if unnamed is None else unnamed
+    columns = [str(c) for c in raw.columns]
+    if time_col not in columns:
+        raise DataValidationError(
+            f"{path}: time column {time_col!r} not found, {why}; columns are {columns}"
+            + did_you_mean(time_col, columns, "--time-col")
+        )
+    times, _ = parse_timestamps(raw[time_col].str.strip())
+    unparsed = np.flatnonzero(times.isna().to_numpy())
+    if len(unparsed):
+        raise DataValidationError(
+            f"{path}: {len(unparsed)} values of column {time_col!r} cannot be parsed as "
+            f"timestamps (first at line {line_of(int(unparsed[0]))}), {why}"
+        )
+    return raw, dialect.delimiter, times
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".")[0] or "input"
+
+
 def split_off_test(
     train_csv: Path, time_col: str, fraction: float, out_dir: Path
 ) -> tuple[Path, Path, str]:
@@ -97,37 +127,17 @@ def split_off_test(
     order and cells as written. Returns the two files' paths (in ``out_dir``) and a note.
 
     DataValidationError when the time column is missing or not all timestamps."""
-    try:
-        raw, dialect = read_csv_text(train_csv)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataValidationError(f"{train_csv}: cannot be read as CSV ({exc})") from exc
-    unnamed = with_unnamed_time_column(raw, time_col)
-    raw = raw if unnamed is None else unnamed
-    columns = [str(c) for c in raw.columns]
-    if time_col not in columns:
-        raise DataValidationError(
-            f"{train_csv}: time column {time_col!r} not found, so no test period can be split "
-            f"off (or give --test); columns are {columns}"
-            + did_you_mean(time_col, columns, "--time-col")
-        )
-    times, _ = parse_timestamps(raw[time_col].str.strip())
-    unparsed = np.flatnonzero(times.isna().to_numpy())
-    if len(unparsed):
-        raise DataValidationError(
-            f"{train_csv}: {len(unparsed)} values of column {time_col!r} cannot be parsed as "
-            f"timestamps (first at line {line_of(int(unparsed[0]))}), so no test period can be "
-            "split off: give --test"
-        )
+    why = "so no test period can be split off (or give --test)"
+    raw, delimiter, times = _timed_rows(train_csv, time_col, why)
     distinct = np.sort(times.unique())
     if len(distinct) < 2:
-        raise DataValidationError(f"{train_csv}: one timestamp only: nothing to split off")
+        raise DataValidationError(f"{train_csv}: one timestamp only, {why}")
     cut = distinct[min(len(distinct) - 1, max(1, round(len(distinct) * (1 - fraction))))]
     is_test = (times >= cut).to_numpy()
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = train_csv.name.split(".")[0] or "input"
-    paths = out_dir / f"{stem}.train.csv", out_dir / f"{stem}.test.csv"
-    raw.loc[~is_test].to_csv(paths[0], index=False, sep=dialect.delimiter)
-    raw.loc[is_test].to_csv(paths[1], index=False, sep=dialect.delimiter)
+    paths = out_dir / f"{_stem(train_csv)}.train.csv", out_dir / f"{_stem(train_csv)}.test.csv"
+    raw.loc[~is_test].to_csv(paths[0], index=False, sep=delimiter)
+    raw.loc[is_test].to_csv(paths[1], index=False, sep=delimiter)
     first_test = raw[time_col].iloc[int(np.flatnonzero((times == cut).to_numpy())[0])].strip()
     note = (
         f"no --test given: the rows of {train_csv.name} from {first_test!r} on "
@@ -136,3 +146,20 @@ def split_off_test(
         f"to {out_dir})"
     )
     return paths[0], paths[1], note
+
+
+def sorted_by_time(csv: Path, time_col: str, out_dir: Path, role: str) -> tuple[Path, str | None]:
+    """``csv`` with its rows in time order (a stable sort: rows of one time keep their order,
+    as the hour repeated in autumn and several series need), written to ``out_dir`` as
+    ``<stem>.<role>.sorted.csv`` with its cells as read, and a note; ``csv`` itself and None
+    when its rows are in order already (oldest or newest first)."""
+    raw, delimiter, times = _timed_rows(csv, time_col, "so its rows cannot be sorted")
+    steps = times.diff().iloc[1:]
+    if (steps >= pd.Timedelta(0)).all() or (steps < pd.Timedelta(0)).all():
+        return csv, None
+    order = np.argsort(times.to_numpy(), kind="stable")
+    moved = int((order != np.arange(len(order))).sum())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{_stem(csv)}.{role}.sorted.csv"
+    raw.iloc[order].to_csv(path, index=False, sep=delimiter)
+    return path, f"rows of {csv.name} sorted by time ({moved} of {len(raw)} rows moved; {path})"

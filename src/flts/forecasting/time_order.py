@@ -86,7 +86,8 @@ def check_increasing(
         )
     raise DataValidationError(
         f"{source}: timestamps not sorted at lines {line_of(i - 1)}-{line_of(i)} "
-        f"({after} after {before}){hint}"
+        f"({after} after {before})"
+        + (hint or "; if the rows are only out of order, `flts run --sort-rows` sorts them")
     )
 
 
