@@ -273,3 +273,16 @@ def test_a_wide_file_with_an_unnamed_time_column_splits_into_its_series(tmp_path
     paths[1].write_text(unnamed_first_column_file(50, "2011-01-03 02:15"))
     pairs, _, _ = split_wide_csv(*paths, "time", ("all",), tmp_path / "out")
     assert set(pairs) == {"MT_001", "MT_002"}
+
+
+def test_integer_series_ids_listed_per_date_are_not_read_as_periods() -> None:
+    days = pd.date_range("2024-01-01", periods=5, freq="D")
+    frame = pd.DataFrame(
+        {
+            "date": np.repeat(days.strftime("%Y-%m-%d"), 48),
+            "store": np.tile(np.arange(1, 49), 5),  # 48 stores: as many as half hours in a day
+            "sales": np.arange(240.0),
+        }
+    )
+    with pytest.raises(DataValidationError, match="--series-col store"):
+        read(frame, "date", "sales")

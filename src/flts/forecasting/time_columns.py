@@ -7,8 +7,9 @@ pair is ``csv_text.split_timestamp``). The others recognised here, each with a n
   it): a column whose every value is a zone abbreviation ``csv_text`` knows is read with the
   timestamps as their UTC offsets, so the autumn's repeated hour is told apart.
 * **Period numbers** (``SETTLEMENT_DATE,SETTLEMENT_PERIOD`` with 1..48, ``Date,Hour`` with 1..24
-  or 0..23): when the time column holds dates only and exactly one integer column counts up
-  within each date and starts again at the next, period *k* of a day of *N* is *k* x (24 h / *N*)
+  or 0..23): when the time column holds dates only and exactly one integer column, named as a
+  period (``period``, ``hour``, ``HE``, ``interval``, ``slot``, ``block``, ...), counts up within
+  each date and starts again at the next, period *k* of a day of *N* is *k* x (24 h / *N*)
   after midnight. Counting from 1, that is the period's end, as hour-ending columns are read
   (``day_rows``: hour *k* is ``k:00``; the last period is the next midnight); counting from 0,
   its start. *N* is the count most days have; a day with more periods (the autumn's 50 half hours)
@@ -42,6 +43,12 @@ from flts.forecasting.time_order import line_of
 _DAY_SECONDS = 86_400
 _OFFSET_AT_END = r"(?:Z|[+-]\d\d:?\d\d)$"
 _PERIOD_NUMBER = re.compile(r"^\d{1,3}$")
+#: A column name that says it numbers periods of a day (``SETTLEMENT_PERIOD``, ``Hour``, ``HE``,
+#: ``Interval``, ``Time Block``): integer ids of series listed per date (``store 1..48``) would
+#: otherwise read as half hours.
+_PERIOD_NAME = re.compile(
+    r"period|hour|interval|slot|block|settlement|quarter|^(?:he|hh|qh|hr)\b", re.IGNORECASE
+)
 #: A value that may be a timestamp: digits joined by date or time separators (not a plain number).
 _TIMESTAMP_LIKE = re.compile(r"^\d[\d\s./:T+-]*[./:T-][\d\s./:T+Z-]*$")
 
@@ -186,7 +193,7 @@ def period_numbers(raw: pd.DataFrame, time_col: str, exclude: set[str]) -> Perio
         if name == time_col or name in exclude:
             continue
         text = _text(raw, name)
-        if not text.str.fullmatch(_PERIOD_NUMBER).all():
+        if not _PERIOD_NAME.search(name) or not text.str.fullmatch(_PERIOD_NUMBER).all():
             continue
         layout = _numbering(text.astype("int64"), day, time_col, name)
         if layout is not None:
