@@ -6,7 +6,9 @@ test_forecaster_conformance.py.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ from _synthetic import synthetic_problem
 from flts.domain.config import ModelType, TrainConfig
 from flts.forecasting.models import create_forecaster
 from flts.forecasting.models import lag_features as lf
+from flts.forecasting.models.lag_regression import META_FILE
 from flts.forecasting.time_step import TimeStep
 
 CONFIG = TrainConfig(seed=3, torch_threads=1)
@@ -77,3 +80,56 @@ def test_beats_persistence_on_a_seasonal_series(model_type: ModelType) -> None:
     model.fit(p.train)
     mae = np.mean(np.abs(model.predict(frame, origins) - actual))
     assert mae < 0.7 * persistence
+
+
+def test_lightgbm_reads_sixteen_recent_lags_within_the_seasonal_history() -> None:
+    p = synthetic_problem(horizon=2)  # a daily season of 24 rows
+    lightgbm = create_forecaster(ModelType.LIGHTGBM, p.spec, CONFIG)
+    linear = create_forecaster(ModelType.LINEAR, p.spec, CONFIG)
+    lightgbm.fit(p.train)
+    linear.fit(p.train)
+    assert lightgbm._recent == tuple(range(1, 17))  # type: ignore[attr-defined]
+    assert linear._recent == lf.TARGET_LAGS  # type: ignore[attr-defined]
+    assert lightgbm.min_history == linear.min_history == 24  # the same scored origins
+    assert lf.recent_lags((7,), 16) == tuple(range(1, 8))  # daily data, a weekly season
+
+
+def test_a_lightgbm_model_saved_before_recent_lags_were_recorded_reads_three(
+    tmp_path: Path,
+) -> None:
+    p = synthetic_problem(horizon=2)
+    model = create_forecaster(ModelType.LIGHTGBM, p.spec, CONFIG)
+    model.fit(p.train)
+    model.save(tmp_path)
+    meta_path = tmp_path / META_FILE
+    meta = json.loads(meta_path.read_text())
+    assert meta["recent_lags"] == list(range(1, 17))
+    assert meta["regressor"]["objective"] in ("l2", "l1")
+    del meta["recent_lags"], meta["regressor"]["objective"]
+    meta_path.write_text(json.dumps(meta))
+    old = create_forecaster(ModelType.LIGHTGBM, p.spec, CONFIG)
+    old.load(tmp_path)
+    assert old._recent == lf.TARGET_LAGS  # type: ignore[attr-defined]
+    assert old._objective == "l2"  # type: ignore[attr-defined]
+
+
+def spiky_series(rows: int, seed: int) -> np.ndarray:
+    """A daily cycle plus rare large spikes (an appliance switched on): changes with heavy
+    tails, where the median change is the better forecast for the MAE."""
+    rng = np.random.default_rng(seed)
+    base = 10 + 3 * np.sin(2 * np.pi * np.arange(rows) / 24) + rng.normal(0, 0.2, rows)
+    return base + (rng.random(rows) < 0.1) * rng.exponential(8.0, rows)
+
+
+@pytest.mark.parametrize(
+    ("values", "objective"),
+    [(spiky_series(1440, 1), "l1"), (10 + 3 * np.sin(2 * np.pi * np.arange(1440) / 24), "l2")],
+)
+def test_lightgbm_keeps_the_loss_with_the_lower_validation_mae(
+    values: np.ndarray, objective: str
+) -> None:
+    p = synthetic_problem(n_rows=1440, n_train=1200, horizon=1)
+    train = p.train.assign(down=values[: len(p.train)])
+    model = create_forecaster(ModelType.LIGHTGBM, p.spec, CONFIG)
+    model.fit(train)
+    assert model._objective == objective  # type: ignore[attr-defined]

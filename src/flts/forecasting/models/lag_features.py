@@ -4,7 +4,8 @@ For origin ``i`` (the first unobserved row) and horizon step ``k`` (0-based, tar
 ``t = i + k``) the design row holds, all in the target's scaled units:
 
 * ``y[i-1]``, the last observed value (the level);
-* ``y[i-2] - y[i-1]`` and ``y[i-3] - y[i-1]`` (the recent slope);
+* ``y[i-2] - y[i-1]`` and ``y[i-3] - y[i-1]`` (the recent slope; LightGBM reads further back,
+  ``y[i-j] - y[i-1]`` for ``j`` up to 16 rows within the lag history, ``recent_lags``);
 * for each seasonal period ``S``: ``y[t-S-1]``, ``y[t-S]``, ``y[t-S+1]`` minus ``y[i-1]`` (the
   same time one season before the *target* and its neighbours). A neighbour that would fall at or
   after the origin (only when ``k >= S - 1``) is read at ``i - 1`` instead, so nothing unobserved
@@ -84,6 +85,13 @@ def history_needed(periods: tuple[int, ...]) -> int:
     return max([max(TARGET_LAGS), *periods])
 
 
+def recent_lags(periods: tuple[int, ...], most: int) -> tuple[int, ...]:
+    """Target lags ``1..most`` before the origin, as far as the seasonal lags' history reaches
+    (a model reading further back would need more history, so fewer origins than the models it
+    is compared with)."""
+    return tuple(range(1, min(most, history_needed(periods)) + 1))
+
+
 @dataclass(frozen=True)
 class ScaledSeries:
     """The scaled target and covariates of one frame (rows in frame order)."""
@@ -151,12 +159,16 @@ def calendar(seconds: np.ndarray, step: TimeStep) -> list[np.ndarray]:
 
 
 def n_features(
-    periods: tuple[int, ...], n_covariates: int, with_calendar: bool, with_holidays: bool = False
+    periods: tuple[int, ...],
+    n_covariates: int,
+    with_calendar: bool,
+    with_holidays: bool = False,
+    recent: tuple[int, ...] = TARGET_LAGS,
 ) -> int:
     n_calendar = 4 if with_calendar else 0
     n_holidays = 1 + len(periods) if with_holidays else 0
     seasonal = len(periods) * len(SEASON_OFFSETS)
-    return len(TARGET_LAGS) + seasonal + n_covariates + n_calendar + n_holidays + 1
+    return len(recent) + seasonal + n_covariates + n_calendar + n_holidays + 1
 
 
 def design(
@@ -166,12 +178,14 @@ def design(
     periods: tuple[int, ...],
     with_calendar: bool = False,
     holidays: HolidayInputs | None = None,
+    recent: tuple[int, ...] = TARGET_LAGS,
 ) -> np.ndarray:
-    """Design matrix (len(origins), n_features) for horizon step ``step`` (0-based)."""
+    """Design matrix (len(origins), n_features) for horizon step ``step`` (0-based); ``recent``:
+    the target lags before the origin (1, the level, first)."""
     y = series.target
     last = y[origins - 1]
     columns: list[np.ndarray] = [last]
-    columns.extend(y[origins - lag] - last for lag in TARGET_LAGS[1:])
+    columns.extend(y[origins - lag] - last for lag in recent[1:])
     latest = origins - 1
     for period in periods:
         shift = clock_shift(series, origins, step, period)

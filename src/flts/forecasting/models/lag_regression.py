@@ -52,10 +52,13 @@ class LagRegressionForecaster(Forecaster):
     #: a holiday changes the load's shape through the day, which a tree can follow but one
     #: additive weight cannot (see ``public_holidays``).
     with_holidays: ClassVar[bool] = False
+    #: How far back the target lags before the origin reach (``lag_features.recent_lags``).
+    recent_most: ClassVar[int] = len(lf.TARGET_LAGS)
 
     def __init__(self, spec: ForecastSpec, train_config: TrainConfig | None = None) -> None:
         super().__init__(spec, train_config)
         self._periods: tuple[int, ...] = lf.spec_periods(spec)
+        self._recent: tuple[int, ...] = lf.TARGET_LAGS
         self._covariates: tuple[str, ...] = lf.covariate_columns(spec)
         self._holidays = lf.HolidayInputs.of(spec) if self.with_holidays else None
         self._fitted = False
@@ -88,6 +91,7 @@ class LagRegressionForecaster(Forecaster):
                 n_rows,
             )
         self._periods = periods
+        self._recent = lf.recent_lags(periods, self.recent_most)
         series = lf.ScaledSeries.from_frame(
             train, self.spec, self._covariates, n_rows, _checked_mask(unobserved, n_rows, name)
         )
@@ -122,12 +126,24 @@ class LagRegressionForecaster(Forecaster):
         return self.spec.scaler.inverse_column(self.spec.target, out)
 
     def _design(self, series: lf.ScaledSeries, origins: np.ndarray, step: int) -> np.ndarray:
-        return lf.design(series, origins, step, self._periods, self.with_calendar, self._holidays)
+        return lf.design(
+            series,
+            origins,
+            step,
+            self._periods,
+            self.with_calendar,
+            self._holidays,
+            self._recent,
+        )
 
     def _width(self) -> int:
         n_covariates = len(self._covariates)
         return lf.n_features(
-            self._periods, n_covariates, self.with_calendar, self._holidays is not None
+            self._periods,
+            n_covariates,
+            self.with_calendar,
+            self._holidays is not None,
+            self._recent,
         )
 
     # -- the regressor -------------------------------------------------------------------
@@ -152,7 +168,11 @@ class LagRegressionForecaster(Forecaster):
     # -- persistence ---------------------------------------------------------------------
     def _save_state(self, directory: Path) -> None:
         require_fitted(self._fitted, self.model_type.value)
-        meta = {"periods": list(self._periods), "covariates": list(self._covariates)}
+        meta = {
+            "periods": list(self._periods),
+            "covariates": list(self._covariates),
+            "recent_lags": list(self._recent),
+        }
         meta["regressor"] = self._state()  # type: ignore[assignment]
         self._write_files(directory)
         (directory / META_FILE).write_text(json.dumps(meta))
@@ -165,6 +185,8 @@ class LagRegressionForecaster(Forecaster):
             meta = json.loads((directory / META_FILE).read_text())
             self._periods = tuple(int(p) for p in meta["periods"])
             self._covariates = tuple(str(c) for c in meta["covariates"])
+            # Models saved before the lags were recorded read three (lag_features.TARGET_LAGS).
+            self._recent = tuple(int(j) for j in meta.get("recent_lags", lf.TARGET_LAGS))
             self._restore(meta["regressor"], directory)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             name = self.model_type.value
