@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from flts.cli.run_inputs import read_cells
 from flts.domain.config import PreprocessConfig
 from flts.domain.series import sanitise_all, series_identifier
-from flts.errors import ConfigError, DataValidationError, FltsError
+from flts.errors import ConfigError, FltsError
 from flts.forecasting.csv_text import numbers_of, read_csv_text
 from flts.forecasting.day_rows import day_rows_layout
 from flts.forecasting.time_columns import time_companions, with_unnamed_time_column
@@ -36,10 +37,7 @@ ConfigFor = Callable[[Path], PreprocessConfig]
 def _read(path: Path, series_col: str, role: str = "series") -> tuple[pd.DataFrame, str]:
     """Every cell as text (each series' file is written back as read), and the delimiter;
     ConfigError when the file has no ``series_col`` (the column of that ``role``)."""
-    try:
-        frame, dialect = read_csv_text(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
+    frame, dialect = read_cells(path)
     unnamed = with_unnamed_time_column(frame, series_col) if role == "time" else None
     if unnamed is not None:  # an unnamed first column of timestamps is the time column
         frame = unnamed

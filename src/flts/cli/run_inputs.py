@@ -16,7 +16,7 @@ import pandas as pd
 
 from flts.domain.config import PreprocessConfig
 from flts.errors import ConfigError, DataValidationError
-from flts.forecasting.csv_text import parse_timestamps, read_csv_text
+from flts.forecasting.csv_text import CsvDialect, parse_timestamps, read_csv_text
 from flts.forecasting.prepare import PreparedData, prepare_datasets
 from flts.forecasting.read_hints import did_you_mean
 from flts.forecasting.time_columns import with_unnamed_time_column
@@ -31,11 +31,17 @@ def column_list(text: str) -> tuple[str, ...]:
     return columns
 
 
-def _header(path: Path) -> list[str]:
+def read_cells(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame, CsvDialect]:
+    """A user's file as ``read_csv_text`` reads it (every cell as text), or DataValidationError
+    naming the file when it cannot be read as CSV."""
     try:
-        return [str(c) for c in read_csv_text(path, nrows=0)[0].columns]
+        return read_csv_text(path, nrows=nrows)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
+
+
+def _header(path: Path) -> list[str]:
+    return [str(c) for c in read_cells(path, nrows=0)[0].columns]
 
 
 def run_config(
@@ -92,10 +98,7 @@ def _timed_rows(path: Path, time_col: str, why: str) -> tuple[pd.DataFrame, str,
     """Every cell of ``path`` as text, its delimiter, and its timestamps (as read without a
     zone: enough to order rows). DataValidationError, ending with ``why`` (what cannot be done
     then), when the time column is missing or holds a value that is no timestamp."""
-    try:
-        raw, dialect = read_csv_text(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
+    raw, dialect = read_cells(path)
     unnamed = with_unnamed_time_column(raw, time_col)
     raw = raw if unnamed is None else unnamed
     columns = [str(c) for c in raw.columns]

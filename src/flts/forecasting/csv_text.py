@@ -233,17 +233,18 @@ def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, NumberStyle 
     numbers = pd.to_numeric(stripped, errors="coerce").astype("float64")
     if numbers.isna().any():
         present = stripped.where(stripped != "")
-        unit = _one_unit(present)
-        if unit is not None:
-            values, style = numbers_of(present.str.extract(_WITH_UNIT)[0], delimiter)
-            written = f"a unit after every value ({unit!r})"
-            return values, written if style is None else f"{style} and {written}"
         decimal = decimal_comma_numbers(present, delimiter)
         if decimal is not None:
             return decimal.astype("float64"), "decimal commas"
         grouped = thousands_comma_numbers(present, delimiter)
         if grouped is not None:
             return grouped.astype("float64"), "commas grouping thousands"
+        # Last: a value with a unit is no plain number in any of the styles above.
+        unit = _one_unit(present)
+        if unit is not None:
+            values, style = numbers_of(present.str.extract(_WITH_UNIT)[0], delimiter)
+            written = f"a unit after every value ({unit!r})"
+            return values, written if style is None else f"{style} and {written}"
     return numbers, None
 
 

@@ -23,7 +23,7 @@ pair is ``csv_text.split_timestamp``). The others recognised here, each with a n
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from flts.forecasting.csv_text import (
     DATE_ONLY,
     MISSING_MARKERS,
     ZONE_OFFSETS,
+    SplitTimestamp,
     parse_timestamps,
     split_timestamp,
 )
@@ -68,17 +69,9 @@ def with_unnamed_time_column(raw: pd.DataFrame, time_col: str) -> pd.DataFrame |
     data sets written from a time index put it: ``"";"MT_001";...``); else None."""
     if time_col in raw.columns or raw.empty or str(raw.columns[0]) != UNNAMED_FIRST:
         return None
-    text = _text(raw, UNNAMED_FIRST)
-    if (
-        not text.str.match(_TIMESTAMP_LIKE).all()
-        or pd.to_numeric(text, errors="coerce").notna().any()
-    ):
+    if not _all_timestamps(_text(raw, UNNAMED_FIRST)):
         return None
-    try:
-        parsed, _ = parse_timestamps(text)
-    except ValueError:
-        return None
-    return raw.rename(columns={UNNAMED_FIRST: time_col}) if parsed.notna().all() else None
+    return raw.rename(columns={UNNAMED_FIRST: time_col})
 
 
 def zone_column(raw: pd.DataFrame, times: pd.Series, exclude: set[str]) -> str | None:
@@ -229,18 +222,23 @@ def timestamp_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
     found = []
     for column in columns:
         text = _text(raw, column)
-        text = text[~text.str.lower().isin(MISSING_MARKERS)]
-        if text.empty or not text.str.match(_TIMESTAMP_LIKE).all():
-            continue
-        if not pd.isna(pd.to_numeric(text, errors="coerce")).all():
-            continue  # numbers (epoch seconds, decimals): a measurement as far as anyone can tell
-        try:
-            parsed, _ = parse_timestamps(text)
-        except ValueError:
-            continue
-        if parsed.notna().all():
+        if _all_timestamps(text[~text.str.lower().isin(MISSING_MARKERS)]):
             found.append(column)
     return found
+
+
+def _all_timestamps(text: pd.Series) -> bool:
+    """Whether every value of ``text`` (stripped, at least one) is a timestamp and none a plain
+    number (epoch seconds, decimals: a measurement as far as anyone can tell)."""
+    if text.empty or not text.str.match(_TIMESTAMP_LIKE).all():
+        return False
+    if pd.to_numeric(text, errors="coerce").notna().any():
+        return False
+    try:
+        parsed, _ = parse_timestamps(text)
+    except ValueError:
+        return False
+    return bool(parsed.notna().all())
 
 
 #: A standard/summer pair of zone abbreviations in a time column's name (``Time (CET/CEST)``, as
@@ -293,19 +291,41 @@ def parse_times(
     return naive.astype("datetime64[ns]").reset_index(drop=True), how
 
 
+@dataclass(frozen=True)
+class _Completing:
+    """The columns found to complete a time column (at most one of ``split`` and ``periods``)."""
+
+    split: SplitTimestamp | None
+    periods: PeriodNumbers | None
+    zone: str | None
+
+    def names(self, time_col: str) -> set[str]:
+        names = set() if self.zone is None else {self.zone}
+        if self.split is not None:
+            names |= {self.split.date_column, self.split.clock_column} - {time_col}
+        if self.periods is not None:
+            names.add(self.periods.period_column)
+        return names
+
+
+def _completing(raw: pd.DataFrame, time_col: str, target: str | None) -> _Completing:
+    """The other half of a date and time-of-day pair, or else period numbers, and a zone column
+    (none of them the ``target``: a target that could be a time of day is the target)."""
+    split, periods = split_timestamp(raw, time_col), None
+    if split is None:
+        periods = period_numbers(raw, time_col, set() if target is None else {target})
+    elif ({split.date_column, split.clock_column} - {time_col}).pop() == target:
+        split = None
+    found = _Completing(split, periods, None)
+    times = raw[time_col] if split is None else split.joined(raw)
+    exclude = {time_col, *found.names(time_col), *([] if target is None else [target])}
+    return replace(found, zone=zone_column(raw, times, exclude))
+
+
 def time_companions(raw: pd.DataFrame, time_col: str) -> set[str]:
     """The columns that complete ``time_col`` (the other half of a date and time-of-day pair,
     period numbers, a zone): in a wide file, part of every series' time, not a series."""
-    split = split_timestamp(raw, time_col)
-    if split is not None:
-        companions = {split.date_column, split.clock_column} - {time_col}
-        times = split.joined(raw)
-    else:
-        periods = period_numbers(raw, time_col, set())
-        companions = set() if periods is None else {periods.period_column}
-        times = raw[time_col]
-    zone = zone_column(raw, times, {time_col, *companions})
-    return companions if zone is None else {*companions, zone}
+    return _completing(raw, time_col, None).names(time_col)
 
 
 @dataclass(frozen=True)
@@ -325,27 +345,22 @@ def time_parts(
     """``raw`` without the columns that complete the time column (a time of day, period numbers,
     a zone), where the timestamps come from, and a note for each column read with them."""
     time_col, notes = config.time_col, []
+    found = _completing(raw, time_col, config.target)
     parts = TimeParts(raw[time_col], f"column {time_col!r}")
-    split = split_timestamp(raw, time_col)
+    split, periods = found.split, found.periods
     if split is not None:
-        companion = ({split.date_column, split.clock_column} - {time_col}).pop()
-        if companion != config.target:
-            parts = TimeParts(
-                split.joined(raw), f"columns {split.date_column!r} + {split.clock_column!r}"
-            )
-            raw = raw.drop(columns=[companion])
-            notes.append(
-                f"{source}: columns {split.date_column!r} (date) and {split.clock_column!r} "
-                "(time of day) read together as the timestamp"
-            )
-    else:
-        periods = period_numbers(raw, time_col, {config.target})
-        if periods is not None:
-            numbers = _text(raw, periods.period_column).astype("int64")
-            parts = TimeParts(parts.times, f"column {time_col!r}", periods, numbers)
-            raw = raw.drop(columns=[periods.period_column])
-            notes.append(f"{source}: dates in column {time_col!r} with {periods.describe()}")
-    zone = zone_column(raw, parts.times, {time_col, config.target})
+        parts = TimeParts(
+            split.joined(raw), f"columns {split.date_column!r} + {split.clock_column!r}"
+        )
+        notes.append(
+            f"{source}: columns {split.date_column!r} (date) and {split.clock_column!r} "
+            "(time of day) read together as the timestamp"
+        )
+    elif periods is not None:
+        numbers = _text(raw, periods.period_column).astype("int64")
+        parts = TimeParts(parts.times, f"column {time_col!r}", periods, numbers)
+        notes.append(f"{source}: dates in column {time_col!r} with {periods.describe()}")
+    zone = found.zone
     if zone is not None:
         zones = sorted(set(_text(raw, zone).str.upper()))
         parts = TimeParts(
@@ -354,12 +369,11 @@ def time_parts(
             parts.periods,
             parts.numbers,
         )
-        raw = raw.drop(columns=[zone])
         notes.append(
             f"{source}: column {zone!r} ({'/'.join(zones)}) read with the timestamps as their "
             "UTC offsets"
         )
-    return raw, parts, notes
+    return raw.drop(columns=sorted(found.names(time_col))), parts, notes
 
 
 def read_times(
