@@ -286,6 +286,28 @@ def test_unix_epoch_times(scale: int, unit: str) -> None:
     assert f"meter.csv: column 'time' read as Unix epoch {unit}" in notes
 
 
+def test_spreadsheet_serial_dates() -> None:
+    """A sheet saved as CSV without a date format writes day numbers since 1899-12-30, a
+    quarter hour as 0.0104166667 of a day."""
+    frame = raw_frame(30, step_s=900, start=pd.Timestamp("2023-03-20 22:00"))
+    stamps = pd.to_datetime(frame["time"])
+    days = (stamps - pd.Timestamp("1899-12-30")) / pd.Timedelta(days=1)
+    frame["time"] = days.map(lambda d: f"{d:.10f}")
+    out, notes = read(to_csv(frame))
+    assert out["ds"].tolist() == stamps.tolist()
+    assert "meter.csv: column 'time' read as spreadsheet serial dates" in " ".join(notes)
+    # Clock times like a written date: placed in the zone (Berlin is UTC+1 in March before the 26th).
+    zoned, _ = read(to_csv(frame), SMALL.model_copy(update={"timezone": "Europe/Berlin"}))
+    assert zoned["ds"].tolist() == (stamps - pd.Timedelta(hours=1)).tolist()
+
+
+def test_a_row_counter_is_not_taken_for_spreadsheet_dates() -> None:
+    frame = raw_frame(30)
+    frame["time"] = range(19_990, 19_990 + len(frame))  # crosses 20,000: 1954-09-03
+    with pytest.raises(DataValidationError, match="cannot be parsed as timestamps"):
+        read(to_csv(frame))
+
+
 def test_a_row_counter_is_not_taken_for_epoch_time() -> None:
     frame = raw_frame(30)
     frame["time"] = range(len(frame))

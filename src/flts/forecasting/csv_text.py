@@ -30,7 +30,10 @@ file is never read differently without the run's notes saying so:
 * **Timestamps.** ISO 8601 (with or without a UTC offset) first. Otherwise the candidates are
   Unix epoch numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by size;
   only values after 1973, so a row counter is never taken for time), the format pandas infers
-  month first, and the same day first. The candidate that parses the most values wins, and
+  month first, and the same day first, and spreadsheet serial dates (Excel's and LibreOffice's
+  day numbers, ``44927.5`` for 2023-01-01 12:00, as a sheet saved as CSV without a date format
+  writes them; only values from 1954 to 2119, where no epoch unit lands, and read as clock time
+  like a written date). The candidate that parses the most values wins, and
   among those the one whose spacing is most regular: ``01.02.2016`` to ``12.02.2016`` parse both
   ways, but only day first gives a regular hourly series.
 * **Intervals** (``01.01.2021 00:00 - 01.01.2021 00:15``, as grid operators' and ENTSO-E's
@@ -116,6 +119,11 @@ _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 #: Epoch values below this many seconds (3 March 1973) are not taken for Unix time.
 _EPOCH_MIN_SECONDS = 1e8
 EpochUnit = Literal["s", "ms", "us", "ns"]
+#: Spreadsheet day numbers taken for dates: 1954-09-03 to 2119-01-10 (epoch seconds there would
+#: be the first day of 1970, so the two never meet), counted from ``_SERIAL_ORIGIN``.
+_SERIAL_DAYS = (20_000.0, 80_000.0)
+_SERIAL_ORIGIN = pd.Timestamp("1899-12-30")
+_DAY_SECONDS = 86_400
 #: Upper bounds of the magnitude of the median value for each epoch unit (else nanoseconds).
 _EPOCH_UNITS: tuple[tuple[float, EpochUnit, str], ...] = (
     (1e11, "s", "seconds"),
@@ -427,6 +435,22 @@ def _epoch(text: pd.Series) -> tuple[pd.Series, str] | None:
     return parsed, f"Unix epoch {name}"
 
 
+def _spreadsheet_days(text: pd.Series) -> tuple[pd.Series, str] | None:
+    """Spreadsheet serial dates: days (and fractions of a day) since 1899-12-30, the origin
+    Excel's and LibreOffice's dates count from, rounded to the second (a sheet writes 15 minutes
+    as 0.0104166667). Every value between ``_SERIAL_DAYS`` (1954 to 2119), so a row counter or a
+    year column is never taken for one."""
+    if not text.map(lambda value: bool(_PLAIN_NUMBER.match(value))).all():
+        return None
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    low, high = _SERIAL_DAYS
+    if not ((numbers >= low) & (numbers < high)).all():
+        return None
+    seconds = np.rint(numbers * _DAY_SECONDS).astype(np.int64)
+    parsed = pd.Series(_SERIAL_ORIGIN + pd.to_timedelta(seconds, unit="s"), index=text.index)
+    return parsed.dt.tz_localize("UTC"), "spreadsheet serial dates (days since 1899-12-30)"
+
+
 def _inferred(text: pd.Series, dayfirst: bool) -> tuple[pd.Series, str]:
     with warnings.catch_warnings():
         # pandas warns when it falls back to parsing value by value; the choice below judges.
@@ -489,6 +513,9 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
         epoch = _epoch(text)
         if epoch is not None:
             candidates.append(epoch)
+        serial = _spreadsheet_days(text)
+        if serial is not None:
+            candidates.append(serial)
         candidates.extend(shifted(_inferred(text, dayfirst)) for dayfirst in (False, True))
         # ``min`` keeps the earliest of equals, so ISO 8601 wins every tie.
         parsed, how = min(candidates, key=lambda c: (int(c[0].isna().sum()), -_regularity(c[0])))
