@@ -296,7 +296,7 @@ def test_spreadsheet_serial_dates() -> None:
     out, notes = read(to_csv(frame))
     assert out["ds"].tolist() == stamps.tolist()
     assert "meter.csv: column 'time' read as spreadsheet serial dates" in " ".join(notes)
-    # Clock times like a written date: placed in the zone (Berlin is UTC+1 in March before the 26th).
+    # Clock times like a written date: placed in the zone (Berlin: UTC+1 until 26 March).
     zoned, _ = read(to_csv(frame), SMALL.model_copy(update={"timezone": "Europe/Berlin"}))
     assert zoned["ds"].tolist() == (stamps - pd.Timedelta(hours=1)).tolist()
 

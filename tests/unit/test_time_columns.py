@@ -286,3 +286,35 @@ def test_integer_series_ids_listed_per_date_are_not_read_as_periods() -> None:
     )
     with pytest.raises(DataValidationError, match="--series-col store"):
         read(frame, "date", "sales")
+
+
+@pytest.mark.parametrize("name", ["Stunde", "Heure", "Hora", "Uur"])
+def test_period_columns_named_in_other_languages(name: str) -> None:
+    days = pd.date_range("2024-05-13 01:00", periods=3 * 24, freq="h")
+    frame = pd.DataFrame(
+        {
+            "Datum": np.repeat(pd.date_range("2024-05-13", periods=3).strftime("%d.%m.%Y"), 24),
+            name: np.tile(np.arange(1, 25), 3),
+            "Last": np.arange(72.0),
+        }
+    )
+    out, _ = read(frame, "Datum", "Last")
+    np.testing.assert_array_equal(out["ds"].to_numpy(), days.to_numpy())
+
+
+def test_numbers_under_an_unknown_name_get_both_readings_in_the_hint() -> None:
+    """A column counting each date's rows may be periods under a name not known to the reader,
+    or series ids: the error names both ways out, not only the fleet."""
+    frame = pd.DataFrame(
+        {
+            "date": np.repeat(pd.date_range("2024-01-01", periods=4).strftime("%Y-%m-%d"), 24),
+            "h_idx": np.tile(np.arange(1, 25), 4),
+            "load": np.arange(96.0),
+        }
+    )
+    with pytest.raises(DataValidationError) as err:
+        read(frame, "date", "load")
+    message = str(err.value)
+    assert "column 'h_idx' numbers the rows of each timestamp from 1 to 24" in message
+    assert "give it a name that says so" in message
+    assert "`flts run --series-col h_idx`" in message

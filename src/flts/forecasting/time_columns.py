@@ -45,10 +45,13 @@ _DAY_SECONDS = 86_400
 _OFFSET_AT_END = r"(?:Z|[+-]\d\d:?\d\d)$"
 _PERIOD_NUMBER = re.compile(r"^\d{1,3}$")
 #: A column name that says it numbers periods of a day (``SETTLEMENT_PERIOD``, ``Hour``, ``HE``,
-#: ``Interval``, ``Time Block``): integer ids of series listed per date (``store 1..48``) would
-#: otherwise read as half hours.
+#: ``Interval``, ``Time Block``; ``Stunde``, ``Heure``, ``Hora``, ``Uur``, ``Kwartier`` as
+#: German, French, Spanish and Dutch operators write them): integer ids of series listed per
+#: date (``store 1..48``) would otherwise read as half hours.
 _PERIOD_NAME = re.compile(
-    r"period|hour|interval|slot|block|settlement|quarter|^(?:he|hh|qh|hr)\b", re.IGNORECASE
+    r"period|hour|interval|slot|block|settlement|quarter|stunde|heure|hora|kwartier|\buur\b"
+    r"|^(?:he|hh|qh|hr)\b",
+    re.IGNORECASE,
 )
 #: A value that may be a timestamp: digits joined by date or time separators (not a plain number).
 _TIMESTAMP_LIKE = re.compile(r"^\d[\d\s./:T+-]*[./:T-][\d\s./:T+Z-]*$")

@@ -157,7 +157,31 @@ def _interleaved_hint(ds: pd.Series, raw: pd.DataFrame | None, i: int) -> str:
     # An identifier is more often a name than a number (a zone name beside its numeric code).
     texts = [k for k in keys if pd.to_numeric(raw[k].str.strip(), errors="coerce").isna().any()]
     column = (texts or keys)[0]
+    fleet = f"run them as a fleet with `flts run --series-col {column}`"
+    numbered = _numbered_within_times(ds, raw[column].str.strip())
+    if numbered is not None:
+        return (
+            f"; column {column!r} numbers the rows of each timestamp from {numbered[0]} to "
+            f"{numbered[1]}: if it counts the periods of a day (hours, half hours), give it a "
+            "name that says so (a column named with period, hour, interval, slot, block or "
+            "quarter is read with the dates); if it tells series apart, " + fleet
+        )
     return (
         f"; column {column!r} tells the rows of each timestamp apart: if the file holds several "
-        f"series side by side, run them as a fleet with `flts run --series-col {column}`"
+        f"series side by side, {fleet}"
     )
+
+
+def _numbered_within_times(ds: pd.Series, text: pd.Series) -> tuple[int, int] | None:
+    """The first and last number when ``text`` holds integers that count the rows of each run of
+    equal timestamps from 0 or 1 (period numbers beside a date, or integer series ids)."""
+    if not text.str.fullmatch(r"\d{1,4}").all():
+        return None
+    numbers = text.astype("int64").reset_index(drop=True)
+    times = ds.reset_index(drop=True)
+    same_time = (times == times.shift()).to_numpy()[1:]
+    if not ((numbers.diff().to_numpy()[1:] == 1) == same_time).all():
+        return None
+    if int(numbers.min()) not in (0, 1):
+        return None
+    return int(numbers.min()), int(numbers.max())
