@@ -241,6 +241,21 @@ def test_zone_abbreviations_tell_the_autumn_hours_apart_without_a_zone_option() 
     assert any("zone abbreviations as their UTC offsets" in note for note in notes)
 
 
+def test_hours_written_am_pm_with_a_zone_as_eia_writes_them() -> None:
+    """``11/6/2022 1 a.m. EDT`` then ``11/6/2022 1 a.m. EST``: the autumn hour told apart."""
+    utc = pd.date_range("2022-11-06 02:00", periods=8, freq="1h", tz="UTC")
+    local = utc.tz_convert("America/New_York")
+    written_as = [
+        f"{t.month}/{t.day}/{t.year} {t.hour % 12 or 12} {'a' if t.hour < 12 else 'p'}.m. "
+        f"{t.tzname()}"
+        for t in local
+    ]
+    assert written_as[3:5] == ["11/6/2022 1 a.m. EDT", "11/6/2022 1 a.m. EST"]
+    frame = pd.DataFrame({"time": written_as, "down": np.arange(8.0)})
+    out, _ = read(to_csv(frame), PreprocessConfig(target="down"))
+    np.testing.assert_array_equal(out["ds"].to_numpy(), utc.tz_localize(None).to_numpy())
+
+
 def test_an_unknown_zone_abbreviation_stays_an_error() -> None:
     text = pd.Series(["2021-01-31 01:00 XYZ", "2021-01-31 02:00 XYZ"])
     assert parse_timestamps(text)[0].isna().all()

@@ -374,7 +374,8 @@ ZONE_OFFSETS = {
     "EDT": "-04:00",
 }
 #: A clock time followed by a zone abbreviation, possibly in brackets (``02:00 CEST``).
-_ZONED = re.compile(r"^(.*\d)\s*\(?([A-Za-z]{2,5})\)?$")
+#: The time before it ends in a digit or in am/pm (``1/1/2023 1 a.m. EST``, as EIA writes hours).
+_ZONED = re.compile(r"^(.*(?:\d|[AaPp]\.?[Mm]\.?))\s*\(?([A-Za-z]{2,5})\)?$")
 
 
 def _zone_abbreviations_as_offsets(text: pd.Series) -> tuple[pd.Series, bool]:
