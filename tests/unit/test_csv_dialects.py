@@ -6,6 +6,7 @@ note that says how the file was read; the ambiguous cases must stay errors with 
 
 from __future__ import annotations
 
+import codecs
 import io
 from pathlib import Path
 
@@ -454,6 +455,23 @@ def test_windows_1252_and_utf8_with_a_byte_order_mark_both_read() -> None:
     out, notes = read(bom, config)  # Excel's UTF-8: the mark is not part of the first name
     assert list(out.columns) == ["ds", "Verbrauch_Ü"]
     assert not [note for note in notes if "UTF-8" in note]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_excel_unicode_text_reads_as_the_plain_file(encoding: str) -> None:
+    """Excel's "Unicode Text" export: UTF-16 with a byte-order mark, fields delimited by tabs."""
+    frame = raw_frame(30)
+    plain, _ = read(to_csv(frame))
+    text = written(frame, sep="\t").decode()
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":  # Python writes the mark for "utf-16" and "utf-32" only
+        data = codecs.BOM_UTF16_BE + data
+    unicode, notes = read(data)
+    pd.testing.assert_frame_equal(unicode, plain)
+    assert f"meter.csv: not UTF-8, read as {encoding[:6]}" in notes
+    # A hint reads such a file too: the header below a preamble is found and named.
+    with pytest.raises(DataValidationError, match="line 3 names 'time'"):
+        read(("Meter 17\nkWh\n" + text).encode("utf-16"))
 
 
 def test_the_live_replay_reads_any_file_flts_run_reads(tmp_path: Path) -> None:

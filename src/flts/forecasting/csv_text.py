@@ -60,6 +60,8 @@ file is never read differently without the run's notes saying so:
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import io
 import re
@@ -148,10 +150,43 @@ def sniff_delimiter(data: bytes) -> str:
 @dataclass(frozen=True)
 class CsvDialect:
     delimiter: str
-    #: "utf-8" (a byte-order mark is dropped), else the legacy Windows code page the file is in.
+    #: "utf-8" (a byte-order mark is dropped), "utf-16" / "utf-32" (read from a byte-order
+    #: mark), else the legacy Windows code page the file is in.
     encoding: str
     #: "gzip", "bzip2", "xz" or "zip" when the file was compressed (``compressed``), else None.
     compression: str | None = None
+
+
+#: Byte-order marks of the Unicode encodings other than UTF-8 (longest first: UTF-32 LE starts
+#: with UTF-16 LE's), as Excel's "Unicode Text" export (UTF-16, tab-delimited) begins.
+_UNICODE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def as_utf8(data: bytes) -> tuple[bytes, str | None]:
+    """``data`` re-encoded as UTF-8 when it starts with a UTF-16 or UTF-32 byte-order mark, and
+    that encoding's name; else ``data`` unchanged and None."""
+    for bom, encoding in _UNICODE_BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding).encode("utf-8"), encoding
+            except UnicodeDecodeError:
+                return data, None  # not that encoding after all: read as bytes like any file
+    return data, None
+
+
+def head_text(data: bytes) -> str:
+    """The first ``SNIFF_BYTES`` of a file as text, decompressed and decoded as it is read (for
+    hints on a file that cannot be read as CSV)."""
+    with contextlib.suppress(pd.errors.ParserError):  # a broken archive: show its bytes
+        data, _ = decompressed(data)
+    head, _ = as_utf8(data[: 4 * SNIFF_BYTES])
+    head = head[:SNIFF_BYTES]
+    return head.decode(text_encoding(head), errors="replace")
 
 
 def text_encoding(data: bytes) -> str:
@@ -174,11 +209,12 @@ def read_csv_text(
     Raises what ``pandas.read_csv`` raises on unreadable input (and ``OSError`` for a path).
     """
     data, compression = decompressed(source.read_bytes() if isinstance(source, Path) else source)
-    dialect = CsvDialect(sniff_delimiter(data), text_encoding(data), compression)
+    data, unicode = as_utf8(data)
+    dialect = CsvDialect(sniff_delimiter(data), unicode or text_encoding(data), compression)
     frame = pd.read_csv(
         io.BytesIO(data),
         sep=dialect.delimiter,
-        encoding=dialect.encoding,
+        encoding="utf-8" if unicode else dialect.encoding,
         dtype=str,
         keep_default_na=False,
         nrows=nrows,

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from flts.forecasting.csv_text import DELIMITERS, SNIFF_BYTES, text_encoding
+from flts.forecasting.csv_text import DELIMITERS, head_text
 from flts.forecasting.time_order import line_of
 
 #: How far down a file a header below a preamble is looked for.
@@ -22,7 +22,7 @@ _PREAMBLE_LINES = 30
 def late_header_hint(data: bytes, time_col: str) -> str:
     """A hint when a later line names the time column: a header below a preamble (a meter id,
     units, an export date), as some exports write one."""
-    text = data[:SNIFF_BYTES].decode(text_encoding(data[:SNIFF_BYTES]), errors="replace")
+    text = head_text(data)
     for number, line in enumerate(text.splitlines()[1:_PREAMBLE_LINES], start=2):
         fields = re.split(f"[{re.escape(DELIMITERS)}]", line)
         if time_col in (field.strip().strip('"') for field in fields):
