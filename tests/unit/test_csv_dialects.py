@@ -469,9 +469,12 @@ def test_excel_unicode_text_reads_as_the_plain_file(encoding: str) -> None:
     unicode, notes = read(data)
     pd.testing.assert_frame_equal(unicode, plain)
     assert f"meter.csv: not UTF-8, read as {encoding[:6]}" in notes
-    # A hint reads such a file too: the header below a preamble is found and named.
-    with pytest.raises(DataValidationError, match="line 3 names 'time'"):
-        read(("Meter 17\nkWh\n" + text).encode("utf-16"))
+    # A header below a preamble is found in such a file too.
+    below, notes = read(("Meter 17\nkWh\n" + text).encode("utf-16"))
+    pd.testing.assert_frame_equal(below, plain)
+    assert (
+        "meter.csv: header on line 3; the 2 line(s) above it skipped ('Meter 17', 'kWh')" in notes
+    )
 
 
 def test_the_live_replay_reads_any_file_flts_run_reads(tmp_path: Path) -> None:

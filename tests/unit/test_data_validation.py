@@ -45,34 +45,71 @@ def test_missing_time_column() -> None:
     )
 
 
-def test_a_header_below_a_preamble_is_pointed_at() -> None:
-    data = b"Meter: 4711\nUnit: kW\n\ntime,down\n2018-02-05 00:00:00,1\n"
-    with pytest.raises(DataValidationError) as err:
-        read(data)
-    assert str(err.value).endswith(
-        "; line 4 names 'time': if that is the header, remove the 3 line(s) above it"
+def test_a_header_below_a_preamble_is_found_and_lines_keep_their_numbers() -> None:
+    """Meter and portal exports write a few lines above the header: they are skipped, named in a
+    note, and a message about the data names the file's own line."""
+    rows = "".join(f"2018-02-05 00:{m:02d}:00,{m}\n" for m in range(12))
+    data = ("Meter: 4711\nUnit: kW\n\ntime,down\n" + rows).encode()
+    out, notes = read_csv_with_notes(data, source="train.csv", config=PreprocessConfig())
+    assert out["down"].tolist() == [float(m) for m in range(12)]
+    assert notes[0] == (
+        "train.csv: header on line 4; the 3 line(s) above it skipped ('Meter: 4711', "
+        "'Unit: kW', ...)"
+    )
+    broken = data.replace(b"00:05:00,5", b"00:05:00,five")  # data row 5: line 10 of the file
+    with pytest.raises(DataValidationError, match="line 10"):
+        read(broken)
+
+
+def test_excel_delimiter_line_names_the_delimiter() -> None:
+    rows = "".join(f"2018-02-05 00:{m:02d}:00;{m},5\n" for m in range(12))
+    data = ('"sep=;"\ntime;down\n' + rows).encode()
+    out, notes = read_csv_with_notes(data, source="train.csv", config=PreprocessConfig())
+    assert out["down"].iloc[2] == 2.5
+    assert "train.csv: line 1 ('sep=;', Excel's delimiter line) read as the delimiter" in notes
+    with pytest.raises(DataValidationError, match="line 5"):  # data row 2, below two lines
+        read(data.replace(b"2018-02-05 00:02:00", b"yesterday"))
+
+
+def notes_of(data: bytes) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    return read_csv_with_notes(data, source="train.csv", config=PreprocessConfig())
+
+
+def test_a_row_of_units_under_the_header_is_skipped_and_lines_keep_their_numbers() -> None:
+    rows = "".join(f"2018-02-05 00:{m:02d}:00,{m},2\n" for m in range(6))
+    data = ("time,down,up\n,kW,kvar\n" + rows).encode()
+    out, notes = notes_of(data)
+    assert out["down"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert notes[0] == (
+        "train.csv: line 2 under the header skipped: no timestamp ('kW kvar': units or a "
+        "description, not data)"
+    )
+    with pytest.raises(DataValidationError, match=r"first at line 5: 'soon'"):
+        read(data.replace(b"2018-02-05 00:02:00", b"soon"))  # data row 2, below the units
+
+
+def test_a_footer_and_empty_spreadsheet_rows_are_skipped() -> None:
+    data = to_csv(raw_frame(5)) + b"Total,123,45\n,,\n,,\n"
+    out, notes = notes_of(data)
+    assert len(out) == 5
+    assert notes[0] == (
+        "train.csv: the last lines 7-9 skipped: no timestamp ('Total': a footer or empty rows, "
+        "not data)"
     )
 
 
-def test_a_row_of_units_under_the_header_is_pointed_at() -> None:
-    data = b"time,down,up\n,kW,kvar\n2018-02-05 00:00:00,1,2\n2018-02-05 00:01:00,1,2\n"
-    with pytest.raises(DataValidationError) as err:
-        read(data)
-    assert str(err.value) == (
-        "train.csv: 1 of 3 values in column 'time' cannot be parsed as timestamps (first at line "
-        "2: ''); only line(s) 2 right under the header: if they hold units or descriptions, not "
-        "data, remove them"
-    )
-
-
-def test_a_footer_is_pointed_at() -> None:
-    data = to_csv(raw_frame(5)) + b"Total,123,45\n"
-    with pytest.raises(DataValidationError) as err:
-        read(data)
-    assert str(err.value).endswith(
-        "(first at line 7: 'Total'); only the last line(s) 7: if they are a footer (a total, a "
-        "note), remove them"
-    )
+def test_rows_without_a_timestamp_within_the_data_stay_an_error() -> None:
+    """Only the ends of a file are taken for units or footers: a row without a time in the
+    middle, or a truncated timestamp at the end, may be data."""
+    middle = to_csv(raw_frame(5)).replace(b"\n2018-02-05 00:02:00", b"\nTotal", 1)
+    with pytest.raises(DataValidationError, match="first at line 4: 'Total'"):
+        read(middle)
+    truncated = to_csv(raw_frame(5)) + b"2018-02-0\n"
+    with pytest.raises(DataValidationError, match="only the last line"):
+        read(truncated)
+    four = to_csv(raw_frame(8)) + b"Total,1,2\nMean,1,2\nMin,1,2\nMax,1,2\n"
+    with pytest.raises(DataValidationError, match="cannot be parsed as timestamps"):
+        read(four)  # more than three labelled rows: a table, not a footer
 
 
 def test_unparseable_timestamps_are_counted_and_located() -> None:

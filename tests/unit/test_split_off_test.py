@@ -41,6 +41,16 @@ def test_the_latest_fifth_of_a_lone_file_is_the_test_period(tmp_path: Path) -> N
     assert prepared.test["ds"].iloc[-1] == pd.Timestamp("2024-01-20 23:00")
 
 
+def test_a_file_with_lines_above_its_header_splits_without_them(tmp_path: Path) -> None:
+    source = tmp_path / "export.csv"
+    source.write_text(
+        "sep=;\nMeter 4711;kWh\n" + write(tmp_path / "x.csv", hourly(100), ";").read_text()
+    )
+    train, test, _ = split_off_test(source, "time", 0.2, tmp_path / "inputs")
+    assert train.read_text().splitlines()[0] == "time;load"
+    assert len(pd.read_csv(test, sep=";")) == 20
+
+
 def test_series_side_by_side_are_cut_at_the_same_time(tmp_path: Path) -> None:
     frame = hourly(100)
     long = pd.concat([frame.assign(meter="a"), frame.assign(meter="b")]).sort_index(kind="stable")

@@ -37,7 +37,7 @@ ConfigFor = Callable[[Path], PreprocessConfig]
 def _read(path: Path, series_col: str, role: str = "series") -> tuple[pd.DataFrame, str]:
     """Every cell as text (each series' file is written back as read), and the delimiter;
     ConfigError when the file has no ``series_col`` (the column of that ``role``)."""
-    frame, dialect = read_cells(path)
+    frame, dialect = read_cells(path, series_col)
     unnamed = with_unnamed_time_column(frame, series_col) if role == "time" else None
     if unnamed is not None:  # an unnamed first column of timestamps is the time column
         frame = unnamed
@@ -151,7 +151,7 @@ def pair_directories(
 
 def _unusable(train_csv: Path, target: str, time_col: str) -> str | None:
     """Why a series cannot be trained at all, before preprocess's own (longer) checks."""
-    frame, dialect = read_csv_text(train_csv)
+    frame, dialect = read_csv_text(train_csv, header_named=time_col)
     layout = day_rows_layout(frame, time_col=time_col, target=target)
     if layout is not None:  # a day per row: the target is the times of day's cells
         frame = layout.long(frame, target=target)

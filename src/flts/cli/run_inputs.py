@@ -17,10 +17,11 @@ import pandas as pd
 from flts.domain.config import PreprocessConfig
 from flts.errors import ConfigError, DataValidationError
 from flts.forecasting.csv_text import CsvDialect, parse_timestamps, read_csv_text
+from flts.forecasting.file_edges import without_edge_rows
 from flts.forecasting.prepare import PreparedData, prepare_datasets
 from flts.forecasting.read_hints import did_you_mean
 from flts.forecasting.time_columns import with_unnamed_time_column
-from flts.forecasting.time_order import line_of
+from flts.forecasting.time_order import line_of, lines_skipped
 
 
 def column_list(text: str) -> tuple[str, ...]:
@@ -31,17 +32,20 @@ def column_list(text: str) -> tuple[str, ...]:
     return columns
 
 
-def read_cells(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame, CsvDialect]:
-    """A user's file as ``read_csv_text`` reads it (every cell as text), or DataValidationError
-    naming the file when it cannot be read as CSV."""
+def read_cells(
+    path: Path, header_named: str, nrows: int | None = None
+) -> tuple[pd.DataFrame, CsvDialect]:
+    """A user's file as ``read_csv_text`` reads it (every cell as text; ``header_named``: a column
+    the header names, to find it below a preamble), or DataValidationError naming the file when
+    it cannot be read as CSV."""
     try:
-        return read_csv_text(path, nrows=nrows)
+        return read_csv_text(path, nrows=nrows, header_named=header_named)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from exc
 
 
-def _header(path: Path) -> list[str]:
-    return [str(c) for c in read_cells(path, nrows=0)[0].columns]
+def _header(path: Path, time_col: str) -> list[str]:
+    return [str(c) for c in read_cells(path, time_col, nrows=0)[0].columns]
 
 
 def run_config(
@@ -63,7 +67,7 @@ def run_config(
             raise ConfigError(f"--drop {base.target}: cannot drop the target column")
         columns = features or base.feature_columns
         if columns is None:
-            columns = tuple(c for c in _header(train_csv) if c != base.time_col)
+            columns = tuple(c for c in _header(train_csv, base.time_col) if c != base.time_col)
         unknown = [c for c in drop if c not in columns]
         if unknown:
             raise ConfigError(f"--drop {','.join(unknown)}: no such input column in {train_csv}")
@@ -98,7 +102,7 @@ def _timed_rows(path: Path, time_col: str, why: str) -> tuple[pd.DataFrame, str,
     """Every cell of ``path`` as text, its delimiter, and its timestamps (as read without a
     zone: enough to order rows). DataValidationError, ending with ``why`` (what cannot be done
     then), when the time column is missing or holds a value that is no timestamp."""
-    raw, dialect = read_cells(path)
+    raw, dialect = read_cells(path, time_col)
     unnamed = with_unnamed_time_column(raw, time_col)
     raw = raw if unnamed is None else unnamed
     columns = [str(c) for c in raw.columns]
@@ -107,12 +111,17 @@ def _timed_rows(path: Path, time_col: str, why: str) -> tuple[pd.DataFrame, str,
             f"{path}: time column {time_col!r} not found, {why}; columns are {columns}"
             + did_you_mean(time_col, columns, "--time-col")
         )
+    # A units row or a footer is no row of either part (data.py notes it when reading the file).
+    with lines_skipped(dialect.header.skipped):
+        raw, lead, _ = without_edge_rows(raw, time_col, str(path))
     times, _ = parse_timestamps(raw[time_col].str.strip())
     unparsed = np.flatnonzero(times.isna().to_numpy())
     if len(unparsed):
+        with lines_skipped(dialect.header.skipped + lead):
+            line = line_of(int(unparsed[0]))
         raise DataValidationError(
             f"{path}: {len(unparsed)} values of column {time_col!r} cannot be parsed as "
-            f"timestamps (first at line {line_of(int(unparsed[0]))}), {why}"
+            f"timestamps (first at line {line}), {why}"
         )
     return raw, dialect.delimiter, times
 

@@ -6,10 +6,12 @@ file is never read differently without the run's notes saying so:
 
 * **Compression.** A gzip, bzip2, xz or single-file zip archive is read decompressed
   (``compressed``; recognised by its first bytes).
-* **Encoding.** UTF-8 (with or without a byte-order mark), else Windows-1252, else Latin-1.
+* **Encoding.** UTF-8 (with or without a byte-order mark), UTF-16 or UTF-32 with one (Excel's
+  "Unicode Text"), else Windows-1252, else Latin-1.
   Column names lose surrounding spaces (``time ; load`` names ``time`` and ``load``).
 * **Delimiter.** Comma, semicolon, tab or pipe, sniffed from the first lines (Python's
-  ``csv.Sniffer``); a comma when the sniff is unsure.
+  ``csv.Sniffer``); a comma when the sniff is unsure, or named by Excel's ``sep=;`` line.
+* **Lines that are not data** above the header or at the ends of the data: ``file_edges``.
 * **Decimal comma.** In a file not delimited by commas, a numeric column written ``12,5`` is read
   as 12.5 when *every* value parses that way, dots grouping thousands included (``1.234,5``, as
   spreadsheets write large values; every dot followed by three digits). In a comma-delimited
@@ -61,12 +63,11 @@ file is never read differently without the run's notes saying so:
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import io
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -75,8 +76,8 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from flts.forecasting.compressed import decompressed
+from flts.forecasting.file_edges import DELIMITERS, HeaderPlace, after_lines, header_place
 
-DELIMITERS = ",;\t|"
 #: Bytes of the file the delimiter is sniffed from.
 SNIFF_BYTES = 64 * 1024
 _DECIMAL_COMMA = re.compile(r"^[+-]?(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?$")
@@ -155,6 +156,8 @@ class CsvDialect:
     encoding: str
     #: "gzip", "bzip2", "xz" or "zip" when the file was compressed (``compressed``), else None.
     compression: str | None = None
+    #: The lines above the header (``header_place``).
+    header: HeaderPlace = field(default_factory=HeaderPlace)
 
 
 #: Byte-order marks of the Unicode encodings other than UTF-8 (longest first: UTF-32 LE starts
@@ -179,14 +182,8 @@ def as_utf8(data: bytes) -> tuple[bytes, str | None]:
     return data, None
 
 
-def head_text(data: bytes) -> str:
-    """The first ``SNIFF_BYTES`` of a file as text, decompressed and decoded as it is read (for
-    hints on a file that cannot be read as CSV)."""
-    with contextlib.suppress(pd.errors.ParserError):  # a broken archive: show its bytes
-        data, _ = decompressed(data)
-    head, _ = as_utf8(data[: 4 * SNIFF_BYTES])
-    head = head[:SNIFF_BYTES]
-    return head.decode(text_encoding(head), errors="replace")
+def _head(data: bytes, encoding: str) -> str:
+    return data[:SNIFF_BYTES].decode("utf-8" if encoding.startswith("utf") else encoding, "replace")
 
 
 def text_encoding(data: bytes) -> str:
@@ -202,15 +199,20 @@ def text_encoding(data: bytes) -> str:
 
 
 def read_csv_text(
-    source: bytes | Path, nrows: int | None = None
+    source: bytes | Path, nrows: int | None = None, header_named: str | None = None
 ) -> tuple[pd.DataFrame, CsvDialect]:
-    """Every cell as text (nothing turned into NaN), and how the file was written.
+    """Every cell as text (nothing turned into NaN), and how the file was written;
+    ``header_named``: a column the header names, to find a header below a preamble.
 
     Raises what ``pandas.read_csv`` raises on unreadable input (and ``OSError`` for a path).
     """
     data, compression = decompressed(source.read_bytes() if isinstance(source, Path) else source)
     data, unicode = as_utf8(data)
-    dialect = CsvDialect(sniff_delimiter(data), unicode or text_encoding(data), compression)
+    encoding = unicode or text_encoding(data)
+    place = header_place(_head(data, encoding), header_named)
+    data = after_lines(data, place.skipped)
+    delimiter = place.delimiter or sniff_delimiter(data)
+    dialect = CsvDialect(delimiter, encoding, compression, place)
     frame = pd.read_csv(
         io.BytesIO(data),
         sep=dialect.delimiter,

@@ -37,6 +37,7 @@ from flts.domain.config import PreprocessConfig
 from flts.errors import DataValidationError
 from flts.forecasting.csv_text import (
     MISSING_MARKERS,
+    CsvDialect,
     NumberStyle,
     numbers_of,
     read_csv_text,
@@ -44,7 +45,8 @@ from flts.forecasting.csv_text import (
     units_of,
 )
 from flts.forecasting.day_rows import DayRows, day_rows_layout
-from flts.forecasting.read_hints import did_you_mean, late_header_hint
+from flts.forecasting.file_edges import header_notes, without_edge_rows
+from flts.forecasting.read_hints import did_you_mean
 from flts.forecasting.spec import TIME_COLUMN
 from flts.forecasting.time_columns import (
     parse_times,
@@ -53,7 +55,7 @@ from flts.forecasting.time_columns import (
     timestamp_columns,
     with_unnamed_time_column,
 )
-from flts.forecasting.time_order import check_increasing, line_of
+from flts.forecasting.time_order import check_increasing, line_of, lines_skipped
 from flts.forecasting.time_step import TimeStep, infer_step, times_us_of
 from flts.forecasting.windows import runs_of
 
@@ -72,11 +74,22 @@ def read_csv_with_notes(
 ) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """:func:`read_csv_bytes` plus notes on constant text columns that were ignored."""
     try:
-        raw, dialect = read_csv_text(data)
+        raw, dialect = read_csv_text(data, header_named=config.time_col)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        hint = late_header_hint(data, config.time_col)
         reason = str(exc).strip()
-        raise DataValidationError(f"{source}: cannot be read as CSV ({reason}){hint}") from exc
+        raise DataValidationError(f"{source}: cannot be read as CSV ({reason})") from exc
+    above = dialect.header.skipped
+    with lines_skipped(above):
+        raw, lead, edge_notes = without_edge_rows(raw, config.time_col, source)
+    with lines_skipped(above + lead):
+        frame, notes = _read_rows(raw, dialect, source, config)
+    return frame, (*header_notes(dialect.header, source), *edge_notes, *notes)
+
+
+def _read_rows(
+    raw: pd.DataFrame, dialect: CsvDialect, source: str, config: PreprocessConfig
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """:func:`read_csv_with_notes` once the file's cells are read."""
     notes: list[str] = []
     unnamed = with_unnamed_time_column(raw, config.time_col)
     if unnamed is not None:
@@ -90,7 +103,6 @@ def read_csv_with_notes(
         raise DataValidationError(
             f"{source}: time column {config.time_col!r} not found; columns are {columns}"
             + did_you_mean(config.time_col, columns, "--time-col")
-            + late_header_hint(data, config.time_col)
         )
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")
@@ -173,7 +185,8 @@ def read_csv_with_notes(
         frame = frame.iloc[::-1].reset_index(drop=True)
         frame.attrs["newest_first"] = True
         notes.append(
-            f"{source}: rows listed newest first ({ds.iloc[0]} on line 2): read in reverse"
+            f"{source}: rows listed newest first ({ds.iloc[0]} on line {line_of(0)}): read in "
+            "reverse"
         )
     return frame, tuple(notes)
 

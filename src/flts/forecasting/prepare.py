@@ -163,7 +163,10 @@ def _check_test_inputs(
     a model reads its inputs at every origin, so it cannot forecast the test period without
     them."""
     try:
-        header = {str(c) for c in read_csv_text(test_bytes, nrows=0)[0].columns}
+        header = {
+            str(c)
+            for c in read_csv_text(test_bytes, nrows=0, header_named=config.time_col)[0].columns
+        }
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return  # the full read below names what is wrong with the file
     missing = [c for c in raw_columns if c != config.target and c not in header]

@@ -8,29 +8,10 @@ raise.
 from __future__ import annotations
 
 import difflib
-import re
 
 import numpy as np
 
-from flts.forecasting.csv_text import DELIMITERS, head_text
 from flts.forecasting.time_order import line_of
-
-#: How far down a file a header below a preamble is looked for.
-_PREAMBLE_LINES = 30
-
-
-def late_header_hint(data: bytes, time_col: str) -> str:
-    """A hint when a later line names the time column: a header below a preamble (a meter id,
-    units, an export date), as some exports write one."""
-    text = head_text(data)
-    for number, line in enumerate(text.splitlines()[1:_PREAMBLE_LINES], start=2):
-        fields = re.split(f"[{re.escape(DELIMITERS)}]", line)
-        if time_col in (field.strip().strip('"') for field in fields):
-            return (
-                f"; line {number} names {time_col!r}: if that is the header, remove the "
-                f"{number - 1} line(s) above it"
-            )
-    return ""
 
 
 def did_you_mean(name: str, columns: list[str], option: str) -> str:

@@ -11,18 +11,35 @@ is read in reverse when every pair does, ``data.is_newest_first``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 import pandas as pd
 
 from flts.errors import DataValidationError
 
-#: Data row 0 is on line 2 of the file (line 1 is the header).
+#: Data row 0 is on line 2 of the file (line 1 is the header) ...
 _LINE_OFFSET = 2
+#: ... unless lines above the header were skipped (``csv_text.header_place``): the reading of
+#: such a file runs within ``lines_skipped``, so every message names the file's own lines.
+_SKIPPED: ContextVar[int] = ContextVar("lines_above_the_header", default=0)
 
 
 def line_of(index: int) -> int:
     """The file line of data row ``index``."""
-    return int(index) + _LINE_OFFSET
+    return int(index) + _LINE_OFFSET + _SKIPPED.get()
+
+
+@contextmanager
+def lines_skipped(count: int) -> Iterator[None]:
+    """Line numbers within this block count ``count`` skipped lines above the header."""
+    token = _SKIPPED.set(count)
+    try:
+        yield
+    finally:
+        _SKIPPED.reset(token)
 
 
 #: Months in which daylight-saving time ends somewhere (north: Oct/Nov, south: Mar/Apr) and the
