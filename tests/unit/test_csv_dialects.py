@@ -302,6 +302,42 @@ def test_unix_epoch_times(scale: int, unit: str) -> None:
     assert f"meter.csv: column 'time' read as Unix epoch {unit}" in notes
 
 
+@pytest.mark.parametrize(
+    ("mark", "sep", "decimal"),
+    [(" ", ";", ","), ("\u00a0", ";", ","), ("\u202f", ",", ","), ("'", ",", ".")],
+)
+def test_spaces_or_apostrophes_grouping_thousands(mark: str, sep: str, decimal: str) -> None:
+    """``1 234,5`` (French, Nordic, Polish spreadsheets; a no-break or narrow no-break space),
+    ``1'234.5`` (Swiss): with spaces grouping, a comma is the decimal mark even in a
+    comma-delimited file (quoted there)."""
+    frame = raw_frame(30)
+    frame["down"] = 900.0 + 37.5 * np.arange(30)  # crosses a thousand: plain and grouped values
+    plain, _ = read(to_csv(frame))
+    grouped = frame.copy()
+    grouped["down"] = [
+        f"{v:,.1f}".replace(",", "#").replace(".", decimal).replace("#", mark) for v in frame.down
+    ]
+    out, notes = read(written(grouped, sep=sep))
+    pd.testing.assert_frame_equal(out, plain)
+    assert any(
+        "spaces or apostrophes grouping thousands read in columns ['down']" in n for n in notes
+    )
+
+
+def test_a_unicode_minus_sign_is_a_minus() -> None:
+    frame = raw_frame(10)
+    frame["up"] = [f"\u2212{v}" for v in range(10)]
+    out, _ = read(to_csv(frame))
+    assert out["up"].tolist() == [-float(v) for v in range(10)]
+
+
+def test_spaces_inside_other_text_stay_an_error() -> None:
+    frame = raw_frame(10)
+    frame["down"] = ["1 2"] + [str(v) for v in range(9)]  # not three digits after the space
+    with pytest.raises(DataValidationError, match="column 'down' is not numeric"):
+        read(to_csv(frame))
+
+
 def test_spreadsheet_serial_dates() -> None:
     """A sheet saved as CSV without a date format writes day numbers since 1899-12-30, a
     quarter hour as 0.0104166667 of a day."""

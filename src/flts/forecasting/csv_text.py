@@ -22,6 +22,10 @@ file is never read differently without the run's notes saying so:
   commas cannot be decimal ones (a grouped value with a decimal point or two commas, a decimal
   point elsewhere in the column, or, in a comma-delimited file, integers under a thousand written
   without a comma beside grouped ones, none of them ``0,...``).
+* **Spaces or apostrophes grouping thousands** (``1 234,5`` with a plain, no-break or narrow
+  no-break space, as French, Nordic, Polish or Czech spreadsheets write it; ``1'234.5``, Swiss):
+  read when some value is grouped so and every other one is a plain number; a comma is then the
+  decimal mark, whatever the delimiter. A minus sign written as U+2212 is a minus.
 * **A unit after every value** (``12.5 kW``, ``3,2 kWh``): read as the number when every value
   of the column carries the same unit (two units would be two scales: an error).
 * **Missing values** may be written as an empty cell or as a marker: pandas' defaults (``NA``,
@@ -275,7 +279,7 @@ def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, NumberStyle 
     """A text column (empty cells may be NA) as float64, NaN where not numeric, and how it was
     written when not plainly: decimal commas or commas grouping thousands (read as the module
     docstring says)."""
-    stripped = text.str.strip()
+    stripped = text.str.strip().str.replace(_UNICODE_MINUS, "-", regex=False)
     numbers = pd.to_numeric(stripped, errors="coerce").astype("float64")
     if numbers.isna().any():
         present = stripped.where(stripped != "")
@@ -285,6 +289,12 @@ def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, NumberStyle 
         grouped = thousands_comma_numbers(present, delimiter)
         if grouped is not None:
             return grouped.astype("float64"), "commas grouping thousands"
+        ungrouped = _without_space_groups(present)
+        if ungrouped is not None:
+            # Where spaces group thousands a comma is the decimal mark, whatever the delimiter.
+            values, style = numbers_of(ungrouped, ";")
+            written = "spaces or apostrophes grouping thousands"
+            return values, written if style is None else f"{style} and {written}"
         # Last: a value with a unit is no plain number in any of the styles above.
         unit = _one_unit(present)
         if unit is not None:
@@ -292,6 +302,28 @@ def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, NumberStyle 
             written = f"a unit after every value ({unit!r})"
             return values, written if style is None else f"{style} and {written}"
     return numbers, None
+
+
+#: The minus sign a typesetting export may write (U+2212), read as a hyphen-minus.
+_UNICODE_MINUS = "\u2212"
+#: Thousands grouped by a space (French, Nordic, Polish, Czech locales: spreadsheets write a
+#: no-break or narrow no-break one) or an apostrophe (Swiss locale), either decimal mark after.
+_SPACE_GROUPED = re.compile(r"^[+-]?\d{1,3}(?:[ \u00a0\u202f'\u2019]\d{3})+(?:[.,]\d*)?$")
+_SPACE_GROUP_MARKS = re.compile(r"(?<=\d)[ \u00a0\u202f'\u2019](?=\d{3})")
+_PLAIN_OR_DECIMAL_COMMA = re.compile(r"^[+-]?\d+(?:[.,]\d*)?$")
+
+
+def _without_space_groups(present: pd.Series) -> pd.Series | None:
+    """``present`` (stripped, empty cells as NA) without the marks grouping thousands, when some
+    value is grouped by spaces or apostrophes and every other one is a plain number (a space
+    is never a decimal mark, so the grouping is not ambiguous); else None."""
+    known = present.dropna()
+    grouped = known.str.match(_SPACE_GROUPED)
+    if known.empty or not grouped.any():
+        return None
+    if not (grouped | known.str.match(_PLAIN_OR_DECIMAL_COMMA)).all():
+        return None
+    return present.str.replace(_SPACE_GROUP_MARKS, "", regex=True)
 
 
 def units_of(present: pd.Series) -> list[str]:
