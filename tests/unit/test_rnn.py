@@ -39,6 +39,29 @@ def test_validation_is_the_time_ordered_tail_with_a_horizon_gap() -> None:
     assert data.x_train.dtype == torch.float32
 
 
+def test_long_training_spans_are_sampled_over_the_whole_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beyond MAX_TRAIN_WINDOWS the training windows are a seeded sample from the first to the
+    last (every season seen); the validation tail stays whole."""
+    from flts.forecasting.models import _training
+
+    spec = synthetic_problem(horizon=2).spec
+    matrix = np.zeros((2000, len(spec.feature_order)), dtype=np.float32)
+    matrix[:, spec.target_index] = np.arange(2000)
+    whole = split_windows(matrix, spec, validation_fraction=0.1, name="GRU")
+    monkeypatch.setattr(_training, "MAX_TRAIN_WINDOWS", 300)
+    sampled = split_windows(matrix, spec, validation_fraction=0.1, name="GRU", seed=7)
+    assert sampled.n_train == 300 < whole.n_train
+    first_targets = sampled.y_train[:, 0].numpy()
+    assert np.all(np.diff(first_targets) > 0)  # time order kept
+    assert first_targets[0] < 0.1 * whole.n_train
+    assert first_targets[-1] > 0.9 * whole.n_train
+    assert torch.equal(sampled.y_val, whole.y_val)
+    again = split_windows(matrix, spec, validation_fraction=0.1, name="GRU", seed=7)
+    assert torch.equal(again.y_train, sampled.y_train)
+
+
 @pytest.mark.parametrize("model_type", RNN_TYPES)
 def test_series_just_too_short_names_rows_given_and_needed(model_type: ModelType) -> None:
     p = synthetic_problem()

@@ -8,6 +8,7 @@ float32 tensor; mini-batches are index gathers, so there is no per-sample Python
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import dataclass
 
@@ -29,10 +30,17 @@ from flts.forecasting.windows import (
     split_sizes,
 )
 
+logger = logging.getLogger(__name__)
+
 #: Fewest training windows (after the validation tail and gap) worth fitting on.
 MIN_TRAIN_WINDOWS = MIN_FIT_WINDOWS
 #: Windows per forward pass when scoring the validation split.
 EVAL_BATCH = 4096
+#: Most training windows fitted on: beyond it (a year of minutes holds half a million) an epoch
+#: takes minutes on two cores and the windows gigabytes, while more of the same days teach the
+#: net little. A seeded sample spread over the whole training span is kept (every season seen),
+#: as LightGBM samples its rows; the validation tail is always whole.
+MAX_TRAIN_WINDOWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,10 @@ def split_windows(
     validation_fraction: float,
     name: str,
     unobserved: np.ndarray | None = None,
+    seed: int = 0,
 ) -> TrainingWindows:
-    """Every complete (input, target) window of a scaled training matrix, split in time order.
+    """Every complete (input, target) window of a scaled training matrix, split in time order
+    (at most ``MAX_TRAIN_WINDOWS`` training windows, a sample drawn with ``seed``).
 
     Windows with a filled-in target or last input row (``unobserved``, see ``Forecaster.fit``)
     are left out of both parts; the split itself stays positional, so the gap between training
@@ -86,24 +96,41 @@ def split_windows(
     check_training_rows(n_rows, needed, name, why)
     origins = np.arange(spec.lookback, n_rows - spec.horizon + 1, dtype=np.int64)
     n_train, n_val = split_sizes(len(origins), spec.horizon, validation_fraction)
+    train_idx = np.arange(n_train)
+    val_idx = np.arange(len(origins) - n_val, len(origins))
+    if unobserved is not None and np.any(unobserved):
+        judged = np.all(judged_pairs(unobserved, origins, spec.horizon), axis=1)
+        train_idx = np.flatnonzero(judged[:n_train])
+        if judged[val_idx].any():  # else the tail is all filled in: early-stop on it anyway
+            val_idx = val_idx[judged[val_idx]]
+        if len(train_idx) < MIN_TRAIN_WINDOWS:
+            raise DataValidationError(
+                f"{name}: only {len(train_idx)} of {n_train} training windows have an observed "
+                f"last input and targets (the rest hold values filled in by preprocessing); at "
+                f"least {MIN_TRAIN_WINDOWS} are needed: supply a training file with fewer gaps"
+            )
+    if len(train_idx) > MAX_TRAIN_WINDOWS:
+        logger.warning(
+            "%s: fitting on %d of the %d training windows, sampled over the whole span "
+            "(more cost minutes per epoch and teach little more)",
+            name,
+            MAX_TRAIN_WINDOWS,
+            len(train_idx),
+        )
+        rng = np.random.default_rng(seed)
+        train_idx = np.sort(rng.choice(train_idx, size=MAX_TRAIN_WINDOWS, replace=False))
+    x_train, y_train = _windows(scaled, spec, origins[train_idx])
+    x_val, y_val = _windows(scaled, spec, origins[val_idx])
+    return TrainingWindows(x_train, y_train, x_val, y_val)
+
+
+def _windows(
+    scaled: np.ndarray, spec: ForecastSpec, origins: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (input, target) windows of ``origins`` as float32 tensors."""
     x = np.ascontiguousarray(input_windows(scaled, origins, spec.lookback), dtype=np.float32)
     y = np.ascontiguousarray(actuals(scaled[:, spec.target_index], origins, spec.horizon))
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.float32, copy=False))
-    if unobserved is None or not np.any(unobserved):
-        return TrainingWindows(xt[:n_train], yt[:n_train], xt[-n_val:], yt[-n_val:])
-    judged = np.all(judged_pairs(unobserved, origins, spec.horizon), axis=1)
-    train_idx = np.flatnonzero(judged[:n_train])
-    val_idx = len(origins) - n_val + np.flatnonzero(judged[-n_val:])
-    if len(val_idx) == 0:  # the validation tail is all filled in: early-stop on it anyway
-        val_idx = np.arange(len(origins) - n_val, len(origins))
-    if len(train_idx) < MIN_TRAIN_WINDOWS:
-        raise DataValidationError(
-            f"{name}: only {len(train_idx)} of {n_train} training windows have an observed "
-            f"last input and targets (the rest hold values filled in by preprocessing); at "
-            f"least {MIN_TRAIN_WINDOWS} are needed: supply a training file with fewer gaps"
-        )
-    train_t, val_t = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
-    return TrainingWindows(xt[train_t], yt[train_t], xt[val_t], yt[val_t])
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32, copy=False))
 
 
 def _mean_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

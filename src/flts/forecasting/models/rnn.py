@@ -138,7 +138,12 @@ class RecurrentForecaster(Forecaster):
         check_finite(matrix, self.spec, name)
         scaled = self.spec.scaler.transform(matrix).astype(np.float32)
         windows = split_windows(
-            scaled, self.spec, self.train_config.validation_fraction, name, unobserved
+            scaled,
+            self.spec,
+            self.train_config.validation_fraction,
+            name,
+            unobserved,
+            self.train_config.seed,
         )
         self._apply_threads()
         cfg = self.train_config
