@@ -36,7 +36,10 @@ def test_the_latest_fifth_of_a_lone_file_is_the_test_period(tmp_path: Path) -> N
     assert len(train_text.splitlines()) - 1 == 384
     assert len(test_text.splitlines()) - 1 == 96
     assert test_text.splitlines()[1].startswith("17.01.2024 00:00;")
-    assert "from '17.01.2024 00:00' on (96 of 480 rows, the latest 20% of its timestamps)" in note
+    assert (
+        "from '17.01.2024 00:00' (2024-01-17 00:00:00) on (96 of 480 rows, the latest 20% of its "
+        "timestamps)" in note
+    )
     prepared = validate_inputs(train, test, PreprocessConfig(target="load"))
     assert prepared.test["ds"].iloc[-1] == pd.Timestamp("2024-01-20 23:00")
 
@@ -46,8 +49,10 @@ def test_a_file_with_lines_above_its_header_splits_without_them(tmp_path: Path) 
     source.write_text(
         "sep=;\nMeter 4711;kWh\n" + write(tmp_path / "x.csv", hourly(100), ";").read_text()
     )
-    train, test, _ = split_off_test(source, "time", 0.2, tmp_path / "inputs")
+    train, test, note = split_off_test(source, "time", 0.2, tmp_path / "inputs")
     assert train.read_text().splitlines()[0] == "time;load"
+    assert "line 1 ('sep=;', Excel's delimiter line) read as the delimiter" in note
+    assert "header on line 3; the 1 line(s) above it skipped ('Meter 4711;kWh')" in note
     assert len(pd.read_csv(test, sep=";")) == 20
 
 

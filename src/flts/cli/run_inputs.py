@@ -9,6 +9,7 @@ the stack and six services have started, naming an internal object key.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 from flts.domain.config import PreprocessConfig
 from flts.errors import ConfigError, DataValidationError
 from flts.forecasting.csv_text import CsvDialect, parse_timestamps, read_csv_text
-from flts.forecasting.file_edges import without_edge_rows
+from flts.forecasting.file_edges import header_notes, without_edge_rows
 from flts.forecasting.prepare import PreparedData, prepare_datasets
 from flts.forecasting.read_hints import did_you_mean
 from flts.forecasting.time_columns import with_unnamed_time_column
@@ -98,10 +99,23 @@ def validate_inputs(train_csv: Path, test_csv: Path, config: PreprocessConfig) -
 DEFAULT_TEST_FRACTION = 0.2
 
 
-def _timed_rows(path: Path, time_col: str, why: str) -> tuple[pd.DataFrame, str, pd.Series]:
-    """Every cell of ``path`` as text, its delimiter, and its timestamps (as read without a
-    zone: enough to order rows). DataValidationError, ending with ``why`` (what cannot be done
-    then), when the time column is missing or holds a value that is no timestamp."""
+@dataclass(frozen=True)
+class _TimedRows:
+    raw: pd.DataFrame  # every cell as text, the lines that are not data left out
+    delimiter: str
+    times: pd.Series  # as read without a zone: enough to order rows
+    #: What reading left out or converted (a preamble, a footer, UTF-16: the files written
+    #: from ``raw`` hold none of it), for the caller's note.
+    notes: tuple[str, ...]
+
+    def described(self, note: str) -> str:
+        return note if not self.notes else f"{note}; {'; '.join(self.notes)}"
+
+
+def _timed_rows(path: Path, time_col: str, why: str) -> _TimedRows:
+    """The rows of ``path`` with their timestamps. DataValidationError, ending with ``why``
+    (what cannot be done then), when the time column is missing or holds a value that is no
+    timestamp."""
     raw, dialect = read_cells(path, time_col)
     unnamed = with_unnamed_time_column(raw, time_col)
     raw = raw if unnamed is None else unnamed
@@ -113,7 +127,7 @@ def _timed_rows(path: Path, time_col: str, why: str) -> tuple[pd.DataFrame, str,
         )
     # A units row or a footer is no row of either part (data.py notes it when reading the file).
     with lines_skipped(dialect.header.skipped):
-        raw, lead, _ = without_edge_rows(raw, time_col, str(path))
+        raw, lead, edge_notes = without_edge_rows(raw, time_col, str(path))
     times, _ = parse_timestamps(raw[time_col].str.strip())
     unparsed = np.flatnonzero(times.isna().to_numpy())
     if len(unparsed):
@@ -123,7 +137,10 @@ def _timed_rows(path: Path, time_col: str, why: str) -> tuple[pd.DataFrame, str,
             f"{path}: {len(unparsed)} values of column {time_col!r} cannot be parsed as "
             f"timestamps (first at line {line}), {why}"
         )
-    return raw, dialect.delimiter, times
+    notes = [*header_notes(dialect.header, str(path)), *edge_notes]
+    if dialect.encoding != "utf-8":
+        notes.append(f"{path}: read as {dialect.encoding}, written as UTF-8")
+    return _TimedRows(raw, dialect.delimiter, times, tuple(notes))
 
 
 def _stem(path: Path) -> str:
@@ -140,7 +157,8 @@ def split_off_test(
 
     DataValidationError when the time column is missing or not all timestamps."""
     why = "so no test period can be split off (or give --test)"
-    raw, delimiter, times = _timed_rows(train_csv, time_col, why)
+    rows = _timed_rows(train_csv, time_col, why)
+    raw, delimiter, times = rows.raw, rows.delimiter, rows.times
     distinct = np.sort(times.unique())
     if len(distinct) < 2:
         raise DataValidationError(f"{train_csv}: one timestamp only, {why}")
@@ -151,13 +169,16 @@ def split_off_test(
     raw.loc[~is_test].to_csv(paths[0], index=False, sep=delimiter)
     raw.loc[is_test].to_csv(paths[1], index=False, sep=delimiter)
     first_test = raw[time_col].iloc[int(np.flatnonzero((times == cut).to_numpy())[0])].strip()
+    stamp = pd.Timestamp(cut)
+    stamp = stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
+    written_as = "" if first_test == str(stamp) else f" ({stamp})"
     note = (
-        f"no --test given: the rows of {train_csv.name} from {first_test!r} on "
+        f"no --test given: the rows of {train_csv.name} from {first_test!r}{written_as} on "
         f"({int(is_test.sum())} of {len(raw)} rows, the latest {fraction:.0%} of its timestamps)"
         f" are the test period, the earlier ones the training period (--test-fraction; written "
         f"to {out_dir})"
     )
-    return paths[0], paths[1], note
+    return paths[0], paths[1], rows.described(note)
 
 
 def sorted_by_time(csv: Path, time_col: str, out_dir: Path, role: str) -> tuple[Path, str | None]:
@@ -165,7 +186,8 @@ def sorted_by_time(csv: Path, time_col: str, out_dir: Path, role: str) -> tuple[
     as the hour repeated in autumn and several series need), written to ``out_dir`` as
     ``<stem>.<role>.sorted.csv`` with its cells as read, and a note; ``csv`` itself and None
     when its rows are in order already (oldest or newest first)."""
-    raw, delimiter, times = _timed_rows(csv, time_col, "so its rows cannot be sorted")
+    rows = _timed_rows(csv, time_col, "so its rows cannot be sorted")
+    raw, delimiter, times = rows.raw, rows.delimiter, rows.times
     steps = times.diff().iloc[1:]
     if (steps >= pd.Timedelta(0)).all() or (steps < pd.Timedelta(0)).all():
         return csv, None
@@ -174,4 +196,6 @@ def sorted_by_time(csv: Path, time_col: str, out_dir: Path, role: str) -> tuple[
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{_stem(csv)}.{role}.sorted.csv"
     raw.iloc[order].to_csv(path, index=False, sep=delimiter)
-    return path, f"rows of {csv.name} sorted by time ({moved} of {len(raw)} rows moved; {path})"
+    return path, rows.described(
+        f"rows of {csv.name} sorted by time ({moved} of {len(raw)} rows moved; {path})"
+    )
