@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from flts.forecasting.time_order import line_of
@@ -96,7 +95,7 @@ def without_edge_rows(
     unchanged when it has no ``time_col`` or when no row would be left."""
     if time_col not in raw.columns or raw.empty:
         return raw, 0, []
-    empty = (raw == "").all(axis=1).to_numpy()
+    empty = _EmptyRows(raw)
     times = raw[time_col]
     lead = _edge(empty, times, range(len(raw)), limit_empty=EDGE_ROWS)
     trail = _edge(empty, times, range(len(raw) - 1, lead - 1, -1), limit_empty=None)
@@ -118,7 +117,18 @@ def without_edge_rows(
     return kept, lead, notes
 
 
-def _edge(empty: np.ndarray, times: pd.Series, order: range, limit_empty: int | None) -> int:
+class _EmptyRows:
+    """Whether a row's cells are all blank, looked at only for the rows asked about (a wide file
+    has millions of cells, and only the rows at its ends matter)."""
+
+    def __init__(self, raw: pd.DataFrame) -> None:
+        self._raw = raw
+
+    def __getitem__(self, i: int) -> bool:
+        return not any(str(cell).strip() for cell in self._raw.iloc[i])
+
+
+def _edge(empty: _EmptyRows, times: pd.Series, order: range, limit_empty: int | None) -> int:
     """How many rows, taken in ``order`` from one end, are no data: rows of empty cells (at most
     ``limit_empty``; None: any number) and at most ``EDGE_ROWS`` whose time cell has no digit."""
     count = labelled = blank = 0
@@ -140,7 +150,7 @@ def _lines(start: int, stop: int) -> str:
     return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
-def _shown(raw: pd.DataFrame, time_col: str, empty: np.ndarray, rows: range) -> str:
+def _shown(raw: pd.DataFrame, time_col: str, empty: _EmptyRows, rows: range) -> str:
     """What ``rows`` hold (their time cell, else their other cells), or that they are empty."""
     said: list[str] = []
     for i in rows:
