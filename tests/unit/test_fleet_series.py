@@ -318,6 +318,36 @@ def test_all_series_of_a_wide_csv_with_date_and_time_columns_leave_the_time_out(
     assert prepared.spec.step_seconds == 3600
 
 
+def test_a_wide_export_with_a_preamble_units_and_a_total_splits_into_its_series(
+    tmp_path: Path,
+) -> None:
+    """A portal's wide export: lines above the header, a units row, a total at the end. No
+    series' file holds them, and the notices say they were left out."""
+    from flts.cli.fleet_inputs import WIDE_TARGET, split_wide_csv
+    from flts.cli.run_inputs import validate_inputs
+
+    paths = []
+    for name, start, rows in (
+        ("train.csv", "2024-01-01", 200),
+        ("test.csv", "2024-01-09 08:00", 40),
+    ):
+        body = _wide(tmp_path / f"plain-{name}", start, rows, sep=";").to_csv(index=False, sep=";")
+        header, data = body.split("\n", 1)
+        path = tmp_path / name
+        path.write_text(f"Portal export\n{header}\n;kWh;kWh;degC\n{data}Total;1;2;3\n")
+        paths.append(path)
+    pairs, _, notices = split_wide_csv(paths[0], paths[1], "time", ("all",), tmp_path / "out")
+    assert set(pairs) == {"meter_1", "meter-2", "temperature"}
+    assert any("line 3 under the header skipped" in n and "kWh" in n for n in notices)
+    assert any("'Total': a footer" in n for n in notices)
+    meter_train, meter_test = pairs["meter_1"]
+    assert meter_train is not None
+    assert meter_test is not None
+    assert len(pd.read_csv(meter_test)) == 40  # the data rows only
+    prepared = validate_inputs(meter_train, meter_test, PreprocessConfig(target=WIDE_TARGET))
+    assert prepared.test["ds"].iloc[-1] == pd.Timestamp("2024-01-10 23:00")
+
+
 def test_a_wide_csv_names_the_columns_it_lacks(tmp_path: Path) -> None:
     from flts.cli.fleet_inputs import split_wide_csv
 

@@ -27,16 +27,22 @@ from flts.domain.series import sanitise_all, series_identifier
 from flts.errors import ConfigError, FltsError
 from flts.forecasting.csv_text import numbers_of, read_csv_text
 from flts.forecasting.day_rows import day_rows_layout
+from flts.forecasting.file_edges import without_edge_rows
 from flts.forecasting.time_columns import time_companions, with_unnamed_time_column
+from flts.forecasting.time_order import lines_skipped
 from flts.run.fleet import FleetSeries
 
 #: Builds the checked preprocess config of one series from its training CSV.
 ConfigFor = Callable[[Path], PreprocessConfig]
 
 
-def _read(path: Path, series_col: str, role: str = "series") -> tuple[pd.DataFrame, str]:
+def _read(
+    path: Path, series_col: str, role: str = "series", notes: list[str] | None = None
+) -> tuple[pd.DataFrame, str]:
     """Every cell as text (each series' file is written back as read), and the delimiter;
-    ConfigError when the file has no ``series_col`` (the column of that ``role``)."""
+    ConfigError when the file has no ``series_col`` (the column of that ``role``). For the time
+    column's role, rows at the ends without a timestamp (units, a footer) are left out and
+    noted in ``notes``: every series' file would hold them."""
     frame, dialect = read_cells(path, series_col)
     unnamed = with_unnamed_time_column(frame, series_col) if role == "time" else None
     if unnamed is not None:  # an unnamed first column of timestamps is the time column
@@ -45,6 +51,11 @@ def _read(path: Path, series_col: str, role: str = "series") -> tuple[pd.DataFra
         raise ConfigError(
             f"{path}: no {role} column {series_col!r} (columns: {', '.join(map(str, frame))})"
         )
+    if role == "time":
+        with lines_skipped(dialect.header.skipped):
+            frame, _, edges = without_edge_rows(frame, series_col, str(path))
+        if notes is not None:
+            notes.extend(edges)
     return frame, dialect.delimiter
 
 
@@ -90,8 +101,9 @@ def split_wide_csv(
 
     Returns what :func:`split_long_csv` returns. ConfigError naming a missing column.
     """
+    read_notes: list[str] = []
     (train, train_sep), (test, test_sep) = (
-        _read(p, time_col, "time") for p in (train_csv, test_csv)
+        _read(p, time_col, "time", read_notes) for p in (train_csv, test_csv)
     )
     # Columns that complete the time (a time of day, period numbers, a zone) belong to every
     # series' time.
@@ -131,6 +143,7 @@ def split_wide_csv(
     if covariates:
         notices.append(f"columns {covariates} are covariates of every series")
     notices.extend(f"column {c!r} is part of the time of every series" for c in sorted(time_parts))
+    notices.extend(read_notes)
     return pairs, {safe: raw for raw, safe in mapping.items()}, notices
 
 
