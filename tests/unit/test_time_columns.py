@@ -318,3 +318,42 @@ def test_numbers_under_an_unknown_name_get_both_readings_in_the_hint() -> None:
     assert "column 'h_idx' numbers the rows of each timestamp from 1 to 24" in message
     assert "give it a name that says so" in message
     assert "`flts run --series-col h_idx`" in message
+
+
+@pytest.mark.parametrize("order", [("Anfang", "Ende"), ("Ende", "Anfang")])
+def test_a_date_with_start_and_end_times_reads_each_row_at_its_start(
+    order: tuple[str, str],
+) -> None:
+    """``Datum;Anfang;Ende;...`` (as SMARD exports German load): the period's start and end as
+    two times of day; each row is read at its start, the end column is no input."""
+    stamps = pd.date_range("2019-01-01", periods=200, freq="15min")
+    times = {
+        "Anfang": stamps.strftime("%H:%M"),
+        "Ende": (stamps + pd.Timedelta(minutes=15)).strftime("%H:%M"),
+    }
+    frame = pd.DataFrame(
+        {
+            "Datum": stamps.strftime("%d.%m.%Y"),
+            order[0]: times[order[0]],
+            order[1]: times[order[1]],
+            "Last": np.arange(200.0),
+        }
+    )
+    out, notes = read(frame, "Datum", "Last")
+    np.testing.assert_array_equal(out["ds"].to_numpy(), stamps.to_numpy())
+    assert list(out.columns) == ["ds", "Last"]
+    assert any("each row at its period's start ('Ende', the end, left out)" in n for n in notes)
+
+
+def test_two_unrelated_times_of_day_are_no_period() -> None:
+    days = pd.date_range("2024-03-01", periods=40, freq="D")
+    frame = pd.DataFrame(
+        {
+            "date": days.strftime("%Y-%m-%d"),
+            "sunrise": [f"06:{m:02d}" for m in range(40)],
+            "sunset": [f"18:{59 - m:02d}" for m in range(40)],
+            "load": np.arange(40.0),
+        }
+    )
+    out, _ = read(frame, "date", "load", feature_columns=("load",))
+    assert out["ds"].iloc[1] == pd.Timestamp("2024-03-02")  # daily dates, no time taken

@@ -239,10 +239,18 @@ _TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?"
 
 @dataclass(frozen=True)
 class SplitTimestamp:
-    """A timestamp written as a date column and a time-of-day column."""
+    """A timestamp written as a date column and a time-of-day column (and, where the file gives
+    each row's period as a start and an end time of day, the end's column, not read)."""
 
     date_column: str
     clock_column: str
+    end_column: str | None = None
+
+    @property
+    def columns(self) -> set[str]:
+        return {self.date_column, self.clock_column} | (
+            set() if self.end_column is None else {self.end_column}
+        )
 
     def joined(self, raw: pd.DataFrame) -> pd.Series:
         """``<date> <time>`` per row, for :func:`parse_timestamps`."""
@@ -266,13 +274,43 @@ def split_timestamp(raw: pd.DataFrame, time_column: str) -> SplitTimestamp | Non
         wanted, time_is_date = DATE_ONLY, False
     else:
         return None
-    others = [c for c in raw.columns if c != time_column and only(str(c), wanted)]
+    others = [str(c) for c in raw.columns if c != time_column and only(str(c), wanted)]
+    if time_is_date and len(others) == 2:  # ``Datum;Anfang;Ende``: a period's start and end
+        period = _start_and_end(raw[others[0]], raw[others[1]])
+        if period is not None:
+            start, end = (others[i] for i in period)
+            return SplitTimestamp(time_column, start, end)
     if len(others) != 1:  # none, or no telling which
         return None
-    other = str(others[0])
+    other = others[0]
     return (
         SplitTimestamp(time_column, other) if time_is_date else SplitTimestamp(other, time_column)
     )
+
+
+#: Half a day in minutes: a row's period is shorter (else the two columns are no start and end).
+_HALF_DAY_MINUTES = 720
+
+
+def _start_and_end(first: pd.Series, second: pd.Series) -> tuple[int, int] | None:
+    """Which of two 24-hour time-of-day columns is each row's start (0 or 1) and which its end,
+    when the end is the same minutes after the start in every row (SMARD's ``Anfang;Ende``,
+    ``00:00;00:15``); else None."""
+    minutes = []
+    for column in (first, second):
+        parts = column.str.strip().str.extract(r"^(\d{1,2}):(\d{2})(?::\d{2})?$")
+        if parts.isna().any().any():
+            return None
+        minutes.append(parts[0].astype("int64") * 60 + parts[1].astype("int64"))
+    length = (minutes[1] - minutes[0]) % (2 * _HALF_DAY_MINUTES)
+    if length.nunique() != 1:
+        return None
+    span = int(length.iloc[0])
+    if 0 < span < _HALF_DAY_MINUTES:
+        return 0, 1
+    if span > _HALF_DAY_MINUTES:  # the end written before the start
+        return 1, 0
+    return None
 
 
 def numbers_of(text: pd.Series, delimiter: str) -> tuple[pd.Series, NumberStyle | None]:

@@ -305,7 +305,7 @@ class _Completing:
     def names(self, time_col: str) -> set[str]:
         names = set() if self.zone is None else {self.zone}
         if self.split is not None:
-            names |= {self.split.date_column, self.split.clock_column} - {time_col}
+            names |= self.split.columns - {time_col}
         if self.periods is not None:
             names.add(self.periods.period_column)
         return names
@@ -317,7 +317,7 @@ def _completing(raw: pd.DataFrame, time_col: str, target: str | None) -> _Comple
     split, periods = split_timestamp(raw, time_col), None
     if split is None:
         periods = period_numbers(raw, time_col, set() if target is None else {target})
-    elif ({split.date_column, split.clock_column} - {time_col}).pop() == target:
+    elif target in split.columns - {time_col}:
         split = None
     found = _Completing(split, periods, None)
     times = raw[time_col] if split is None else split.joined(raw)
@@ -358,6 +358,11 @@ def time_parts(
         notes.append(
             f"{source}: columns {split.date_column!r} (date) and {split.clock_column!r} "
             "(time of day) read together as the timestamp"
+            + (
+                ""
+                if split.end_column is None
+                else f", each row at its period's start ({split.end_column!r}, the end, left out)"
+            )
         )
     elif periods is not None:
         numbers = _text(raw, periods.period_column).astype("int64")
