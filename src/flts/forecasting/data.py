@@ -72,7 +72,8 @@ def read_csv_bytes(data: bytes, *, source: str, config: PreprocessConfig) -> pd.
 def read_csv_with_notes(
     data: bytes, *, source: str, config: PreprocessConfig
 ) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """:func:`read_csv_bytes` plus notes on constant text columns that were ignored."""
+    """:func:`read_csv_bytes` plus notes on how the file was read (its layout, what was left
+    out: lines above the header, units and footer rows, constant text columns)."""
     try:
         raw, dialect = read_csv_text(data, header_named=config.time_col)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

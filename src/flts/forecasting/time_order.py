@@ -22,7 +22,7 @@ from flts.errors import DataValidationError
 
 #: Data row 0 is on line 2 of the file (line 1 is the header) ...
 _LINE_OFFSET = 2
-#: ... unless lines above the header were skipped (``csv_text.header_place``): the reading of
+#: ... unless lines above the header were skipped (``file_edges``): the reading of
 #: such a file runs within ``lines_skipped``, so every message names the file's own lines.
 _SKIPPED: ContextVar[int] = ContextVar("lines_above_the_header", default=0)
 
