@@ -564,13 +564,27 @@ def test_a_date_and_a_time_of_day_in_two_columns_read_as_one_timestamp(time_col:
     assert "meter.csv: columns 'Datum' + 'Uhrzeit' read as day-first dates" in notes
 
 
-def test_a_date_column_with_two_clock_columns_is_not_guessed() -> None:
-    # Interval start and end: which one stamps the value is the user's call.
+def test_a_date_column_with_start_and_end_clock_columns_reads_the_start() -> None:
+    # A period's start and end: read at the start, as a period written `A - B` is (the end of
+    # a day's last period, 00:00, would otherwise go back in time).
     frame = raw_frame(60, step_s=3600)
     stamps = pd.to_datetime(frame["time"])
     frame["time"] = stamps.dt.strftime("%Y-%m-%d")
     frame["start"] = stamps.dt.strftime("%H:%M")
     frame["end"] = (stamps + pd.Timedelta(hours=1)).dt.strftime("%H:%M")
+    split = split_timestamp(pd.read_csv(io.BytesIO(to_csv(frame)), dtype=str), "time")
+    assert split is not None
+    assert (split.clock_column, split.end_column) == ("start", "end")
+    out, _ = read(to_csv(frame), PreprocessConfig(target="down"))
+    assert out["ds"].tolist() == stamps.tolist()
+
+
+def test_a_date_column_with_two_unrelated_clock_columns_is_not_guessed() -> None:
+    frame = raw_frame(60, step_s=3600)
+    stamps = pd.to_datetime(frame["time"])
+    frame["time"] = stamps.dt.strftime("%Y-%m-%d")
+    frame["start"] = stamps.dt.strftime("%H:%M")
+    frame["logged"] = [f"{(h * 7) % 24:02d}:{h % 60:02d}" for h in range(60)]  # no fixed span
     assert split_timestamp(pd.read_csv(io.BytesIO(to_csv(frame)), dtype=str), "time") is None
     with pytest.raises(DataValidationError, match="duplicated timestamp"):
         read(to_csv(frame), PreprocessConfig(target="down"))
