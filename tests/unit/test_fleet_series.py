@@ -115,6 +115,21 @@ def test_unknown_series_column_is_named(tmp_path: Path) -> None:
         split_long_csv(train, train, "site", tmp_path / "out")
 
 
+def test_a_long_csv_footer_naming_no_series_is_left_out(tmp_path: Path) -> None:
+    rows = "".join(f"2024-01-01 {h:02d}:00,{s},{h}\n" for h in range(12) for s in ("a", "b"))
+    train = tmp_path / "train.csv"
+    train.write_text("Export of 2024-01-02\ntime,site,load\n" + rows + "Total,,132\n,,\n")
+    pairs, _, notices = split_long_csv(train, train, "site", tmp_path / "out")
+    assert set(pairs) == {"a", "b"}
+    assert f"{train}: the last 2 row(s) from line 27 name no series" in notices[0]
+    middle = tmp_path / "middle.csv"
+    middle.write_text(
+        "time,site,load\n2024-01-01 00:00,a,1\n2024-01-01 00:00,,2\n2024-01-01 01:00,a,3\n"
+    )
+    with pytest.raises(ConfigError, match="line 3 has no 'site' value"):
+        split_long_csv(middle, middle, "site", tmp_path / "out2")
+
+
 def test_directories_pair_by_file_stem(tmp_path: Path) -> None:
     (tmp_path / "tr").mkdir()
     (tmp_path / "te").mkdir()

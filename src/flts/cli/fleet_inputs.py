@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from flts.cli.run_inputs import read_cells
@@ -29,7 +30,7 @@ from flts.forecasting.csv_text import numbers_of, read_csv_text
 from flts.forecasting.day_rows import day_rows_layout
 from flts.forecasting.file_edges import without_edge_rows
 from flts.forecasting.time_columns import time_companions, with_unnamed_time_column
-from flts.forecasting.time_order import lines_skipped
+from flts.forecasting.time_order import line_of, lines_skipped
 from flts.run.fleet import FleetSeries
 
 #: Builds the checked preprocess config of one series from its training CSV.
@@ -51,12 +52,34 @@ def _read(
         raise ConfigError(
             f"{path}: no {role} column {series_col!r} (columns: {', '.join(map(str, frame))})"
         )
-    if role == "time":
-        with lines_skipped(dialect.header.skipped):
+    with lines_skipped(dialect.header.skipped):
+        if role == "time":
             frame, _, edges = without_edge_rows(frame, series_col, str(path))
-        if notes is not None:
-            notes.extend(edges)
+        else:
+            frame, edges = _named_rows(frame, series_col, path)
+    if notes is not None:
+        notes.extend(edges)
     return frame, dialect.delimiter
+
+
+def _named_rows(frame: pd.DataFrame, series_col: str, path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` without the rows at its end that name no series (a total, empty spreadsheet
+    rows), and a note; ConfigError naming the line of any other row without a series id."""
+    named = (frame[series_col].str.strip() != "").to_numpy()
+    last = int(np.flatnonzero(named)[-1]) + 1 if named.any() else 0
+    unnamed = np.flatnonzero(~named[:last])
+    if len(unnamed):
+        raise ConfigError(
+            f"{path}: line {line_of(int(unnamed[0]))} has no {series_col!r} value: every row of "
+            f"a file split by --series-col names its series"
+        )
+    if last == len(frame):
+        return frame, []
+    note = (
+        f"{path}: the last {len(frame) - last} row(s) from line {line_of(last)} name no series "
+        f"(column {series_col!r} empty: a total or empty rows), left out"
+    )
+    return frame.iloc[:last], [note]
 
 
 def split_long_csv(
@@ -67,10 +90,14 @@ def split_long_csv(
     Returns ``{safe id: (train csv or None, test csv or None)}``, ``{safe id: raw id}`` and the
     sanitising notices. ConfigError when two raw ids collide once sanitised.
     """
-    (train, train_sep), (test, test_sep) = _read(train_csv, series_col), _read(test_csv, series_col)
+    read_notes: list[str] = []
+    (train, train_sep), (test, test_sep) = (
+        _read(p, series_col, "series", read_notes) for p in (train_csv, test_csv)
+    )
     delimiters = {"train.csv": train_sep, "test.csv": test_sep}
     raw_ids = list(dict.fromkeys([*train[series_col], *test[series_col]]))
     mapping, notices = sanitise_all(raw_ids)
+    notices.extend(read_notes)
     pairs: dict[str, tuple[Path | None, Path | None]] = {}
     for raw, safe in mapping.items():
         directory = out_dir / safe
