@@ -61,6 +61,16 @@ def test_a_header_below_a_preamble_is_found_and_lines_keep_their_numbers() -> No
         read(broken)
 
 
+def test_lines_stay_the_files_own_in_later_checks_too() -> None:
+    """The grid check runs after reading (``regularise``): it still counts the preamble and the
+    units row when it names lines."""
+    rows = "".join(f"2018-02-05 00:{m:02d}:00,{m}\n" for m in range(40))
+    train = ("Meter 1\nkW\ntime,down\n,kW\n" + rows.replace("00:07:00", "00:06:30")).encode()
+    test = ("time,down\n" + "".join(f"2018-02-05 01:{m:02d}:00,{m}\n" for m in range(40))).encode()
+    with pytest.raises(DataValidationError, match="rows at lines 11 and 12 fall on the same"):
+        prepare_datasets(train, test, PreprocessConfig(target="down", lags=[]), config_hash="x")
+
+
 def test_excel_delimiter_line_names_the_delimiter() -> None:
     rows = "".join(f"2018-02-05 00:{m:02d}:00;{m},5\n" for m in range(12))
     data = ('"sep=;"\ntime;down\n' + rows).encode()

@@ -62,6 +62,8 @@ from flts.forecasting.windows import runs_of
 logger = logging.getLogger(__name__)
 
 ClipBounds = dict[str, tuple[float, float]]
+#: ``DataFrame.attrs`` key: the lines above a read frame's first data row besides the header.
+LINES_SKIPPED = "lines_skipped"
 
 
 def read_csv_bytes(data: bytes, *, source: str, config: PreprocessConfig) -> pd.DataFrame:
@@ -84,6 +86,7 @@ def read_csv_with_notes(
         raw, lead, edge_notes = without_edge_rows(raw, config.time_col, source)
     with lines_skipped(above + lead):
         frame, notes = _read_rows(raw, dialect, source, config)
+    frame.attrs[LINES_SKIPPED] = above + lead  # for messages about its rows later (file_line)
     return frame, (*header_notes(dialect.header, source), *edge_notes, *notes)
 
 
@@ -233,10 +236,11 @@ def is_newest_first(ds: pd.Series) -> bool:
 
 def file_line(frame: pd.DataFrame, row: int) -> int:
     """The file line of ``frame``'s row ``row``, for a frame as :func:`read_csv_with_notes`
-    returns it (reversed when the file was newest first)."""
-    if frame.attrs.get("newest_first"):
-        return line_of(len(frame) - 1 - row)
-    return line_of(row)
+    returns it (reversed when the file was newest first, after the lines it skipped)."""
+    with lines_skipped(int(frame.attrs.get(LINES_SKIPPED, 0))):
+        if frame.attrs.get("newest_first"):
+            return line_of(len(frame) - 1 - row)
+        return line_of(row)
 
 
 def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
