@@ -31,7 +31,8 @@ _EDGE_ROWS = 3
 
 def edge_rows_hint(bad: np.ndarray, rows: int) -> str:
     """A hint when only the first or the last few rows have no timestamp: rows under the header
-    (units, descriptions) or a footer (a total), which are not data."""
+    (units, descriptions) or, at the end, a line cut short or a footer (rows whose time cell
+    holds no digit at all are left out before: ``file_edges``)."""
     if len(bad) > _EDGE_ROWS:
         return ""
     lines = ", ".join(str(line_of(int(i))) for i in bad)
@@ -42,6 +43,7 @@ def edge_rows_hint(bad: np.ndarray, rows: int) -> str:
         )
     if np.array_equal(bad, np.arange(rows - len(bad), rows)):
         return (
-            f"; only the last line(s) {lines}: if they are a footer (a total, a note), remove them"
+            f"; only the last line(s) {lines}: a timestamp cut short (a file copied while it "
+            "was being written?) or a footer with a number in its first cell: remove them"
         )
     return ""
