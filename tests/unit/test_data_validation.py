@@ -71,6 +71,43 @@ def test_lines_stay_the_files_own_in_later_checks_too() -> None:
         prepare_datasets(train, test, PreprocessConfig(target="down", lags=[]), config_hash="x")
 
 
+def half_hours_on_a_quarter_hour_grid(start: str, rows: int) -> bytes:
+    """A download that writes every quarter hour but holds values every half hour."""
+    stamps = pd.date_range(start, periods=rows, freq="15min")
+    lines = [
+        f"{t:%Y-%m-%d %H:%M},{'' if t.minute % 30 else 100 + i % 48}" for i, t in enumerate(stamps)
+    ]
+    return ("time,down\n" + "\n".join(lines) + "\n").encode()
+
+
+def test_rows_without_values_do_not_set_the_step() -> None:
+    train = half_hours_on_a_quarter_hour_grid("2024-01-01", 4 * 96)
+    test = half_hours_on_a_quarter_hour_grid("2024-01-05", 2 * 96)
+    prepared = prepare_datasets(train, test, PreprocessConfig(target="down"), config_hash="x")
+    assert prepared.spec.step_seconds == 1800
+    assert "train.csv: 192 rows with no value in any column left out" in " ".join(
+        prepared.train_notes
+    )
+
+
+def test_a_sporadic_empty_row_is_a_gap_and_later_lines_keep_their_numbers() -> None:
+    stamps = pd.date_range("2018-02-05", periods=200, freq="min")
+    rows = [f"{t:%Y-%m-%d %H:%M:%S},{i}" for i, t in enumerate(stamps)]
+    rows[5] = f"{stamps[5]:%Y-%m-%d %H:%M:%S},"  # no value: left out, filled as a missing step
+    test_stamps = pd.date_range("2018-02-05 04:00", periods=60, freq="min")
+    test = ("time,down\n" + "".join(f"{t},{i}\n" for i, t in enumerate(test_stamps))).encode()
+    clash = rows.copy()
+    clash[21] = "2018-02-05 00:20:20,21"  # data row 21: line 23, on the slot of line 22
+    data = ("time,down\n" + "\n".join(clash) + "\n").encode()
+    config = PreprocessConfig(target="down", lags=[])
+    with pytest.raises(DataValidationError, match="rows at lines 22 and 23 fall on the same"):
+        prepare_datasets(data, test, config, config_hash="x")
+    data = ("time,down\n" + "\n".join(rows) + "\n").encode()
+    prepared = prepare_datasets(data, test, config, config_hash="x")
+    assert prepared.spec.step_seconds == 60
+    assert "train.csv: 1 missing time steps inserted" in prepared.train_notes
+
+
 def test_excel_delimiter_line_names_the_delimiter() -> None:
     rows = "".join(f"2018-02-05 00:{m:02d}:00;{m},5\n" for m in range(12))
     data = ('"sep=;"\ntime;down\n' + rows).encode()

@@ -62,8 +62,10 @@ from flts.forecasting.windows import runs_of
 logger = logging.getLogger(__name__)
 
 ClipBounds = dict[str, tuple[float, float]]
-#: ``DataFrame.attrs`` key: the lines above a read frame's first data row besides the header.
+#: ``DataFrame.attrs`` keys: the lines above a read frame's first data row besides the header,
+#: and how many rows it had as read.
 LINES_SKIPPED = "lines_skipped"
+ROWS_READ = "rows_read"
 
 
 def read_csv_bytes(data: bytes, *, source: str, config: PreprocessConfig) -> pd.DataFrame:
@@ -86,7 +88,9 @@ def read_csv_with_notes(
         raw, lead, edge_notes = without_edge_rows(raw, config.time_col, source)
     with lines_skipped(above + lead):
         frame, notes = _read_rows(raw, dialect, source, config)
-    frame.attrs[LINES_SKIPPED] = above + lead  # for messages about its rows later (file_line)
+    # For messages about its rows after reading (file_line).
+    frame.attrs[LINES_SKIPPED] = above + lead
+    frame.attrs[ROWS_READ] = len(frame)
     return frame, (*header_notes(dialect.header, source), *edge_notes, *notes)
 
 
@@ -236,11 +240,31 @@ def is_newest_first(ds: pd.Series) -> bool:
 
 def file_line(frame: pd.DataFrame, row: int) -> int:
     """The file line of ``frame``'s row ``row``, for a frame as :func:`read_csv_with_notes`
-    returns it (reversed when the file was newest first, after the lines it skipped)."""
+    returns it (reversed when the file was newest first, after the lines it skipped), or a
+    selection of its rows that kept their index (:func:`rows_with_values`)."""
+    label = int(frame.index[row])
     with lines_skipped(int(frame.attrs.get(LINES_SKIPPED, 0))):
         if frame.attrs.get("newest_first"):
-            return line_of(len(frame) - 1 - row)
-        return line_of(row)
+            return line_of(int(frame.attrs.get(ROWS_READ, len(frame))) - 1 - label)
+        return line_of(label)
+
+
+def rows_with_values(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """``frame`` without the rows that hold no value in any column (their index kept, so
+    :func:`file_line` still names each row's line), and a note when there were such rows.
+
+    Such a row says nothing but its time: left in, it would set the step. An export that writes a
+    15-minute grid with values every half hour (as some grid operators' downloads do) is a
+    30-minute series; and a sporadic empty row is a gap, which the grid puts back and fills like
+    any other (:func:`regularise`).
+    """
+    valued = frame.drop(columns=[TIME_COLUMN]).notna().any(axis=1).to_numpy()
+    if valued.all() or not valued.any():
+        return frame, ()
+    return frame.loc[valued], (
+        f"{source}: {int((~valued).sum())} rows with no value in any column left out (the step "
+        "is read from the rows that hold values)",
+    )
 
 
 def constant_text_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:

@@ -39,6 +39,7 @@ from flts.forecasting.data import (
     infer_grid_step,
     read_csv_with_notes,
     regularise,
+    rows_with_values,
 )
 from flts.forecasting.defaults import ResolvedDefaults, resolve_defaults
 from flts.forecasting.features import build_features, feature_order_for, utc_offsets
@@ -206,6 +207,9 @@ def prepare_datasets(
     test_config = config.model_copy(update={"feature_columns": raw_columns})
     _check_test_inputs(test_bytes, raw_columns, config, (train_source, test_source))
     test_raw, test_read = read_csv_with_notes(test_bytes, source=test_source, config=test_config)
+    train_raw, train_empty = rows_with_values(train_raw, train_source)
+    test_raw, test_empty = rows_with_values(test_raw, test_source)
+    ignored, test_read = (*ignored, *train_empty), (*test_read, *test_empty)
     if len(train_raw) < 2:
         _require_rows(train_source, len(train_raw), min_train_rows(config), "windows and a step")
     step, how = _resolve_step(config, train_raw[TIME_COLUMN])
