@@ -16,7 +16,7 @@ Rules (documented here because they decide what a model sees):
   error naming both lines (FLTS never silently re-orders or drops rows). The one exception is a
   file listed newest first (as many exports and dashboards write it): when *every* timestamp is
   earlier than the one above it, the rows are read in reverse, with a note; errors found later
-  still cite the file's own lines (``frame.attrs["newest_first"]``).
+  still cite the file's own lines (``frame.attrs[NEWEST_FIRST]``).
 * **Regular grid.** Each timestamp is snapped to the nearest slot of the grid
   ``anchor + k * step`` (anchor: the first timestamp, or the one given). Two rows landing on the
   same slot are an error. Missing slots are inserted. Monthly, quarterly and yearly timestamps
@@ -63,9 +63,10 @@ logger = logging.getLogger(__name__)
 
 ClipBounds = dict[str, tuple[float, float]]
 #: ``DataFrame.attrs`` keys: the lines above a read frame's first data row besides the header,
-#: and how many rows it had as read.
+#: how many rows it had as read, and whether it was read in reverse (a newest-first file).
 LINES_SKIPPED = "lines_skipped"
 ROWS_READ = "rows_read"
+NEWEST_FIRST = "newest_first"
 
 
 def read_csv_bytes(data: bytes, *, source: str, config: PreprocessConfig) -> pd.DataFrame:
@@ -191,7 +192,7 @@ def _read_rows(
         notes.append(f"{source}: true/false read as 1/0 in columns {flag_columns}")
     if newest_first:
         frame = frame.iloc[::-1].reset_index(drop=True)
-        frame.attrs["newest_first"] = True
+        frame.attrs[NEWEST_FIRST] = True
         notes.append(
             f"{source}: rows listed newest first ({ds.iloc[0]} on line {line_of(0)}): read in "
             "reverse"
@@ -244,7 +245,7 @@ def file_line(frame: pd.DataFrame, row: int) -> int:
     selection of its rows that kept their index (:func:`rows_with_values`)."""
     label = int(frame.index[row])
     with lines_skipped(int(frame.attrs.get(LINES_SKIPPED, 0))):
-        if frame.attrs.get("newest_first"):
+        if frame.attrs.get(NEWEST_FIRST):
             return line_of(int(frame.attrs.get(ROWS_READ, len(frame))) - 1 - label)
         return line_of(label)
 
