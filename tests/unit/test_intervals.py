@@ -14,6 +14,7 @@ from flts.forecasting.intervals import (
     MIN_CALIBRATION_WINDOWS,
     ConformalIntervals,
     band_columns,
+    calibrated_out_of_sample,
     calibration_origins,
     conformal_ranks,
     interval_metrics,
@@ -379,3 +380,13 @@ def test_zero_forecasts_get_offsets_of_their_own_when_each_kind_has_enough_windo
     assert ConformalIntervals.calibrate(residuals, (80,), zero_forecasts=few) == (
         ConformalIntervals.calibrate(residuals, (80,))
     )
+
+
+def test_out_of_sample_calibration_needs_half_the_rows_before_its_origins() -> None:
+    # Three weeks of 15-minute rows, a weekly season: the calibration week leaves two before it.
+    assert calibrated_out_of_sample(2016, 1, 672, 0.1, 672)
+    # Five years of months: a season of calibration origins leaves too few rows for a second fit,
+    # so the bands come from the model's own residuals (and LightGBM keeps its held-out tail).
+    assert not calibrated_out_of_sample(60, 12, 12, 0.1, 12)
+    # Too few rows for any calibration at all.
+    assert not calibrated_out_of_sample(20, 12, 12, 0.1, 12)

@@ -447,6 +447,24 @@ def calibrate_forecaster(
     )
 
 
+def _twin_has_rows(first: int, season: int, n_rows: int) -> bool:
+    """Whether the rows before the first calibration origin can stand for the model (see
+    :func:`_out_of_sample_twin`)."""
+    return first >= max(season, n_rows // 2)
+
+
+def calibrated_out_of_sample(
+    n_rows: int, horizon: int, min_history: int, fraction: float, season: int
+) -> bool:
+    """Whether a model of ``calibrate_out_of_sample`` kind fitted on ``n_rows`` training rows
+    gets bands from a second fit's out-of-sample forecasts, not from its own residuals."""
+    try:
+        origins = calibration_origins(n_rows, horizon, min_history, fraction, season)
+    except DataValidationError:
+        return False
+    return _twin_has_rows(int(origins[0]), season, n_rows)
+
+
 def _out_of_sample_twin(
     model: Forecaster,
     train: pd.DataFrame,
@@ -466,7 +484,7 @@ def _out_of_sample_twin(
     """
     if not model.calibrate_out_of_sample:
         return None
-    if first < max(season, len(train) // 2):
+    if not _twin_has_rows(first, season, len(train)):
         log.info(
             "%s: calibrating on in-sample residuals; the %d rows before the calibration "
             "origins are fewer than one season (%d) or half the training rows",

@@ -4,7 +4,8 @@ Pooling the steps keeps a 48-step horizon one fit; rows beyond ``MAX_ROWS`` are 
 the seed so the fit stays a few seconds on two cores. Early stopping watches the time-ordered
 tail of the training origins (after a gap of one horizon) to choose the number of rounds; the
 model kept is then refitted on every origin, that tail included (it is the most recent past),
-with the rounds scaled by the extra rows.
+with the rounds scaled by the extra rows, unless the series is too short for the bands to be
+calibrated on a second fit (``intervals.calibrated_out_of_sample``).
 ``deterministic`` and a fixed thread count make two fits with the same seed identical.
 
 Two boosters are fitted, one for the mean change (L2) and one for the median change (L1), and the
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from flts.domain.config import ModelType, TrainConfig
+from flts.forecasting import intervals
 from flts.forecasting.models import lag_features as lf
 from flts.forecasting.models.lag_regression import LagRegressionForecaster
 from flts.forecasting.spec import ForecastSpec
@@ -90,16 +92,28 @@ class LightGBMForecaster(LagRegressionForecaster):
         params = {**self._params(), "objective": self._objective}
         if trial is None:  # chosen on a sample of the rows: fit the winner on all of them
             trial = self._boosted(params, x, y, x_val, y_val)
-        stopped, rounds = trial
-        val_mse = float(np.mean((stopped.predict(x_val) - y_val) ** 2))
-        # Refit on every origin, the validation tail included: it is the most recent past, which
-        # one step ahead matters most (simbench household 0.909x -> 0.90x persistence MAE). More
-        # rows take proportionally more rounds at the same learning rate.
-        x_all, y_all = self._sampled(*self._stacked(series, origins))
-        rounds = max(1, round(rounds * len(origins) / len(fit_origins)))
-        self._booster = self._trained(params, x_all, y_all, rounds)
-        train_mse = float(np.mean((self._booster.predict(x_all) - y_all) ** 2))
+        self._booster, rounds = trial
+        val_mse = float(np.mean((self._booster.predict(x_val) - y_val) ** 2))
+        if self._refit_keeps_bands_honest(len(series.target)):
+            # Refit on every origin, the validation tail included: it is the most recent past,
+            # which one step ahead matters most (simbench household 0.909x -> 0.896x persistence
+            # MAE). More rows take proportionally more rounds at the same learning rate.
+            x, y = self._sampled(*self._stacked(series, origins))
+            rounds = max(1, round(rounds * len(origins) / len(fit_origins)))
+            self._booster = self._trained(params, x, y, rounds)
+        train_mse = float(np.mean((self._booster.predict(x) - y) ** 2))
         return rounds, train_mse, val_mse, n_val
+
+    def _refit_keeps_bands_honest(self, n_rows: int) -> bool:
+        """Whether the bands will be calibrated on a second fit's out-of-sample forecasts. If
+        not (a short series: a few dozen monthly rows), they come from this model's own
+        residuals, and the held-out tail is the only out-of-sample stretch among them: refitted
+        on it, LightGBM's 80 % bands covered 37 % instead of 84 % on five years of monthly data.
+        """
+        season = max(self.spec.periods)
+        fraction = self.train_config.validation_fraction
+        horizon, history = self.spec.horizon, self.min_history
+        return intervals.calibrated_out_of_sample(n_rows, horizon, history, fraction, season)
 
     def _sampled(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """At most ``MAX_ROWS`` rows, drawn with the seed (in time order)."""
