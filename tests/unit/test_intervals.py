@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _synthetic import synthetic_problem
 
+from flts.domain.config import ModelType, TrainConfig
 from flts.errors import DataValidationError
+from flts.forecasting.base import Forecaster
 from flts.forecasting.intervals import (
     MIN_CALIBRATION_WINDOWS,
     ConformalIntervals,
@@ -19,6 +22,7 @@ from flts.forecasting.intervals import (
     conformal_ranks,
     interval_metrics,
 )
+from flts.forecasting.models import create_forecaster
 
 
 def test_conformal_rank_uses_the_finite_sample_correction() -> None:
@@ -383,10 +387,17 @@ def test_zero_forecasts_get_offsets_of_their_own_when_each_kind_has_enough_windo
 
 
 def test_out_of_sample_calibration_needs_half_the_rows_before_its_origins() -> None:
-    # Three weeks of 15-minute rows, a weekly season: the calibration week leaves two before it.
-    assert calibrated_out_of_sample(2016, 1, 672, 0.1, 672)
-    # Five years of months: a season of calibration origins leaves too few rows for a second fit,
-    # so the bands come from the model's own residuals (and LightGBM keeps its held-out tail).
-    assert not calibrated_out_of_sample(60, 12, 12, 0.1, 12)
+    def lightgbm(n_train: int, horizon: int) -> Forecaster:  # hourly rows, a daily season
+        spec = synthetic_problem(n_rows=n_train + 48, n_train=n_train, horizon=horizon).spec
+        return create_forecaster(ModelType.LIGHTGBM, spec, TrainConfig())
+
+    # Fifty days: the calibration origins (the last tenth) leave far more than a season before.
+    assert calibrated_out_of_sample(lightgbm(1200, 1), 1200, 0.1)
+    # Sixty rows, twelve steps ahead: the calibration origins leave too few rows for a second
+    # fit, so the bands come from the model's own residuals (and LightGBM keeps its tail).
+    assert not calibrated_out_of_sample(lightgbm(60, 12), 60, 0.1)
     # Too few rows for any calibration at all.
-    assert not calibrated_out_of_sample(20, 12, 12, 0.1, 12)
+    assert not calibrated_out_of_sample(lightgbm(40, 12), 40, 0.1)
+    # A model that holds its calibration rows out itself never gets a second fit.
+    gru = create_forecaster(ModelType.GRU, lightgbm(1200, 1).spec, TrainConfig())
+    assert not calibrated_out_of_sample(gru, 1200, 0.1)

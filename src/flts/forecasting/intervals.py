@@ -372,8 +372,7 @@ def calibration_forecasts(
     the model fits every training row (:func:`_out_of_sample_twin`), as the model's own raw
     forecasts (``_predict``): what the bands and the point calibration are fitted on."""
     spec = model.spec
-    season = max(spec.periods)
-    origins = calibration_origins(len(train), spec.horizon, model.min_history, fraction, season)
+    origins, season = _model_calibration_origins(model, len(train), fraction)
     target = train[spec.target].to_numpy(dtype=np.float64)
     actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
     twin = _out_of_sample_twin(model, train, int(origins[0]), season, unobserved)
@@ -389,6 +388,16 @@ def calibration_forecasts(
         _seasonal_naive(spec, target, origins),
         in_sample,
     )
+
+
+def _model_calibration_origins(
+    model: Forecaster, n_rows: int, fraction: float
+) -> tuple[np.ndarray, int]:
+    """``model``'s calibration origins on ``n_rows`` training rows, and the season (its longest
+    period) they span."""
+    season = max(model.spec.periods)
+    horizon = model.spec.horizon
+    return calibration_origins(n_rows, horizon, model.min_history, fraction, season), season
 
 
 def _seasonal_naive(
@@ -453,13 +462,13 @@ def _twin_has_rows(first: int, season: int, n_rows: int) -> bool:
     return first >= max(season, n_rows // 2)
 
 
-def calibrated_out_of_sample(
-    n_rows: int, horizon: int, min_history: int, fraction: float, season: int
-) -> bool:
-    """Whether a model of ``calibrate_out_of_sample`` kind fitted on ``n_rows`` training rows
-    gets bands from a second fit's out-of-sample forecasts, not from its own residuals."""
+def calibrated_out_of_sample(model: Forecaster, n_rows: int, fraction: float) -> bool:
+    """Whether ``model``, fitted on ``n_rows`` training rows, gets its bands (and point
+    calibration) from a second fit's out-of-sample forecasts, not from its own residuals."""
+    if not model.calibrate_out_of_sample:
+        return False
     try:
-        origins = calibration_origins(n_rows, horizon, min_history, fraction, season)
+        origins, season = _model_calibration_origins(model, n_rows, fraction)
     except DataValidationError:
         return False
     return _twin_has_rows(int(origins[0]), season, n_rows)
