@@ -390,6 +390,25 @@ def test_local_clock_time_with_the_autumn_hour_twice_needs_the_zone() -> None:
     assert "meter.csv: column 'time' read as ISO 8601, Europe/Berlin clock time" in notes
 
 
+def test_the_autumn_hour_written_twice_with_copied_values_points_at_the_zone_first() -> None:
+    # Some loggers (simbench's profiles) write the repeated hour's first values again: every
+    # cell of the row repeats, as in files joined with overlapping ends, but the zone is the fix.
+    utc = pd.date_range(
+        pd.Timestamp("2016-10-30 00:00", tz="Europe/Berlin"), periods=16, freq="15min"
+    )
+    frame = raw_frame(16, step_s=900)
+    frame["time"] = utc.tz_convert("Europe/Berlin").strftime("%Y-%m-%d %H:%M")
+    values = [c for c in frame.columns if c != "time"]
+    frame.loc[12:15, values] = frame.loc[8:11, values].to_numpy()  # 02:00-02:45 again
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(frame))
+    message = str(err.value)
+    assert message.index("--timezone Europe/Berlin") < message.index("if not, line 14 repeats")
+    assert "line 14 repeats line 10 in every column" in message
+    out, _ = read(to_csv(frame), SMALL.model_copy(update={"timezone": "Europe/Berlin"}))
+    assert out["ds"].tolist() == utc.tz_convert("UTC").tz_localize(None).tolist()
+
+
 def test_clock_time_in_the_skipped_spring_hour_is_an_error_naming_it() -> None:
     frame = raw_frame(3, step_s=1800)
     frame["time"] = ["2016-03-27 01:30", "2016-03-27 02:30", "2016-03-27 03:00"]

@@ -90,12 +90,14 @@ def check_increasing(
         _raise_newest_first(ds, diffs, source)
     i = int(bad[0]) + 1  # the later row of the offending pair
     before, after = ds.iloc[i - 1], ds.iloc[i]
-    hint = (
-        _repeat_hint(ds, rows, i)
-        or _series_hint(raw, i)
-        or _interleaved_hint(ds, raw, i)
-        or (_dst_hint(before, after) if clock_time else "")
-    )
+    dst = _dst_hint(before, after) if clock_time else ""
+    repeat = _repeat_hint(ds, rows, i)
+    if dst and repeat:
+        # A logger writing clock time may copy the hour's values when it comes round again
+        # (simbench's profiles do): the zone is the likelier way out than deleting rows.
+        hint = dst + repeat.replace("; line", "; if not, line", 1)
+    else:
+        hint = repeat or _series_hint(raw, i) or _interleaved_hint(ds, raw, i) or dst
     if before == after:
         raise DataValidationError(
             f"{source}: duplicated timestamp {after} at lines {line_of(i - 1)} and "
