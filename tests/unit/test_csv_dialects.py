@@ -702,3 +702,24 @@ def test_no_data_markers_of_grid_operators_are_missing() -> None:
     frame.loc[[2, 7], "down"] = ["ND", "n/d"]
     out, _ = read(to_csv(frame))
     assert out["down"].isna().to_numpy().nonzero()[0].tolist() == [2, 7]
+
+
+def test_an_unquoted_delimiter_in_a_value_is_an_error_naming_the_line() -> None:
+    # pandas would make the first field an index and shift every column one place.
+    rows = "".join(f"Mon,January {d:02d}, 2021,{d}.5\n" for d in range(1, 30))
+    data = f"Daily energy export\nDay,Date,Energy\n{rows}".encode()
+    with pytest.raises(DataValidationError) as err:
+        read(data, PreprocessConfig(time_col="Date", target="Energy"))
+    assert str(err.value) == (
+        "meter.csv: cannot be read as CSV (line 3 has 4 fields ('Mon', 'January 01', ' 2021', "
+        "'1.5') where the header names 3 columns ('Day', 'Date', 'Energy'): quote each value "
+        "that holds the delimiter ',', or name every column in the header)"
+    )
+
+
+def test_a_delimiter_ending_every_data_line_but_not_the_header_is_read() -> None:
+    frame = raw_frame(30)
+    text = "time,down,up\n" + "".join(f"{t},{d},{u},\n" for t, d, u in frame.to_numpy())
+    out, _ = read(text.encode())
+    assert out["down"].tolist() == pytest.approx(frame["down"].tolist())
+    assert list(out.columns) == ["ds", "down", "up"]

@@ -225,10 +225,49 @@ def read_csv_text(
         keep_default_na=False,
         nrows=nrows,
     )
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas makes the first fields an index when the data rows have more fields than the
+        # header names, silently shifting every column: only empty extras are harmless.
+        frame = _without_empty_extra_fields(frame, data, dialect, unicode, nrows)
     names = [str(c).strip() for c in frame.columns]
     if len(set(names)) == len(names):  # "load " is "load", unless that makes two of one name
         frame.columns = pd.Index(names)
     return frame, dialect
+
+
+def _without_empty_extra_fields(
+    frame: pd.DataFrame, data: bytes, dialect: CsvDialect, unicode: str | None, nrows: int | None
+) -> pd.DataFrame:
+    """The rows read without the fields past the header's last column when every one is empty
+    (a delimiter at the end of each data line), else a ``ParserError`` naming the first line
+    with a value there: an unquoted delimiter in a value, or a column the header does not name.
+    """
+    whole_rows = frame.reset_index().to_numpy(dtype=str)  # the index is the rows' first fields
+    if not np.char.strip(whole_rows[:, -frame.index.nlevels :]).any():
+        with warnings.catch_warnings():  # the "loss of data" it warns of: empty fields only
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            return pd.read_csv(
+                io.BytesIO(data),
+                sep=dialect.delimiter,
+                encoding="utf-8" if unicode else dialect.encoding,
+                dtype=str,
+                keep_default_na=False,
+                nrows=nrows,
+                index_col=False,
+            )
+    text = data.decode("utf-8" if unicode else dialect.encoding)
+    reader = csv.reader(io.StringIO(text), delimiter=dialect.delimiter)
+    header = next(reader)
+    for fields in reader:
+        if len(fields) > len(header) and any(f.strip() for f in fields[len(header) :]):
+            break
+    line = reader.line_num + dialect.header.skipped
+    shown = ", ".join(repr(f) for f in fields[:8]) + (", ..." if len(fields) > 8 else "")
+    raise pd.errors.ParserError(
+        f"line {line} has {len(fields)} fields ({shown}) where the header names {len(header)} "
+        f"columns ({', '.join(repr(h) for h in header)}): quote each value that holds the "
+        f"delimiter {dialect.delimiter!r}, or name every column in the header"
+    )
 
 
 #: A date without a time (``31.01.2016``, ``2016-01-31``, ``1/31/2016``, ``01-JAN-2023``).
