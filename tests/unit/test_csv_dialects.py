@@ -723,3 +723,20 @@ def test_a_delimiter_ending_every_data_line_but_not_the_header_is_read() -> None
     out, _ = read(text.encode())
     assert out["down"].tolist() == pytest.approx(frame["down"].tolist())
     assert list(out.columns) == ["ds", "down", "up"]
+
+
+def test_a_column_of_weekday_names_beside_the_date_is_left_out_with_a_note() -> None:
+    frame = raw_frame(30, step_s=86_400)
+    days = pd.to_datetime(frame["time"])
+    frame.insert(1, "Weekday", days.dt.day_name())
+    frame.insert(2, "Mon.", days.dt.strftime("%b."))  # abbreviated, with a full stop
+    out, notes = read(to_csv(frame), PreprocessConfig(season_steps=7))
+    assert list(out.columns) == ["ds", "down", "up"]
+    assert (
+        "meter.csv: column 'Weekday' ignored: day or month names ('Monday', ...) repeat the "
+        "timestamps' calendar, which the models read from the time itself"
+    ) in notes
+    assert any("column 'Mon.' ignored: day or month names ('Feb.'" in n for n in notes)
+    frame.loc[3, "Weekday"] = "closed"  # not a calendar name: text a model cannot read
+    with pytest.raises(DataValidationError, match="column 'Weekday' is not numeric"):
+        read(to_csv(frame), PreprocessConfig(season_steps=7))

@@ -39,7 +39,8 @@ file is never read differently without the run's notes saying so:
   month first, and the same day first, and spreadsheet serial dates (Excel's and LibreOffice's
   day numbers, ``44927.5`` for 2023-01-01 12:00, as a sheet saved as CSV without a date format
   writes them; only values from 1954 to 2119, where no epoch unit lands, and read as clock time
-  like a written date). The candidate that parses the most values wins, and
+  like a written date), and period labels (quarters ``2016 Q1``, ISO weeks ``2019-W02``, at
+  the period's first day: ``period_labels``). The candidate that parses the most values wins, and
   among those the one whose spacing is most regular: ``01.02.2016`` to ``12.02.2016`` parse both
   ways, but only day first gives a regular hourly series.
 * **Intervals** (``01.01.2021 00:00 - 01.01.2021 00:15``, as grid operators' and ENTSO-E's
@@ -81,6 +82,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from flts.forecasting.compressed import decompressed
 from flts.forecasting.file_edges import DELIMITERS, HeaderPlace, after_lines, header_place
+from flts.forecasting.period_labels import parse_period_labels
 
 #: Bytes of the file the delimiter is sniffed from.
 SNIFF_BYTES = 64 * 1024
@@ -664,6 +666,9 @@ def parse_timestamps(text: pd.Series, timezone: str | None = None) -> tuple[pd.S
         serial = _spreadsheet_days(text)
         if serial is not None:
             candidates.append(serial)
+        labels = parse_period_labels(text)
+        if labels is not None:
+            candidates.append(labels)
         candidates.extend(shifted(_inferred(text, dayfirst)) for dayfirst in (False, True))
         # ``min`` keeps the earliest of equals, so ISO 8601 wins every tie.
         parsed, how = min(candidates, key=lambda c: (int(c[0].isna().sum()), -_regularity(c[0])))

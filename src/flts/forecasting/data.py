@@ -49,6 +49,7 @@ from flts.forecasting.file_edges import header_notes, without_edge_rows
 from flts.forecasting.read_hints import did_you_mean
 from flts.forecasting.spec import TIME_COLUMN
 from flts.forecasting.time_columns import (
+    calendar_name_columns,
     parse_times,
     read_times,
     time_parts,
@@ -140,7 +141,10 @@ def _read_rows(
         stamps = timestamp_columns(
             raw, [c for c in selected if c not in {config.target, *constant, *index, *blank}]
         )
-        selected = [c for c in selected if c not in {*constant, *index, *blank, *stamps}]
+        named = calendar_name_columns(
+            raw, [c for c in selected if c not in {config.target, *constant, *stamps}]
+        )
+        selected = [c for c in selected if c not in {*constant, *index, *blank, *stamps, *named}]
         notes.extend(
             f"{source}: column {c!r} ignored: text with one value throughout "
             f"({raw[c].iloc[0]!r}), nothing a model can use"
@@ -160,6 +164,11 @@ def _read_rows(
             f"{source}: column {c!r} ignored: timestamps ({raw[c].iloc[0].strip()!r}, ...) say "
             "when, not how much"
             for c in stamps
+        )
+        notes.extend(
+            f"{source}: column {c!r} ignored: day or month names ({raw[c].iloc[0].strip()!r}, "
+            "...) repeat the timestamps' calendar, which the models read from the time itself"
+            for c in named
         )
     clock, ds, time_notes = read_times(parts, config, source)
     notes.extend(time_notes)

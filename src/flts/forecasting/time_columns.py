@@ -22,6 +22,7 @@ pair is ``csv_text.split_timestamp``). The others recognised here, each with a n
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass, replace
 
@@ -226,6 +227,25 @@ def timestamp_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
     for column in columns:
         text = _text(raw, column)
         if _all_timestamps(text[~text.str.lower().isin(MISSING_MARKERS)]):
+            found.append(column)
+    return found
+
+
+#: Day and month names as spreadsheets write them beside a date (``Friday``, ``Fri``, ``March``).
+_CALENDAR_NAMES = frozenset(
+    name.lower()
+    for name in (*calendar.day_name, *calendar.day_abbr, *calendar.month_name, *calendar.month_abbr)
+    if name
+)
+
+
+def calendar_name_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Those of ``columns`` whose every value is a day or month name (a ``Weekday`` column): the
+    calendar of the timestamps again, which every model reads from the time itself."""
+    found = []
+    for column in columns:
+        text = _text(raw, column).str.lower().str.rstrip(".")
+        if not text.empty and text.isin(_CALENDAR_NAMES).all():
             found.append(column)
     return found
 
