@@ -297,6 +297,7 @@ class PipelineRunner:
         epochs["TORCH_THREADS"] = "1"
         if opts.interval_levels:
             epochs["INTERVAL_LEVELS"] = ",".join(str(level) for level in opts.interval_levels)
+        self._skip_earlier_runs()
         for model in opts.models:
             self._spawn(TRAIN_SERVICES[model], f"train-{model.value.lower()}", **epochs)
         expected_types = [m.value for m in opts.models]
@@ -308,6 +309,34 @@ class PipelineRunner:
         expected = ",".join(expected_types)
         self._spawn("eval", "eval", EXPECTED_MODEL_TYPES=expected)
         self._spawn("inference", "inference", API_PORT=str(opts.api_port))
+
+    def _trainer_subscriptions(self) -> list[tuple[str, str]]:
+        """(consumer group, input topic) of each trainer this run starts."""
+        env = {**self.base_env, **self.options.service_env}
+        found = [
+            (
+                service_env(TRAIN_SERVICES[model], env)["CONSUMER_GROUP_ID"],
+                env.get("CONSUMER_TOPIC", TOPICS.training_data),
+            )
+            for model in self.options.models
+        ]
+        if self.options.global_model:
+            group = service_env("train-global", env)["CONSUMER_GROUP_ID"]
+            found.append((group, TOPICS.global_requests))
+        return found
+
+    def _skip_earlier_runs(self) -> None:
+        """Trainers start past earlier runs' records (``flts.run.backlog``), with a note."""
+        from flts.run.backlog import skip_earlier_records
+
+        skipped = skip_earlier_records(
+            self.base_env["KAFKA_BOOTSTRAP_SERVERS"], self._trainer_subscriptions(), self.started_ms
+        )
+        for moved in skipped:
+            self.display.note(
+                f"{moved.group}: {moved.records} record(s) of earlier runs on {moved.topic} "
+                "skipped (this run trains on its own data only)"
+            )
 
     def request_preprocess(self, store: ObjectStore) -> None:
         """Upload the CSVs and ask the preprocess service (on-request mode) to process them."""
