@@ -407,6 +407,7 @@ def test_flts_run_passes_interval_levels_to_every_trainer(
         spawned[log] = env
 
     monkeypatch.setattr(PipelineRunner, "_spawn", record)
+    monkeypatch.setattr(PipelineRunner, "_skip_earlier_runs", lambda self: None)  # no broker
     models = (ModelType.GRU, ModelType.MSTL)
     options = RunOptions("id", tmp_path, tmp_path, tmp_path, tmp_path, models=models)
     PipelineRunner(options, {}, None).start_services()  # type: ignore[arg-type]
@@ -416,3 +417,21 @@ def test_flts_run_passes_interval_levels_to_every_trainer(
     assert spawned["train-gru"]["INTERVAL_LEVELS"] == "50,90"
     assert spawned["train-mstl"]["INTERVAL_LEVELS"] == "50,90"
     assert "INTERVAL_LEVELS" not in spawned["inference"]
+
+
+def test_a_local_run_skips_earlier_records_for_the_groups_of_its_own_trainers(
+    tmp_path: Path,
+) -> None:
+    from flts.run.pipeline import PipelineRunner, RunOptions
+
+    models = (ModelType.GRU, ModelType.MSTL)
+    options = RunOptions("id", tmp_path, tmp_path, tmp_path, tmp_path, models=models)
+    runner = PipelineRunner(options, {}, None)  # type: ignore[arg-type]
+    assert runner._trainer_subscriptions() == [
+        ("train-gru", "training-data"),
+        ("nonml-mstl", "training-data"),
+    ]
+    options.global_model = True
+    assert runner._trainer_subscriptions()[-1] == ("train-global", "global-training-requests")
+    options.service_env = {"CONSUMER_TOPIC": "training-data-eu"}  # as the services read it
+    assert [topic for _, topic in runner._trainer_subscriptions()] == ["training-data-eu"] * 3

@@ -219,27 +219,40 @@ def read_csv_text(
     data = after_lines(data, place.skipped)
     delimiter = place.delimiter or sniff_delimiter(data)
     dialect = CsvDialect(delimiter, encoding, compression, place)
-    frame = pd.read_csv(
-        io.BytesIO(data),
-        sep=dialect.delimiter,
-        encoding="utf-8" if unicode else dialect.encoding,
-        dtype=str,
-        keep_default_na=False,
-        nrows=nrows,
-    )
+    read = _CellReader(data, dialect, "utf-8" if unicode else dialect.encoding, nrows)
+    frame = read()
     if not isinstance(frame.index, pd.RangeIndex):
         # pandas makes the first fields an index when the data rows have more fields than the
         # header names, silently shifting every column: only empty extras are harmless.
-        frame = _without_empty_extra_fields(frame, data, dialect, unicode, nrows)
+        frame = _without_empty_extra_fields(frame, read)
     names = [str(c).strip() for c in frame.columns]
     if len(set(names)) == len(names):  # "load " is "load", unless that makes two of one name
         frame.columns = pd.Index(names)
     return frame, dialect
 
 
-def _without_empty_extra_fields(
-    frame: pd.DataFrame, data: bytes, dialect: CsvDialect, unicode: str | None, nrows: int | None
-) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _CellReader:
+    """The file's data lines read as text cells (``index_col=False``: never a row index)."""
+
+    data: bytes
+    dialect: CsvDialect
+    encoding: str
+    nrows: int | None
+
+    def __call__(self, index_col: Literal[False] | None = None) -> pd.DataFrame:
+        return pd.read_csv(
+            io.BytesIO(self.data),
+            sep=self.dialect.delimiter,
+            encoding=self.encoding,
+            dtype=str,
+            keep_default_na=False,
+            nrows=self.nrows,
+            index_col=index_col,
+        )
+
+
+def _without_empty_extra_fields(frame: pd.DataFrame, read: _CellReader) -> pd.DataFrame:
     """The rows read without the fields past the header's last column when every one is empty
     (a delimiter at the end of each data line), else a ``ParserError`` naming the first line
     with a value there: an unquoted delimiter in a value, or a column the header does not name.
@@ -248,21 +261,17 @@ def _without_empty_extra_fields(
     if not np.char.strip(whole_rows[:, -frame.index.nlevels :]).any():
         with warnings.catch_warnings():  # the "loss of data" it warns of: empty fields only
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            return pd.read_csv(
-                io.BytesIO(data),
-                sep=dialect.delimiter,
-                encoding="utf-8" if unicode else dialect.encoding,
-                dtype=str,
-                keep_default_na=False,
-                nrows=nrows,
-                index_col=False,
-            )
-    text = data.decode("utf-8" if unicode else dialect.encoding)
-    reader = csv.reader(io.StringIO(text), delimiter=dialect.delimiter)
+            return read(index_col=False)
+    dialect = read.dialect
+    reader = csv.reader(io.StringIO(read.data.decode(read.encoding)), delimiter=dialect.delimiter)
     header = next(reader)
     for fields in reader:
         if len(fields) > len(header) and any(f.strip() for f in fields[len(header) :]):
             break
+    else:  # pandas and the csv module disagree on the fields: say what pandas saw
+        raise pd.errors.ParserError(
+            f"data lines have more fields than the header names ({len(header)} columns)"
+        )
     line = reader.line_num + dialect.header.skipped
     shown = ", ".join(repr(f) for f in fields[:8]) + (", ..." if len(fields) > 8 else "")
     raise pd.errors.ParserError(

@@ -313,6 +313,7 @@ class PipelineRunner:
     def _trainer_subscriptions(self) -> list[tuple[str, str]]:
         """(consumer group, input topic) of each trainer this run starts."""
         env = {**self.base_env, **self.options.service_env}
+        # Both trainer services read CONSUMER_TOPIC when it is set, as their settings do.
         found = [
             (
                 service_env(TRAIN_SERVICES[model], env)["CONSUMER_GROUP_ID"],
@@ -322,7 +323,7 @@ class PipelineRunner:
         ]
         if self.options.global_model:
             group = service_env("train-global", env)["CONSUMER_GROUP_ID"]
-            found.append((group, TOPICS.global_requests))
+            found.append((group, env.get("CONSUMER_TOPIC", TOPICS.global_requests)))
         return found
 
     def _skip_earlier_runs(self) -> None:
