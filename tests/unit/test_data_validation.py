@@ -393,6 +393,18 @@ def test_test_file_overlapping_training_is_rejected() -> None:
     )
 
 
+def test_a_test_file_from_before_the_training_file_is_named_so() -> None:
+    train = raw_frame(140, start=START + pd.Timedelta(hours=3))
+    test = raw_frame(30)  # 00:00-00:29, the training file starts at 03:00
+    with pytest.raises(DataValidationError) as err:
+        prepare_datasets(to_csv(train), to_csv(test), SMALL, config_hash="h")
+    assert str(err.value) == (
+        "test data precedes training data: test.csv ends at 2018-02-05 00:29:00, before "
+        "train.csv starts at 2018-02-05 03:00:00; the test file must follow the training file "
+        "in time (are the two files swapped?)"
+    )
+
+
 def test_test_file_with_another_step_is_rejected() -> None:
     train, _ = csv_pair()
     test = raw_frame(30, start=START + pd.Timedelta(hours=5), step_s=120)

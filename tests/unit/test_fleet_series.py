@@ -387,3 +387,27 @@ def test_series_cols_make_a_fleet_run_and_exclude_series_col(
     both = [*argv, "--series-col", "cell", "--run-dir", str(tmp_path)]
     assert main(both) == 1
     assert "--series-col (long) or --series-cols (wide), not both" in capsys.readouterr().err
+
+
+def test_all_series_of_a_wide_csv_leave_a_weekday_column_out(tmp_path: Path) -> None:
+    from flts.cli.fleet_inputs import WIDE_TARGET, split_wide_csv
+    from flts.cli.run_inputs import validate_inputs
+
+    paths = []
+    for name, start, rows in (
+        ("train.csv", "2024-01-01", 200),
+        ("test.csv", "2024-01-09 08:00", 40),
+    ):
+        frame = _wide(tmp_path / f"wide-{name}", start, rows)
+        frame.insert(1, "Weekday", pd.to_datetime(frame["time"]).dt.day_name())
+        frame.to_csv(tmp_path / name, index=False)
+        paths.append(tmp_path / name)
+    pairs, _, notices = split_wide_csv(paths[0], paths[1], "time", ("all",), tmp_path / "out")
+    assert set(pairs) == {"meter_1", "meter-2", "temperature"}  # no "Weekday" series
+    assert not [n for n in notices if "covariates" in n]  # nor a covariate
+    meter_train, meter_test = pairs["meter_1"]
+    assert meter_train is not None
+    assert meter_test is not None
+    prepared = validate_inputs(meter_train, meter_test, PreprocessConfig(target=WIDE_TARGET))
+    assert prepared.spec.raw_columns == (WIDE_TARGET,)
+    assert any("column 'Weekday' ignored: day or month names" in n for n in prepared.train_notes)

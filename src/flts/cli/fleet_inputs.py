@@ -29,7 +29,11 @@ from flts.errors import ConfigError, FltsError
 from flts.forecasting.csv_text import numbers_of, read_csv_text
 from flts.forecasting.day_rows import day_rows_layout
 from flts.forecasting.file_edges import without_edge_rows
-from flts.forecasting.time_columns import time_companions, with_unnamed_time_column
+from flts.forecasting.time_columns import (
+    calendar_name_columns,
+    time_companions,
+    with_unnamed_time_column,
+)
 from flts.forecasting.time_order import line_of, lines_skipped
 from flts.run.fleet import FleetSeries
 
@@ -136,8 +140,11 @@ def split_wide_csv(
     # series' time.
     time_parts = time_companions(train, time_col)
     columns = [str(c) for c in train.columns if c != time_col]
+    # Day or month names (a Weekday column) repeat the calendar: no series, and each series'
+    # reading leaves them out with a note.
+    named = set(calendar_name_columns(train, [c for c in columns if c not in time_parts]))
     wanted = (
-        [c for c in columns if c not in time_parts]
+        [c for c in columns if c not in time_parts | named]
         if series_cols == ("all",)
         else list(dict.fromkeys(series_cols))
     )
@@ -166,7 +173,7 @@ def split_wide_csv(
             rows.to_csv(path, index=False, sep=sep)
             written.append(path)
         pairs[safe] = (written[0], written[1])
-    covariates = [c for c in shared if c not in time_parts]
+    covariates = [c for c in shared if c not in time_parts | named]
     if covariates:
         notices.append(f"columns {covariates} are covariates of every series")
     notices.extend(f"column {c!r} is part of the time of every series" for c in sorted(time_parts))
