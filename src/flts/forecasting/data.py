@@ -138,12 +138,10 @@ def _read_rows(
         blank = [
             c for c in selected if c.startswith("Unnamed: ") and raw[c].str.strip().eq("").all()
         ]
-        stamps = timestamp_columns(
-            raw, [c for c in selected if c not in {config.target, *constant, *index, *blank}]
-        )
-        named = calendar_name_columns(
-            raw, [c for c in selected if c not in {config.target, *constant, *stamps}]
-        )
+        # Text that says when (timestamps, day or month names), not how much.
+        unread = [c for c in selected if c not in {config.target, *constant, *index, *blank}]
+        stamps = timestamp_columns(raw, unread)
+        named = calendar_name_columns(raw, [c for c in unread if c not in stamps])
         selected = [c for c in selected if c not in {*constant, *index, *blank, *stamps, *named}]
         notes.extend(
             f"{source}: column {c!r} ignored: text with one value throughout "

@@ -182,14 +182,14 @@ def _check_test_inputs(
 
 def _check_no_overlap(train: pd.DataFrame, test: pd.DataFrame, names: tuple[str, str]) -> None:
     train_end = train[TIME_COLUMN].iloc[-1]
-    early = int((test[TIME_COLUMN] <= train_end).sum())
     train_start = train[TIME_COLUMN].iloc[0]
-    if early == len(test) and test[TIME_COLUMN].iloc[-1] < train_start:
+    if test[TIME_COLUMN].iloc[-1] < train_start:
         raise DataValidationError(
             f"test data precedes training data: {names[1]} ends at {test[TIME_COLUMN].iloc[-1]}, "
             f"before {names[0]} starts at {train_start}; the test file must follow the "
             "training file in time (are the two files swapped?)"
         )
+    early = int((test[TIME_COLUMN] <= train_end).sum())
     if early:
         raise DataValidationError(
             f"test data overlaps training data: {names[1]} starts at "

@@ -91,11 +91,11 @@ def check_increasing(
     i = int(bad[0]) + 1  # the later row of the offending pair
     before, after = ds.iloc[i - 1], ds.iloc[i]
     dst = _dst_hint(before, after) if clock_time else ""
-    repeat = _repeat_hint(ds, rows, i)
+    # A logger writing clock time may copy the hour's values when it comes round again
+    # (simbench's profiles do): then the zone is the likelier way out than deleting rows.
+    repeat = _repeat_hint(ds, rows, i, after_dst_hint=bool(dst))
     if dst and repeat:
-        # A logger writing clock time may copy the hour's values when it comes round again
-        # (simbench's profiles do): the zone is the likelier way out than deleting rows.
-        hint = dst + repeat.replace("; line", "; if not, line", 1)
+        hint = dst + repeat
     else:
         hint = repeat or _series_hint(raw, i) or _interleaved_hint(ds, raw, i) or dst
     if before == after:
@@ -110,17 +110,21 @@ def check_increasing(
     )
 
 
-def _repeat_hint(ds: pd.Series, rows: pd.DataFrame | None, i: int) -> str:
+def _repeat_hint(
+    ds: pd.Series, rows: pd.DataFrame | None, i: int, *, after_dst_hint: bool = False
+) -> str:
     """A hint when row ``i`` copies an earlier row with its timestamp in every cell: files
-    joined end to end with overlapping ends."""
+    joined end to end with overlapping ends (``after_dst_hint``: worded as the other reading,
+    to follow the daylight-saving hint)."""
     if rows is None:
         return ""
     same_time = np.flatnonzero((ds.iloc[:i] == ds.iloc[i]).to_numpy())
     current = rows.iloc[i].str.strip().tolist()
     for j in same_time:
         if rows.iloc[int(j)].str.strip().tolist() == current:
+            lead = "; if not, line" if after_dst_hint else "; line"
             return (
-                f"; line {line_of(i)} repeats line {line_of(int(j))} in every column, as files "
+                f"{lead} {line_of(i)} repeats line {line_of(int(j))} in every column, as files "
                 "joined with overlapping ends do: remove the repeated rows"
             )
     return ""

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from flts.settings import KafkaSettings, load_settings
+
 log = logging.getLogger(__name__)
 
 _READ_LIMIT_S = 15.0
@@ -45,11 +47,12 @@ def skip_earlier_records(
     """For each (group, topic), commit on every partition the offset of the group's first
     unread record written at or after ``since_ms`` (the end when there is none); the groups
     that were moved, with how many records they pass over."""
+    client = load_settings(KafkaSettings, KAFKA_BOOTSTRAP_SERVERS=bootstrap).client_config()
     moved = []
     for group, topic in subscriptions:
         consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client,
                 "group.id": group,
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
