@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from flts.adapters.memory import FixedClock, InMemoryObjectStore, InMemoryTracker, RecordingSink
-from flts.domain.messages import BaselineScores, ModelTrained
+from flts.domain.messages import BaselineScores, DayBreakdown, DayError, ModelTrained
 from flts.errors import DataValidationError, MessageError
 from flts.stages import evaluate
 from flts.stages.contracts import EvaluateRequest, EvaluateStageConfig
@@ -201,3 +201,34 @@ def test_model_worse_than_seasonal_naive_is_not_promoted_and_steps_are_reported(
     assert rows["PERSISTENCE"].mae_by_step == (400.0, 642.0)
     with pytest.raises(KeyError):  # nothing was registered
         tracker.model_uri_for_alias("flts-forecaster", "champion")
+
+
+def test_each_model_days_reach_its_report_row_and_the_promotion_record() -> None:
+    days = DayBreakdown(
+        days=5,
+        pairs=480,
+        median_ratio=0.9,
+        worst=(
+            DayError(
+                date="2016-03-28",
+                weekday="Mon",
+                pairs=96,
+                mae=3.0,
+                persistence_mae=2.0,
+                excess_mae=0.2,
+            ),
+        ),
+    )
+    ctx, store, _ = context()
+    out = evaluate.run(
+        request(result("GRU", 8.0, 7.0, test_days=days), result("LSTM", 6.0, 5.0)),
+        EvaluateStageConfig(expected_model_types=()),
+        ctx,
+    )
+    rows = {r.model_type: r for r in out.report.rows}
+    assert rows["GRU"].days == days
+    assert rows["LSTM"].days is None
+    assert rows["PERSISTENCE"].days is None
+    record = orjson.loads(store.get_bytes(BUCKET_PROMOTION, f"{IDENT}/{HASH}/current.json"))
+    gru = next(r for r in record["report"]["rows"] if r["model_type"] == "GRU")
+    assert gru["days"]["worst"][0]["date"] == "2016-03-28"

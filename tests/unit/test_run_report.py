@@ -210,3 +210,95 @@ def test_the_run_summary_names_the_models_hedged_toward_persistence() -> None:
     assert "LINEAR" not in note
     plain = [{k: v for k, v in r.items() if k != "persistence_weights"} for r in summary["scores"]]
     assert "hedged" not in render_summary({**summary, "scores": plain})
+
+
+def _explained_summary(champion: str | None, ratio: float, **configuration: object) -> dict:
+    """A run whose LSTM ties persistence, with one bad test day among five."""
+    lstm = {**_row("LSTM", 0.0130, ratio), "mae_vs_best_baseline": ratio}
+    lstm["days"] = {
+        "days": 5,
+        "pairs": 480,
+        "median_ratio": 0.95,
+        "worst": [
+            {
+                "date": "2016-03-28",
+                "weekday": "Mon",
+                "pairs": 96,
+                "mae": 0.032,
+                "persistence_mae": 0.0195,
+                "excess_mae": 0.0025,
+            },
+            {
+                "date": "2016-04-02",
+                "weekday": "Sat",
+                "pairs": 96,
+                "mae": 0.004,
+                "persistence_mae": 0.0037,
+                "excess_mae": 0.00006,
+            },
+            {
+                "date": "2016-03-30",
+                "weekday": "Wed",
+                "pairs": 96,
+                "mae": 0.010,
+                "persistence_mae": 0.0110,
+                "excess_mae": -0.0002,
+            },
+        ],
+    }
+    return {
+        "identifier": "r",
+        "config_hash": "h" * 16,
+        "target": "load",
+        "horizon": 1,
+        "test_windows": 480,
+        "configuration": configuration,
+        "diagnosis": {"change_autocorrelation": {"1": -0.09, "96": 0.04, "672": 0.08}},
+        "scores": [_row("PERSISTENCE", 0.0131, 1.0, True), lstm],
+        "champion": {"model_type": champion, "model_uri": "models:/m-1"} if champion else None,
+        "timings": {"total_s": 1.0},
+        "artifacts": {"summary_json": "runs/r/summary.json"},
+    }
+
+
+def test_a_small_gain_is_explained_by_white_noise_changes_and_its_costliest_day() -> None:
+    from flts.cli.run_cmd import render_summary
+
+    text = render_summary(_explained_summary("LSTM", 0.99))
+    assert "why the gain is small (LSTM: MAE 0.990x the better baseline):" in text
+    assert "lag 1 step -0.09, 96 steps +0.04, 672 steps +0.08 (all within +-0.2)" in text
+    assert "close to white noise" in text
+    # Ranked by what each day adds; a day that helps the model is not among the costliest.
+    assert "median day 0.95x over 5 days; costliest 2016-03-28 (Mon) 1.64x, 2016-04-02" in text
+    assert "2016-03-30" not in text
+    # Without Easter Monday: (0.0130*480 - 0.032*96) / (0.0131*480 - 0.0195*96).
+    assert "2016-03-28 stands out (the whole period without it: 0.717x persistence)" in text
+    assert "--holidays <country code>" in text
+    with_calendar = render_summary(_explained_summary("LSTM", 0.99, holidays="DE"))
+    assert "stands out" in with_calendar
+    assert "--holidays" not in with_calendar
+
+
+def test_no_explanation_for_a_clear_gain_and_one_for_no_champion() -> None:
+    from flts.cli.run_cmd import render_summary
+    from flts.run.explain import explanation
+
+    assert explanation(_explained_summary("LSTM", 0.80)) == []
+    assert "why the gain" not in render_summary(_explained_summary("LSTM", 0.80))
+    lines = explanation(_explained_summary(None, 0.80))  # nothing promoted: always explained
+    assert lines[0].startswith("why the gain is small (LSTM")
+    # A longer horizon: the one-step autocorrelation is not the question, the days still are.
+    longer = {**_explained_summary(None, 1.2), "horizon": 16}
+    assert not any("autocorrelation" in line for line in explanation(longer))
+    assert any("costliest" in line for line in explanation(longer))
+
+
+def test_predictable_changes_are_reported_with_the_share_the_best_lag_explains() -> None:
+    from flts.run.explain import explanation
+
+    summary = _explained_summary("LSTM", 0.99)
+    summary["diagnosis"] = {"change_autocorrelation": {"1": 0.01, "96": 0.24, "672": 0.35}}
+    acf_line = explanation(summary)[1]
+    assert acf_line.endswith(
+        "672 steps +0.35: the best single lag explains 12% of the next change's variance"
+    )

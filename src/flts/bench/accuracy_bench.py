@@ -45,7 +45,9 @@ from flts.bench.common import BenchResult, Timer, make_result
 from flts.bench.panel_data import Series, panel
 from flts.bench.workload import contiguous_quick_data
 from flts.domain.config import TRAINABLE_MODEL_TYPES, ModelType, PreprocessConfig, TrainConfig
+from flts.domain.messages import DayBreakdown, DayError
 from flts.errors import ConfigError
+from flts.forecasting import diagnosis
 from flts.stages import preprocess, scoring, train
 from flts.stages.contracts import ObjectRef, PreprocessRequest, TrainStageConfig
 from flts.stages.ports import BUCKET_DATASET, StageContext
@@ -156,6 +158,8 @@ def _run_series(
             "fit_s": tracker.runs[event.run_id].metrics["fit_seconds"],
             # Per step, the weight of the forecast against persistence (null: not hedged).
             "persistence_weights": event.persistence_weights,
+            # Per test day against persistence (flts.forecasting.diagnosis); null: no days.
+            "days": None if event.test_days is None else event.test_days.model_dump(mode="json"),
             # Level (as text, JSON keys) -> test coverage, mean width and Winkler score.
             "intervals": {
                 str(i.level): {
@@ -194,6 +198,14 @@ def _judge(series: Series, horizon: int, data: Any, models: dict[str, Any]) -> d
         met = best["mae_vs_persistence"] <= H1_MAX_RATIO and best["mae"] <= ref["mae"]
     else:
         met = best["mae"] < best["persistence_mae"] and best["mae"] < best["seasonal_naive_mae"]
+    explained = _explained(best, data)
+    for entry in scored.values():  # the JSON keeps each model's days short: median, costliest
+        if entry.get("days"):
+            days = DayBreakdown.model_validate(entry["days"])
+            entry["days"] = {
+                "median_ratio": days.median_ratio,
+                "costliest": _day_text(days.worst[0]) if days.worst else None,
+            }
     return {
         "models": models,
         "linear_ar_reference": {**ref, "mae_vs_persistence": ref_ratio},
@@ -202,7 +214,36 @@ def _judge(series: Series, horizon: int, data: Any, models: dict[str, Any]) -> d
         "champion_mae_vs_seasonal_naive": best["mae_vs_seasonal_naive"],
         "champion_mae_vs_reference": best["mae"] / ref["mae"],
         "target_met": met,
+        **explained,
     }
+
+
+def _explained(best: dict[str, Any], data: Any) -> dict[str, Any]:
+    """What ``flts run`` prints when a gain is small (``flts.run.explain``), for every series:
+    the training changes' autocorrelation (lag in steps -> value) and the champion's costliest
+    test day, with its MAE / persistence MAE over the period without that day."""
+    acf = diagnosis.change_autocorrelation(
+        data.train[data.spec.target].to_numpy(),
+        [1, *data.spec.seasonal_periods],
+        data.train_unobserved,
+    )
+    out: dict[str, Any] = {"change_autocorrelation": {str(k): v for k, v in acf.items()}}
+    if best.get("days"):
+        days = DayBreakdown.model_validate(best["days"])
+        out["champion_days_median_ratio"] = days.median_ratio
+        if days.worst:
+            day = days.worst[0]
+            out["champion_costliest_day"] = _day_text(day)
+            out["champion_mae_vs_persistence_without_it"] = diagnosis.ratio_without_day(
+                best["mae"], best["persistence_mae"], days, day
+            )
+    return out
+
+
+def _day_text(day: DayError) -> str:
+    """``2016-03-28 Mon 1.64x``: the day and its MAE / persistence MAE."""
+    ratio = diagnosis.day_ratio(day)
+    return f"{day.date} {day.weekday}" + (f" {ratio:.2f}x" if ratio is not None else "")
 
 
 def run(options: BenchOptions) -> list[BenchResult]:

@@ -442,6 +442,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def render_summary(summary: dict[str, Any]) -> str:
+    from flts.run.explain import explanation
     from flts.run.report import (
         configuration_text,
         hedging_note,
@@ -471,6 +472,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         *[note for note in [hedging_note(summary["scores"])] if note],
         *(["", steps] if steps else []),
         *(["", bands] if bands else []),
+        *(["", *why] if (why := explanation(summary)) else []),
         "",
         f"champion: {champion or 'none (no model beat both persistence and seasonal naive)'}"
         + (f"  {summary['champion']['model_uri']}" if champion else ""),

@@ -156,6 +156,37 @@ class IntervalScore(BaseModel):
     adaptive_winkler: float | None = None
 
 
+class DayError(BaseModel):
+    """One calendar day of the test period: the model's and persistence's MAE over the
+    (origin, step) pairs whose target falls on it (``flts.forecasting.diagnosis``)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
+
+    date: str
+    #: Abbreviated English weekday name ("Mon"), as the day is read (the data's clock zone).
+    weekday: str
+    pairs: int
+    mae: float
+    persistence_mae: float
+    #: How much this day adds to the model's MAE over the whole test period beyond what
+    #: persistence's errors on it add (negative: the day helps the model).
+    excess_mae: float
+
+
+class DayBreakdown(BaseModel):
+    """The model's errors per test day, summarised: how many full days, the median day's MAE /
+    persistence MAE, and the days that cost the model most."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
+
+    days: int
+    #: Judged (origin, step) pairs over the whole test period, partial days included.
+    pairs: int
+    #: None when persistence was exact on every day (no ratio is defined).
+    median_ratio: float | None
+    worst: tuple[DayError, ...]
+
+
 class ModelTrained(WireMessage):
     """Topic ``model-training``, status SUCCESS: a model is trained, scored and logged.
 
@@ -192,6 +223,10 @@ class ModelTrained(WireMessage):
     #: persistence on its held-out tail and was hedged toward the last value
     #: (``flts.forecasting.point_calibration``); None: served as the model forecast.
     persistence_weights: list[float] | None = None
+    #: The model's errors per calendar day of the test period against persistence's (the
+    #: worst days first); None for daily or coarser data, test periods under three days,
+    #: events rebuilt from a finished MLflow run, and events from before it existed.
+    test_days: DayBreakdown | None = None
 
 
 class GlobalTrainingRequested(WireMessage):

@@ -113,6 +113,7 @@ def build_summary(
     report = record.get("report", {})
     perf = outcome.performance
     configuration = _configuration(store, ident, str(config_hash))
+    diagnosis = _training_diagnosis(store, ident, str(config_hash))
     horizon = int(configuration.get("horizon") or 1)
     step = min(max(options.plot_step, 1), horizon)
     artifacts: dict[str, Any] = {"summary_json": str(options.run_dir / "summary.json")}
@@ -137,6 +138,8 @@ def build_summary(
         "test_windows": next(iter(outcome.trained.values()), {}).get("test_windows"),
         "horizon": horizon,
         "configuration": configuration,
+        #: How predictable the training series' next change is (``flts.run.explain``).
+        "diagnosis": diagnosis,
         "champion": selected or None,
         "no_champion_reason": outcome.no_champion,
         "scores": list(report.get("rows", [])),
@@ -165,6 +168,33 @@ def _configuration(store: Any, identifier: str, config_hash: str) -> dict[str, A
         log.warning("cannot read %s/%s for the run configuration", BUCKET_PROCESSED, key)
         return {}
     return run_configuration(meta)
+
+
+def _training_diagnosis(store: Any, identifier: str, config_hash: str) -> dict[str, Any]:
+    """Autocorrelation of the training target's one-step changes at lag 1 and each seasonal
+    period (``flts.forecasting.diagnosis``), keyed by the lag in steps; empty if the processed
+    training object cannot be read."""
+    from flts.errors import FltsError
+    from flts.forecasting.dataset import read_processed
+    from flts.forecasting.diagnosis import change_autocorrelation
+    from flts.stages.ports import BUCKET_PROCESSED
+    from flts.stages.preprocess import processed_keys
+
+    key = processed_keys(identifier, config_hash)[0]
+    try:
+        frame, meta = read_processed(
+            store.get_bytes(BUCKET_PROCESSED, key), f"{BUCKET_PROCESSED}/{key}"
+        )
+    except FltsError:
+        log.warning("cannot read %s/%s for the run's diagnosis", BUCKET_PROCESSED, key)
+        return {}
+    spec = meta.spec
+    acf = change_autocorrelation(
+        frame[spec.target].to_numpy(),
+        [1, *spec.seasonal_periods],
+        meta.unobserved_mask(),
+    )
+    return {"change_autocorrelation": {str(lag): value for lag, value in acf.items()}}
 
 
 def _iso_seconds(start: str, end: str) -> float:

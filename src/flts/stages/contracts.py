@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flts.domain.config import ModelType, TrainConfig
 from flts.domain.messages import (
+    DayBreakdown,
     InferenceDataReady,
     IntervalScore,
     ModelSelected,
@@ -112,6 +113,9 @@ class ScoreRow(Frozen):
     #: Per horizon step, the weight of the model's forecast against persistence (hedged: it lost
     #: to persistence on its held-out tail); empty: served as the model forecast.
     persistence_weights: tuple[float, ...] = ()
+    #: The model's errors per test day against persistence's, worst days first; None for
+    #: baselines, daily or coarser data and short test periods.
+    days: DayBreakdown | None = None
 
 
 class EvaluationReport(Frozen):

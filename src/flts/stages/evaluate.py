@@ -172,6 +172,8 @@ def build_report(request: EvaluateRequest, results: dict[str, ModelTrained]) -> 
             row = row.model_copy(update={"intervals": tuple(r.test_intervals)})
         if r.persistence_weights:
             row = row.model_copy(update={"persistence_weights": tuple(r.persistence_weights)})
+        if r.test_days is not None:
+            row = row.model_copy(update={"days": r.test_days})
         rows.append(row)
     champion = scoring.rank_candidates(rows)
     ref_rmse, ref_mae = scoring.reference_errors(persistence, naive)

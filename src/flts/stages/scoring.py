@@ -22,13 +22,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from flts.domain.config import BASELINE_MODEL_TYPES, ModelType
-from flts.domain.messages import BaselineScores, IntervalScore
+from flts.domain.messages import BaselineScores, DayBreakdown, IntervalScore
 from flts.errors import DataValidationError
-from flts.forecasting import windows
+from flts.forecasting import diagnosis, windows
 from flts.forecasting.base import Forecaster
 from flts.forecasting.intervals import interval_metrics
 from flts.forecasting.metrics import ErrorMetrics, error_metrics
-from flts.forecasting.spec import ForecastSpec
+from flts.forecasting.spec import TIME_COLUMN, ForecastSpec
 from flts.stages.bands import replayed_bands
 from flts.stages.contracts import ScoreRow
 
@@ -50,6 +50,9 @@ class ModelScores(BaseModel):
     #: The model's prediction intervals on the same origins, one per level; empty when the
     #: model has no calibrated intervals.
     intervals: tuple[IntervalScore, ...] = ()
+    #: The model's errors per test day against persistence's (``flts.forecasting.diagnosis``);
+    #: None for daily or coarser data and test periods under three days.
+    days: DayBreakdown | None = None
 
     def baseline_scores(self) -> dict[str, BaselineScores]:
         """The baselines in their wire form (``ModelTrained.baselines``)."""
@@ -101,14 +104,15 @@ def score_on_test(
     origins = scoring_origins(len(test_frame), spec, forecasters, context_rows)
     target = test_frame[spec.target].to_numpy(dtype=np.float64)
     actual = windows.scorable_actuals(target, origins, spec.horizon, unobserved)
-    scores = {
-        name: error_metrics(actual, forecaster.predict(test_frame, origins))
+    predicted = {
+        name: np.asarray(forecaster.predict(test_frame, origins), dtype=np.float64)
         for name, forecaster in baselines.items()
     }
     point = np.asarray(model.predict(test_frame, origins), dtype=np.float64)
     return ModelScores(
         model=error_metrics(actual, point),
-        baselines=scores,
+        baselines={name: error_metrics(actual, values) for name, values in predicted.items()},
+        days=_errors_by_day(test_frame, spec, origins, actual, point, predicted[PERSISTENCE]),
         windows=len(origins),
         horizon=spec.horizon,
         first_origin=int(origins[0]),
@@ -120,6 +124,19 @@ def score_on_test(
             None if model.intervals is None else model.intervals.scales_at(target, origins),
         ),
     )
+
+
+def _errors_by_day(
+    test_frame: pd.DataFrame,
+    spec: ForecastSpec,
+    origins: np.ndarray,
+    actual: np.ndarray,
+    point: np.ndarray,
+    persistence: np.ndarray,
+) -> DayBreakdown | None:
+    """:func:`diagnosis.errors_by_day` on the target times of each (origin, step) pair."""
+    stamps = windows.actuals(test_frame[TIME_COLUMN].to_numpy(), origins, spec.horizon)
+    return diagnosis.errors_by_day(stamps, actual, point, persistence, zone=spec.clock_zone)
 
 
 def score_intervals(

@@ -232,6 +232,7 @@ def train_with(
         test_intervals=list(scores.intervals) or None,
         global_series=_global_series(extra_params or {}),
         persistence_weights=_persistence_weights(model),
+        test_days=scores.days,
     )
 
 
