@@ -215,6 +215,7 @@ def test_the_run_summary_names_the_models_hedged_toward_persistence() -> None:
 def _explained_summary(champion: str | None, ratio: float, **configuration: object) -> dict:
     """A run whose LSTM ties persistence, with one bad test day among five."""
     lstm = {**_row("LSTM", 0.0130, ratio), "mae_vs_best_baseline": ratio}
+    lstm["rmse_vs_best_baseline"] = ratio - 0.03
     lstm["days"] = {
         "days": 5,
         "pairs": 480,
@@ -268,6 +269,9 @@ def test_a_small_gain_is_explained_by_white_noise_changes_and_its_costliest_day(
     assert "why the gain is small (LSTM: MAE 0.990x the better baseline):" in text
     assert "lag 1 step -0.09, 96 steps +0.04, 672 steps +0.08 (all within +-0.2)" in text
     assert "close to white noise" in text
+    assert (
+        "RMSE 0.960x against MAE 0.990x the better baseline: the model gains on the large" in text
+    )
     # Ranked by what each day adds; a day that helps the model is not among the costliest.
     assert "median day 0.95x over 5 days; costliest 2016-03-28 (Mon) 1.64x, 2016-04-02" in text
     assert "2016-03-30" not in text
@@ -298,6 +302,8 @@ def test_predictable_changes_are_reported_with_the_share_the_best_lag_explains()
 
     summary = _explained_summary("LSTM", 0.99)
     summary["diagnosis"] = {"change_autocorrelation": {"1": 0.01, "96": 0.24, "672": 0.35}}
+    summary["scores"][1]["rmse_vs_best_baseline"] = 0.98  # no RMSE line: within 0.02 of MAE
+    assert not any(line.startswith("  RMSE") for line in explanation(summary))
     acf_line = explanation(summary)[1]
     assert acf_line.endswith(
         "672 steps +0.35: the best single lag explains 12% of the next change's variance"

@@ -23,6 +23,8 @@ from flts.forecasting.diagnosis import (
 SMALL_GAIN = 0.95
 #: A worst day whose ratio is this many times the median day's stands out.
 STANDOUT_DAY = 1.5
+#: RMSE's ratio this much below MAE's: the gain is in the large errors.
+METRIC_GAP = 0.02
 HOLIDAY_HINT = "`--holidays <country code>` gives LightGBM the calendar"
 
 
@@ -41,6 +43,7 @@ def explanation(summary: dict[str, Any]) -> list[str]:
     acf = {int(k): v for k, v in _autocorrelation(summary).items()}
     if acf and int(summary.get("horizon") or 1) == 1:
         lines.append(_acf_line(acf))
+    lines.extend(_metric_line(subject))
     lines.extend(_day_lines(subject, summary))
     if not lines:
         return []
@@ -66,6 +69,18 @@ def _acf_line(acf: dict[int, float]) -> str:
         )
     share = strongest_lag_share(acf)
     return line + f": the best single lag explains {100 * share:.0f}% of the next change's variance"
+
+
+def _metric_line(row: dict[str, Any]) -> list[str]:
+    """The model gains on large errors (RMSE) clearly more than on the typical one (MAE)."""
+    mae, rmse = row.get("mae_vs_best_baseline"), row.get("rmse_vs_best_baseline")
+    if mae is None or rmse is None or rmse > mae - METRIC_GAP:
+        return []
+    return [
+        f"  RMSE {rmse:.3f}x against MAE {mae:.3f}x the better baseline: the model gains on the "
+        "large changes (a season's ramps, say) more than on the typical small one (RMSE weighs "
+        "large errors, MAE every error alike)"
+    ]
 
 
 def _day_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:
