@@ -113,6 +113,13 @@ def _check_summary(summary: dict, run_dir: Path) -> None:
         assert 0.5 < bands[80]["coverage"] <= bands[95]["coverage"] <= 1.0
         assert 0 < bands[80]["mean_width"] < bands[95]["mean_width"]
     assert rows["PERSISTENCE"]["intervals"] == []
+    # What a small gain would be explained with: the training changes' autocorrelation at lag 1
+    # and the daily period; per-day errors need three days of test (the slice holds 1.4).
+    acf = summary["diagnosis"]["change_autocorrelation"]
+    assert set(acf) == {"1", "720"}
+    assert all(-1.0 <= value <= 1.0 for value in acf.values())
+    assert isinstance(summary["explanation"], list)
+    assert all(rows[model]["days"] is None for model in TRAINED)
     assert (run_dir / "summary.json").exists()
     assert (run_dir / "forecast.png").stat().st_size > 10_000
     timings = summary["timings"]

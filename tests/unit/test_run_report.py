@@ -308,3 +308,14 @@ def test_predictable_changes_are_reported_with_the_share_the_best_lag_explains()
     assert acf_line.endswith(
         "672 steps +0.35: the best single lag explains 12% of the next change's variance"
     )
+
+
+def test_a_fleet_row_gets_the_short_form() -> None:
+    from flts.run.explain import brief_explanation
+
+    summary = _explained_summary("LSTM", 0.99)
+    assert brief_explanation(summary) == (
+        "small gain: 2016-03-28 1.64x (0.717x without); next change ~white noise; "
+        "gain in large errors (RMSE 0.960x)"
+    )
+    assert brief_explanation(_explained_summary("LSTM", 0.80)) is None

@@ -1,16 +1,19 @@
 """When the champion gains little over the free baselines (or nothing is promoted), say why.
 
 A user whose model only ties persistence wants to know whether to tune, add data, or accept it.
-Two readings answer most cases (``flts.forecasting.diagnosis``): whether the series' next change
-is predictable from its own past at all, and whether one test day (a holiday, an outage) carries
-the loss. Both are printed by ``flts run`` under the score table and kept in the summary JSON.
+Three readings answer most cases (``flts.forecasting.diagnosis``): whether the series' next
+change is predictable from its own past at all, whether the gain is only in the large errors
+(RMSE) and not the typical one (MAE), and whether one test day (a holiday, an outage) carries the
+loss. ``flts run`` prints them under the score table (:func:`explanation`) and keeps them in the
+summary JSON; a fleet run puts the short form in each series' row (:func:`brief_explanation`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from flts.domain.messages import DayBreakdown
+from flts.domain.messages import DayBreakdown, DayError
 from flts.forecasting.diagnosis import (
     WHITE_NOISE_ACF,
     close_to_white_noise,
@@ -28,34 +31,141 @@ METRIC_GAP = 0.02
 HOLIDAY_HINT = "`--holidays <country code>` gives LightGBM the calendar"
 
 
-def explanation(summary: dict[str, Any]) -> list[str]:
-    """Lines explaining a small gain, or [] when the champion clearly beats the baselines."""
+@dataclass(frozen=True)
+class Findings:
+    """What explains a small gain of ``model`` (the champion, else the best learned model)."""
+
+    model: str
+    #: MAE / the better baseline's MAE.
+    gain: float
+    #: Training's one-step changes: lag (steps) -> autocorrelation; empty beyond horizon 1.
+    autocorrelation: dict[int, float] = field(default_factory=dict)
+    #: (RMSE, MAE) ratios to the better baseline when RMSE's is clearly the lower.
+    large_errors: tuple[float, float] | None = None
+    days: DayBreakdown | None = None
+    #: The costliest days that cost the model anything, worst first.
+    costliest: tuple[DayError, ...] = ()
+    #: The first of them when it stands out, and the period's ratio without it.
+    standout: DayError | None = None
+    without_standout: float | None = None
+    holidays_named: bool = False
+
+
+def findings(summary: dict[str, Any]) -> Findings | None:
+    """The readings of a run summary, or None when its champion clearly beats the baselines
+    (or nothing was learned)."""
     rows = [r for r in summary.get("scores", []) if not r.get("is_baseline")]
     if not rows:
-        return []
+        return None
     champion = (summary.get("champion") or {}).get("model_type")
     subject = next((r for r in rows if r["model_type"] == champion), None) or min(
         rows, key=lambda r: (r.get("composite_score", float("inf")), r["model_type"])
     )
-    if champion is not None and float(subject.get("mae_vs_best_baseline", 1.0)) <= SMALL_GAIN:
+    gain = float(subject.get("mae_vs_best_baseline", 1.0))
+    if champion is not None and gain <= SMALL_GAIN:
+        return None
+    one_step = int(summary.get("horizon") or 1) == 1
+    acf = (summary.get("diagnosis") or {}).get("change_autocorrelation") or {}
+    rmse = subject.get("rmse_vs_best_baseline")
+    days = DayBreakdown.model_validate(subject["days"]) if subject.get("days") else None
+    costliest = (
+        ()
+        if days is None or days.median_ratio is None
+        else tuple(d for d in days.worst if d.excess_mae > 0 and day_ratio(d) is not None)
+    )
+    standout = _standout(days, costliest)
+    return Findings(
+        model=str(subject["model_type"]),
+        gain=gain,
+        autocorrelation={int(k): float(v) for k, v in acf.items()} if one_step else {},
+        large_errors=(
+            (float(rmse), gain) if rmse is not None and rmse <= gain - METRIC_GAP else None
+        ),
+        days=days,
+        costliest=costliest,
+        standout=standout,
+        without_standout=(
+            None if standout is None or days is None else _without(subject, summary, days, standout)
+        ),
+        holidays_named=bool((summary.get("configuration") or {}).get("holidays")),
+    )
+
+
+def _standout(days: DayBreakdown | None, costliest: tuple[DayError, ...]) -> DayError | None:
+    """The costliest day when its ratio is at least :data:`STANDOUT_DAY` times the median
+    day's (and above 1: it lost to persistence that day)."""
+    if days is None or days.median_ratio is None or not costliest:
+        return None
+    ratio = day_ratio(costliest[0]) or 0.0
+    return costliest[0] if ratio >= max(STANDOUT_DAY * days.median_ratio, 1.0) else None
+
+
+def _without(
+    row: dict[str, Any], summary: dict[str, Any], days: DayBreakdown, day: DayError
+) -> float | None:
+    persistence = next(
+        (r for r in summary.get("scores", []) if r["model_type"] == "PERSISTENCE"), None
+    )
+    if persistence is None:
+        return None
+    return ratio_without_day(float(row["mae"]), float(persistence["mae"]), days, day)
+
+
+def explanation(summary: dict[str, Any]) -> list[str]:
+    """Lines explaining a small gain, or [] when the champion clearly beats the baselines."""
+    found = findings(summary)
+    if found is None:
         return []
     lines = []
-    acf = {int(k): v for k, v in _autocorrelation(summary).items()}
-    if acf and int(summary.get("horizon") or 1) == 1:
-        lines.append(_acf_line(acf))
-    lines.extend(_metric_line(subject))
-    lines.extend(_day_lines(subject, summary))
+    if found.autocorrelation:
+        lines.append(_acf_line(found.autocorrelation))
+    if found.large_errors is not None:
+        rmse, mae = found.large_errors
+        lines.append(
+            f"  RMSE {rmse:.3f}x against MAE {mae:.3f}x the better baseline: the model gains on "
+            "the large changes (a season's ramps, say) more than on the typical small one (RMSE "
+            "weighs large errors, MAE every error alike)"
+        )
+    if found.costliest and found.days is not None and found.days.median_ratio is not None:
+        listed = ", ".join(f"{d.date} ({d.weekday}) {day_ratio(d):.2f}x" for d in found.costliest)
+        lines.append(
+            f"  {found.model} per test day (MAE / persistence MAE): median day "
+            f"{found.days.median_ratio:.2f}x over {found.days.days} days; costliest {listed}"
+        )
+    if found.standout is not None:
+        without = found.without_standout
+        lines.append(
+            f"  {found.standout.date} stands out"
+            + (f" (the whole period without it: {without:.3f}x persistence)" if without else "")
+            + ": a public holiday, an outage or a data fault?"
+            + ("" if found.holidays_named else f" If a holiday, {HOLIDAY_HINT}")
+        )
     if not lines:
         return []
-    gain = float(subject.get("mae_vs_best_baseline", float("nan")))
     return [
-        f"why the gain is small ({subject['model_type']}: MAE {gain:.3f}x the better baseline):",
+        f"why the gain is small ({found.model}: MAE {found.gain:.3f}x the better baseline):",
         *lines,
     ]
 
 
-def _autocorrelation(summary: dict[str, Any]) -> dict[str, float]:
-    return dict((summary.get("diagnosis") or {}).get("change_autocorrelation") or {})
+def brief_explanation(summary: dict[str, Any]) -> str | None:
+    """The same in a few words, for one row of a fleet table; None when there is nothing."""
+    found = findings(summary)
+    if found is None:
+        return None
+    parts = []
+    if found.standout is not None:
+        ratio = day_ratio(found.standout) or 0.0
+        without = found.without_standout
+        parts.append(
+            f"{found.standout.date} {ratio:.2f}x"
+            + (f" ({without:.3f}x without)" if without is not None else "")
+        )
+    if found.autocorrelation and close_to_white_noise(found.autocorrelation):
+        parts.append("next change ~white noise")
+    if found.large_errors is not None:
+        parts.append(f"gain in large errors (RMSE {found.large_errors[0]:.3f}x)")
+    return "small gain: " + "; ".join(parts) if parts else None
 
 
 def _acf_line(acf: dict[int, float]) -> str:
@@ -69,48 +179,3 @@ def _acf_line(acf: dict[int, float]) -> str:
         )
     share = strongest_lag_share(acf)
     return line + f": the best single lag explains {100 * share:.0f}% of the next change's variance"
-
-
-def _metric_line(row: dict[str, Any]) -> list[str]:
-    """The model gains on large errors (RMSE) clearly more than on the typical one (MAE)."""
-    mae, rmse = row.get("mae_vs_best_baseline"), row.get("rmse_vs_best_baseline")
-    if mae is None or rmse is None or rmse > mae - METRIC_GAP:
-        return []
-    return [
-        f"  RMSE {rmse:.3f}x against MAE {mae:.3f}x the better baseline: the model gains on the "
-        "large changes (a season's ramps, say) more than on the typical small one (RMSE weighs "
-        "large errors, MAE every error alike)"
-    ]
-
-
-def _day_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    if not row.get("days"):
-        return []
-    days = DayBreakdown.model_validate(row["days"])
-    worst = [d for d in days.worst if d.excess_mae > 0 and day_ratio(d) is not None]
-    if not worst or days.median_ratio is None:
-        return []
-    listed = ", ".join(f"{d.date} ({d.weekday}) {day_ratio(d):.2f}x" for d in worst)
-    lines = [
-        f"  {row['model_type']} per test day (MAE / persistence MAE): median day "
-        f"{days.median_ratio:.2f}x over {days.days} days; costliest {listed}"
-    ]
-    first = worst[0]
-    if (day_ratio(first) or 0.0) < max(STANDOUT_DAY * days.median_ratio, 1.0):
-        return lines
-    persistence = next(
-        (r for r in summary.get("scores", []) if r["model_type"] == "PERSISTENCE"), None
-    )
-    without = (
-        None
-        if persistence is None
-        else ratio_without_day(float(row["mae"]), float(persistence["mae"]), days, first)
-    )
-    holidays = (summary.get("configuration") or {}).get("holidays")
-    lines.append(
-        f"  {first.date} stands out"
-        + (f" (the whole period without it: {without:.3f}x persistence)" if without else "")
-        + ": a public holiday, an outage or a data fault?"
-        + ("" if holidays else f" If a holiday, {HOLIDAY_HINT}")
-    )
-    return lines

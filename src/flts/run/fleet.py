@@ -343,5 +343,10 @@ def _series_summary(
     from flts.run.flow import write_summary
 
     write_summary(run.runner.options, summary)
-    reason = None if summary.get("champion") else summary.get("no_champion_reason")
+    from flts.run.explain import brief_explanation
+
+    # No champion: the evaluation's reason; a champion that gains little: why, in short.
+    reason = (
+        brief_explanation(summary) if summary.get("champion") else summary.get("no_champion_reason")
+    )
     return {**summary, **head, "reason": reason}

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from flts.infra import procs
+from flts.run.explain import explanation
 from flts.run.monitor import TopicMonitor
 from flts.run.pipeline import (
     WATCHED_TOPICS,
@@ -131,7 +132,7 @@ def build_summary(
                 step=step,
             )
         )
-    return {
+    summary = {
         "identifier": ident,
         "config_hash": config_hash,
         "target": options.target,
@@ -151,6 +152,10 @@ def build_summary(
         "timings": phase_timings(outcome, t0=t0, t_infra=t_infra),
         "artifacts": artifacts,
     }
+    # Why the champion gains little over the baselines, as ``flts run`` prints it ([]: it
+    # does not, or nothing explains it).
+    summary["explanation"] = explanation(summary)
+    return summary
 
 
 def _configuration(store: Any, identifier: str, config_hash: str) -> dict[str, Any]:
