@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from flts.domain.calendars import holidays_on
 from flts.domain.config import PreprocessConfig
 from flts.forecasting.spec import ForecastSpec, ScalerParams
 from flts.run.flow import phase_timings
@@ -277,10 +279,29 @@ def test_a_small_gain_is_explained_by_white_noise_changes_and_its_costliest_day(
     assert "2016-03-30" not in text
     # Without Easter Monday: (0.0130*480 - 0.032*96) / (0.0131*480 - 0.0195*96).
     assert "2016-03-28 stands out (the whole period without it: 0.717x persistence)" in text
-    assert "--holidays <country code>" in text
+    # Easter Monday: named, with where it is a public holiday (the holidays package's count).
+    countries = holidays_on(date(2016, 3, 28))
+    assert countries["DE"] == "Easter Monday"
+    assert f": Easter Monday, a public holiday in {len(countries)} countries (" in text
+    assert "If it is one where the load is, `--holidays <country code>` gives LightGBM" in text
     with_calendar = render_summary(_explained_summary("LSTM", 0.99, holidays="DE"))
-    assert "stands out" in with_calendar
+    assert "stands out (the whole period without it: 0.717x persistence): a holiday the " in (
+        with_calendar
+    )
     assert "--holidays" not in with_calendar
+
+
+def test_a_standout_day_that_is_a_holiday_nowhere_is_said_to_be_so() -> None:
+    from flts.run.explain import explanation
+
+    summary = _explained_summary("LSTM", 0.99)
+    summary["scores"][1]["days"]["worst"][0]["date"] = "2016-04-10"
+    assert holidays_on(date(2016, 4, 10)) == {}  # a Sunday that is no country's holiday
+    line = next(line for line in explanation(summary) if "stands out" in line)
+    assert line.endswith(
+        "a public holiday in none of the holidays package's countries; an outage, a local "
+        "event or a data fault?"
+    )
 
 
 def test_no_explanation_for_a_clear_gain_and_one_for_no_champion() -> None:
@@ -314,8 +335,9 @@ def test_a_fleet_row_gets_the_short_form() -> None:
     from flts.run.explain import brief_explanation
 
     summary = _explained_summary("LSTM", 0.99)
+    countries = len(holidays_on(date(2016, 3, 28)))
     assert brief_explanation(summary) == (
-        "small gain: 2016-03-28 1.64x (0.717x without); next change ~white noise; "
-        "gain in large errors (RMSE 0.960x)"
+        f"small gain: 2016-03-28 1.64x (0.717x without), Easter Monday in {countries} countries; "
+        "next change ~white noise; gain in large errors (RMSE 0.960x)"
     )
     assert brief_explanation(_explained_summary("LSTM", 0.80)) is None

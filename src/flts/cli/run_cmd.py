@@ -441,8 +441,14 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def render_summary(summary: dict[str, Any]) -> str:
+def _explanation(summary: dict[str, Any]) -> list[str]:
+    """The lines the summary keeps (``build_summary``), else computed (an older summary)."""
     from flts.run.explain import explanation
+
+    return list(summary["explanation"]) if "explanation" in summary else explanation(summary)
+
+
+def render_summary(summary: dict[str, Any]) -> str:
     from flts.run.report import (
         configuration_text,
         hedging_note,
@@ -472,7 +478,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         *[note for note in [hedging_note(summary["scores"])] if note],
         *(["", steps] if steps else []),
         *(["", bands] if bands else []),
-        *(["", *why] if (why := explanation(summary)) else []),
+        *(["", *why] if (why := _explanation(summary)) else []),
         "",
         f"champion: {champion or 'none (no model beat both persistence and seasonal naive)'}"
         + (f"  {summary['champion']['model_uri']}" if champion else ""),

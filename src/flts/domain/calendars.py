@@ -5,6 +5,7 @@ become model inputs is ``flts.forecasting.public_holidays``."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -51,3 +52,27 @@ def _calendar(country: str, subdivision: str | None) -> Any:
     import holidays
 
     return holidays.country_holidays(country, subdiv=subdivision)
+
+
+def holidays_on(day: date) -> dict[str, str]:
+    """Country code -> holiday name for every country of the ``holidays`` package (two-letter
+    codes; its three-letter aliases are the same calendars) where ``day`` is a public holiday.
+    Names are English where the package has them. About 0.3 s for the ~250 countries."""
+    import holidays
+
+    found: dict[str, str] = {}
+    for code in holidays.list_supported_countries():
+        if len(code) != 2:
+            continue
+        name = _calendar_of_year(code, day.year).get(day)
+        if name:
+            found[code] = str(name)
+    return found
+
+
+@cache
+def _calendar_of_year(country: str, year: int) -> Any:
+    import holidays
+
+    # A country without English names keeps its own language (the package falls back itself).
+    return holidays.country_holidays(country, years=year, language="en_US")

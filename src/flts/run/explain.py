@@ -10,9 +10,12 @@ summary JSON; a fleet run puts the short form in each series' row (:func:`brief_
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
+from flts.domain.calendars import holidays_on
 from flts.domain.messages import DayBreakdown, DayError
 from flts.forecasting.diagnosis import (
     WHITE_NOISE_ACF,
@@ -28,6 +31,8 @@ SMALL_GAIN = 0.95
 STANDOUT_DAY = 1.5
 #: RMSE's ratio this much below MAE's: the gain is in the large errors.
 METRIC_GAP = 0.02
+#: Country codes shown for a standout day that is a public holiday somewhere.
+EXAMPLE_COUNTRIES = 8
 HOLIDAY_HINT = "`--holidays <country code>` gives LightGBM the calendar"
 
 
@@ -49,6 +54,9 @@ class Findings:
     standout: DayError | None = None
     without_standout: float | None = None
     holidays_named: bool = False
+    #: Country code -> holiday name where the standout day is a public holiday (looked up only
+    #: when the run names no calendar; empty: a holiday nowhere).
+    standout_holidays: dict[str, str] = field(default_factory=dict)
 
 
 def findings(summary: dict[str, Any]) -> Findings | None:
@@ -74,6 +82,7 @@ def findings(summary: dict[str, Any]) -> Findings | None:
         else tuple(d for d in days.worst if d.excess_mae > 0 and day_ratio(d) is not None)
     )
     standout = _standout(days, costliest)
+    named = bool((summary.get("configuration") or {}).get("holidays"))
     return Findings(
         model=str(subject["model_type"]),
         gain=gain,
@@ -87,7 +96,10 @@ def findings(summary: dict[str, Any]) -> Findings | None:
         without_standout=(
             None if standout is None or days is None else _without(subject, summary, days, standout)
         ),
-        holidays_named=bool((summary.get("configuration") or {}).get("holidays")),
+        holidays_named=named,
+        standout_holidays=(
+            {} if standout is None or named else holidays_on(date.fromisoformat(standout.date))
+        ),
     )
 
 
@@ -137,8 +149,7 @@ def explanation(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {found.standout.date} stands out"
             + (f" (the whole period without it: {without:.3f}x persistence)" if without else "")
-            + ": a public holiday, an outage or a data fault?"
-            + ("" if found.holidays_named else f" If a holiday, {HOLIDAY_HINT}")
+            + _standout_reading(found)
         )
     if not lines:
         return []
@@ -146,6 +157,26 @@ def explanation(summary: dict[str, Any]) -> list[str]:
         f"why the gain is small ({found.model}: MAE {found.gain:.3f}x the better baseline):",
         *lines,
     ]
+
+
+def _standout_reading(found: Findings) -> str:
+    """What the standout day may have been: a holiday somewhere (named, with where), else an
+    outage or a data fault."""
+    if found.holidays_named:
+        return ": a holiday the calendar does not name, an outage or a data fault?"
+    countries = found.standout_holidays
+    if not countries:
+        return (
+            ": a public holiday in none of the holidays package's countries; an outage, a "
+            "local event or a data fault?"
+        )
+    name = Counter(countries.values()).most_common(1)[0][0]
+    shown = ", ".join(sorted(countries)[:EXAMPLE_COUNTRIES])
+    more = ", ..." if len(countries) > EXAMPLE_COUNTRIES else ""
+    return (
+        f": {name}, a public holiday in {len(countries)} countries ({shown}{more}). If it is "
+        f"one where the load is, {HOLIDAY_HINT}"
+    )
 
 
 def brief_explanation(summary: dict[str, Any]) -> str | None:
@@ -157,9 +188,15 @@ def brief_explanation(summary: dict[str, Any]) -> str | None:
     if found.standout is not None:
         ratio = day_ratio(found.standout) or 0.0
         without = found.without_standout
+        holiday = (
+            Counter(found.standout_holidays.values()).most_common(1)[0][0]
+            if found.standout_holidays
+            else None
+        )
         parts.append(
             f"{found.standout.date} {ratio:.2f}x"
             + (f" ({without:.3f}x without)" if without is not None else "")
+            + (f", {holiday} in {len(found.standout_holidays)} countries" if holiday else "")
         )
     if found.autocorrelation and close_to_white_noise(found.autocorrelation):
         parts.append("next change ~white noise")
