@@ -41,8 +41,22 @@ def test_missing_time_column() -> None:
     with pytest.raises(DataValidationError) as err:
         read(data)
     assert str(err.value) == (
-        "train.csv: time column 'time' not found; columns are ['when', 'down', 'up']"
+        "train.csv: time column 'time' not found; columns are ['when', 'down', 'up']; the "
+        "timestamps look to be in 'when': --time-col 'when'"
     )
+    # Two columns of timestamps: both named; none: no hint.
+    two = raw_frame(10).rename(columns={"time": "start"})
+    two.insert(1, "end", two["start"])
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(two))
+    assert str(err.value).endswith(
+        "; columns holding timestamps: ['start', 'end'] (name one with --time-col)"
+    )
+    numbered = raw_frame(10).rename(columns={"time": "when"})
+    numbered["when"] = range(10)  # numbers are measurements, not timestamps
+    with pytest.raises(DataValidationError) as err:
+        read(to_csv(numbered))
+    assert str(err.value).endswith("columns are ['when', 'down', 'up']")
 
 
 def test_a_header_below_a_preamble_is_found_and_lines_keep_their_numbers() -> None:

@@ -311,7 +311,9 @@ def test_no_explanation_for_a_clear_gain_and_one_for_no_champion() -> None:
     assert explanation(_explained_summary("LSTM", 0.80)) == []
     assert "why the gain" not in render_summary(_explained_summary("LSTM", 0.80))
     lines = explanation(_explained_summary(None, 0.80))  # nothing promoted: always explained
-    assert lines[0].startswith("why the gain is small (LSTM")
+    assert lines[0] == (
+        "why no model beat the baselines (closest: LSTM, MAE 0.800x the better baseline):"
+    )
     # A longer horizon: the one-step autocorrelation is not the question, the days still are.
     longer = {**_explained_summary(None, 1.2), "horizon": 16}
     assert not any("autocorrelation" in line for line in explanation(longer))

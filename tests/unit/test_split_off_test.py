@@ -85,6 +85,13 @@ def test_a_file_without_the_time_column_names_the_way_out(tmp_path: Path) -> Non
         match=r"no test period can be split off \(or give --test\).*--time-col 'Time'",
     ):
         split_off_test(source, "time", 0.2, tmp_path / "inputs")
+    # A name nothing like the default: the column holding the timestamps is named.
+    other = write(tmp_path / "y.csv", hourly(30).rename(columns={"time": "Zeitstempel"}))
+    with pytest.raises(
+        DataValidationError,
+        match=r"the timestamps look to be in 'Zeitstempel': --time-col 'Zeitstempel'$",
+    ):
+        split_off_test(other, "time", 0.2, tmp_path / "inputs")
 
 
 def test_unparseable_timestamps_name_the_line(tmp_path: Path) -> None:

@@ -20,8 +20,7 @@ from flts.errors import ConfigError, DataValidationError
 from flts.forecasting.csv_text import CsvDialect, parse_timestamps, read_csv_text
 from flts.forecasting.file_edges import header_notes, without_edge_rows
 from flts.forecasting.prepare import PreparedData, prepare_datasets
-from flts.forecasting.read_hints import did_you_mean
-from flts.forecasting.time_columns import with_unnamed_time_column
+from flts.forecasting.time_columns import missing_time_column_hint, with_unnamed_time_column
 from flts.forecasting.time_order import line_of, lines_skipped
 
 
@@ -123,7 +122,7 @@ def _timed_rows(path: Path, time_col: str, why: str) -> _TimedRows:
     if time_col not in columns:
         raise DataValidationError(
             f"{path}: time column {time_col!r} not found, {why}; columns are {columns}"
-            + did_you_mean(time_col, columns, "--time-col")
+            + missing_time_column_hint(raw, time_col)
         )
     # A units row or a footer is no row of either part (data.py notes it when reading the file).
     with lines_skipped(dialect.header.skipped):

@@ -50,6 +50,7 @@ from flts.forecasting.read_hints import did_you_mean
 from flts.forecasting.spec import TIME_COLUMN
 from flts.forecasting.time_columns import (
     calendar_name_columns,
+    missing_time_column_hint,
     parse_times,
     read_times,
     time_parts,
@@ -112,7 +113,7 @@ def _read_rows(
     if config.time_col not in columns:
         raise DataValidationError(
             f"{source}: time column {config.time_col!r} not found; columns are {columns}"
-            + did_you_mean(config.time_col, columns, "--time-col")
+            + missing_time_column_hint(raw, config.time_col)
         )
     if raw.empty:
         raise DataValidationError(f"{source}: has a header but no data rows")

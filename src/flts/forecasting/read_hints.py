@@ -24,6 +24,16 @@ def did_you_mean(name: str, columns: list[str], option: str) -> str:
     return f"; did you mean {option} {match!r}?" if match is not None else ""
 
 
+def time_column_hint(candidates: list[str]) -> str:
+    """A hint naming the column that holds timestamps when the named one is missing (one
+    candidate: that one; several: all of them)."""
+    if not candidates:
+        return ""
+    if len(candidates) == 1:
+        return f"; the timestamps look to be in {candidates[0]!r}: --time-col {candidates[0]!r}"
+    return f"; columns holding timestamps: {candidates} (name one with --time-col)"
+
+
 #: At most this many rows without a timestamp at either end of a file are taken for a sub-header
 #: or a footer in the error's hint.
 _EDGE_ROWS = 3

@@ -39,7 +39,7 @@ from flts.forecasting.csv_text import (
     parse_timestamps,
     split_timestamp,
 )
-from flts.forecasting.read_hints import edge_rows_hint
+from flts.forecasting.read_hints import did_you_mean, edge_rows_hint, time_column_hint
 from flts.forecasting.time_order import line_of
 
 _DAY_SECONDS = 86_400
@@ -229,6 +229,15 @@ def timestamp_columns(raw: pd.DataFrame, columns: list[str]) -> list[str]:
         if _all_timestamps(text[~text.str.lower().isin(MISSING_MARKERS)]):
             found.append(column)
     return found
+
+
+def missing_time_column_hint(raw: pd.DataFrame, time_col: str) -> str:
+    """For an error saying ``time_col`` is not a column of ``raw``: the column the user
+    probably meant (another case, a typo), else the column(s) that hold timestamps."""
+    columns = [str(c) for c in raw.columns]
+    return did_you_mean(time_col, columns, "--time-col") or time_column_hint(
+        timestamp_columns(raw, columns)
+    )
 
 
 #: Day and month names as spreadsheets write them beside a date (``Friday``, ``Fri``, ``March``).

@@ -43,6 +43,8 @@ class Findings:
     model: str
     #: MAE / the better baseline's MAE.
     gain: float
+    #: Whether ``model`` is the run's champion (False: nothing was promoted).
+    promoted: bool = True
     #: Training's one-step changes: lag (steps) -> autocorrelation; empty beyond horizon 1.
     autocorrelation: dict[int, float] = field(default_factory=dict)
     #: (RMSE, MAE) ratios to the better baseline when RMSE's is clearly the lower.
@@ -86,6 +88,7 @@ def findings(summary: dict[str, Any]) -> Findings | None:
     return Findings(
         model=str(subject["model_type"]),
         gain=gain,
+        promoted=champion is not None,
         autocorrelation={int(k): float(v) for k, v in acf.items()} if one_step else {},
         large_errors=(
             (float(rmse), gain) if rmse is not None and rmse <= gain - METRIC_GAP else None
@@ -153,10 +156,13 @@ def explanation(summary: dict[str, Any]) -> list[str]:
         )
     if not lines:
         return []
-    return [
-        f"why the gain is small ({found.model}: MAE {found.gain:.3f}x the better baseline):",
-        *lines,
-    ]
+    heading = (
+        f"why no model beat the baselines (closest: {found.model}, MAE {found.gain:.3f}x the "
+        "better baseline):"
+        if found.promoted is False
+        else f"why the gain is small ({found.model}: MAE {found.gain:.3f}x the better baseline):"
+    )
+    return [heading, *lines]
 
 
 def _standout_reading(found: Findings) -> str:
