@@ -189,7 +189,15 @@ def test_unparseable_timestamps_are_counted_and_located() -> None:
 def test_unknown_target() -> None:
     with pytest.raises(DataValidationError) as err:
         read(to_csv(raw_frame(10)), PreprocessConfig(target="foo"))
-    assert str(err.value) == "train.csv: target 'foo' not in columns ['down', 'up']"
+    assert str(err.value) == (
+        "train.csv: target 'foo' not in columns ['down', 'up']; name the column to forecast "
+        "with --target"
+    )
+    with pytest.raises(DataValidationError) as err:  # one value column: that one
+        read(to_csv(raw_frame(10)[["time", "up"]]), PreprocessConfig(target="foo"))
+    assert str(err.value).endswith(
+        "target 'foo' not in columns ['up']; the file's one value column is 'up': --target 'up'"
+    )
 
 
 @pytest.mark.parametrize(("written", "hint"), [("Down", "'Down'"), ("dwon", "'dwon'")])

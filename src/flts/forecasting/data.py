@@ -313,13 +313,20 @@ def _leave_out_hint(column: str, selected: list[str], config: PreprocessConfig) 
     )
 
 
+def _target_hint(others: list[str]) -> str:
+    """The way out when the target is not a column: the one column there is, else ask."""
+    if len(others) == 1:
+        return f"; the file's one value column is {others[0]!r}: --target {others[0]!r}"
+    return "; name the column to forecast with --target" if others else ""
+
+
 def select_columns(columns: list[str], config: PreprocessConfig, *, source: str) -> list[str]:
     """The raw input columns, target first, then the others in file (or configured) order."""
     others = [c for c in columns if c != config.time_col]
     if config.target not in others:
         raise DataValidationError(
             f"{source}: target {config.target!r} not in columns {others}"
-            + did_you_mean(config.target, others, "--target")
+            + (did_you_mean(config.target, others, "--target") or _target_hint(others))
         )
     if config.feature_columns is None:
         wanted = others
