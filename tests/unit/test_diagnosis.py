@@ -118,3 +118,20 @@ def test_score_on_test_reports_the_model_days_against_persistence() -> None:
     overall = scores.model.mae / scores.baselines["PERSISTENCE"].mae
     for day in scores.days.worst:
         assert diagnosis.day_ratio(day) == pytest.approx(overall, rel=0.1)
+
+
+def test_test_days_follow_the_run_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    zones: list[str | None] = []
+    real = diagnosis.errors_by_day
+
+    def spy(*args: object, zone: str | None = None, **kwargs: object) -> object:
+        zones.append(zone)
+        return real(*args, zone=zone, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(diagnosis, "errors_by_day", spy)
+    frame = synthetic_frame(4 * 720)
+    spec = make_spec(frame, horizon=1)
+    model = create_forecaster("SEASONAL_NAIVE", spec)
+    for update in ({}, {"clock_zone": "Europe/Berlin"}, {"timezone": "Asia/Tokyo"}):
+        scoring.score_on_test(model, frame, spec.model_copy(update=update))
+    assert zones == [None, "Europe/Berlin", "Asia/Tokyo"]

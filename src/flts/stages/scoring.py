@@ -134,9 +134,11 @@ def _errors_by_day(
     point: np.ndarray,
     persistence: np.ndarray,
 ) -> DayBreakdown | None:
-    """:func:`diagnosis.errors_by_day` on the target times of each (origin, step) pair."""
+    """:func:`diagnosis.errors_by_day` on the target times of each (origin, step) pair, in the
+    run's zone (``--timezone``, else the one the time column's name gives; None: UTC days)."""
     stamps = windows.actuals(test_frame[TIME_COLUMN].to_numpy(), origins, spec.horizon)
-    return diagnosis.errors_by_day(stamps, actual, point, persistence, zone=spec.clock_zone)
+    zone = spec.timezone or spec.clock_zone
+    return diagnosis.errors_by_day(stamps, actual, point, persistence, zone=zone)
 
 
 def score_intervals(
