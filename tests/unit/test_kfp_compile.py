@@ -319,6 +319,38 @@ def test_render_summary_names_the_champion_and_every_row() -> None:
     assert "m v3" in text
     assert "PERSISTENCE (baseline)" in text
     assert "no model" in render_summary({**summary, "champion": None})
+    assert "why" not in text  # no mae_vs_best_baseline: nothing to explain
+
+
+def test_render_summary_explains_a_small_gain_from_the_report_rows() -> None:
+    from flts.cli.kfp_cmd import render_summary
+
+    gru = {
+        "model_type": "GRU",
+        "is_baseline": False,
+        "rmse": 9.0,
+        "mae": 9.9,
+        "composite_score": 0.95,
+        "mae_vs_best_baseline": 0.99,
+        "rmse_vs_best_baseline": 0.9,
+    }
+    persistence = {
+        "model_type": "PERSISTENCE",
+        "is_baseline": True,
+        "rmse": 10.0,
+        "mae": 10.0,
+        "composite_score": 1.0,
+    }
+    summary = {
+        "champion": {"model_type": "GRU", "run_id": "r1", "composite_score": 0.95},
+        "report": {"rows": [gru, persistence]},
+        "performance": None,
+        "seconds": 1.5,
+        "pipeline_root": "/x",
+    }
+    lines = render_summary(summary).splitlines()
+    assert "why the gain is small (GRU: MAE 0.990x the better baseline):" in lines
+    assert any(line.startswith("  RMSE 0.900x against MAE 0.990x") for line in lines)
 
 
 def _series_file(tmp_path: Path, entries: Any) -> Path:

@@ -223,6 +223,7 @@ def render_summary(summary: dict[str, Any]) -> str:
             f"{row['model_type'] + tag:<26}{row['rmse']:>12.4g}{row['mae']:>12.4g}"
             f"{row['composite_score']:>16.3f}"
         )
+    lines.extend(_explanation(rows, champion))
     perf = summary.get("performance")
     if perf:
         lines.append(
@@ -231,6 +232,15 @@ def render_summary(summary: dict[str, Any]) -> str:
         )
     lines.append(f"took {summary['seconds']} s; KFP outputs in {summary['pipeline_root']}")
     return "\n".join(lines)
+
+
+def _explanation(rows: list[dict[str, Any]], champion: dict[str, Any] | None) -> list[str]:
+    """``flts run``'s "why the gain is small" from the report rows (the per-day and RMSE
+    readings; the training series' autocorrelation is not in a KFP summary)."""
+    from flts.run.explain import explanation
+
+    horizon = max((len(r.get("mae_by_step") or ()) for r in rows), default=1)
+    return explanation({"scores": rows, "champion": champion, "horizon": max(horizon, 1)})
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
