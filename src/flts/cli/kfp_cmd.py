@@ -236,11 +236,11 @@ def render_summary(summary: dict[str, Any]) -> str:
 
 def _explanation(rows: list[dict[str, Any]], champion: dict[str, Any] | None) -> list[str]:
     """``flts run``'s "why the gain is small" from the report rows (the per-day and RMSE
-    readings; the training series' autocorrelation is not in a KFP summary)."""
+    readings; the training series' autocorrelation, the one reading that depends on the
+    horizon, is not in a KFP summary)."""
     from flts.run.explain import explanation
 
-    horizon = max((len(r.get("mae_by_step") or ()) for r in rows), default=1)
-    return explanation({"scores": rows, "champion": champion, "horizon": max(horizon, 1)})
+    return explanation({"scores": rows, "champion": champion})
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from flts.domain.calendars import holidays_on
+from flts.domain.config import ModelType
 from flts.domain.messages import DayBreakdown, DayError
 from flts.forecasting.diagnosis import (
     WHITE_NOISE_ACF,
@@ -24,6 +25,7 @@ from flts.forecasting.diagnosis import (
     ratio_without_day,
     strongest_lag_share,
 )
+from flts.run.report import champion_or_best_row
 
 #: The champion's MAE / the better baseline's above this is a "small gain" worth explaining.
 SMALL_GAIN = 0.95
@@ -60,17 +62,20 @@ class Findings:
     #: when the run names no calendar; empty: a holiday nowhere).
     standout_holidays: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def standout_holiday(self) -> str | None:
+        """The standout day's most common holiday name across those countries; None: none."""
+        names = Counter(self.standout_holidays.values()).most_common(1)
+        return names[0][0] if names else None
+
 
 def findings(summary: dict[str, Any]) -> Findings | None:
     """The readings of a run summary, or None when its champion clearly beats the baselines
     (or nothing was learned)."""
-    rows = [r for r in summary.get("scores", []) if not r.get("is_baseline")]
-    if not rows:
+    subject = champion_or_best_row(summary)
+    if subject is None:
         return None
     champion = (summary.get("champion") or {}).get("model_type")
-    subject = next((r for r in rows if r["model_type"] == champion), None) or min(
-        rows, key=lambda r: (r.get("composite_score", float("inf")), r["model_type"])
-    )
     gain = float(subject.get("mae_vs_best_baseline", 1.0))
     if champion is not None and gain <= SMALL_GAIN:
         return None
@@ -119,7 +124,8 @@ def _without(
     row: dict[str, Any], summary: dict[str, Any], days: DayBreakdown, day: DayError
 ) -> float | None:
     persistence = next(
-        (r for r in summary.get("scores", []) if r["model_type"] == "PERSISTENCE"), None
+        (r for r in summary.get("scores", []) if r["model_type"] == ModelType.PERSISTENCE.value),
+        None,
     )
     if persistence is None:
         return None
@@ -176,7 +182,7 @@ def _standout_reading(found: Findings) -> str:
             ": a public holiday in none of the holidays package's countries; an outage, a "
             "local event or a data fault?"
         )
-    name = Counter(countries.values()).most_common(1)[0][0]
+    name = found.standout_holiday
     shown = ", ".join(sorted(countries)[:EXAMPLE_COUNTRIES])
     more = ", ..." if len(countries) > EXAMPLE_COUNTRIES else ""
     return (
@@ -194,11 +200,7 @@ def brief_explanation(summary: dict[str, Any]) -> str | None:
     if found.standout is not None:
         ratio = day_ratio(found.standout) or 0.0
         without = found.without_standout
-        holiday = (
-            Counter(found.standout_holidays.values()).most_common(1)[0][0]
-            if found.standout_holidays
-            else None
-        )
+        holiday = found.standout_holiday
         parts.append(
             f"{found.standout.date} {ratio:.2f}x"
             + (f" ({without:.3f}x without)" if without is not None else "")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flts.run.pipeline import RunOptions
+from flts.run.report import champion_or_best_row
 
 RATIO_KEY = "mae_vs_persistence"
 log = logging.getLogger(__name__)
@@ -27,16 +28,10 @@ log = logging.getLogger(__name__)
 
 def series_ratio(entry: dict[str, Any]) -> float | None:
     """The champion's MAE / persistence's, else the best learned model's; None without scores."""
-    rows = [r for r in entry.get("scores") or [] if not r.get("is_baseline")]
-    champion = (entry.get("champion") or {}).get("model_type")
-    chosen = [r for r in rows if r.get("model_type") == champion]
-    if not chosen:
-        chosen = sorted(
-            rows, key=lambda r: (r.get("composite_score", float("inf")), r["model_type"])
-        )
-    if not chosen or chosen[0].get(RATIO_KEY) is None:
+    row = champion_or_best_row(entry)
+    if row is None or row.get(RATIO_KEY) is None:
         return None
-    return float(chosen[0][RATIO_KEY])
+    return float(row[RATIO_KEY])
 
 
 #: A champion of this type came from the global model (``flts run --global-model``).

@@ -20,6 +20,21 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _rank(row: dict[str, Any]) -> tuple[float, str]:
+    """Best composite score first (a row without one last), ties by model type."""
+    return (row.get("composite_score", float("inf")), row["model_type"])
+
+
+def champion_or_best_row(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The champion's score row, else (nothing promoted) the best learned model's; None when no
+    model was scored."""
+    rows = [r for r in summary.get("scores") or [] if not r.get("is_baseline")]
+    champion = (summary.get("champion") or {}).get("model_type")
+    return next((r for r in rows if r["model_type"] == champion), None) or min(
+        rows, key=_rank, default=None
+    )
+
+
 def score_table(rows: list[dict[str, Any]], champion: str | None) -> str:
     """Fixed-width table of every model and baseline, best composite score first.
 
@@ -28,7 +43,7 @@ def score_table(rows: list[dict[str, Any]], champion: str | None) -> str:
     MAPE reads ``n/a`` when every actual is zero (undefined there, never infinite).
     """
     header = ["model", "MAE", "RMSE", "MAPE %", "MAE/pers", "MAE/best", "RMSE/best", "score", ""]
-    ordered = sorted(rows, key=lambda r: (r.get("composite_score", float("inf")), r["model_type"]))
+    ordered = sorted(rows, key=_rank)
     body = []
     for row in ordered:
         mark = (
